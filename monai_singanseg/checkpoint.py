@@ -1,0 +1,114 @@
+"""Checkpoints: one file of tensors, numbers and strings, written atomically and read without unpickling code.
+
+Layout (a plain dict, readable with ``torch.load(path, weights_only=True)``)::
+
+    format, format_version      "monai-singanseg", 1
+    config                      the SinGANSegConfig as JSON text
+    shapes, noise_amps          scale shapes (coarsest first) and noise amplitudes of the trained scales
+    fixed_noise                 the reconstruction noise of the coarsest scale
+    generators                  one state dict per trained scale
+    intensity, labels           maps back to the image's units and the label's values
+    training                    state to resume an unfinished run (critic, random state, log), or None
+
+The training image itself is never stored: only a SHA-256 fingerprint used to refuse resuming on other data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from monai_singanseg.config import SinGANSegConfig
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.intensity import IntensityMapping, LabelEncoding
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "atomic_write", "save_model", "load_model", "read_checkpoint"]
+
+FORMAT = "monai-singanseg"
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A crash mid-write leaves the old file (if any) intact, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_model(model, path: str | os.PathLike, training: dict[str, Any] | None = None) -> None:
+    """Write ``model`` (a :class:`~monai_singanseg.networks.SinGANSeg`) and optional resume state to ``path``."""
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_json(),
+        "shapes": [list(s) for s in model.shapes],
+        "noise_amps": [float(a) for a in model.noise_amps],
+        "fixed_noise": model.fixed_noise.detach().cpu(),
+        "generators": [{k: v.detach().cpu() for k, v in g.state_dict().items()} for g in model.generators],
+        "intensity": model.intensity.to_dict(),
+        "labels": model.labels.to_dict(),
+        "training": training,
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load the raw checkpoint dict, with a clear error when ``path`` is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise SinGANSegInputError(f"{path}: checkpoint file not found.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for foreign or damaged files
+        raise SinGANSegInputError(
+            f"{path}: not a monai-singanseg checkpoint (it cannot be read as weights only: {type(err).__name__})."
+        ) from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise SinGANSegInputError(f"{path}: not a monai-singanseg checkpoint (no '{FORMAT}' format marker).")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise SinGANSegInputError(
+            f"{path}: checkpoint format version {version} is not supported (this version reads {FORMAT_VERSION})."
+        )
+    return payload
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Rebuild the model stored at ``path``.
+
+    Returns:
+        ``(model, training)``: the model in eval mode on ``device`` and the resume state (``None`` when finished).
+    """
+    from monai_singanseg.networks.singanseg import SinGANSeg
+
+    payload = read_checkpoint(path)
+    try:
+        model = SinGANSeg(
+            SinGANSegConfig.from_json(payload["config"]),
+            payload["shapes"],
+            IntensityMapping(**payload["intensity"]),
+            LabelEncoding(**payload["labels"]),
+        )
+        for scale, state in enumerate(payload["generators"]):
+            generator = model.new_generator(scale)
+            generator.load_state_dict(state)
+            model.generators.append(generator)
+        model.noise_amps = list(payload["noise_amps"])
+        model.fixed_noise.copy_(payload["fixed_noise"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise SinGANSegInputError(f"{path}: damaged monai-singanseg checkpoint ({err}).") from err
+    return model.to(device).eval(), payload.get("training")

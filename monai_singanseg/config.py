@@ -1,0 +1,171 @@
+"""One typed configuration for a SinGAN-Seg model and its training, with a JSON round trip.
+
+The defaults follow the SinGAN / SinGAN-Seg reference recipe (Shaham et al., ICCV 2019; Thambawita et al., PLOS ONE
+2022); see ``docs/design.md`` for where this project departs from it and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PyramidConfig", "NetworkConfig", "OptimConfig", "SinGANSegConfig"]
+
+NORMS = ("batch", "instance", "none")
+ACTS = ("leakyrelu", "elu", "relu")
+
+
+@dataclass
+class PyramidConfig:
+    """Sizes of the image pyramid.
+
+    Args:
+        min_size: shortest side of the coarsest scale, in pixels/voxels.
+        max_size: longest side of the finest scale; larger inputs are downsized first.
+        scale_factor: wanted ratio between neighbouring scales; recomputed per image so that the coarsest
+            shortest side is exactly ``min_size`` (as the reference code does).
+    """
+
+    min_size: int = 25
+    max_size: int = 250
+    scale_factor: float = 0.75
+
+    def validate(self) -> None:
+        if self.min_size < 11:
+            # five unpadded 3-wide convolutions need the padded input to stay positive and meaningful
+            raise ValueError(f"min_size must be >= 11, got {self.min_size}.")
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) must be >= min_size ({self.min_size}).")
+        if not 0.0 < self.scale_factor < 1.0:
+            raise ValueError(f"scale_factor must lie in (0, 1), got {self.scale_factor}.")
+
+
+@dataclass
+class NetworkConfig:
+    """Per-scale generator and critic architecture.
+
+    Args:
+        num_layers: convolutions per network (head + body + tail), all ``kernel_size`` wide, stride 1, no padding.
+        kernel_size: convolution width.
+        base_channels: feature maps at the coarsest scales; doubled every ``channels_double_every`` scales.
+        max_channels: cap on the feature maps.
+        channels_double_every: how many scales share one width.
+        norm: ``"batch"`` (reference), ``"instance"`` or ``"none"``.
+        act: ``"leakyrelu"`` (reference, slope 0.2), ``"elu"`` or ``"relu"``.
+    """
+
+    num_layers: int = 5
+    kernel_size: int = 3
+    base_channels: int = 32
+    max_channels: int = 128
+    channels_double_every: int = 4
+    norm: str = "batch"
+    act: str = "leakyrelu"
+
+    def validate(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}.")
+        if self.act not in ACTS:
+            raise ValueError(f"act must be one of {ACTS}, got {self.act!r}.")
+        if self.num_layers < 3 or self.kernel_size % 2 == 0:
+            raise ValueError("num_layers must be >= 3 and kernel_size odd.")
+
+    def channels_at(self, scale: int) -> int:
+        """Feature maps of the networks at pyramid level ``scale`` (0 = coarsest)."""
+        return min(self.base_channels * 2 ** (scale // self.channels_double_every), self.max_channels)
+
+    @property
+    def receptive_pad(self) -> int:
+        """Zero padding per side that keeps the output the size of the input."""
+        return self.num_layers * (self.kernel_size - 1) // 2
+
+
+@dataclass
+class OptimConfig:
+    """Optimisation of every scale (WGAN-GP + reconstruction).
+
+    Args:
+        iters_per_scale: iterations per scale (reference: 2000).
+        lr_g: generator learning rate. lr_d: critic learning rate.
+        betas: Adam betas.
+        lr_decay_at: fraction of ``iters_per_scale`` after which both learning rates are multiplied by ``lr_gamma``.
+        critic_steps: critic updates per iteration. generator_steps: generator updates per iteration.
+        gp_weight: gradient-penalty weight (lambda). rec_weight: reconstruction weight (alpha).
+        noise_amp_init: amplitude factor times RMSE(real, upsampled reconstruction) above the coarsest scale.
+    """
+
+    iters_per_scale: int = 2000
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    lr_decay_at: float = 0.8
+    lr_gamma: float = 0.1
+    critic_steps: int = 3
+    generator_steps: int = 3
+    gp_weight: float = 0.1
+    rec_weight: float = 10.0
+    noise_amp_init: float = 0.1
+
+    def validate(self) -> None:
+        if self.iters_per_scale < 1 or self.critic_steps < 1 or self.generator_steps < 1:
+            raise ValueError("iters_per_scale, critic_steps and generator_steps must be >= 1.")
+
+
+@dataclass
+class SinGANSegConfig:
+    """Everything that defines a SinGAN-Seg model: data layout, pyramid, networks and optimisation.
+
+    Args:
+        spatial_dims: 2 for images, 3 for volumes.
+        image_channels: channels of the image part (1 for MR/CT, 3 for RGB, several for stacked contrasts).
+        mask_channels: channels of the mask part (1 for a binary mask, K for a one-hot mask of K classes).
+        seed: seed of every random draw in training.
+    """
+
+    spatial_dims: int = 2
+    image_channels: int = 3
+    mask_channels: int = 1
+    seed: int = 0
+    pyramid: PyramidConfig = field(default_factory=PyramidConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    @property
+    def channels(self) -> int:
+        """Channels of the stacked training tensor (image + mask)."""
+        return self.image_channels + self.mask_channels
+
+    def validate(self) -> SinGANSegConfig:
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}.")
+        if self.image_channels < 0 or self.mask_channels < 0 or self.channels < 1:
+            raise ValueError("image_channels and mask_channels must be >= 0 and not both 0.")
+        self.pyramid.validate()
+        self.network.validate()
+        self.optim.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SinGANSegConfig:
+        data = dict(data)
+        optim = dict(data.pop("optim", {}))
+        if "betas" in optim:
+            optim["betas"] = tuple(optim["betas"])
+        return cls(
+            pyramid=PyramidConfig(**data.pop("pyramid", {})),
+            network=NetworkConfig(**data.pop("network", {})),
+            optim=OptimConfig(**optim),
+            **data,
+        ).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> SinGANSegConfig:
+        return cls.from_dict(json.loads(text))

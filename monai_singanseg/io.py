@@ -1,0 +1,191 @@
+"""Reading training pairs with MONAI's readers and writing outputs with MONAI's writers.
+
+``monai.transforms.LoadImage`` reads PNG/JPG/TIFF (PIL), NIfTI (nibabel) and DICOM files or series folders (ITK or
+pydicom); ``monai.data.PILWriter`` / ``NibabelWriter`` write PNG and NIfTI, the latter with the source affine.
+Arrays follow MONAI's layout: channel first, then spatial axes in reader order (for PNG: width, height).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import NibabelWriter, PILWriter
+from monai.transforms import LoadImage
+
+from monai_singanseg.checkpoint import atomic_write
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.intensity import IntensityMapping, LabelEncoding
+
+__all__ = ["TrainingPair", "read_image", "load_training_pair", "prepare_training_pair", "write_image", "OUTPUT_FORMATS"]
+
+OUTPUT_FORMATS = ("png", "nii.gz")
+
+
+@dataclass
+class TrainingPair:
+    """An image + label ready for training.
+
+    Attributes:
+        real: ``(image_channels + mask_channels, *spatial)`` float tensor in ``[-1, 1]``.
+        intensity: the map of the image channels to ``[-1, 1]``.
+        labels: the map of the label to mask channels.
+        meta: the first image's metadata (affine, source file), to write outputs alike.
+    """
+
+    real: torch.Tensor
+    intensity: IntensityMapping
+    labels: LabelEncoding
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.real.ndim - 1
+
+    @property
+    def image_channels(self) -> int:
+        return len(self.intensity.lower)
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read one file or DICOM series folder as a channel-first MetaTensor, with singleton spatial axes dropped.
+
+    Raises:
+        SinGANSegInputError: the file is missing or no MONAI reader can read it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SinGANSegInputError(f"{path}: file not found.")
+    try:
+        image = LoadImage(image_only=True, ensure_channel_first=True)(str(path))
+    except Exception as err:  # readers raise many types; the user needs the file name and the reason
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SinGANSegInputError(f"{path}: unreadable image ({reason}).") from err
+    keep = [0] + [i + 1 for i, s in enumerate(image.shape[1:]) if s > 1]
+    if len(keep) < image.ndim:
+        image = image.squeeze(tuple(i for i in range(1, image.ndim) if i not in keep))
+    return image
+
+
+def _check_finite(array: torch.Tensor, path: str) -> None:
+    if not torch.isfinite(array).all():
+        raise SinGANSegInputError(f"{path}: contains NaN or infinite values.")
+
+
+def _label_encoding(label: torch.Tensor, path: str, num_classes: int | None) -> tuple[LabelEncoding, torch.Tensor]:
+    """Work out how ``label`` ``(C, *spatial)`` becomes mask channels; returns the encoding and a 1-channel label."""
+    if label.shape[0] > 1:
+        if all(torch.equal(label[0], label[c]) for c in range(1, label.shape[0])):
+            label = label[:1]  # a grey mask saved as RGB
+        else:
+            values = torch.unique(label)
+            if not (set(values.tolist()) <= {0.0, 1.0} and torch.all(label.sum(0) == 1)):
+                raise SinGANSegInputError(
+                    f"{path}: a {label.shape[0]}-channel mask must be one-hot (0/1 values, one 1 per pixel)."
+                )
+            return LabelEncoding(list(range(label.shape[0])), one_hot=True), label.argmax(0, keepdim=True).float()
+    values = sorted(torch.unique(label).tolist())
+    if num_classes is not None:
+        if not set(values) <= set(range(num_classes)):
+            raise SinGANSegInputError(f"{path}: mask values {values[:10]} are not class indices 0..{num_classes - 1}.")
+        if values == [0.0]:
+            raise SinGANSegInputError(f"{path}: empty mask (no foreground pixel).")
+        return LabelEncoding(list(range(num_classes)), one_hot=num_classes > 2), label
+    if len(values) == 1:
+        what = "empty mask (no foreground pixel)" if values[0] == 0 else "mask has no background (one value only)"
+        raise SinGANSegInputError(f"{path}: {what}.")
+    if len(values) > 2:
+        raise SinGANSegInputError(
+            f"{path}: mask is not binary ({len(values)} distinct values); give a binary mask, a one-hot mask, "
+            "or the number of classes of a class-index mask."
+        )
+    return LabelEncoding(values, one_hot=False), label
+
+
+def prepare_training_pair(
+    image: torch.Tensor,
+    label: torch.Tensor,
+    image_name: str = "image",
+    label_name: str = "label",
+    num_classes: int | None = None,
+    percentiles: Sequence[float] | None = None,
+) -> TrainingPair:
+    """Check an image ``(C, *spatial)`` and a label ``(1 or K, *spatial)`` and stack them into a training tensor.
+
+    Raises:
+        SinGANSegInputError: NaN/inf values, a size mismatch, an empty or non-binary mask (naming the source).
+    """
+    image = torch.as_tensor(image).float()
+    label = torch.as_tensor(label).float()
+    _check_finite(image, image_name)
+    _check_finite(label, label_name)
+    if tuple(image.shape[1:]) != tuple(label.shape[1:]):
+        raise SinGANSegInputError(
+            f"{label_name}: size {tuple(label.shape[1:])} does not match the image {image_name} "
+            f"size {tuple(image.shape[1:])}."
+        )
+    labels, label = _label_encoding(label, label_name, num_classes)
+    intensity = IntensityMapping.fit(image, percentiles)
+    real = torch.cat([intensity.normalize(image), labels.encode(label)], dim=0)
+    meta = dict(getattr(image, "meta", {}) or {})
+    return TrainingPair(real.as_subclass(torch.Tensor), intensity, labels, meta)
+
+
+def load_training_pair(
+    images: Sequence[str | os.PathLike],
+    label: str | os.PathLike,
+    num_classes: int | None = None,
+    percentiles: Sequence[float] | None = None,
+) -> TrainingPair:
+    """Read image file(s) and a label file; several images are stacked as channels (they must be co-registered)."""
+    if not images:
+        raise SinGANSegInputError("no image given.")
+    parts = [read_image(p) for p in images]
+    for path, part in zip(images[1:], parts[1:]):
+        if tuple(part.shape[1:]) != tuple(parts[0].shape[1:]):
+            raise SinGANSegInputError(
+                f"{path}: size {tuple(part.shape[1:])} differs from {images[0]} {tuple(parts[0].shape[1:])}; "
+                "stacked images must be co-registered."
+            )
+    stacked = torch.cat([p.as_tensor() for p in parts], dim=0)
+    pair = prepare_training_pair(
+        stacked, read_image(label).as_tensor(), str(images[0]), str(label), num_classes, percentiles
+    )
+    pair.meta = dict(parts[0].meta)
+    return pair
+
+
+def _output_dtype(array: np.ndarray, fmt: str) -> np.dtype:
+    if fmt == "png":
+        return np.dtype(np.uint8) if array.min() >= 0 and array.max() <= 255 else np.dtype(np.uint16)
+    return np.dtype(np.float32)
+
+
+def write_image(
+    array: torch.Tensor | np.ndarray,
+    path: str | os.PathLike,
+    meta: dict[str, Any] | None = None,
+    is_label: bool = False,
+) -> None:
+    """Write ``array`` ``(C, *spatial)`` to ``path`` (``.png`` or ``.nii.gz``), atomically.
+
+    NIfTI output carries the affine from ``meta`` (the source image's), PNG output is 8-bit (16-bit when values
+    exceed 255). Labels are written as integers.
+    """
+    path = Path(path)
+    data = np.asarray(torch.as_tensor(array).detach().cpu().numpy())
+    fmt = "png" if path.suffix.lower() == ".png" else "nii.gz"
+    if fmt == "png":
+        data = np.clip(np.rint(data), 0, 65535)
+        writer = PILWriter(output_dtype=_output_dtype(data, fmt), scale=None)
+    else:
+        writer = NibabelWriter(output_dtype=np.uint8 if is_label and data.max() <= 255 else np.float32)
+    writer.set_data_array(data, channel_dim=0, squeeze_end_dims=True, spatial_ndim=data.ndim - 1)
+    meta = {k: v for k, v in (meta or {}).items() if k in ("affine", "original_affine")}
+    writer.set_metadata(meta, resample=False)
+    atomic_write(path, lambda tmp: writer.write(tmp))

@@ -1,0 +1,187 @@
+"""The multi-scale SinGAN-Seg model: a pyramid of generators that turns noise into image + mask tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from monai_singanseg.config import SinGANSegConfig
+from monai_singanseg.intensity import IntensityMapping, LabelEncoding
+from monai_singanseg.networks.scale_networks import ScaleGenerator
+from monai_singanseg.pyramid import resize
+
+__all__ = ["SinGANSeg", "draw_noise"]
+
+
+def draw_noise(
+    num: int, channels: int, shape: Sequence[int], coarsest: bool, generator: torch.Generator | None, device
+) -> torch.Tensor:
+    """Standard normal noise ``(num, channels, *shape)``.
+
+    At the coarsest scale one noise map is shared by all channels, as in the SinGAN reference, so the coarse layout
+    of the image and of its mask come from the same draw.
+    """
+    draw_channels = 1 if coarsest else channels
+    z = torch.randn((num, draw_channels, *shape), generator=generator, device=device)
+    return z.expand(num, channels, *shape) if coarsest else z
+
+
+class SinGANSeg(nn.Module):
+    """SinGAN-Seg: SinGAN trained on an image and its mask stacked as channels.
+
+    Thambawita et al., "SinGAN-Seg: Synthetic training data generation for medical image segmentation",
+    PLOS ONE 2022; Shaham et al., "SinGAN: Learning a Generative Model from a Single Natural Image", ICCV 2019.
+
+    The model holds the trained generators (coarsest first), the noise amplitude of every scale, the fixed
+    reconstruction noise, the scale shapes, and the maps back to the image's units and label values. It holds no
+    pixel of the training image.
+
+    Args:
+        config: the model's configuration.
+        shapes: spatial shape of every scale, coarsest first.
+        intensity: map of the image channels to ``[-1, 1]``.
+        labels: map of the label to the mask channels.
+
+    Example:
+        >>> model = SinGANSeg.load("model.pt")                              # doctest: +SKIP
+        >>> x = model.generate(4, start_scale=0)                              # (4, C, *spatial) in [-1, 1]
+        >>> image, label = model.split(x)                                     # image units, label values
+    """
+
+    def __init__(
+        self,
+        config: SinGANSegConfig,
+        shapes: Sequence[Sequence[int]],
+        intensity: IntensityMapping,
+        labels: LabelEncoding,
+    ) -> None:
+        super().__init__()
+        self.config = config.validate()
+        self.shapes = [tuple(int(v) for v in s) for s in shapes]
+        self.intensity = intensity
+        self.labels = labels
+        self.generators = nn.ModuleList()
+        self.noise_amps: list[float] = []
+        self.register_buffer("fixed_noise", torch.zeros(1, config.channels, *self.shapes[0]))
+
+    @property
+    def num_scales(self) -> int:
+        """Scales in the full pyramid."""
+        return len(self.shapes)
+
+    @property
+    def trained_scales(self) -> int:
+        """Scales whose generator is trained (less than ``num_scales`` while training is under way)."""
+        return len(self.generators)
+
+    @property
+    def device(self) -> torch.device:
+        return self.fixed_noise.device
+
+    def new_generator(self, scale: int) -> ScaleGenerator:
+        """An untrained generator for pyramid level ``scale``."""
+        cfg = self.config
+        return ScaleGenerator(cfg.spatial_dims, cfg.channels, cfg.network.channels_at(scale), cfg.network)
+
+    def scaled_shapes(self, scale_ratio: float | Sequence[float] | None = None) -> list[tuple[int, ...]]:
+        """Scale shapes with every axis multiplied by ``scale_ratio`` (one number, or one per spatial axis)."""
+        if scale_ratio is None:
+            return list(self.shapes)
+        ratios = [float(scale_ratio)] * self.config.spatial_dims if isinstance(scale_ratio, (int, float)) else [
+            float(r) for r in scale_ratio
+        ]
+        if len(ratios) != self.config.spatial_dims or min(ratios) <= 0:
+            raise ValueError(f"scale_ratio needs {self.config.spatial_dims} positive values, got {scale_ratio}.")
+        return [tuple(max(1, round(s * r)) for s, r in zip(shape, ratios)) for shape in self.shapes]
+
+    @torch.no_grad()
+    def reconstruct(self, stop_scale: int | None = None, shapes: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
+        """Output of the reconstruction path (fixed noise at the coarsest scale, none above) at ``stop_scale - 1``."""
+        shapes = self.shapes if shapes is None else shapes
+        stop = self.trained_scales if stop_scale is None else stop_scale
+        x = torch.zeros(1, self.config.channels, *shapes[0], device=self.device)
+        z = resize(self.fixed_noise, shapes[0])
+        for k in range(stop):
+            x = resize(x, shapes[k])
+            x = self.generators[k](self.noise_amps[k] * z if k == 0 else torch.zeros_like(x), x)
+        return x
+
+    @torch.no_grad()
+    def generate(
+        self,
+        num: int = 1,
+        start_scale: int = 0,
+        scale_ratio: float | Sequence[float] | None = None,
+        initial: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        stop_scale: int | None = None,
+    ) -> torch.Tensor:
+        """Draw ``num`` samples ``(num, C, *spatial)`` in ``[-1, 1]``.
+
+        Args:
+            num: samples in the batch.
+            start_scale: first scale that gets random noise; coarser scales follow the reconstruction path, so a
+                higher start keeps more of the training image's layout (0 = most diverse).
+            scale_ratio: output size relative to the training size, one number or one per axis.
+            initial: a tensor ``(1 or num, C, *spatial)`` in ``[-1, 1]`` injected at ``start_scale`` instead of the
+                reconstruction (harmonization and editing).
+            generator: the torch random generator that draws the noise (seeding).
+            stop_scale: stop after this many scales (default: all trained ones).
+        """
+        stop = self.trained_scales if stop_scale is None else stop_scale
+        if not 0 <= start_scale < max(stop, 1):
+            raise ValueError(f"start_scale must lie in [0, {stop - 1}], got {start_scale}.")
+        shapes = self.scaled_shapes(scale_ratio)
+        channels = self.config.channels
+        if initial is not None:
+            x = resize(initial.to(self.device, torch.float32), shapes[start_scale])
+        elif start_scale > 0:
+            x = self.reconstruct(start_scale, shapes)
+        else:
+            x = torch.zeros(1, channels, *shapes[0], device=self.device)
+        x = x.expand(num, *x.shape[1:]) if x.shape[0] == 1 else x
+        for k in range(start_scale, stop):
+            x = resize(x, shapes[k])
+            z = draw_noise(num, channels, shapes[k], k == 0, generator, self.device)
+            x = self.generators[k](self.noise_amps[k] * z, x)
+        return x
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split ``(N, C, *spatial)`` in ``[-1, 1]`` into the image (the training image's units) and the label.
+
+        Returns:
+            ``image`` ``(N, image_channels, *spatial)`` and ``label`` ``(N, 1, *spatial)`` with the training label's
+            values.
+        """
+        n_img = self.config.image_channels
+        image = self.intensity.denormalize(x[:, :n_img], channel_dim=1)
+        label = self.labels.decode(x[:, n_img:], channel_dim=1)
+        return image, label
+
+    def sample(
+        self,
+        num: int = 1,
+        start_scale: int = 0,
+        scale_ratio: float | Sequence[float] | None = None,
+        seed: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``num`` new (image, label) pairs in the training data's units: :meth:`generate` then :meth:`split`."""
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+        return self.split(self.generate(num, start_scale, scale_ratio, generator=generator))
+
+    def save(self, path, **extra) -> None:
+        """Write the model to ``path`` atomically (see :mod:`monai_singanseg.checkpoint`)."""
+        from monai_singanseg.checkpoint import save_model
+
+        save_model(self, path, **extra)
+
+    @classmethod
+    def load(cls, path, device: str | torch.device = "cpu") -> SinGANSeg:
+        """Read a model written by :meth:`save` (``torch.load(weights_only=True)``, no pickled code)."""
+        from monai_singanseg.checkpoint import load_model
+
+        return load_model(path, device=device)[0]
