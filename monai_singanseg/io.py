@@ -7,7 +7,10 @@ Arrays follow MONAI's layout: channel first, then spatial axes in reader order (
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,16 @@ from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 __all__ = ["TrainingPair", "read_image", "load_training_pair", "prepare_training_pair", "write_image", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("png", "nii.gz")
+
+
+@functools.lru_cache(maxsize=1)
+def _loader() -> LoadImage:
+    """One MONAI loader for the process: building it registers every reader, which is slow and noisy."""
+    # MONAI's GPU DICOM decoder plugin announces on every CPU machine that it is unavailable; that is expected here
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+        return LoadImage(image_only=True, ensure_channel_first=True)
 
 
 @dataclass
@@ -62,7 +75,7 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     if not path.exists():
         raise SinGANSegInputError(f"{path}: file not found.")
     try:
-        image = LoadImage(image_only=True, ensure_channel_first=True)(str(path))
+        image = _loader()(str(path))
     except Exception as err:  # readers raise many types; the user needs the file name and the reason
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SinGANSegInputError(f"{path}: unreadable image ({reason}).") from err

@@ -1,0 +1,163 @@
+"""The ``singanseg`` command: ``train`` a model on one image + mask, ``sample`` new pairs from it.
+
+Bad input ends with one line ``singanseg: error: <file>: <problem>`` and exit status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from monai_singanseg.config import NetworkConfig, OptimConfig, PyramidConfig, SinGANSegConfig
+from monai_singanseg.errors import SinGANSegInputError
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger("monai_singanseg")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="singanseg", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one SinGAN-Seg model on an image (+ more channels) and its mask")
+    train.add_argument("--image", nargs="+", required=True, help="image file(s); several are stacked as channels")
+    train.add_argument("--label", required=True, help="mask: binary, one-hot, or class indices with --num-classes")
+    train.add_argument("--out", required=True, help="checkpoint to write (updated after every scale)")
+    train.add_argument("--max-size", type=int, default=PyramidConfig.max_size)
+    train.add_argument("--min-size", type=int, default=PyramidConfig.min_size)
+    train.add_argument("--scale-factor", type=float, default=PyramidConfig.scale_factor)
+    train.add_argument("--iters", type=int, default=OptimConfig.iters_per_scale, help="iterations per scale")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run from --out")
+    train.add_argument("--num-classes", type=int, default=None, help="the mask holds class indices 0..K-1")
+    train.add_argument("--norm", choices=("batch", "instance", "none"), default=NetworkConfig.norm)
+    train.add_argument("--act", choices=("leakyrelu", "elu", "relu"), default=NetworkConfig.act)
+    train.add_argument("--base-channels", type=int, default=NetworkConfig.base_channels)
+    train.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                       help="map these intensity percentiles to the range ends (default: min and max)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sample = sub.add_parser("sample", help="write new image + label pairs from a trained model")
+    sample.add_argument("model", help="checkpoint written by 'singanseg train'")
+    sample.add_argument("--num", type=int, required=True, help="number of pairs")
+    sample.add_argument("--start-scale", type=int, default=0, help="0 = most diverse; higher keeps more layout")
+    sample.add_argument("--scale-ratio", type=float, nargs="+", default=None,
+                        help="output size relative to the training size: one value, or one per axis")
+    sample.add_argument("--out", required=True, help="output folder")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--format", choices=("png", "nii.gz"), default=None,
+                        help="default: png for 2D images with 1 or 3 channels, else nii.gz")
+    sample.add_argument("--device", default="cpu")
+    sample.add_argument("--batch-size", type=int, default=16)
+    sample.add_argument("--overwrite", action="store_true", help="replace existing sample files in --out")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from monai_singanseg.checkpoint import read_checkpoint
+    from monai_singanseg.io import load_training_pair
+    from monai_singanseg.training import SinGANSegTrainer
+
+    out = Path(args.out)
+    resume = args.resume and out.exists()
+    if out.exists() and not args.resume:
+        raise SinGANSegInputError(f"{out}: already exists; pass --resume to continue it, or choose another --out.")
+    if resume:
+        state = read_checkpoint(out).get("training") or {}
+        if state.get("complete"):
+            print(f"{out}: training already complete; nothing to do.")
+            return
+    pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles)
+    config = SinGANSegConfig(
+        spatial_dims=pair.spatial_dims,
+        image_channels=pair.image_channels,
+        mask_channels=pair.labels.channels,
+        seed=args.seed,
+        pyramid=PyramidConfig(min_size=args.min_size, max_size=args.max_size, scale_factor=args.scale_factor),
+        network=NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels),
+        optim=OptimConfig(iters_per_scale=args.iters),
+    )
+    try:
+        config.validate()
+    except ValueError as err:
+        raise SinGANSegInputError(f"invalid option: {err}") from err
+    trainer = SinGANSegTrainer(config, device=args.device, progress=not args.quiet)
+    model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume)
+    print(f"wrote {out}: {model.num_scales} scales {model.shapes[0]} -> {model.shapes[-1]}, "
+          f"{pair.image_channels} image + {pair.labels.channels} mask channels")
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from monai_singanseg.checkpoint import load_model
+    from monai_singanseg.io import write_image
+    from monai_singanseg.visualize import save_pair_grid
+
+    model, state = load_model(args.model, device=args.device)
+    if state is not None and not state.get("complete", True):
+        raise SinGANSegInputError(
+            f"{args.model}: training is not finished ({model.trained_scales}/{model.num_scales} scales); "
+            "run 'singanseg train ... --resume' first."
+        )
+    cfg = model.config
+    fmt = args.format or ("png" if cfg.spatial_dims == 2 and cfg.image_channels in (1, 3) else "nii.gz")
+    if fmt == "png" and (cfg.spatial_dims != 2 or cfg.image_channels not in (1, 3)):
+        raise SinGANSegInputError(
+            f"{args.model}: PNG holds 2D images of 1 or 3 channels; this model makes {cfg.spatial_dims}D images "
+            f"with {cfg.image_channels} channels: use --format nii.gz."
+        )
+    if args.num < 1:
+        raise SinGANSegInputError("--num must be >= 1.")
+    if not 0 <= args.start_scale < model.num_scales:
+        raise SinGANSegInputError(f"--start-scale must lie in [0, {model.num_scales - 1}] for {args.model}.")
+    out = Path(args.out)
+    names = [(out / f"sample_{i:04d}_image.{fmt}", out / f"sample_{i:04d}_label.{fmt}") for i in range(args.num)]
+    existing = [str(p) for pair in names for p in pair if p.exists()]
+    if existing and not args.overwrite:
+        raise SinGANSegInputError(f"{existing[0]}: already exists ({len(existing)} files); pass --overwrite or "
+                                  "choose another --out.")
+    ratio = None
+    if args.scale_ratio is not None:
+        ratio = args.scale_ratio[0] if len(args.scale_ratio) == 1 else args.scale_ratio
+        try:
+            model.scaled_shapes(ratio)
+        except ValueError as err:
+            raise SinGANSegInputError(f"--scale-ratio: {err}") from err
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
+    images, labels = [], []
+    for first in range(0, args.num, args.batch_size):
+        count = min(args.batch_size, args.num - first)
+        image, label = model.split(model.generate(count, args.start_scale, ratio, generator=generator))
+        for i in range(count):
+            image_path, label_path = names[first + i]
+            write_image(image[i], image_path)
+            write_image(label[i], label_path, is_label=True)
+        images.append(image.cpu())
+        labels.append(label.cpu())
+    preview = out / "preview.png"
+    save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16],
+                   title=f"{args.model}: start scale {args.start_scale}",
+                   intensity_range=(model.intensity.lower, model.intensity.upper))
+    print(f"wrote {args.num} pairs ({fmt}) and {preview}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "quiet", False) is False else logging.WARNING,
+                        format="%(message)s")
+    try:
+        {"train": _train, "sample": _sample}[args.command](args)
+    except SinGANSegInputError as err:
+        print(f"singanseg: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Pictures people would rather look at than read: grids of image + mask pairs (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from monai_singanseg.checkpoint import atomic_write
+
+__all__ = ["display_slice", "save_pair_grid"]
+
+
+def display_slice(image: torch.Tensor | np.ndarray, lower: Sequence[float] | None = None,
+                  upper: Sequence[float] | None = None) -> np.ndarray:
+    """A displayable ``(H, W)`` or ``(H, W, 3)`` array in ``[0, 1]`` from a channel-first MONAI array.
+
+    2D arrays are ``(C, W, H)`` (MONAI's PNG layout) and are transposed back; 3D arrays show their middle slice
+    along the last axis. Three channels show as RGB, any other count shows its first channel.
+    """
+    a = np.asarray(torch.as_tensor(image).detach().cpu().float().numpy())
+    if a.ndim == 4:
+        a = a[..., a.shape[-1] // 2]
+    a = a[:3] if a.shape[0] == 3 else a[:1]
+    lo = np.asarray(lower if lower is not None else a.reshape(a.shape[0], -1).min(1), dtype=np.float32)
+    hi = np.asarray(upper if upper is not None else a.reshape(a.shape[0], -1).max(1), dtype=np.float32)
+    lo, hi = lo[: a.shape[0]], hi[: a.shape[0]]
+    a = (a - lo[:, None, None]) / np.maximum(hi - lo, 1e-8)[:, None, None]
+    a = np.clip(a, 0.0, 1.0).transpose(2, 1, 0)  # (C, W, H) -> (H, W, C)
+    return a[..., 0] if a.shape[-1] == 1 else a
+
+
+def save_pair_grid(
+    path: str | os.PathLike,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    real: tuple[torch.Tensor, torch.Tensor] | None = None,
+    columns: int = 4,
+    title: str | None = None,
+    intensity_range: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> None:
+    """Write a PNG grid: each pair as the image with its mask outlined, the real pair first when given.
+
+    Args:
+        path: output PNG (written atomically).
+        images: ``(N, C, *spatial)`` in the image's units. labels: ``(N, 1, *spatial)``.
+        real: the training image and label ``(C, *spatial)``, ``(1, *spatial)``, shown first and framed.
+        columns: pairs per row.
+        title: figure title.
+        intensity_range: per-channel (lower, upper) display range; by default each panel's own min/max.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = [(images[i], labels[i], f"sample {i}") for i in range(images.shape[0])]
+    if real is not None:
+        pairs.insert(0, (real[0], real[1], "real"))
+    columns = min(columns, len(pairs))
+    rows = (len(pairs) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows + (0.4 if title else 0)), squeeze=False)
+    lower, upper = intensity_range if intensity_range is not None else (None, None)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (image, label, name) in zip(axes.ravel(), pairs):
+        shown = display_slice(image, lower, upper)
+        ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, interpolation="nearest")
+        mask = display_slice(label, [0.0], [max(float(torch.as_tensor(label).max()), 1e-8)])
+        if mask.max() > 0:
+            ax.contour(mask > 0.5, levels=[0.5], colors=["#ffcc00"], linewidths=0.8)
+        ax.set_title(name, fontsize=9, color="#c00000" if name == "real" else "black")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, lambda tmp: open(tmp, "wb").write(buffer.getvalue()))
