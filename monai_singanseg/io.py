@@ -1,7 +1,7 @@
 """Reading training pairs with MONAI's readers and writing outputs with MONAI's writers.
 
 ``monai.transforms.LoadImage`` reads PNG/JPG/TIFF (PIL), NIfTI (nibabel) and DICOM files or series folders (ITK or
-pydicom); ``monai.data.PILWriter`` / ``NibabelWriter`` write PNG and NIfTI, the latter with the source affine.
+pydicom); ``monai.data.PILWriter`` writes PNG and nibabel writes NIfTI with the source affine.
 Arrays follow MONAI's layout: channel first, then spatial axes in reader order (for PNG: width, height).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data import NibabelWriter, PILWriter
+from monai.data import PILWriter
 from monai.transforms import LoadImage
 
 from monai_singanseg.checkpoint import atomic_write
@@ -187,8 +187,8 @@ def write_image(
 ) -> None:
     """Write ``array`` ``(C, *spatial)`` to ``path`` (``.png`` or ``.nii.gz``), atomically.
 
-    NIfTI output carries the affine from ``meta`` (the source image's), PNG output is 8-bit (16-bit when values
-    exceed 255). Labels are written as integers.
+    NIfTI output (nibabel) carries the affine from ``meta`` (the source image's); PNG output (MONAI's PILWriter) is
+    8-bit, 16-bit when values exceed 255. Labels are written as integers.
     """
     path = Path(path)
     data = np.asarray(torch.as_tensor(array).detach().cpu().numpy())
@@ -196,9 +196,20 @@ def write_image(
     if fmt == "png":
         data = np.clip(np.rint(data), 0, 65535)
         writer = PILWriter(output_dtype=_output_dtype(data, fmt), scale=None)
+        writer.set_data_array(data, channel_dim=0, squeeze_end_dims=True)
+        writer.set_metadata({}, resample=False)
+        atomic_write(path, lambda tmp: writer.write(tmp))
+        return
+    # nibabel directly: MONAI's NibabelWriter pads 2D arrays to 4D and cannot squeeze them without resampling
+    import nibabel as nib
+
+    affine = np.asarray((meta or {}).get("affine", np.eye(4)), dtype=np.float64)
+    if data.shape[0] == 1:
+        data = data[0]
     else:
-        writer = NibabelWriter(output_dtype=np.uint8 if is_label and data.max() <= 255 else np.float32)
-    writer.set_data_array(data, channel_dim=0, squeeze_end_dims=True, spatial_ndim=data.ndim - 1)
-    meta = {k: v for k, v in (meta or {}).items() if k in ("affine", "original_affine")}
-    writer.set_metadata(meta, resample=False)
-    atomic_write(path, lambda tmp: writer.write(tmp))
+        data = np.moveaxis(data, 0, -1)
+        if data.ndim == 3:  # 2D with channels: NIfTI keeps the channel axis fourth
+            data = data[:, :, None, :]
+    dtype = np.uint8 if is_label and data.min() >= 0 and data.max() <= 255 else np.float32
+    image = nib.Nifti1Image(data.astype(dtype), affine)
+    atomic_write(path, lambda tmp: nib.save(image, tmp))

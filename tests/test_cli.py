@@ -1,0 +1,98 @@
+"""The ``singanseg`` command end to end on the real nuclei sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import NUCLEI_IMAGE, NUCLEI_LABEL
+from PIL import Image
+
+from monai_singanseg.cli import main
+
+TRAIN = ["train", "--image", str(NUCLEI_IMAGE), "--label", str(NUCLEI_LABEL), "--max-size", "32",
+         "--min-size", "20", "--iters", "3", "--base-channels", "8", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "nuclei.pt"
+    assert main(TRAIN + ["--out", str(path)]) == 0
+    return path
+
+
+def test_sample_writes_pairs_and_preview(cli_model, tmp_path):
+    out = tmp_path / "samples"
+    assert main(["sample", str(cli_model), "--num", "3", "--out", str(out), "--seed", "1"]) == 0
+    for i in range(3):
+        image = np.array(Image.open(out / f"sample_{i:04d}_image.png"))
+        label = np.array(Image.open(out / f"sample_{i:04d}_label.png"))
+        assert image.shape == label.shape == (32, 32) and image.dtype == np.uint8
+        assert set(np.unique(label)) <= {0, 255}
+    assert Image.open(out / "preview.png").size[0] > 200
+
+
+def test_sample_nifti_other_size_and_start_scale(cli_model, tmp_path):
+    import nibabel as nib
+
+    out = tmp_path / "nii"
+    args = ["sample", str(cli_model), "--num", "2", "--out", str(out), "--format", "nii.gz", "--start-scale", "1",
+            "--scale-ratio", "1.5", "1"]
+    assert main(args) == 0
+    image = nib.load(out / "sample_0001_image.nii.gz").get_fdata()
+    assert image.shape == (48, 32)
+
+
+def test_sampling_is_seeded(cli_model, tmp_path):
+    for name in ("a", "b"):
+        assert main(["sample", str(cli_model), "--num", "1", "--out", str(tmp_path / name), "--seed", "3"]) == 0
+    a, b = (np.array(Image.open(tmp_path / n / "sample_0000_image.png")) for n in ("a", "b"))
+    assert np.array_equal(a, b)
+
+
+def test_existing_outputs_are_not_overwritten(cli_model, tmp_path, capsys):
+    out = tmp_path / "keep"
+    out.mkdir()
+    (out / "sample_0000_image.png").write_bytes(b"user data")
+    assert main(["sample", str(cli_model), "--num", "2", "--out", str(out)]) == 2
+    assert "sample_0000_image.png: already exists" in capsys.readouterr().err
+    assert (out / "sample_0000_image.png").read_bytes() == b"user data"
+    assert not (out / "sample_0001_image.png").exists()
+    before = cli_model.read_bytes()
+    assert main(TRAIN + ["--out", str(cli_model)]) == 2
+    assert "already exists; pass --resume" in capsys.readouterr().err
+    assert cli_model.read_bytes() == before
+
+
+def test_resume_of_finished_model_is_a_no_op(cli_model, capsys):
+    before = cli_model.read_bytes()
+    assert main(TRAIN + ["--out", str(cli_model), "--resume"]) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert cli_model.read_bytes() == before
+
+
+def test_bad_inputs_exit_2_with_one_message(tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    assert main(["train", "--image", str(NUCLEI_IMAGE), "--label", str(NUCLEI_IMAGE), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("singanseg: error:") and "nuclei_image.png: mask is not binary" in err
+    assert not out.exists()
+    notmodel = tmp_path / "notes.pt"
+    notmodel.write_text("hello")
+    assert main(["sample", str(notmodel), "--num", "1", "--out", str(tmp_path / "s")]) == 2
+    assert "notes.pt: not a monai-singanseg checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_sampling_unfinished_model_is_refused(tmp_path, capsys):
+    from conftest import tiny_config
+
+    from monai_singanseg import SinGANSegTrainer, load_training_pair
+
+    pair = load_training_pair([NUCLEI_IMAGE], NUCLEI_LABEL)
+    path = tmp_path / "part.pt"
+    SinGANSegTrainer(tiny_config(), progress=False, stop_after_scales=1).fit(pair.real, pair.intensity, pair.labels,
+                                                                             path)
+    assert main(["sample", str(path), "--num", "1", "--out", str(tmp_path / "s")]) == 2
+    assert "not finished" in capsys.readouterr().err
+    assert torch.load(path, weights_only=True)["training"]["complete"] is False
