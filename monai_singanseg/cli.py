@@ -151,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "quiet", False) is False else logging.WARNING,
                         format="%(message)s")
+    logging.getLogger("ignite").setLevel(logging.WARNING)  # ignite's per-run INFO lines duplicate the progress bar
     try:
         {"train": _train, "sample": _sample}[args.command](args)
     except SinGANSegInputError as err:

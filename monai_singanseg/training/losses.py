@@ -12,10 +12,12 @@ __all__ = ["gradient_penalty", "reconstruction_loss"]
 def gradient_penalty(
     critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """WGAN-GP penalty ``E[(||grad_x D(x)||_2 - 1)^2]`` with one interpolation weight and one norm per sample.
+    """WGAN-GP penalty for a patch critic, computed per sample.
 
-    ``D(x)`` is the critic's mean score of a sample, the quantity its loss uses; the gradient norm is taken over all
-    of a sample's channels and positions (the SinGAN reference took it per pixel, over channels only).
+    Each sample gets its own interpolation weight between ``real`` and ``fake`` and its own penalty, the mean over
+    its positions of ``(||grad_x S(x)||_2 - 1)^2`` where ``S`` is the sum of the critic's score map and the norm runs
+    over channels at each position. That is the reference's local (per-receptive-field) Lipschitz constraint, which
+    does not change with the image size; the batch mean of the per-sample penalties is returned.
 
     Args:
         critic: maps ``(N, C, *spatial)`` to a score map ``(N, 1, *spatial')``.
@@ -25,9 +27,9 @@ def gradient_penalty(
     num = fake.shape[0]
     weight = torch.rand((num,) + (1,) * (fake.ndim - 1), generator=generator, device=fake.device)
     mixed = (weight * real + (1.0 - weight) * fake).requires_grad_(True)
-    scores = critic(mixed).flatten(1).mean(dim=1)
-    (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
-    return ((grads.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+    (grads,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    per_position = ((grads.norm(dim=1) - 1.0) ** 2).flatten(1)
+    return per_position.mean(dim=1).mean()
 
 
 def reconstruction_loss(reconstruction: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

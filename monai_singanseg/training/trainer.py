@@ -26,6 +26,7 @@ from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.networks import ScaleCritic, SinGANSeg, draw_noise, init_weights
+from monai_singanseg.networks.scale_networks import to_channels_last
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
 from monai_singanseg.training.losses import gradient_penalty, reconstruction_loss
 
@@ -117,7 +118,11 @@ class SinGANSegTrainer:
         for scale in range(model.trained_scales, last):
             critic_state, record = self._train_scale(model, reals[scale], scale, critic_state, rng)
             log.append(record)
-            logger.info("scale %d %s: %s", scale, model.shapes[scale], record)
+            logger.info(
+                "scale %d/%d %s done: %.1f s (%.3f s/iter), reconstruction MSE %.4f, noise amplitude %.4f",
+                scale + 1, model.num_scales, model.shapes[scale], record["seconds"], record["seconds_per_iter"],
+                record["rec"], record["noise_amp"],
+            )
             training = {
                 "fingerprint": data_id,
                 "rng_state": rng.get_state(),
@@ -138,8 +143,8 @@ class SinGANSegTrainer:
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         cfg, opt = model.config, model.config.optim
         width = cfg.network.channels_at(scale)
-        generator = model.new_generator(scale).to(self.device)
-        critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network).to(self.device)
+        generator = to_channels_last(model.new_generator(scale).to(self.device))
+        critic = to_channels_last(ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network).to(self.device))
         if scale > 0 and cfg.network.channels_at(scale - 1) == width:
             # the reference starts a scale from the previous one when the width is unchanged
             generator.load_state_dict(model.generators[scale - 1].state_dict())
