@@ -41,6 +41,7 @@ def save_pair_grid(
     columns: int = 4,
     title: str | None = None,
     intensity_range: tuple[Sequence[float], Sequence[float]] | None = None,
+    names: Sequence[str] | None = None,
 ) -> None:
     """Write a PNG grid: each pair as the image with its mask outlined, the real pair first when given.
 
@@ -51,18 +52,20 @@ def save_pair_grid(
         columns: pairs per row.
         title: figure title.
         intensity_range: per-channel (lower, upper) display range; by default each panel's own min/max.
+        names: one title per sample (default ``sample i``).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pairs = [(images[i], labels[i], f"sample {i}") for i in range(images.shape[0])]
+    names = list(names) if names is not None else [f"sample {i}" for i in range(images.shape[0])]
+    pairs = [(images[i], labels[i], names[i]) for i in range(images.shape[0])]
     if real is not None:
         pairs.insert(0, (real[0], real[1], "real"))
     columns = min(columns, len(pairs))
     rows = (len(pairs) + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows + (0.4 if title else 0)), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows + (0.4 if title else 0)), squeeze=False)
     lower, upper = intensity_range if intensity_range is not None else (None, None)
     for ax in axes.ravel():
         ax.axis("off")

@@ -216,7 +216,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
         from singan_seg_polyp import config as ref_config
         from singan_seg_polyp.SinGAN import functions, training
     except ImportError as exc:
-        _die(f"{exc}. Run benchmarks/reference/setup_reference_venv.sh and use benchmarks/reference/.venv-ref/bin/python")
+        _die(f"{exc}. Run benchmarks/reference/setup_reference_venv.sh, then use "
+             "benchmarks/reference/.venv-ref/bin/python")
     import matplotlib.pyplot as plt
 
     if args.threads:
