@@ -80,14 +80,16 @@ class LabelEncoding:
             return (label == values.reshape(shape)).float() * 2.0 - 1.0
         return (label[:1] == self.values[1]).float() * 2.0 - 1.0
 
+    def indices(self, mask: torch.Tensor, channel_dim: int = 0) -> torch.Tensor:
+        """Mask channels in ``[-1, 1]`` → class indices (0 = background), one channel."""
+        if self.one_hot:
+            return mask.argmax(dim=channel_dim, keepdim=True)
+        return (mask > 0.0).long()
+
     def decode(self, mask: torch.Tensor, channel_dim: int = 0) -> torch.Tensor:
         """Mask channels in ``[-1, 1]`` → label with one channel, holding the original values."""
         values = torch.tensor(self.values, dtype=torch.float32, device=mask.device)
-        if self.one_hot:
-            index = mask.argmax(dim=channel_dim, keepdim=True)
-        else:
-            index = (mask > 0.0).long()
-        return values[index]
+        return values[self.indices(mask, channel_dim)]
 
     def to_dict(self) -> dict[str, Any]:
         return {"values": list(self.values), "one_hot": self.one_hot}

@@ -1,0 +1,10 @@
+"""MONAI transforms: SinGAN-Seg augmentation as an array transform and its dictionary wrapper."""
+
+from __future__ import annotations
+
+from monai_singanseg.transforms.array import SinGANSegAugment
+from monai_singanseg.transforms.dictionary import SinGANSegAugmentD, SinGANSegAugmentd, SinGANSegAugmentDict
+from monai_singanseg.transforms.model_bank import ModelBank, model_name
+
+__all__ = ["ModelBank", "SinGANSegAugment", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd",
+           "model_name"]

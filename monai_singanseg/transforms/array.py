@@ -1,0 +1,163 @@
+"""Array transform: replace an (image, label) pair by a fresh synthetic pair from a SinGAN-Seg model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import NdarrayOrTensor
+from monai.transforms import RandomizableTransform
+from monai.utils import TransformBackends, convert_to_dst_type, look_up_option
+
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.networks import SinGANSeg
+from monai_singanseg.pyramid import resize
+from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
+
+__all__ = ["SinGANSegAugment"]
+
+MODEL_CHOICES = ("matched", "random")
+ON_MISSING = ("error", "skip")
+
+
+class SinGANSegAugment(RandomizableTransform):
+    """With probability ``prob``, replace an image and its label by a synthetic pair drawn from a SinGAN-Seg model.
+
+    SinGAN-Seg (Thambawita et al., PLOS ONE 2022) trains one model per real image; by default the model trained on
+    the very sample is used (``model_choice="matched"``, the sample's name given at call time), else a random model
+    of the bank (``"random"``). The output keeps the input's spatial shape (the sample is resized: image smoothly,
+    label by nearest neighbour), type (numpy or MetaTensor, metadata and affine included), dtype, and label values.
+    All randomness comes from ``self.R``, so ``set_random_state`` reproduces a sample exactly. Nothing is recorded
+    in ``applied_operations``: the pair is replaced, not moved, and earlier spatial transforms stay invertible.
+
+    Args:
+        models: checkpoint path, folder of checkpoints, loaded models, a list of these, or a :class:`ModelBank`.
+        prob: probability of replacing a sample.
+        start_scale: an int, or an inclusive ``(low, high)`` range drawn per sample; clipped to each model's scales.
+            0 is the most diverse, higher keeps more of the real image's layout.
+        model_choice: ``"matched"`` (the model named like the sample) or ``"random"``.
+        on_missing: with ``"matched"``, a sample with no model either raises (``"error"``) or passes through
+            unchanged (``"skip"``).
+        cache_size: checkpoints kept loaded at once.
+        device: where generation runs (``"cuda"`` with MONAI's ``ThreadDataLoader`` for GPU generation).
+        pool_size: when > 0, generate this many samples per model and start scale in one batch and serve them one
+            by one (refilled when empty): batching makes generation several times cheaper per sample.
+
+    Example:
+        >>> aug = SinGANSegAugment("models/", prob=0.5, start_scale=(0, 2), model_choice="random")  # doctest: +SKIP
+        >>> image, label = aug(image, label)
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(
+        self,
+        models: ModelSource,
+        prob: float = 0.5,
+        start_scale: int | Sequence[int] = 0,
+        model_choice: str = "matched",
+        on_missing: str = "error",
+        cache_size: int = 8,
+        device: str | torch.device = "cpu",
+        pool_size: int = 0,
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
+        self.model_choice = look_up_option(model_choice, MODEL_CHOICES)
+        self.on_missing = look_up_option(on_missing, ON_MISSING)
+        low, high = (start_scale, start_scale) if isinstance(start_scale, int) else tuple(start_scale)
+        if not 0 <= low <= high:
+            raise ValueError(f"start_scale must be an int >= 0 or a (low, high) range, got {start_scale}.")
+        self.start_range = (int(low), int(high))
+        self.pool_size = int(pool_size)
+        self._pools: dict[tuple[str, int], list[torch.Tensor]] = {}
+        self._seed = 0
+        self._start = low
+        self._random_name = self.bank.names[0]
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self._pools.clear()  # pooled samples came from the old random stream
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        if not self._do_transform:
+            return
+        self._seed = int(self.R.randint(0, 2**31 - 1))
+        self._start = int(self.R.randint(self.start_range[0], self.start_range[1] + 1))
+        names = self.bank.names
+        self._random_name = names[int(self.R.randint(len(names)))]
+
+    def select_model(self, name: str | None) -> tuple[str, SinGANSeg] | None:
+        """The model for a sample named ``name`` (``None`` when it has none and ``on_missing="skip"``)."""
+        if self.model_choice == "random":
+            return self._random_name, self.bank.get(self._random_name)
+        if name is not None and name in self.bank:
+            return name, self.bank.get(name)
+        if self.on_missing == "skip":
+            return None
+        raise SinGANSegInputError(
+            f"no SinGAN-Seg model for sample {name!r} (models: {', '.join(self.bank.names[:5])}"
+            f"{', ...' if len(self.bank) > 5 else ''}); train one, use model_choice='random', or on_missing='skip'."
+        )
+
+    def _draw(self, name: str, model: SinGANSeg, start: int) -> torch.Tensor:
+        generator = torch.Generator(device=model.device).manual_seed(self._seed)
+        if self.pool_size <= 0:
+            return model.generate(1, start_scale=start, generator=generator)
+        pool = self._pools.setdefault((name, start), [])
+        if not pool:
+            pool.extend(model.generate(self.pool_size, start_scale=start, generator=generator).split(1))
+        return pool.pop()
+
+    def __call__(
+        self, image: NdarrayOrTensor, label: NdarrayOrTensor, name: str | None = None, randomize: bool = True
+    ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
+        """Replace ``image`` ``(C, *spatial)`` and ``label`` ``(1, *spatial)`` with probability ``prob``.
+
+        Args:
+            image: the image channels the models were trained on, in the order they were stacked.
+            label: the label (binary or class indices).
+            name: the sample's name for ``model_choice="matched"`` (see :func:`model_name`).
+            randomize: draw new random parameters first (``False`` when a dictionary wrapper already did).
+        """
+        if randomize:
+            self.randomize()
+        if not self._do_transform:
+            return image, label
+        chosen = self.select_model(name)
+        if chosen is None:
+            return image, label
+        model_name, model = chosen
+        cfg = model.config
+        if image.shape[0] != cfg.image_channels:
+            where = self.bank.path(model_name) or model_name
+            raise SinGANSegInputError(
+                f"{where}: model makes {cfg.image_channels} image channel(s), the data has {image.shape[0]}."
+            )
+        if len(image.shape) - 1 != cfg.spatial_dims:
+            raise SinGANSegInputError(
+                f"{self.bank.path(model_name) or model_name}: {cfg.spatial_dims}D model, "
+                f"{len(image.shape) - 1}D data."
+            )
+        start = min(self._start, model.num_scales - 1)
+        x = self._draw(model_name, model, start)
+        spatial = tuple(image.shape[1:])
+        n_img = cfg.image_channels
+        fake_image = resize(model.intensity.denormalize(x[:, :n_img], channel_dim=1), spatial)[0]
+        fake_image = fake_image.clamp(min(model.intensity.lower), max(model.intensity.upper))
+        index = model.labels.indices(x[:, n_img:], channel_dim=1).float()
+        index = F.interpolate(index, size=spatial, mode="nearest")[0]
+        label_t = torch.as_tensor(label)
+        if model.labels.one_hot:
+            fake_label = index
+        else:
+            foreground = float(label_t.max()) if float(label_t.max()) > 0 else 1.0
+            fake_label = index * foreground
+        out_image = convert_to_dst_type(fake_image.to(torch.as_tensor(image).device), image, dtype=image.dtype)[0]
+        out_label = convert_to_dst_type(fake_label.to(label_t.device), label, dtype=label.dtype)[0]
+        return out_image, out_label

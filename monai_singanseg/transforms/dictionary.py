@@ -1,0 +1,119 @@
+"""Dictionary transform: SinGAN-Seg augmentation for MONAI dictionary pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import convert_to_dst_type
+
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.transforms.array import SinGANSegAugment
+from monai_singanseg.transforms.model_bank import ModelSource, model_name
+
+__all__ = ["SinGANSegAugmentd", "SinGANSegAugmentD", "SinGANSegAugmentDict"]
+
+
+class SinGANSegAugmentd(RandomizableTransform, MapTransform):
+    """Dictionary wrapper of :class:`SinGANSegAugment`: replaces ``keys`` + ``label_key`` by a synthetic pair.
+
+    Several ``keys`` (e.g. ``["t1", "t2", "flair"]``) are stacked as channels in that order, as the model was
+    trained, and split back after generation; a single key may hold several channels.
+
+    Args:
+        keys: the image keys.
+        label_key: the label key.
+        models: checkpoint path, folder, loaded models or a list of these.
+        prob: probability of replacing a sample.
+        start_scale: int or inclusive ``(low, high)`` range drawn per sample.
+        model_key: the data key that names the sample, to pick the model trained on it: its value may be a file
+            path string or a MetaTensor whose ``filename_or_obj`` is used; defaults to ``keys[0]``.
+        model_choice: ``"matched"`` (by ``model_key``) or ``"random"``.
+        on_missing: ``"error"`` or ``"skip"`` when no model matches.
+        cache_size, device, pool_size: see :class:`SinGANSegAugment`.
+        allow_missing_keys: don't raise when a key is missing.
+
+    Example:
+        >>> SinGANSegAugmentd(keys=["image"], label_key="label", models="models/", prob=0.5)  # doctest: +SKIP
+    """
+
+    backend = SinGANSegAugment.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_key: str,
+        models: ModelSource,
+        prob: float = 0.5,
+        start_scale: int | Sequence[int] = 0,
+        model_key: str | None = None,
+        model_choice: str = "matched",
+        on_missing: str = "error",
+        cache_size: int = 8,
+        device: str | torch.device = "cpu",
+        pool_size: int = 0,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.label_key = label_key
+        self.model_key = model_key if model_key is not None else self.keys[0]
+        self.augment = SinGANSegAugment(
+            models, prob=1.0, start_scale=start_scale, model_choice=model_choice, on_missing=on_missing,
+            cache_size=cache_size, device=device, pool_size=pool_size,
+        )
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.augment.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        if self._do_transform:
+            self.augment.randomize()
+
+    def _sample_name(self, d: Mapping[Hashable, Any]) -> str | None:
+        if self.model_key not in d:
+            raise SinGANSegInputError(f"missing key {self.model_key!r} that names the sample (model_key).")
+        value = d[self.model_key]
+        if isinstance(value, MetaTensor):
+            value = value.meta.get("filename_or_obj")
+        return None if value is None else model_name(value)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        keys = [k for k in self.key_iterator(d)]
+        for key in [*self.keys, self.label_key]:
+            if key not in d and not self.allow_missing_keys:
+                raise SinGANSegInputError(f"missing key {key!r} in the data dictionary.")
+        if not keys or self.label_key not in d:
+            return d
+        name = self._sample_name(d) if self.augment.model_choice == "matched" else None
+        parts = [d[k] for k in keys]
+        sizes = [p.shape[0] for p in parts]
+        shapes = {tuple(p.shape[1:]) for p in parts}
+        if len(shapes) != 1:
+            raise SinGANSegInputError(f"keys {keys} have different spatial shapes {sorted(shapes)}: cannot stack them.")
+        stacked = torch.cat([torch.as_tensor(p).as_subclass(torch.Tensor) for p in parts]) if len(parts) > 1 \
+            else parts[0]
+        image, label = self.augment(stacked, d[self.label_key], name=name, randomize=False)
+        if len(parts) == 1:
+            d[keys[0]] = image
+        else:
+            image_t = torch.as_tensor(image)
+            for key, part, chunk in zip(keys, parts, torch.split(image_t, sizes)):
+                d[key] = convert_to_dst_type(chunk, part, dtype=part.dtype)[0]
+        d[self.label_key] = label
+        return d
+
+
+SinGANSegAugmentD = SinGANSegAugmentDict = SinGANSegAugmentd

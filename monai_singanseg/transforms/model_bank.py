@@ -1,0 +1,115 @@
+"""A bank of SinGAN-Seg models: checkpoints found by name, loaded lazily, a bounded number kept in memory."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+
+from monai_singanseg.checkpoint import load_model
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.networks import SinGANSeg
+
+__all__ = ["ModelBank", "model_name"]
+
+ModelSource = Union[str, os.PathLike, SinGANSeg, Sequence[Union[str, os.PathLike, SinGANSeg]], "ModelBank"]
+_SUFFIXES = (".nii.gz", ".pt", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".mha", ".nrrd")
+
+
+def model_name(path: Any) -> str:
+    """The name a checkpoint or an image is known by: its file name without folder and known extensions.
+
+    ``model_name("models/case_001.pt") == model_name("imagesTr/case_001.nii.gz") == "case_001"``, which is how a
+    sample is matched to the model trained on it.
+    """
+    name = Path(str(path)).name
+    for suffix in _SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+class ModelBank:
+    """Models by name, loaded on first use, at most ``cache_size`` kept (least recently used dropped).
+
+    Args:
+        models: a checkpoint path, a folder of ``*.pt`` checkpoints, loaded :class:`SinGANSeg` objects, or a list
+            mixing these.
+        cache_size: loaded models kept in memory at once (loaded objects passed in are always kept).
+        device: where loaded models run.
+
+    The bank pickles without its loaded models, so a transform holding it can go to DataLoader workers.
+    """
+
+    def __init__(self, models: ModelSource, cache_size: int = 8, device: str | torch.device = "cpu") -> None:
+        if isinstance(models, ModelBank):
+            models = list(models._paths.values()) + list(models._fixed.values())
+        items = list(models) if isinstance(models, (list, tuple)) else [models]
+        self._paths: dict[str, Path] = {}
+        self._fixed: dict[str, SinGANSeg] = {}
+        for item in items:
+            if isinstance(item, SinGANSeg):
+                self._fixed[f"model_{len(self._fixed)}"] = item.to(device).eval()
+                continue
+            path = Path(item)
+            if path.is_dir():
+                found = sorted(path.glob("*.pt"))
+                if not found:
+                    raise SinGANSegInputError(f"{path}: folder holds no *.pt checkpoint.")
+                self._paths.update({model_name(p): p for p in found})
+            elif path.is_file():
+                self._paths[model_name(path)] = path
+            else:
+                raise SinGANSegInputError(f"{path}: model checkpoint or folder not found.")
+        if not self._paths and not self._fixed:
+            raise SinGANSegInputError("no SinGAN-Seg model given.")
+        self.cache_size = max(1, int(cache_size))
+        self.device = torch.device(device)
+        self._cache: OrderedDict[str, SinGANSeg] = OrderedDict()
+
+    @property
+    def names(self) -> list[str]:
+        """Every model's name, sorted (checkpoints by file stem, loaded objects as ``model_i``)."""
+        return sorted(list(self._paths) + list(self._fixed))
+
+    def __len__(self) -> int:
+        return len(self._paths) + len(self._fixed)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._paths or name in self._fixed
+
+    def path(self, name: str) -> Path | None:
+        return self._paths.get(name)
+
+    def get(self, name: str) -> SinGANSeg:
+        """The model called ``name``, loading it (and dropping the least recently used one) when needed."""
+        if name in self._fixed:
+            return self._fixed[name]
+        if name in self._cache:
+            self._cache.move_to_end(name)
+            return self._cache[name]
+        if name not in self._paths:
+            raise KeyError(name)
+        model, state = load_model(self._paths[name], device=self.device)
+        if state is not None and not state.get("complete", True):
+            raise SinGANSegInputError(
+                f"{self._paths[name]}: training is not finished ({model.trained_scales}/{model.num_scales} scales)."
+            )
+        self._cache[name] = model
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return model
+
+    @property
+    def loaded(self) -> list[str]:
+        """Names of the checkpoints in memory now, least recently used first."""
+        return list(self._cache)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cache"] = OrderedDict()  # workers load what they need themselves
+        return state

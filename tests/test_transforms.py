@@ -1,0 +1,177 @@
+"""SinGANSegAugment / SinGANSegAugmentd inside MONAI pipelines, on the real nuclei sample."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import NUCLEI_IMAGE, NUCLEI_LABEL, tiny_config
+from monai.data import MetaTensor
+from monai.transforms import Compose, LoadImaged, ScaleIntensityd
+
+from monai_singanseg import (
+    IntensityMapping,
+    LabelEncoding,
+    ModelBank,
+    SinGANSegAugment,
+    SinGANSegAugmentd,
+    SinGANSegInputError,
+    SinGANSegTrainer,
+    model_name,
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, nuclei_model):
+    """A folder holding the nuclei model under the image's own name, and under two other names."""
+    _, path = nuclei_model
+    folder = tmp_path_factory.mktemp("bank")
+    for name in ("nuclei_image", "case_b", "case_c"):
+        shutil.copy(path, folder / f"{name}.pt")
+    return folder
+
+
+@pytest.fixture()
+def sample():
+    return LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True)(
+        {"image": str(NUCLEI_IMAGE), "label": str(NUCLEI_LABEL)}
+    )
+
+
+def test_model_name_matches_images_and_checkpoints():
+    assert model_name("imagesTr/case_001.nii.gz") == model_name("models/case_001.pt") == "case_001"
+
+
+def test_output_keeps_shape_type_dtype_metadata_and_label_values(model_dir, sample):
+    aug = SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0)
+    aug.set_random_state(0)
+    ops_before = len(sample["image"].applied_operations)
+    out = aug(sample)
+    image, label = out["image"], out["label"]
+    assert isinstance(image, MetaTensor) and image.shape == sample["image"].shape == (1, 256, 256)
+    assert image.dtype == sample["image"].dtype and label.dtype == sample["label"].dtype
+    assert torch.equal(image.affine, sample["image"].affine)
+    assert image.meta["filename_or_obj"] == sample["image"].meta["filename_or_obj"]
+    assert len(image.applied_operations) == ops_before  # not recorded as an invertible spatial transform
+    assert set(label.unique().tolist()) == {0.0, 255.0}
+    assert 0 <= image.min() and image.max() <= 128  # the real image's range
+    assert not torch.equal(image, sample["image"])
+
+
+def test_numpy_in_numpy_out_and_label_scale_follows_the_pipeline(model_dir, sample):
+    image = sample["image"].numpy()
+    label = (sample["label"].numpy() > 0).astype(np.uint8)  # 0/1 labels, as after AsDiscrete
+    out_image, out_label = SinGANSegAugment(model_dir, prob=1.0)(image, label, name="nuclei_image")
+    assert isinstance(out_image, np.ndarray) and out_image.dtype == image.dtype and out_image.shape == image.shape
+    assert isinstance(out_label, np.ndarray) and out_label.dtype == np.uint8
+    assert set(np.unique(out_label).tolist()) == {0, 1}
+
+
+def test_set_random_state_reproduces_and_prob_zero_is_identity(model_dir, sample):
+    aug = SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0, start_scale=(0, 1))
+    first = aug.set_random_state(5)(sample)["image"]
+    again = aug.set_random_state(5)(sample)["image"]
+    other = aug.set_random_state(6)(sample)["image"]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    keep = SinGANSegAugmentd(["image"], "label", model_dir, prob=0.0)(sample)
+    assert keep["image"] is sample["image"]
+
+
+def test_matching_missing_model_and_random_choice(model_dir):
+    image, label = torch.rand(1, 64, 64) * 100, (torch.rand(1, 64, 64) > 0.7).float()
+    matched = SinGANSegAugment(model_dir, prob=1.0)
+    with pytest.raises(SinGANSegInputError, match="no SinGAN-Seg model for sample 'unknown'"):
+        matched(image, label, name="unknown")
+    skip = SinGANSegAugment(model_dir, prob=1.0, on_missing="skip")
+    assert skip(image, label, name="unknown")[0] is image
+    random_choice = SinGANSegAugment(model_dir, prob=1.0, model_choice="random").set_random_state(0)
+    assert random_choice(image, label)[0].shape == image.shape
+
+
+def test_channel_mismatch_names_the_checkpoint(model_dir):
+    aug = SinGANSegAugment(model_dir, prob=1.0)
+    with pytest.raises(SinGANSegInputError, match=r"nuclei_image\.pt: model makes 1 image channel\(s\), the data has 3"):
+        aug(torch.rand(3, 32, 32), torch.zeros(1, 32, 32), name="nuclei_image")
+
+
+def test_missing_key_is_named(model_dir, sample):
+    del sample["label"]
+    with pytest.raises(SinGANSegInputError, match="missing key 'label'"):
+        SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0)(sample)
+
+
+def test_bank_loads_lazily_keeps_a_bounded_cache_and_pickles_empty(model_dir):
+    bank = ModelBank(model_dir, cache_size=2)
+    assert bank.names == ["case_b", "case_c", "nuclei_image"] and bank.loaded == []
+    for name in ("case_b", "case_c", "nuclei_image"):
+        bank.get(name)
+    assert bank.loaded == ["case_c", "nuclei_image"]
+    clone = pickle.loads(pickle.dumps(SinGANSegAugment(bank, prob=1.0)))
+    assert clone.bank.loaded == [] and clone.bank.names == bank.names
+
+
+def test_several_keys_are_stacked_and_split_back(tmp_path):
+    labels = LabelEncoding([0.0, 1.0])
+    g = torch.Generator().manual_seed(0)
+    real = torch.cat([torch.rand(2, 24, 24, generator=g) * 2 - 1, -torch.ones(1, 24, 24)])
+    real[2, 5:15, 5:15] = 1
+    config = tiny_config(image_channels=2, iters=2)
+    SinGANSegTrainer(config, progress=False).fit(real, IntensityMapping([0.0, 0.0], [10.0, 20.0]), labels,
+                                                tmp_path / "case.pt")
+    data = {"t1": torch.rand(1, 40, 40), "t2": torch.rand(1, 40, 40) * 20, "seg": torch.zeros(1, 40, 40),
+            "name": "case.nii.gz"}
+    out = SinGANSegAugmentd(["t1", "t2"], "seg", tmp_path, prob=1.0, model_key="name")(data)
+    assert out["t1"].shape == out["t2"].shape == (1, 40, 40)
+    assert out["t1"].max() <= 10 and out["t2"].max() <= 20
+    assert out["t2"].max() > 10  # the second contrast comes from the second channel, in its own range
+
+
+def test_pool_serves_batched_samples_reproducibly(model_dir, sample):
+    aug = SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0, pool_size=4)
+    aug.set_random_state(1)
+    first = [aug(sample)["image"] for _ in range(5)]
+    aug.set_random_state(1)
+    second = [aug(sample)["image"] for _ in range(5)]
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert not torch.equal(first[0], first[1])
+
+
+def test_dataloader_workers_draw_different_samples(model_dir):
+    from monai.data import DataLoader, Dataset
+
+    items = [{"image": str(NUCLEI_IMAGE), "label": str(NUCLEI_LABEL)}] * 4
+    chain = Compose([
+        LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True),
+        SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0),
+    ]).set_random_state(0)
+    loader = DataLoader(Dataset(items, chain), batch_size=1, num_workers=2)
+    images = [batch["image"][0] for batch in loader]
+    assert len(images) == 4
+    assert all(not torch.equal(images[i], images[j]) for i in range(4) for j in range(i + 1, 4))
+
+
+def test_supervised_trainer_with_the_transform_on_real_data(model_dir):
+    from monai.data import CacheDataset, DataLoader
+    from monai.engines import SupervisedTrainer
+    from monai.losses import DiceLoss
+    from monai.networks.nets import UNet
+    from monai.transforms import AsDiscreted, RandSpatialCropd
+
+    items = [{"image": str(NUCLEI_IMAGE), "label": str(NUCLEI_LABEL)}] * 4
+    deterministic = [LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True),
+                     AsDiscreted("label", threshold=0.5)]
+    random_part = [SinGANSegAugmentd(["image"], "label", model_dir, prob=0.5),
+                   ScaleIntensityd("image"), RandSpatialCropd(["image", "label"], (64, 64), random_size=False)]
+    dataset = CacheDataset(items, Compose(deterministic + random_part), progress=False)
+    net = UNet(2, 1, 1, channels=(8, 16), strides=(2,))
+    before = [p.detach().clone() for p in net.parameters()]
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"), max_epochs=2, train_data_loader=DataLoader(dataset, batch_size=2),
+        network=net, optimizer=torch.optim.Adam(net.parameters(), 1e-2), loss_function=DiceLoss(sigmoid=True),
+    )
+    trainer.run()
+    assert trainer.state.iteration == 4 and np.isfinite(trainer.state.output[0]["loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
