@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--num", default="16")
     args = parser.parse_args()
     out = Path(args.out)
-    model_path = out / "nuclei_model.pt"
+    model_path = out / "nuclei_image.pt"  # named after its image, so SinGANSegAugmentd can match them
     start = time.perf_counter()
     train = ["train", "--image", str(IMAGE), "--label", str(LABEL), "--out", str(model_path),
              "--max-size", args.max_size, "--iters", args.iters, "--seed", "0"]
@@ -61,7 +61,27 @@ def main() -> None:
     save_pair_grid(picture, images, labels, real=(real_image[0], real_label[0]), columns=5,
                    title="real nuclei crop and SinGAN-Seg samples: start scale 0 is the most diverse",
                    intensity_range=(model.intensity.lower, model.intensity.upper), names=names)
-    print(f"wrote {picture} ({time.perf_counter() - start:.0f} s in all)")
+    print(f"wrote {picture}")
+    augmentation_picture(model_path, out / "augmented_in_monai_chain.png")
+    print(f"wrote {out / 'augmented_in_monai_chain.png'} ({time.perf_counter() - start:.0f} s in all)")
+
+
+def augmentation_picture(model_path: Path, picture: Path) -> None:
+    """The real sample through a MONAI chain with SinGANSegAugmentd (prob 1), several draws."""
+    from monai.transforms import Compose, LoadImaged
+
+    from monai_singanseg import SinGANSegAugmentd
+
+    load = LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True)
+    real = load({"image": str(IMAGE), "label": str(LABEL)})
+    chain = Compose([load, SinGANSegAugmentd(["image"], "label", model_path.parent, prob=1.0,
+                                             start_scale=(0, 1))]).set_random_state(0)
+    outs = [chain({"image": str(IMAGE), "label": str(LABEL)}) for _ in range(4)]
+    save_pair_grid(picture, torch.stack([o["image"].as_tensor() for o in outs]),
+                   torch.stack([o["label"].as_tensor() for o in outs]),
+                   real=(real["image"].as_tensor(), real["label"].as_tensor()), columns=5,
+                   names=["augmented"] * 4, intensity_range=([0.0], [128.0]),
+                   title="SinGANSegAugmentd in a MONAI chain: the input (left) and four draws, at the input's size")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.config import NdarrayOrTensor
 from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, look_up_option
@@ -28,8 +27,9 @@ class SinGANSegAugment(RandomizableTransform):
 
     SinGAN-Seg (Thambawita et al., PLOS ONE 2022) trains one model per real image; by default the model trained on
     the very sample is used (``model_choice="matched"``, the sample's name given at call time), else a random model
-    of the bank (``"random"``). The output keeps the input's spatial shape (the sample is resized: image smoothly,
-    label by nearest neighbour), type (numpy or MetaTensor, metadata and affine included), dtype, and label values.
+    of the bank (``"random"``). The output keeps the input's spatial shape (the sample is resized: image and mask
+    channels smoothly, the mask thresholded after), type (numpy or MetaTensor, metadata and affine included),
+    dtype, and label values.
     All randomness comes from ``self.R``, so ``set_random_state`` reproduces a sample exactly. Nothing is recorded
     in ``applied_operations``: the pair is replaced, not moved, and earlier spatial transforms stay invertible.
 
@@ -150,8 +150,8 @@ class SinGANSegAugment(RandomizableTransform):
         n_img = cfg.image_channels
         fake_image = resize(model.intensity.denormalize(x[:, :n_img], channel_dim=1), spatial)[0]
         fake_image = fake_image.clamp(min(model.intensity.lower), max(model.intensity.upper))
-        index = model.labels.indices(x[:, n_img:], channel_dim=1).float()
-        index = F.interpolate(index, size=spatial, mode="nearest")[0]
+        # resizing the continuous mask channels before thresholding keeps outlines as smooth as the image's
+        index = model.labels.indices(resize(x[:, n_img:], spatial), channel_dim=1)[0].float()
         label_t = torch.as_tensor(label)
         if model.labels.one_hot:
             fake_label = index
