@@ -93,7 +93,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     Returns:
         ``(model, training)``: the model in eval mode on ``device`` and the resume state (``None`` when finished).
     """
-    from monai_singanseg.networks.scale_networks import to_channels_last
     from monai_singanseg.networks.singanseg import SinGANSeg
 
     payload = read_checkpoint(path)
@@ -107,7 +106,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         for scale, state in enumerate(payload["generators"]):
             generator = model.new_generator(scale)
             generator.load_state_dict(state)
-            model.generators.append(to_channels_last(generator))
+            model.generators.append(generator)
         model.noise_amps = list(payload["noise_amps"])
         model.fixed_noise.copy_(payload["fixed_noise"])
     except (KeyError, TypeError, RuntimeError, ValueError) as err:

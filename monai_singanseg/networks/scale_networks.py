@@ -10,23 +10,10 @@ from monai.utils import look_up_option
 
 from monai_singanseg.config import ACTS, NORMS, NetworkConfig
 
-__all__ = ["ScaleGenerator", "ScaleCritic", "init_weights", "to_channels_last"]
+__all__ = ["ScaleGenerator", "ScaleCritic", "init_weights"]
 
 _ACT_ARGS = {"leakyrelu": ("leakyrelu", {"negative_slope": 0.2}), "elu": "elu", "relu": "relu"}
 _NORM_ARGS = {"batch": "batch", "instance": ("instance", {"affine": True}), "none": None}
-
-
-def to_channels_last(x: torch.Tensor | nn.Module) -> torch.Tensor | nn.Module:
-    """Channels-last layout for a 4D/5D tensor or a module's weights.
-
-    oneDNN picks its fast convolution kernels for channels-last inputs even when they have few channels (an image
-    + mask of 2-4 channels at batch 1 otherwise falls back to a slow reference kernel on the CPU).
-    """
-    if isinstance(x, nn.Module):
-        dims = next((m.weight.ndim for m in x.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))), 4)
-        return x.to(memory_format=torch.channels_last if dims == 4 else torch.channels_last_3d)
-    fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
-    return x.contiguous(memory_format=fmt)
 
 
 def _conv_stack(spatial_dims: int, in_channels: int, width: int, config: NetworkConfig) -> nn.Sequential:
@@ -78,7 +65,7 @@ class ScaleGenerator(nn.Module):
         self.out_act = nn.Tanh()
 
     def forward(self, noise: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-        x = to_channels_last(F.pad(noise + previous, [self.pad] * (2 * (noise.ndim - 2))))
+        x = F.pad(noise + previous, [self.pad] * (2 * (noise.ndim - 2)))
         return self.out_act(self.tail(self.features(x))) + previous
 
 
@@ -102,7 +89,7 @@ class ScaleCritic(nn.Module):
         self.tail = Convolution(spatial_dims, width, 1, kernel_size=config.kernel_size, padding=0, conv_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.features(to_channels_last(x)))
+        return self.tail(self.features(x))
 
 
 def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:

@@ -26,7 +26,6 @@ from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.networks import ScaleCritic, SinGANSeg, draw_noise, init_weights
-from monai_singanseg.networks.scale_networks import to_channels_last
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
 from monai_singanseg.training.losses import gradient_penalty, reconstruction_loss
 
@@ -143,8 +142,8 @@ class SinGANSegTrainer:
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         cfg, opt = model.config, model.config.optim
         width = cfg.network.channels_at(scale)
-        generator = to_channels_last(model.new_generator(scale).to(self.device))
-        critic = to_channels_last(ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network).to(self.device))
+        generator = model.new_generator(scale).to(self.device)
+        critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network).to(self.device)
         if scale > 0 and cfg.network.channels_at(scale - 1) == width:
             # the reference starts a scale from the previous one when the width is unchanged
             generator.load_state_dict(model.generators[scale - 1].state_dict())

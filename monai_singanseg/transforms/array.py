@@ -148,8 +148,8 @@ class SinGANSegAugment(RandomizableTransform):
         x = self._draw(model_name, model, start)
         spatial = tuple(image.shape[1:])
         n_img = cfg.image_channels
-        fake_image = resize(model.intensity.denormalize(x[:, :n_img], channel_dim=1), spatial)[0]
-        fake_image = fake_image.clamp(min(model.intensity.lower), max(model.intensity.upper))
+        # resize in [-1, 1] and clamp there: bicubic overshoot must not leave the training image's range
+        fake_image = model.intensity.denormalize(resize(x[:, :n_img], spatial).clamp(-1.0, 1.0), channel_dim=1)[0]
         # resizing the continuous mask channels before thresholding keeps outlines as smooth as the image's
         index = model.labels.indices(resize(x[:, n_img:], spatial), channel_dim=1)[0].float()
         label_t = torch.as_tensor(label)
