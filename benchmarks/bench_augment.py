@@ -56,14 +56,14 @@ def chain(models: Path | None, pool_size: int) -> tuple[list, list]:
     return deterministic, random_part
 
 
-def epoch_seconds(models: Path | None, pool_size: int, items: int, epochs: int) -> float:
+def epoch_seconds(models: Path | None, pool_size: int, items: int, epochs: int, workers: int = 0) -> float:
     set_determinism(0)
     deterministic, random_part = chain(models, pool_size)
     data = [{"image": str(IMAGE), "label": str(LABEL)}] * items
     dataset = CacheDataset(data, Compose(deterministic + random_part), progress=False)
     net = UNet(2, 1, 1, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=2)
     trainer = SupervisedTrainer(
-        device=torch.device("cpu"), max_epochs=epochs + 1, train_data_loader=DataLoader(dataset, batch_size=8),
+        device=torch.device("cpu"), max_epochs=epochs + 1, train_data_loader=DataLoader(dataset, batch_size=8, num_workers=workers),
         network=net, optimizer=torch.optim.Adam(net.parameters(), 1e-3), loss_function=DiceLoss(sigmoid=True),
     )
     times = []
@@ -93,17 +93,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--items", type=int, default=32)
     parser.add_argument("--pools", type=int, nargs="+", default=[0, 16])
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1], help="DataLoader worker counts to try")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     model = ensure_model(args.out / "models")
     models = model.parent
     rates = {p: transform_rate(models, p) for p in args.pools}
-    base = epoch_seconds(None, 0, args.items, args.epochs)
-    rows = [{"setting": "no augmentation", "epoch_seconds": base, "slowdown": 0.0}]
-    for pool in args.pools:
-        seconds = epoch_seconds(models, pool, args.items, args.epochs)
-        rows.append({"setting": f"SinGANSegAugmentd prob 0.5, pool_size {pool}", "epoch_seconds": seconds,
-                     "slowdown": seconds / base - 1.0, "transform_samples_per_second": rates[pool]})
+    rows = []
+    for workers in args.workers:
+        base = epoch_seconds(None, 0, args.items, args.epochs, workers)
+        rows.append({"setting": f"no augmentation, {workers} workers", "epoch_seconds": base, "slowdown": 0.0})
+        for pool in args.pools:
+            seconds = epoch_seconds(models, pool, args.items, args.epochs, workers)
+            rows.append({"setting": f"SinGANSegAugmentd prob 0.5, pool_size {pool}, {workers} workers",
+                         "epoch_seconds": seconds, "slowdown": seconds / base - 1.0,
+                         "transform_samples_per_second": rates[pool]})
     meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "items_per_epoch": args.items, "crop": [96, 96], "batch_size": 8, "model_size": 64,
             "unet": "UNet(2D, channels 16-128, 2 residual units)"}

@@ -176,3 +176,18 @@ def test_supervised_trainer_with_the_transform_on_real_data(model_dir):
     trainer.run()
     assert trainer.state.iteration == 4 and np.isfinite(trainer.state.output[0]["loss"])
     assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_earlier_spatial_transforms_stay_invertible(model_dir):
+    from monai.transforms import SpatialPadd
+
+    chain = Compose([
+        LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True),
+        SpatialPadd(["image", "label"], (300, 280)),
+        SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0),
+    ]).set_random_state(0)
+    out = chain({"image": str(NUCLEI_IMAGE), "label": str(NUCLEI_LABEL)})
+    assert out["image"].shape == (1, 300, 280)
+    restored = chain.inverse(out)
+    assert restored["image"].shape == restored["label"].shape == (1, 256, 256)
+    assert len(restored["label"].applied_operations) == 0
