@@ -92,7 +92,7 @@ class SinGANSegTrainer:
         real = real.to(self.device, torch.float32).unsqueeze(0)
         data_id = fingerprint(real)
         if resume:
-            model, state = load_model(checkpoint, device=self.device)
+            model, state = load_model(checkpoint, device=self.device, for_training=True)
             if state is None or state.get("fingerprint") != data_id:
                 raise SinGANSegInputError(
                     f"{checkpoint}: cannot resume: it was trained on other data (or holds no training state)."
