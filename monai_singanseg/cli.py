@@ -1,4 +1,4 @@
-"""The ``singanseg`` command: ``train`` a model on one image + mask, ``sample`` new pairs from it.
+"""The ``singanseg`` command: ``train`` a model on one image + mask, ``train-many`` over a datalist, ``sample``.
 
 Bad input ends with one line ``singanseg: error: <file>: <problem>`` and exit status 2, before anything is written.
 """
@@ -29,20 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image", nargs="+", required=True, help="image file(s); several are stacked as channels")
     train.add_argument("--label", required=True, help="mask: binary, one-hot, or class indices with --num-classes")
     train.add_argument("--out", required=True, help="checkpoint to write (updated after every scale)")
-    train.add_argument("--max-size", type=int, default=PyramidConfig.max_size)
-    train.add_argument("--min-size", type=int, default=PyramidConfig.min_size)
-    train.add_argument("--scale-factor", type=float, default=PyramidConfig.scale_factor)
-    train.add_argument("--iters", type=int, default=OptimConfig.iters_per_scale, help="iterations per scale")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from --out")
-    train.add_argument("--num-classes", type=int, default=None, help="the mask holds class indices 0..K-1")
-    train.add_argument("--norm", choices=("batch", "instance", "none"), default=NetworkConfig.norm)
-    train.add_argument("--act", choices=("leakyrelu", "elu", "relu"), default=NetworkConfig.act)
-    train.add_argument("--base-channels", type=int, default=NetworkConfig.base_channels)
-    train.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                       help="map these intensity percentiles to the range ends (default: min and max)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_training_options(train)
+
+    many = sub.add_parser("train-many", help="one model per image/label pair of a Decathlon-style datalist "
+                                             "(shards over ranks when launched with torchrun)")
+    many.add_argument("datalist", help="datalist JSON; relative paths are relative to its folder")
+    many.add_argument("--out", required=True, help="folder of checkpoints, one <image name>.pt per item")
+    many.add_argument("--section", default="training", help="datalist key to train (default: training)")
+    _add_training_options(many)
 
     sample = sub.add_parser("sample", help="write new image + label pairs from a trained model")
     sample.add_argument("model", help="checkpoint written by 'singanseg train'")
@@ -60,6 +55,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-size", type=int, default=PyramidConfig.max_size)
+    parser.add_argument("--min-size", type=int, default=PyramidConfig.min_size)
+    parser.add_argument("--scale-factor", type=float, default=PyramidConfig.scale_factor)
+    parser.add_argument("--iters", type=int, default=OptimConfig.iters_per_scale, help="iterations per scale")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu; GPU per rank in train-many)")
+    parser.add_argument("--num-classes", type=int, default=None, help="the mask holds class indices 0..K-1")
+    parser.add_argument("--norm", choices=("batch", "instance", "none"), default=NetworkConfig.norm)
+    parser.add_argument("--act", choices=("leakyrelu", "elu", "relu"), default=NetworkConfig.act)
+    parser.add_argument("--base-channels", type=int, default=NetworkConfig.base_channels)
+    parser.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="map these intensity percentiles to the range ends (default: min and max)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
+    """The config for ``pair`` from the command-line options."""
+    config = SinGANSegConfig(
+        spatial_dims=pair.spatial_dims,
+        image_channels=pair.image_channels,
+        mask_channels=pair.labels.channels,
+        seed=args.seed,
+        pyramid=PyramidConfig(min_size=args.min_size, max_size=args.max_size, scale_factor=args.scale_factor),
+        network=NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels),
+        optim=OptimConfig(iters_per_scale=args.iters),
+    )
+    try:
+        return config.validate()
+    except ValueError as err:
+        raise SinGANSegInputError(f"invalid option: {err}") from err
+
+
+def _train_many(args: argparse.Namespace) -> None:
+    from monai_singanseg.training.many import train_many
+
+    summary = train_many(args.datalist, args.out, lambda pair: _config(args, pair), section=args.section,
+                         device=args.device, num_classes=args.num_classes, percentiles=args.percentiles,
+                         progress=not args.quiet)
+    if summary["failed"]:
+        raise SinGANSegInputError(f"{summary['failed']} of {summary['total']} models failed; see the summary.")
+
+
 def _train(args: argparse.Namespace) -> None:
     from monai_singanseg.checkpoint import read_checkpoint
     from monai_singanseg.io import load_training_pair
@@ -75,20 +113,8 @@ def _train(args: argparse.Namespace) -> None:
             print(f"{out}: training already complete; nothing to do.")
             return
     pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles)
-    config = SinGANSegConfig(
-        spatial_dims=pair.spatial_dims,
-        image_channels=pair.image_channels,
-        mask_channels=pair.labels.channels,
-        seed=args.seed,
-        pyramid=PyramidConfig(min_size=args.min_size, max_size=args.max_size, scale_factor=args.scale_factor),
-        network=NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels),
-        optim=OptimConfig(iters_per_scale=args.iters),
-    )
-    try:
-        config.validate()
-    except ValueError as err:
-        raise SinGANSegInputError(f"invalid option: {err}") from err
-    trainer = SinGANSegTrainer(config, device=args.device, progress=not args.quiet)
+    config = _config(args, pair)
+    trainer = SinGANSegTrainer(config, device=args.device or "cpu", progress=not args.quiet)
     model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume)
     print(f"wrote {out}: {model.num_scales} scales {model.shapes[0]} -> {model.shapes[-1]}, "
           f"{pair.image_channels} image + {pair.labels.channels} mask channels")
@@ -153,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(message)s")
     logging.getLogger("ignite").setLevel(logging.WARNING)  # ignite's per-run INFO lines duplicate the progress bar
     try:
-        {"train": _train, "sample": _sample}[args.command](args)
+        {"train": _train, "train-many": _train_many, "sample": _sample}[args.command](args)
     except SinGANSegInputError as err:
         print(f"singanseg: error: {err}", file=sys.stderr)
         return 2
