@@ -52,7 +52,48 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="cpu")
     sample.add_argument("--batch-size", type=int, default=16)
     sample.add_argument("--overwrite", action="store_true", help="replace existing sample files in --out")
+    for name, mode in (("harmonize", "harmonize"), ("edit", "edit")):
+        h = sub.add_parser(name, help=f"paste a donor lesion into the target and {name} it by injection at a scale")
+        h.add_argument("model", help="checkpoint trained on the target (healthy) image")
+        h.add_argument("--image", required=True, help="target image")
+        h.add_argument("--donor-image", required=True)
+        h.add_argument("--donor-label", required=True, help="mask of the lesion in the donor image")
+        h.add_argument("--at-scale", type=int, required=True, help="scale of the injection (2-3 suit tumours)")
+        h.add_argument("--out", required=True, help="output folder")
+        h.add_argument("--location", type=int, nargs="+", default=None, help="lesion centre (voxel indices)")
+        h.add_argument("--region", default=None, help="mask of allowed lesion centres (e.g. the brain)")
+        h.add_argument("--seed", type=int, default=0)
+        h.add_argument("--device", default="cpu")
+        h.add_argument("--overwrite", action="store_true")
+        h.set_defaults(mode=mode)
     return parser
+
+
+def _harmonize(args: argparse.Namespace) -> None:
+    from monai_singanseg.checkpoint import load_model
+    from monai_singanseg.harmonization import harmonize
+    from monai_singanseg.io import read_image, write_image
+
+    model, _ = load_model(args.model, device=args.device)
+    target = read_image(args.image)
+    fmt = "png" if str(args.image).lower().endswith(".png") else "nii.gz"
+    out = Path(args.out)
+    names = {k: out / f"{k}.{fmt}" for k in ("harmonized_image", "harmonized_label", "composite_image")}
+    existing = [str(p) for p in names.values() if p.exists()]
+    if existing and not args.overwrite:
+        raise SinGANSegInputError(f"{existing[0]}: already exists; pass --overwrite or choose another --out.")
+    donor, donor_mask = read_image(args.donor_image), read_image(args.donor_label)
+    if tuple(donor.shape[1:]) != tuple(donor_mask.shape[1:]):
+        raise SinGANSegInputError(f"{args.donor_label}: size {tuple(donor_mask.shape[1:])} does not match the donor "
+                                  f"image {tuple(donor.shape[1:])}.")
+    region = read_image(args.region).as_tensor() if args.region else None
+    image, label, composite = harmonize(model, target.as_tensor(), donor.as_tensor(), donor_mask.as_tensor(),
+                                        args.at_scale, args.location, region, args.seed, args.mode)
+    meta = dict(target.meta)
+    write_image(image, names["harmonized_image"], meta)
+    write_image(label, names["harmonized_label"], meta, is_label=True)
+    write_image(composite, names["composite_image"], meta)
+    print(f"wrote {names['harmonized_image']}, {names['harmonized_label']} and {names['composite_image']}")
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -179,7 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(message)s")
     logging.getLogger("ignite").setLevel(logging.WARNING)  # ignite's per-run INFO lines duplicate the progress bar
     try:
-        {"train": _train, "train-many": _train_many, "sample": _sample}[args.command](args)
+        commands = {"train": _train, "train-many": _train_many, "sample": _sample, "harmonize": _harmonize,
+                    "edit": _harmonize}
+        commands[args.command](args)
     except SinGANSegInputError as err:
         print(f"singanseg: error: {err}", file=sys.stderr)
         return 2

@@ -63,7 +63,28 @@ def main() -> None:
                    intensity_range=(model.intensity.lower, model.intensity.upper), names=names)
     print(f"wrote {picture}")
     augmentation_picture(model_path, out / "augmented_in_monai_chain.png")
+    harmonization_picture(model, out / "harmonization_scales.png")
     print(f"wrote {out / 'augmented_in_monai_chain.png'} ({time.perf_counter() - start:.0f} s in all)")
+
+
+def harmonization_picture(model: SinGANSeg, picture: Path) -> None:
+    """A nucleus cut from the real image, pasted elsewhere, then injected at every scale."""
+    from monai_singanseg import read_image
+    from monai_singanseg.harmonization import harmonize
+
+    image, label = read_image(IMAGE).as_tensor(), read_image(LABEL).as_tensor()
+    donor_mask = torch.zeros_like(label)
+    donor_mask[:, 100:140, 100:140] = label[:, 100:140, 100:140]
+    results = [harmonize(model, image, image, donor_mask, at_scale=k, location=(60, 200)) for k in
+               range(model.num_scales)]
+    composite, pasted = results[0][2], results[0][1]
+    images = torch.stack([composite] + [r[0] for r in results])[(slice(None), slice(None), slice(20, 110),
+                                                                 slice(150, 250))]
+    labels = torch.stack([pasted] * (len(results) + 1))[(slice(None), slice(None), slice(20, 110), slice(150, 250))]
+    save_pair_grid(picture, images, labels, columns=len(results) + 1,
+                   names=["naive paste"] + [f"injected at scale {k}" for k in range(len(results))],
+                   intensity_range=([0.0], [128.0]),
+                   title="harmonization: the same pasted nuclei redrawn from each scale (0 = coarsest)")
 
 
 def augmentation_picture(model_path: Path, picture: Path) -> None:
