@@ -79,3 +79,28 @@ def test_cli_writes_the_three_files(nuclei_model, tmp_path, real):
     assert label.shape == (256, 256) and set(np.unique(label)) == {0, 255}
     assert (out / "harmonized_image.png").exists() and (out / "composite_image.png").exists()
     assert main(args) == 2  # nothing overwritten without --overwrite
+
+
+def test_harmonization_dictionary_transform(nuclei_model, real, tmp_path):
+    import shutil
+
+    from monai.transforms import LoadImaged
+
+    from monai_singanseg.transforms import SinGANSegHarmonized
+
+    _, path = nuclei_model
+    shutil.copy(path, tmp_path / "nuclei_image.pt")
+    image, donor_mask = real
+    region = torch.zeros_like(donor_mask)
+    region[:, 60:200, 60:200] = 1
+    data = LoadImaged("image", ensure_channel_first=True, image_only=True)({"image": str(NUCLEI_IMAGE)})
+    data["brain"] = region
+    transform = SinGANSegHarmonized("image", "lesion", tmp_path, donors=[(image, donor_mask)], prob=1.0,
+                                    at_scale=(1, 2), region_key="brain")
+    first = transform.set_random_state(3)(data)
+    again = transform.set_random_state(3)(data)
+    assert torch.equal(first["image"], again["image"]) and torch.equal(first["lesion"], again["lesion"])
+    assert first["image"].shape == data["image"].shape and torch.equal(first["image"].affine, data["image"].affine)
+    assert first["lesion"].sum() / 255 == (donor_mask > 0).sum()
+    ys, xs = torch.nonzero(first["lesion"][0], as_tuple=True)
+    assert 40 < ys.float().mean() < 220 and 40 < xs.float().mean() < 220

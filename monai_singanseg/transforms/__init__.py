@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from monai_singanseg.transforms.array import SinGANSegAugment
-from monai_singanseg.transforms.dictionary import SinGANSegAugmentD, SinGANSegAugmentd, SinGANSegAugmentDict
+from monai_singanseg.transforms.dictionary import (
+    SinGANSegAugmentD,
+    SinGANSegAugmentd,
+    SinGANSegAugmentDict,
+    SinGANSegHarmonized,
+)
 from monai_singanseg.transforms.model_bank import ModelBank, model_name
 
 __all__ = ["ModelBank", "SinGANSegAugment", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd",
-           "model_name"]
+           "SinGANSegHarmonized", "model_name"]

@@ -16,7 +16,7 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.transforms.array import SinGANSegAugment
 from monai_singanseg.transforms.model_bank import ModelSource, model_name
 
-__all__ = ["SinGANSegAugmentd", "SinGANSegAugmentD", "SinGANSegAugmentDict"]
+__all__ = ["SinGANSegAugmentd", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegHarmonized"]
 
 
 class SinGANSegAugmentd(RandomizableTransform, MapTransform):
@@ -117,3 +117,90 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
 
 
 SinGANSegAugmentD = SinGANSegAugmentDict = SinGANSegAugmentd
+
+
+class SinGANSegHarmonized(RandomizableTransform, MapTransform):
+    """Insert a donor lesion into a (healthy) image on the fly and harmonize it with the image's own model.
+
+    With probability ``prob``: a donor pair is drawn from ``donors``, pasted at a random place (inside
+    ``region_key``'s mask when given), injected at a scale drawn from ``at_scale`` of the model matched to the
+    sample (``model_key``, as in :class:`SinGANSegAugmentd`), and blended back; the label becomes the pasted lesion.
+    Shape, type, dtype and metadata of the image are kept.
+
+    Args:
+        keys: the image key (one).
+        label_key: where the lesion mask goes (created when absent).
+        models: checkpoint path, folder, loaded models or a list of these.
+        donors: list of ``(image, mask)`` tensors ``(C, *spatial)``, ``(1, *spatial)`` in the models' image units.
+        prob: probability of inserting a lesion.
+        at_scale: int or inclusive ``(low, high)`` range drawn per sample.
+        model_key: the data key that names the sample (default: the image key).
+        region_key: optional data key of a mask of allowed lesion centres.
+        mode: ``"harmonize"`` or ``"edit"``.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_key: str,
+        models: ModelSource,
+        donors: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        prob: float = 0.5,
+        at_scale: int | Sequence[int] = 2,
+        model_key: str | None = None,
+        region_key: str | None = None,
+        mode: str = "harmonize",
+        cache_size: int = 8,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        MapTransform.__init__(self, keys)
+        RandomizableTransform.__init__(self, prob)
+        if len(self.keys) != 1:
+            raise ValueError("SinGANSegHarmonized takes one image key.")
+        if not donors:
+            raise ValueError("donors must hold at least one (image, mask) pair.")
+        self.label_key, self.region_key, self.mode = label_key, region_key, mode
+        self.model_key = model_key if model_key is not None else self.keys[0]
+        self.donors = [(torch.as_tensor(i).float(), torch.as_tensor(m).float()) for i, m in donors]
+        # reuse the augmentation's bank and matching so both transforms name models the same way
+        self.matcher = SinGANSegAugmentd(keys, label_key, models, prob=1.0, start_scale=at_scale,
+                                         model_key=self.model_key, cache_size=cache_size, device=device)
+        self._donor = 0
+        self._seed = 0
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.matcher.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        if self._do_transform:
+            self.matcher.augment.randomize()
+            self._donor = int(self.R.randint(len(self.donors)))
+            self._seed = int(self.R.randint(0, 2**31 - 1))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from monai_singanseg.harmonization import harmonize
+
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        key = self.keys[0]
+        if key not in d:
+            raise SinGANSegInputError(f"missing key {key!r} in the data dictionary.")
+        chosen = self.matcher.augment.select_model(self.matcher._sample_name(d))
+        if chosen is None:
+            return d
+        _, model = chosen
+        image = d[key]
+        region = torch.as_tensor(d[self.region_key]).float() if self.region_key else None
+        donor, donor_mask = self.donors[self._donor]
+        start = min(self.matcher.augment._start, model.num_scales - 1)
+        out, lesion, _ = harmonize(model, torch.as_tensor(image).float().cpu(), donor, donor_mask, start,
+                                   region=region, seed=self._seed, mode=self.mode)
+        d[key] = convert_to_dst_type(out, image, dtype=image.dtype)[0]
+        label = d.get(self.label_key, image)
+        d[self.label_key] = convert_to_dst_type(lesion, label, dtype=getattr(label, "dtype", torch.float32))[0]
+        return d
