@@ -8,6 +8,7 @@ Layout (a plain dict, readable with ``torch.load(path, weights_only=True)``)::
     fixed_noise                 the reconstruction noise of the coarsest scale
     generators                  one state dict per trained scale
     intensity, labels           maps back to the image's units and the label's values
+    source                      the training image's affine, shape and contrast names (no pixel data)
     training                    state to resume an unfinished run (critic, random state, log), or None
 
 The training image itself is never stored: only a SHA-256 fingerprint used to refuse resuming on other data.
@@ -61,6 +62,7 @@ def save_model(model, path: str | os.PathLike, training: dict[str, Any] | None =
         "generators": [{k: v.detach().cpu() for k, v in g.state_dict().items()} for g in model.generators],
         "intensity": model.intensity.to_dict(),
         "labels": model.labels.to_dict(),
+        "source": model.source,
         "training": training,
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
@@ -107,6 +109,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", for_
             payload["shapes"],
             IntensityMapping(**payload["intensity"]),
             LabelEncoding(**payload["labels"]),
+            payload.get("source"),
         )
         for scale, state in enumerate(payload["generators"]):
             generator = model.new_generator(scale)

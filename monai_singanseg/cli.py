@@ -109,6 +109,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-channels", type=int, default=NetworkConfig.base_channels)
     parser.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="map these intensity percentiles to the range ends (default: min and max)")
+    parser.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="fixed intensity window, e.g. -160 240 HU for CT; outputs come back in these units")
+    parser.add_argument("--slice-axis", type=int, default=None, help="train on one 2D slice of a volume")
+    parser.add_argument("--slice-index", default="largest", help="slice number, or 'largest' mask area (default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -127,6 +131,10 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
         return config.validate()
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err
+
+
+def _slice_index(args: argparse.Namespace) -> int | str:
+    return "largest" if str(args.slice_index) == "largest" else int(args.slice_index)
 
 
 def _train_many(args: argparse.Namespace) -> None:
@@ -153,12 +161,24 @@ def _train(args: argparse.Namespace) -> None:
         if state.get("complete"):
             print(f"{out}: training already complete; nothing to do.")
             return
-    pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles)
+    pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles,
+                              window=args.window, slice_axis=args.slice_axis, slice_index=_slice_index(args))
     config = _config(args, pair)
     trainer = SinGANSegTrainer(config, device=args.device or "cpu", progress=not args.quiet)
-    model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume)
+    model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume, source=pair.source)
     print(f"wrote {out}: {model.num_scales} scales {model.shapes[0]} -> {model.shapes[-1]}, "
           f"{pair.image_channels} image + {pair.labels.channels} mask channels")
+
+
+def _output_affine(model, shape) -> "np.ndarray":
+    """The source affine with its spacing stretched from the source shape to ``shape`` (origin kept)."""
+    import numpy as np
+
+    affine = np.asarray(model.source.get("affine", np.eye(4)), dtype=np.float64).copy()
+    source_shape = model.source.get("shape") or list(shape)
+    for axis, (src, dst) in enumerate(zip(source_shape, shape)):
+        affine[:3, axis] *= src / dst
+    return affine
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -184,8 +204,11 @@ def _sample(args: argparse.Namespace) -> None:
     if not 0 <= args.start_scale < model.num_scales:
         raise SinGANSegInputError(f"--start-scale must lie in [0, {model.num_scales - 1}] for {args.model}.")
     out = Path(args.out)
-    names = [(out / f"sample_{i:04d}_image.{fmt}", out / f"sample_{i:04d}_label.{fmt}") for i in range(args.num)]
-    existing = [str(p) for pair in names for p in pair if p.exists()]
+    contrasts = model.source.get("contrasts") or []
+    image_names = contrasts if fmt == "nii.gz" and len(contrasts) == cfg.image_channels > 1 else ["image"]
+    names = [([out / f"sample_{i:04d}_{n}.{fmt}" for n in image_names], out / f"sample_{i:04d}_label.{fmt}")
+             for i in range(args.num)]
+    existing = [str(p) for images, label in names for p in [*images, label] if p.exists()]
     if existing and not args.overwrite:
         raise SinGANSegInputError(f"{existing[0]}: already exists ({len(existing)} files); pass --overwrite or "
                                   "choose another --out.")
@@ -201,10 +224,13 @@ def _sample(args: argparse.Namespace) -> None:
     for first in range(0, args.num, args.batch_size):
         count = min(args.batch_size, args.num - first)
         image, label = model.split(model.generate(count, args.start_scale, ratio, generator=generator))
+        meta = {"affine": _output_affine(model, image.shape[2:])}
         for i in range(count):
-            image_path, label_path = names[first + i]
-            write_image(image[i], image_path)
-            write_image(label[i], label_path, is_label=True)
+            image_paths, label_path = names[first + i]
+            parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
+            for part, path in zip(parts, image_paths):
+                write_image(part, path, meta)
+            write_image(label[i], label_path, meta, is_label=True)
         images.append(image.cpu())
         labels.append(label.cpu())
     preview = out / "preview.png"

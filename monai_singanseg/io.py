@@ -57,6 +57,13 @@ class TrainingPair:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def source(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the source: affine, spatial shape, contrast names (no pixels)."""
+        affine = np.asarray(self.meta.get("affine", np.eye(4)), dtype=np.float64)
+        return {"affine": affine.tolist(), "shape": list(self.real.shape[1:]),
+                "contrasts": list(self.meta.get("contrasts", []))}
+
+    @property
     def spatial_dims(self) -> int:
         return self.real.ndim - 1
 
@@ -149,13 +156,36 @@ def prepare_training_pair(
     return TrainingPair(real.as_subclass(torch.Tensor), intensity, labels, meta)
 
 
+def _slice_affine(affine: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """Affine of the 2D slice ``index`` along spatial ``axis``: the kept axes' columns, origin moved to the slice."""
+    kept = [a for a in range(3) if a != axis]
+    out = np.eye(4)
+    out[:3, 0], out[:3, 1], out[:3, 2] = affine[:3, kept[0]], affine[:3, kept[1]], affine[:3, axis]
+    out[:3, 3] = affine[:3, 3] + affine[:3, axis] * index
+    return out
+
+
 def load_training_pair(
     images: Sequence[str | os.PathLike],
     label: str | os.PathLike,
     num_classes: int | None = None,
     percentiles: Sequence[float] | None = None,
+    window: Sequence[float] | None = None,
+    slice_axis: int | None = None,
+    slice_index: int | str = "largest",
 ) -> TrainingPair:
-    """Read image file(s) and a label file; several images are stacked as channels (they must be co-registered)."""
+    """Read image file(s) and a label file; several images are stacked as channels (they must be co-registered).
+
+    Args:
+        images: image files or DICOM series folders; several are stacked as channels.
+        label: the mask file.
+        num_classes: the mask holds class indices ``0..K-1``.
+        percentiles: map these intensity percentiles (e.g. ``(0.5, 99.5)`` for MR) to the range ends.
+        window: a fixed ``(low, high)`` intensity window (e.g. ``(-160, 240)`` HU for abdominal CT); outputs come
+            back in the same units.
+        slice_axis: train on one 2D slice of a volume along this spatial axis (0, 1 or 2).
+        slice_index: the slice, or ``"largest"`` for the one with the largest mask area.
+    """
     if not images:
         raise SinGANSegInputError("no image given.")
     parts = [read_image(p) for p in images]
@@ -165,12 +195,48 @@ def load_training_pair(
                 f"{path}: size {tuple(part.shape[1:])} differs from {images[0]} {tuple(parts[0].shape[1:])}; "
                 "stacked images must be co-registered."
             )
+        if not np.allclose(np.asarray(part.affine), np.asarray(parts[0].affine), atol=1e-3):
+            raise SinGANSegInputError(
+                f"{path}: affine differs from {images[0]}'s (other orientation, spacing or origin); "
+                "stacked images must be co-registered."
+            )
     stacked = torch.cat([p.as_tensor() for p in parts], dim=0)
-    pair = prepare_training_pair(
-        stacked, read_image(label).as_tensor(), str(images[0]), str(label), num_classes, percentiles
-    )
-    pair.meta = dict(parts[0].meta)
+    label_t = read_image(label).as_tensor()
+    meta = dict(parts[0].meta)
+    affine = np.asarray(parts[0].affine, dtype=np.float64)
+    if slice_axis is not None:
+        if stacked.ndim != 4 or slice_axis not in (0, 1, 2):
+            raise SinGANSegInputError(f"{images[0]}: slicing needs a 3D volume and an axis 0-2.")
+        if slice_index == "largest":
+            if tuple(label_t.shape[1:]) != tuple(stacked.shape[1:]):
+                raise SinGANSegInputError(f"{label}: size {tuple(label_t.shape[1:])} does not match the image.")
+            areas = (label_t[0] > 0).sum(dim=[a for a in range(3) if a != slice_axis])
+            slice_index = int(areas.argmax())
+        slice_index = int(slice_index)
+        if not 0 <= slice_index < stacked.shape[slice_axis + 1]:
+            raise SinGANSegInputError(f"{images[0]}: slice {slice_index} is outside axis {slice_axis}.")
+        stacked = stacked.select(slice_axis + 1, slice_index)
+        label_t = label_t.select(slice_axis + 1, slice_index) if label_t.ndim == 4 else label_t
+        affine = _slice_affine(affine, slice_axis, slice_index)
+    pair = prepare_training_pair(stacked, label_t, str(images[0]), str(label), num_classes, percentiles)
+    if window is not None:
+        low, high = float(window[0]), float(window[1])
+        if not high > low:
+            raise SinGANSegInputError(f"window ({low}, {high}): the high end must exceed the low end.")
+        from monai_singanseg.intensity import IntensityMapping
+
+        pair.intensity = IntensityMapping([low] * stacked.shape[0], [high] * stacked.shape[0])
+        pair.real[: stacked.shape[0]] = pair.intensity.normalize(stacked.float())
+    meta["affine"] = affine
+    meta["contrasts"] = [_stem(p) for p in images]
+    pair.meta = meta
     return pair
+
+
+def _stem(path: str | os.PathLike) -> str:
+    from monai_singanseg.transforms.model_bank import model_name
+
+    return model_name(path)
 
 
 def _output_dtype(array: np.ndarray, fmt: str) -> np.dtype:

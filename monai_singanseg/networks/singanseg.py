@@ -43,6 +43,8 @@ class SinGANSeg(nn.Module):
         shapes: spatial shape of every scale, coarsest first.
         intensity: map of the image channels to ``[-1, 1]``.
         labels: map of the label to the mask channels.
+        source: where the training image came from, for writing outputs alike: ``affine`` (4x4, of the finest
+            scale's grid before resizing), ``shape`` (its spatial shape) and ``contrasts`` (a name per channel).
 
     Example:
         >>> model = SinGANSeg.load("model.pt")                              # doctest: +SKIP
@@ -56,12 +58,14 @@ class SinGANSeg(nn.Module):
         shapes: Sequence[Sequence[int]],
         intensity: IntensityMapping,
         labels: LabelEncoding,
+        source: dict | None = None,
     ) -> None:
         super().__init__()
         self.config = config.validate()
         self.shapes = [tuple(int(v) for v in s) for s in shapes]
         self.intensity = intensity
         self.labels = labels
+        self.source = dict(source or {})
         self.generators = nn.ModuleList()
         self.noise_amps: list[float] = []
         self.register_buffer("fixed_noise", torch.zeros(1, config.channels, *self.shapes[0]))

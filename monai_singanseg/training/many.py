@@ -116,7 +116,7 @@ def train_many(
             else:
                 pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles)
                 trainer = SinGANSegTrainer(make_config(pair), device=device, progress=progress)
-                trainer.fit(pair.real, pair.intensity, pair.labels, path, resume=status == "partial")
+                trainer.fit(pair.real, pair.intensity, pair.labels, path, resume=status == "partial", source=pair.source)
                 record["status"] = "resumed" if status == "partial" else "done"
         except Exception as err:  # one failing image must not stop the others
             record.update(status="failed", error=f"{type(err).__name__}: {err}")

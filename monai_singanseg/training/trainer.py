@@ -76,6 +76,7 @@ class SinGANSegTrainer:
         labels: LabelEncoding,
         checkpoint: str | os.PathLike,
         resume: bool = False,
+        source: dict[str, Any] | None = None,
     ) -> SinGANSeg:
         """Train on ``real`` ``(C, *spatial)`` in ``[-1, 1]`` (image channels, then mask channels).
 
@@ -85,6 +86,7 @@ class SinGANSegTrainer:
             labels: map of the label to the mask channels, stored in the checkpoint.
             checkpoint: file written after every scale (atomically) and at the end.
             resume: continue from ``checkpoint``; the result equals an uninterrupted run's.
+            source: affine, shape and contrast names of the training image, stored to write outputs alike.
 
         Returns:
             The model (eval mode) with every scale trained (or ``stop_after_scales`` of them).
@@ -109,7 +111,7 @@ class SinGANSegTrainer:
                     f"({config.image_channels} image + {config.mask_channels} mask)."
                 )
             shapes = scale_shapes(real.shape[2:], config.pyramid)
-            model = SinGANSeg(config, shapes, intensity, labels).to(self.device)
+            model = SinGANSeg(config, shapes, intensity, labels, source).to(self.device)
             rng = torch.Generator(device=self.device).manual_seed(config.seed)
             critic_state, log = None, []
         reals = build_pyramid(real, model.shapes)
