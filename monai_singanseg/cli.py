@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from monai_singanseg.config import NetworkConfig, OptimConfig, PyramidConfig, SinGANSegConfig
@@ -170,10 +171,8 @@ def _train(args: argparse.Namespace) -> None:
           f"{pair.image_channels} image + {pair.labels.channels} mask channels")
 
 
-def _output_affine(model, shape) -> "np.ndarray":
+def _output_affine(model, shape) -> np.ndarray:
     """The source affine with its spacing stretched from the source shape to ``shape`` (origin kept)."""
-    import numpy as np
-
     affine = np.asarray(model.source.get("affine", np.eye(4)), dtype=np.float64).copy()
     source_shape = model.source.get("shape") or list(shape)
     for axis, (src, dst) in enumerate(zip(source_shape, shape)):
