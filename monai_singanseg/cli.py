@@ -11,9 +11,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from monai_singanseg.config import NetworkConfig, OptimConfig, PyramidConfig, SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 
@@ -171,19 +168,9 @@ def _train(args: argparse.Namespace) -> None:
           f"{pair.image_channels} image + {pair.labels.channels} mask channels")
 
 
-def _output_affine(model, shape) -> np.ndarray:
-    """The source affine with its spacing stretched from the source shape to ``shape`` (origin kept)."""
-    affine = np.asarray(model.source.get("affine", np.eye(4)), dtype=np.float64).copy()
-    source_shape = model.source.get("shape") or list(shape)
-    for axis, (src, dst) in enumerate(zip(source_shape, shape)):
-        affine[:3, axis] *= src / dst
-    return affine
-
-
 def _sample(args: argparse.Namespace) -> None:
     from monai_singanseg.checkpoint import load_model
-    from monai_singanseg.io import write_image
-    from monai_singanseg.visualize import save_pair_grid
+    from monai_singanseg.generation import write_samples
 
     model, state = load_model(args.model, device=args.device)
     if state is not None and not state.get("complete", True):
@@ -191,52 +178,12 @@ def _sample(args: argparse.Namespace) -> None:
             f"{args.model}: training is not finished ({model.trained_scales}/{model.num_scales} scales); "
             "run 'singanseg train ... --resume' first."
         )
-    cfg = model.config
-    fmt = args.format or ("png" if cfg.spatial_dims == 2 and cfg.image_channels in (1, 3) else "nii.gz")
-    if fmt == "png" and (cfg.spatial_dims != 2 or cfg.image_channels not in (1, 3)):
-        raise SinGANSegInputError(
-            f"{args.model}: PNG holds 2D images of 1 or 3 channels; this model makes {cfg.spatial_dims}D images "
-            f"with {cfg.image_channels} channels: use --format nii.gz."
-        )
-    if args.num < 1:
-        raise SinGANSegInputError("--num must be >= 1.")
-    if not 0 <= args.start_scale < model.num_scales:
-        raise SinGANSegInputError(f"--start-scale must lie in [0, {model.num_scales - 1}] for {args.model}.")
-    out = Path(args.out)
-    contrasts = model.source.get("contrasts") or []
-    image_names = contrasts if fmt == "nii.gz" and len(contrasts) == cfg.image_channels > 1 else ["image"]
-    names = [([out / f"sample_{i:04d}_{n}.{fmt}" for n in image_names], out / f"sample_{i:04d}_label.{fmt}")
-             for i in range(args.num)]
-    existing = [str(p) for images, label in names for p in [*images, label] if p.exists()]
-    if existing and not args.overwrite:
-        raise SinGANSegInputError(f"{existing[0]}: already exists ({len(existing)} files); pass --overwrite or "
-                                  "choose another --out.")
     ratio = None
     if args.scale_ratio is not None:
         ratio = args.scale_ratio[0] if len(args.scale_ratio) == 1 else args.scale_ratio
-        try:
-            model.scaled_shapes(ratio)
-        except ValueError as err:
-            raise SinGANSegInputError(f"--scale-ratio: {err}") from err
-    generator = torch.Generator(device=model.device).manual_seed(args.seed)
-    images, labels = [], []
-    for first in range(0, args.num, args.batch_size):
-        count = min(args.batch_size, args.num - first)
-        image, label = model.split(model.generate(count, args.start_scale, ratio, generator=generator))
-        meta = {"affine": _output_affine(model, image.shape[2:])}
-        for i in range(count):
-            image_paths, label_path = names[first + i]
-            parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
-            for part, path in zip(parts, image_paths):
-                write_image(part, path, meta)
-            write_image(label[i], label_path, meta, is_label=True)
-        images.append(image.cpu())
-        labels.append(label.cpu())
-    preview = out / "preview.png"
-    save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16],
-                   title=f"{args.model}: start scale {args.start_scale}",
-                   intensity_range=(model.intensity.lower, model.intensity.upper))
-    print(f"wrote {args.num} pairs ({fmt}) and {preview}")
+    items = write_samples(model, args.out, args.num, args.start_scale, ratio, args.seed, args.format,
+                          args.overwrite, batch_size=args.batch_size, name=str(args.model))
+    print(f"wrote {len(items)} pairs and {Path(args.out) / 'preview.png'}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

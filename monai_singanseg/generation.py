@@ -1,0 +1,133 @@
+"""Writing synthetic pairs to disk: for one model (``singanseg sample``) or a folder of models (the bundle)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from monai_singanseg.checkpoint import atomic_write, load_model
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.io import write_image
+from monai_singanseg.networks import SinGANSeg
+from monai_singanseg.visualize import save_pair_grid
+
+__all__ = ["write_samples", "sample_bank", "output_affine"]
+
+
+def output_affine(model: SinGANSeg, shape: Sequence[int]) -> np.ndarray:
+    """The source affine with its spacing stretched from the source shape to ``shape`` (origin kept)."""
+    affine = np.asarray(model.source.get("affine", np.eye(4)), dtype=np.float64).copy()
+    source_shape = model.source.get("shape") or list(shape)
+    for axis, (src, dst) in enumerate(zip(source_shape, shape)):
+        affine[:3, axis] *= src / dst
+    return affine
+
+
+def write_samples(
+    model: SinGANSeg,
+    out: str | os.PathLike,
+    num: int,
+    start_scale: int = 0,
+    scale_ratio: float | Sequence[float] | None = None,
+    seed: int = 0,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    prefix: str = "sample",
+    batch_size: int = 16,
+    name: str = "model",
+) -> list[dict[str, Any]]:
+    """Write ``num`` pairs ``<prefix>_0000_image.<fmt>``, ``<prefix>_0000_label.<fmt>``, ... and ``preview.png``.
+
+    Several contrasts (NIfTI) are written one file each, named after the training inputs. Nothing is written when
+    any target file exists and ``overwrite`` is false.
+
+    Returns:
+        One datalist item per pair: ``{"image": path or [paths], "label": path}``.
+    """
+    cfg = model.config
+    fmt = fmt or ("png" if cfg.spatial_dims == 2 and cfg.image_channels in (1, 3) else "nii.gz")
+    if fmt == "png" and (cfg.spatial_dims != 2 or cfg.image_channels not in (1, 3)):
+        raise SinGANSegInputError(
+            f"{name}: PNG holds 2D images of 1 or 3 channels; this model makes {cfg.spatial_dims}D images "
+            f"with {cfg.image_channels} channels: use nii.gz."
+        )
+    if num < 1:
+        raise SinGANSegInputError("the number of samples must be >= 1.")
+    if not 0 <= start_scale < model.num_scales:
+        raise SinGANSegInputError(f"{name}: start scale must lie in [0, {model.num_scales - 1}].")
+    try:
+        model.scaled_shapes(scale_ratio)
+    except ValueError as err:
+        raise SinGANSegInputError(f"scale ratio: {err}") from err
+    out = Path(out)
+    contrasts = model.source.get("contrasts") or []
+    image_names = contrasts if fmt == "nii.gz" and len(contrasts) == cfg.image_channels > 1 else ["image"]
+    names = [([out / f"{prefix}_{i:04d}_{n}.{fmt}" for n in image_names], out / f"{prefix}_{i:04d}_label.{fmt}")
+             for i in range(num)]
+    existing = [str(p) for images, label in names for p in [*images, label] if p.exists()]
+    if existing and not overwrite:
+        raise SinGANSegInputError(f"{existing[0]}: already exists ({len(existing)} files); overwrite or choose "
+                                  "another output folder.")
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    images, labels = [], []
+    for first in range(0, num, batch_size):
+        count = min(batch_size, num - first)
+        image, label = model.split(model.generate(count, start_scale, scale_ratio, generator=generator))
+        meta = {"affine": output_affine(model, image.shape[2:])}
+        for i in range(count):
+            image_paths, label_path = names[first + i]
+            parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
+            for part, path in zip(parts, image_paths):
+                write_image(part, path, meta)
+            write_image(label[i], label_path, meta, is_label=True)
+        images.append(image[:16].cpu())
+        labels.append(label[:16].cpu())
+    save_pair_grid(out / f"{prefix}_preview.png" if prefix != "sample" else out / "preview.png",
+                   torch.cat(images)[:16], torch.cat(labels)[:16], title=f"{name}: start scale {start_scale}",
+                   intensity_range=(model.intensity.lower, model.intensity.upper))
+    return [{"image": [str(p) for p in imgs] if len(imgs) > 1 else str(imgs[0]), "label": str(lab)}
+            for imgs, lab in names]
+
+
+def sample_bank(
+    models_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    num: int,
+    start_scale: int = 0,
+    seed: int = 0,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    device: str = "cpu",
+) -> Path:
+    """Sample ``num`` pairs from every ``*.pt`` model of ``models_dir`` into ``out_dir/<model name>/``.
+
+    Writes ``out_dir/synthetic_datalist.json`` (``{"training": [...]}``, paths relative to ``out_dir``), ready to
+    train on or to share, and returns its path. Start scales beyond a model's pyramid are clipped.
+    """
+    models = sorted(Path(models_dir).glob("*.pt"))
+    if not models:
+        raise SinGANSegInputError(f"{models_dir}: folder holds no *.pt checkpoint.")
+    out_dir = Path(out_dir)
+    items = []
+    for index, path in enumerate(models):
+        model, state = load_model(path, device=device)
+        if state is not None and not state.get("complete", True):
+            raise SinGANSegInputError(f"{path}: training is not finished.")
+        items += write_samples(model, out_dir / path.stem, num, min(start_scale, model.num_scales - 1),
+                               seed=seed + index, fmt=fmt, overwrite=overwrite, name=str(path))
+
+    def relative(p: str | list[str]) -> str | list[str]:
+        return [relative(q) for q in p] if isinstance(p, list) else os.path.relpath(p, out_dir)
+
+    datalist = {"description": f"synthetic pairs from the SinGAN-Seg models in {models_dir}",
+                "training": [{k: relative(v) for k, v in item.items()} for item in items]}
+    target = out_dir / "synthetic_datalist.json"
+    atomic_write(target, lambda tmp: Path(tmp).write_text(json.dumps(datalist, indent=2)))
+    print(f"wrote {len(items)} pairs from {len(models)} model(s) and {target}", flush=True)
+    return target
