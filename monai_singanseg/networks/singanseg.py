@@ -68,6 +68,8 @@ class SinGANSeg(nn.Module):
         self.source = dict(source or {})
         self.generators = nn.ModuleList()
         self.noise_amps: list[float] = []
+        # reconstruction outputs by (scales, shapes, device): deterministic, and trained generators never change
+        self._reconstructions: dict[str, torch.Tensor] = {}
         self.register_buffer("fixed_noise", torch.zeros(1, config.channels, *self.shapes[0]))
 
     @property
@@ -105,11 +107,16 @@ class SinGANSeg(nn.Module):
         """Output of the reconstruction path (fixed noise at the coarsest scale, none above) at ``stop_scale - 1``."""
         shapes = self.shapes if shapes is None else shapes
         stop = self.trained_scales if stop_scale is None else stop_scale
+        key = repr((stop, [tuple(s) for s in shapes[:stop]], str(self.device), self.noise_amps[:stop]))
+        if not self.training and key in self._reconstructions:
+            return self._reconstructions[key]
         x = torch.zeros(1, self.config.channels, *shapes[0], device=self.device)
         z = resize(self.fixed_noise, shapes[0])
         for k in range(stop):
             x = resize(x, shapes[k])
             x = self.generators[k](self.noise_amps[k] * z if k == 0 else torch.zeros_like(x), x)
+        if not self.training:
+            self._reconstructions[key] = x
         return x
 
     @torch.no_grad()

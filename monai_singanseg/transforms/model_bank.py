@@ -67,6 +67,7 @@ class ModelBank:
                 raise SinGANSegInputError(f"{path}: model checkpoint or folder not found.")
         if not self._paths and not self._fixed:
             raise SinGANSegInputError("no SinGAN-Seg model given.")
+        self._names = sorted(list(self._paths) + list(self._fixed))  # fixed after construction; read per sample
         self.cache_size = max(1, int(cache_size))
         self.device = torch.device(device)
         self._cache: OrderedDict[str, SinGANSeg] = OrderedDict()
@@ -74,7 +75,7 @@ class ModelBank:
     @property
     def names(self) -> list[str]:
         """Every model's name, sorted (checkpoints by file stem, loaded objects as ``model_i``)."""
-        return sorted(list(self._paths) + list(self._fixed))
+        return self._names
 
     def __len__(self) -> int:
         return len(self._paths) + len(self._fixed)
