@@ -25,9 +25,23 @@ from monai_singanseg.checkpoint import atomic_write
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
-__all__ = ["TrainingPair", "read_image", "load_training_pair", "prepare_training_pair", "write_image", "OUTPUT_FORMATS"]
+__all__ = ["model_name", "TrainingPair", "read_image", "load_training_pair", "prepare_training_pair", "write_image", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("png", "nii.gz")
+_SUFFIXES = (".nii.gz", ".pt", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".mha", ".nrrd")
+
+
+def model_name(path: Any) -> str:
+    """The name a checkpoint or an image is known by: its file name without folder and known extensions.
+
+    ``model_name("models/case_001.pt") == model_name("imagesTr/case_001.nii.gz") == "case_001"``, which is how a
+    sample is matched to the model trained on it, and how contrasts are named in outputs.
+    """
+    name = Path(str(path)).name
+    for suffix in _SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 @functools.lru_cache(maxsize=1)
@@ -228,15 +242,9 @@ def load_training_pair(
         pair.intensity = IntensityMapping([low] * stacked.shape[0], [high] * stacked.shape[0])
         pair.real[: stacked.shape[0]] = pair.intensity.normalize(stacked.float())
     meta["affine"] = affine
-    meta["contrasts"] = [_stem(p) for p in images]
+    meta["contrasts"] = [model_name(p) for p in images]
     pair.meta = meta
     return pair
-
-
-def _stem(path: str | os.PathLike) -> str:
-    from monai_singanseg.transforms.model_bank import model_name
-
-    return model_name(path)
 
 
 def _output_dtype(array: np.ndarray, fmt: str) -> np.dtype:

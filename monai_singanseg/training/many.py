@@ -24,9 +24,8 @@ from monai.data import load_decathlon_datalist
 from monai_singanseg.checkpoint import atomic_write, read_checkpoint
 from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.io import load_training_pair
+from monai_singanseg.io import load_training_pair, model_name
 from monai_singanseg.training.trainer import SinGANSegTrainer
-from monai_singanseg.transforms.model_bank import model_name
 
 __all__ = ["train_many", "SUMMARY_NAME"]
 

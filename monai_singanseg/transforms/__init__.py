@@ -9,7 +9,8 @@ from monai_singanseg.transforms.dictionary import (
     SinGANSegAugmentDict,
     SinGANSegHarmonized,
 )
-from monai_singanseg.transforms.model_bank import ModelBank, model_name
+from monai_singanseg.io import model_name
+from monai_singanseg.transforms.model_bank import ModelBank
 
 __all__ = ["ModelBank", "SinGANSegAugment", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd",
            "SinGANSegHarmonized", "model_name"]

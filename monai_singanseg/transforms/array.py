@@ -134,16 +134,13 @@ class SinGANSegAugment(RandomizableTransform):
             return image, label
         model_name, model = chosen
         cfg = model.config
+        where = self.bank.path(model_name) or model_name
         if image.shape[0] != cfg.image_channels:
-            where = self.bank.path(model_name) or model_name
             raise SinGANSegInputError(
                 f"{where}: model makes {cfg.image_channels} image channel(s), the data has {image.shape[0]}."
             )
         if len(image.shape) - 1 != cfg.spatial_dims:
-            raise SinGANSegInputError(
-                f"{self.bank.path(model_name) or model_name}: {cfg.spatial_dims}D model, "
-                f"{len(image.shape) - 1}D data."
-            )
+            raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
         start = min(self._start, model.num_scales - 1)
         x = self._draw(model_name, model, start)
         spatial = tuple(image.shape[1:])

@@ -14,9 +14,20 @@ from monai.utils import convert_to_dst_type
 
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.transforms.array import SinGANSegAugment
-from monai_singanseg.transforms.model_bank import ModelSource, model_name
+from monai_singanseg.io import model_name
+from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
 
 __all__ = ["SinGANSegAugmentd", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegHarmonized"]
+
+
+def sample_name(data: Mapping[Hashable, Any], key: Hashable) -> str | None:
+    """The name of the sample in ``data[key]``: a path string, or a MetaTensor's ``filename_or_obj``."""
+    if key not in data:
+        raise SinGANSegInputError(f"missing key {key!r} that names the sample (model_key).")
+    value = data[key]
+    if isinstance(value, MetaTensor):
+        value = value.meta.get("filename_or_obj")
+    return None if value is None else model_name(value)
 
 
 class SinGANSegAugmentd(RandomizableTransform, MapTransform):
@@ -78,14 +89,6 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         if self._do_transform:
             self.augment.randomize()
 
-    def _sample_name(self, d: Mapping[Hashable, Any]) -> str | None:
-        if self.model_key not in d:
-            raise SinGANSegInputError(f"missing key {self.model_key!r} that names the sample (model_key).")
-        value = d[self.model_key]
-        if isinstance(value, MetaTensor):
-            value = value.meta.get("filename_or_obj")
-        return None if value is None else model_name(value)
-
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         self.randomize()
@@ -97,7 +100,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
                 raise SinGANSegInputError(f"missing key {key!r} in the data dictionary.")
         if not keys or self.label_key not in d:
             return d
-        name = self._sample_name(d) if self.augment.model_choice == "matched" else None
+        name = sample_name(d, self.model_key) if self.augment.model_choice == "matched" else None
         parts = [d[k] for k in keys]
         sizes = [p.shape[0] for p in parts]
         shapes = {tuple(p.shape[1:]) for p in parts}
@@ -123,20 +126,21 @@ class SinGANSegHarmonized(RandomizableTransform, MapTransform):
     """Insert a donor lesion into a (healthy) image on the fly and harmonize it with the image's own model.
 
     With probability ``prob``: a donor pair is drawn from ``donors``, pasted at a random place (inside
-    ``region_key``'s mask when given), injected at a scale drawn from ``at_scale`` of the model matched to the
-    sample (``model_key``, as in :class:`SinGANSegAugmentd`), and blended back; the label becomes the pasted lesion.
-    Shape, type, dtype and metadata of the image are kept.
+    ``region_key``'s mask when given), injected at a scale drawn from ``at_scale`` of the model named like the
+    sample (``model_key``, as in :class:`SinGANSegAugmentd`), and blended back; ``label_key`` receives the pasted
+    lesion's mask. Shape, type, dtype and metadata of the image are kept; all randomness comes from ``self.R``.
 
     Args:
         keys: the image key (one).
         label_key: where the lesion mask goes (created when absent).
-        models: checkpoint path, folder, loaded models or a list of these.
+        models: checkpoint path, folder, loaded models, a list of these, or a :class:`ModelBank`.
         donors: list of ``(image, mask)`` tensors ``(C, *spatial)``, ``(1, *spatial)`` in the models' image units.
         prob: probability of inserting a lesion.
-        at_scale: int or inclusive ``(low, high)`` range drawn per sample.
+        at_scale: int or inclusive ``(low, high)`` range drawn per sample; clipped to each model's scales.
         model_key: the data key that names the sample (default: the image key).
         region_key: optional data key of a mask of allowed lesion centres.
         mode: ``"harmonize"`` or ``"edit"``.
+        cache_size, device: see :class:`SinGANSegAugment`.
     """
 
     def __init__(
@@ -159,24 +163,18 @@ class SinGANSegHarmonized(RandomizableTransform, MapTransform):
             raise ValueError("SinGANSegHarmonized takes one image key.")
         if not donors:
             raise ValueError("donors must hold at least one (image, mask) pair.")
+        low, high = (at_scale, at_scale) if isinstance(at_scale, int) else tuple(at_scale)
+        self.scale_range = (int(low), int(high))
         self.label_key, self.region_key, self.mode = label_key, region_key, mode
         self.model_key = model_key if model_key is not None else self.keys[0]
         self.donors = [(torch.as_tensor(i).float(), torch.as_tensor(m).float()) for i, m in donors]
-        # reuse the augmentation's bank and matching so both transforms name models the same way
-        self.matcher = SinGANSegAugmentd(keys, label_key, models, prob=1.0, start_scale=at_scale,
-                                         model_key=self.model_key, cache_size=cache_size, device=device)
-        self._donor = 0
-        self._seed = 0
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.matcher.set_random_state(seed, state)
-        return self
+        self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
+        self._donor = self._scale = self._seed = 0
 
     def randomize(self, data: Any = None) -> None:
         super().randomize(None)
         if self._do_transform:
-            self.matcher.augment.randomize()
+            self._scale = int(self.R.randint(self.scale_range[0], self.scale_range[1] + 1))
             self._donor = int(self.R.randint(len(self.donors)))
             self._seed = int(self.R.randint(0, 2**31 - 1))
 
@@ -190,15 +188,15 @@ class SinGANSegHarmonized(RandomizableTransform, MapTransform):
         key = self.keys[0]
         if key not in d:
             raise SinGANSegInputError(f"missing key {key!r} in the data dictionary.")
-        chosen = self.matcher.augment.select_model(self.matcher._sample_name(d))
-        if chosen is None:
-            return d
-        _, model = chosen
+        name = sample_name(d, self.model_key)
+        if name not in self.bank:
+            raise SinGANSegInputError(f"no SinGAN-Seg model for sample {name!r}: train one on this image first.")
+        model = self.bank.get(name)
         image = d[key]
         region = torch.as_tensor(d[self.region_key]).float() if self.region_key else None
         donor, donor_mask = self.donors[self._donor]
-        start = min(self.matcher.augment._start, model.num_scales - 1)
-        out, lesion, _ = harmonize(model, torch.as_tensor(image).float().cpu(), donor, donor_mask, start,
+        at_scale = min(self._scale, model.num_scales - 1)
+        out, lesion, _ = harmonize(model, torch.as_tensor(image).float().cpu(), donor, donor_mask, at_scale,
                                    region=region, seed=self._seed, mode=self.mode)
         d[key] = convert_to_dst_type(out, image, dtype=image.dtype)[0]
         label = d.get(self.label_key, image)

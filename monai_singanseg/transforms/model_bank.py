@@ -12,27 +12,12 @@ import torch
 
 from monai_singanseg.checkpoint import load_model
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.io import model_name
 from monai_singanseg.networks import SinGANSeg
 
 __all__ = ["ModelBank", "model_name"]
 
 ModelSource = Union[str, os.PathLike, SinGANSeg, Sequence[Union[str, os.PathLike, SinGANSeg]], "ModelBank"]
-_SUFFIXES = (".nii.gz", ".pt", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".mha", ".nrrd")
-
-
-def model_name(path: Any) -> str:
-    """The name a checkpoint or an image is known by: its file name without folder and known extensions.
-
-    ``model_name("models/case_001.pt") == model_name("imagesTr/case_001.nii.gz") == "case_001"``, which is how a
-    sample is matched to the model trained on it.
-    """
-    name = Path(str(path)).name
-    for suffix in _SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 class ModelBank:
     """Models by name, loaded on first use, at most ``cache_size`` kept (least recently used dropped).
 
