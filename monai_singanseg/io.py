@@ -148,6 +148,7 @@ def prepare_training_pair(
     label_name: str = "label",
     num_classes: int | None = None,
     percentiles: Sequence[float] | None = None,
+    intensity: IntensityMapping | None = None,
 ) -> TrainingPair:
     """Check an image ``(C, *spatial)`` and a label ``(1 or K, *spatial)`` and stack them into a training tensor.
 
@@ -164,7 +165,7 @@ def prepare_training_pair(
             f"size {tuple(image.shape[1:])}."
         )
     labels, label = _label_encoding(label, label_name, num_classes)
-    intensity = IntensityMapping.fit(image, percentiles)
+    intensity = intensity or IntensityMapping.fit(image, percentiles)
     real = torch.cat([intensity.normalize(image), labels.encode(label)], dim=0)
     meta = dict(getattr(image, "meta", {}) or {})
     return TrainingPair(real.as_subclass(torch.Tensor), intensity, labels, meta)
@@ -232,15 +233,13 @@ def load_training_pair(
         stacked = stacked.select(slice_axis + 1, slice_index)
         label_t = label_t.select(slice_axis + 1, slice_index) if label_t.ndim == 4 else label_t
         affine = _slice_affine(affine, slice_axis, slice_index)
-    pair = prepare_training_pair(stacked, label_t, str(images[0]), str(label), num_classes, percentiles)
+    intensity = None
     if window is not None:
         low, high = float(window[0]), float(window[1])
         if not high > low:
             raise SinGANSegInputError(f"window ({low}, {high}): the high end must exceed the low end.")
-        from monai_singanseg.intensity import IntensityMapping
-
-        pair.intensity = IntensityMapping([low] * stacked.shape[0], [high] * stacked.shape[0])
-        pair.real[: stacked.shape[0]] = pair.intensity.normalize(stacked.float())
+        intensity = IntensityMapping([low] * stacked.shape[0], [high] * stacked.shape[0])
+    pair = prepare_training_pair(stacked, label_t, str(images[0]), str(label), num_classes, percentiles, intensity)
     meta["affine"] = affine
     meta["contrasts"] = [model_name(p) for p in images]
     pair.meta = meta
