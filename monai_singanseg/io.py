@@ -95,15 +95,49 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     path = Path(path)
     if not path.exists():
         raise SinGANSegInputError(f"{path}: file not found.")
+    if path.is_dir() and not any(p.is_file() for p in path.iterdir()):
+        raise SinGANSegInputError(f"{path}: empty folder (a DICOM series folder must hold the slice files).")
     try:
         image = _loader()(str(path))
     except Exception as err:  # readers raise many types; the user needs the file name and the reason
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = _dicom_problem(path) if path.is_dir() or path.suffix.lower() == ".dcm" else None
+        if reason is None:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SinGANSegInputError(f"{path}: unreadable image ({reason}).") from err
     keep = [0] + [i + 1 for i, s in enumerate(image.shape[1:]) if s > 1]
     if len(keep) < image.ndim:
         image = image.squeeze(tuple(i for i in range(1, image.ndim) if i not in keep))
     return image
+
+
+def _dicom_problem(path: Path) -> str | None:
+    """Why a DICOM file or series folder failed to load, in words (pydicom's diagnosis), or ``None`` if unknown.
+
+    ITK, which MONAI picks for DICOM, only says it "could not create IO object"; pydicom tells a file that is not
+    DICOM from one whose pixel data is cut short.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if path.is_dir():
+        files = [p for p in sorted(path.iterdir()) if p.is_file()]
+        if not any(pydicom.misc.is_dicom(p) for p in files):
+            return f"no DICOM file among its {len(files)} file(s)"
+        return None
+    try:
+        dataset = pydicom.dcmread(path)
+    except InvalidDicomError:
+        return "not a DICOM file: no 'DICM' marker after the 128-byte preamble"
+    except Exception as err:  # cut short inside the header
+        return f"corrupt or truncated DICOM header: {err}"
+    if "PixelData" not in dataset:
+        return "the DICOM file holds no pixel data: no image, or the file is cut short"
+    try:
+        dataset.pixel_array
+    except Exception as err:  # truncated pixel data, or a compressed transfer syntax without its decoder
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"DICOM pixel data cannot be decoded: {reason}"
+    return None
 
 
 def _check_finite(array: torch.Tensor, path: str) -> None:

@@ -1,9 +1,13 @@
-"""Shared fixtures: the real nuclei sample shipped in data/ and one tiny model trained on it once per session."""
+"""Shared fixtures: the real nuclei sample shipped in data/, one tiny model trained on it once per session, and the
+real MNI152 template (T1, grey- and white-matter maps) shipped inside the nilearn wheel."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +16,11 @@ from monai_singanseg import OptimConfig, PyramidConfig, SinGANSegConfig, SinGANS
 DATA = Path(__file__).resolve().parents[1] / "data" / "nuclei"
 NUCLEI_IMAGE = DATA / "nuclei_image.png"
 NUCLEI_LABEL = DATA / "nuclei_label.png"
+
+MNI = Path(importlib.util.find_spec("nilearn").submodule_search_locations[0]) / "datasets" / "data"
+T1 = MNI / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+GM = MNI / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"
+WM = MNI / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"
 
 torch.set_num_threads(2)
 
@@ -28,6 +37,14 @@ def tiny_config(image_channels: int = 1, mask_channels: int = 1, spatial_dims: i
     )
     config.network.base_channels = 8
     return config.validate()
+
+
+def mni_crop(path: Path, box: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(array, affine)`` of a crop of an MNI152 map (1 mm, RAS; values 0-255): the affine's origin moved to the box."""
+    image = nib.load(path)
+    affine = image.affine.copy()
+    affine[:3, 3] = image.affine[:3, :3] @ np.array([b.start for b in box]) + image.affine[:3, 3]
+    return np.asarray(image.dataobj[box], dtype=np.float32), affine
 
 
 @pytest.fixture(scope="session")

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import GM, T1, WM, mni_crop
 
 from monai_singanseg import SinGANSeg, SinGANSegInputError, load_training_pair
 from monai_singanseg.cli import main
 
-MNI = Path(importlib.util.find_spec("nilearn").submodule_search_locations[0]) / "datasets" / "data"
-T1 = MNI / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-GM = MNI / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"
-WM = MNI / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"
 TINY = ["--min-size", "20", "--iters", "2", "--base-channels", "8", "--quiet"]
 
 
@@ -25,12 +19,10 @@ def volumes(tmp_path_factory):
     """A 48x56x40 crop of the template (T1, grey-matter map) and a white-matter mask, with the crop's affine."""
     folder = tmp_path_factory.mktemp("mni")
     box = (slice(75, 123), slice(90, 146), slice(70, 110))
-    t1 = nib.load(T1)
-    affine = t1.affine.copy()
-    affine[:3, 3] = t1.affine[:3, :3] @ np.array([b.start for b in box]) + t1.affine[:3, 3]
     for name, path in (("t1", T1), ("gm", GM)):
-        nib.save(nib.Nifti1Image(nib.load(path).get_fdata()[box].astype(np.float32), affine), folder / f"{name}.nii.gz")
-    wm = (nib.load(WM).get_fdata()[box] > 128).astype(np.uint8)
+        array, affine = mni_crop(path, box)
+        nib.save(nib.Nifti1Image(array, affine), folder / f"{name}.nii.gz")
+    wm = (mni_crop(WM, box)[0] > 128).astype(np.uint8)
     nib.save(nib.Nifti1Image(wm, affine), folder / "wm.nii.gz")
     return folder, affine
 
