@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label", required=True, help="mask: binary, one-hot, or class indices with --num-classes")
     train.add_argument("--out", required=True, help="checkpoint to write (updated after every scale)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from --out")
+    train.add_argument("--tensorboard", default=None, metavar="DIR",
+                       help="log per-scale losses and a sample per scale to TensorBoard (pip install tensorboard)")
     _add_training_options(train)
 
     many = sub.add_parser("train-many", help="one model per image/label pair of a Decathlon-style datalist "
@@ -50,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="cpu")
     sample.add_argument("--batch-size", type=int, default=16)
     sample.add_argument("--overwrite", action="store_true", help="replace existing sample files in --out")
+    sample.add_argument("--style", choices=("none", "histogram", "vgg"), default="none",
+                        help="refine the image towards the real image's style (labels never change): histogram "
+                             "matching (no weights) or Gatys VGG style transfer (local VGG weights, 2D)")
+    sample.add_argument("--style-image", nargs="+", default=None,
+                        help="the training image file(s) to take the style from (default: the model's "
+                             "reconstruction of its training image)")
+    sample.add_argument("--style-weights", default=None,
+                        help="VGG19/VGG16 torchvision state dict (default: $SINGANSEG_VGG_WEIGHTS, then the torch "
+                             "hub cache); nothing is downloaded")
+    sample.add_argument("--content-style", default="1:1000", help="content:style loss weights (default 1:1000)")
+    sample.add_argument("--style-steps", type=int, default=100, help="L-BFGS iterations per sample (vgg)")
     for name, mode in (("harmonize", "harmonize"), ("edit", "edit")):
         h = sub.add_parser(name, help=f"paste a donor lesion into the target and {name} it by injection at a scale")
         h.add_argument("model", help="checkpoint trained on the target (healthy) image")
@@ -162,7 +175,7 @@ def _train(args: argparse.Namespace) -> None:
     pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles,
                               window=args.window, slice_axis=args.slice_axis, slice_index=_slice_index(args))
     config = _config(args, pair)
-    trainer = SinGANSegTrainer(config, device=args.device or "cpu", progress=not args.quiet)
+    trainer = SinGANSegTrainer(config, device=args.device or "cpu", progress=not args.quiet, log_dir=args.tensorboard)
     model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume, source=pair.source)
     print(f"wrote {out}: {model.num_scales} scales {model.shapes[0]} -> {model.shapes[-1]}, "
           f"{pair.image_channels} image + {pair.labels.channels} mask channels")
@@ -181,8 +194,18 @@ def _sample(args: argparse.Namespace) -> None:
     ratio = None
     if args.scale_ratio is not None:
         ratio = args.scale_ratio[0] if len(args.scale_ratio) == 1 else args.scale_ratio
+    reference, options = None, {}
+    if args.style != "none":
+        from monai_singanseg.style import parse_content_style, style_reference
+
+        if args.style_steps < 1:
+            raise SinGANSegInputError(f"--style-steps must be >= 1, got {args.style_steps}.")
+        reference = style_reference(model, args.style_image)
+        options = {"weights": args.style_weights, "content_style": parse_content_style(args.content_style),
+                   "steps": args.style_steps, "progress": args.style == "vgg"}
     items = write_samples(model, args.out, args.num, args.start_scale, ratio, args.seed, args.format,
-                          args.overwrite, batch_size=args.batch_size, name=str(args.model))
+                          args.overwrite, batch_size=args.batch_size, name=str(args.model), style=args.style,
+                          style_reference=reference, style_options=options)
     print(f"wrote {len(items)} pairs and {Path(args.out) / 'preview.png'}")
 
 

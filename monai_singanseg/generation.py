@@ -41,11 +41,19 @@ def write_samples(
     prefix: str = "sample",
     batch_size: int = 16,
     name: str = "model",
+    style: str = "none",
+    style_reference: torch.Tensor | None = None,
+    style_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Write ``num`` pairs ``<prefix>_0000_image.<fmt>``, ``<prefix>_0000_label.<fmt>``, ... and ``preview.png``.
 
     Several contrasts (NIfTI) are written one file each, named after the training inputs. Nothing is written when
     any target file exists and ``overwrite`` is false.
+
+    ``style`` refines the image channels before writing (``"none"``, ``"histogram"`` or ``"vgg"``, see
+    :func:`monai_singanseg.style.refine`; labels are never changed) towards ``style_reference`` ``(1, C_img,
+    *spatial)`` in ``[-1, 1]`` (default: the model's reconstruction of its training image); ``style_options`` go to
+    :func:`~monai_singanseg.style.refine` (``weights``, ``content_style``, ``steps``).
 
     Returns:
         One datalist item per pair: ``{"image": path or [paths], "label": path}``.
@@ -74,11 +82,26 @@ def write_samples(
     if existing and not overwrite:
         raise SinGANSegInputError(f"{existing[0]}: already exists ({len(existing)} files); overwrite or choose "
                                   "another output folder.")
+    style_options = dict(style_options or {})
+    if style != "none":
+        from monai_singanseg.style import load_vgg_features, refine_samples
+        from monai_singanseg.style import style_reference as model_reference
+
+        if style_reference is None:
+            style_reference = model_reference(model)
+        if style == "vgg" and style_options.get("features") is None:  # load once, and fail before writing anything
+            if cfg.spatial_dims != 2:
+                raise SinGANSegInputError(f"{name}: VGG style refinement works on 2D images; use --style histogram.")
+            style_options["features"] = load_vgg_features(style_options.pop("weights", None), pooling="avg",
+                                                          device=model.device)[0]
     generator = torch.Generator(device=model.device).manual_seed(seed)
     images, labels = [], []
     for first in range(0, num, batch_size):
         count = min(batch_size, num - first)
-        image, label = model.split(model.generate(count, start_scale, scale_ratio, generator=generator))
+        x = model.generate(count, start_scale, scale_ratio, generator=generator)
+        if style != "none":
+            x = refine_samples(x, cfg.image_channels, style_reference, style, **style_options)
+        image, label = model.split(x)
         meta = {"affine": output_affine(model, image.shape[2:])}
         for i in range(count):
             image_paths, label_path = names[first + i]

@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,9 @@ from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
 from monai_singanseg.training.losses import gradient_penalty, reconstruction_loss
 
 __all__ = ["SinGANSegTrainer", "fingerprint"]
+
+if TYPE_CHECKING:
+    from monai_singanseg.training.tensorboard import TensorBoardLog
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ class SinGANSegTrainer:
         handlers: callables ``handler(engine, scale)`` called once per scale to attach ignite handlers.
         stop_after_scales: stop (as an interruption would) once this many scales are finished; for tests and for
             splitting a long run.
+        log_dir: write TensorBoard logs here (per-scale losses, a sample after every scale); needs the optional
+            ``tensorboard`` package. ``None``: no logging.
 
     Example:
         >>> trainer = SinGANSegTrainer(SinGANSegConfig(image_channels=1))           # doctest: +SKIP
@@ -61,12 +66,18 @@ class SinGANSegTrainer:
         progress: bool = True,
         handlers: list[Callable[[Engine, int], None]] | None = None,
         stop_after_scales: int | None = None,
+        log_dir: str | os.PathLike | None = None,
     ) -> None:
         self.config = config.validate()
         self.device = torch.device(device)
         self.progress = progress
         self.handlers = handlers or []
         self.stop_after_scales = stop_after_scales
+        self.log_dir = log_dir
+        if log_dir is not None:
+            from monai_singanseg.training.tensorboard import require_tensorboard
+
+            require_tensorboard(log_dir)  # fail before any training, not after the first scale
 
     def fit(
         self,
@@ -115,9 +126,16 @@ class SinGANSegTrainer:
             critic_state, log = None, []
         reals = build_pyramid(real, model.shapes)
         last = model.num_scales if self.stop_after_scales is None else min(self.stop_after_scales, model.num_scales)
+        board = None
+        if self.log_dir is not None:
+            from monai_singanseg.training.tensorboard import TensorBoardLog
+
+            board = TensorBoardLog(self.log_dir, seed=config.seed)
         for scale in range(model.trained_scales, last):
-            critic_state, record = self._train_scale(model, reals[scale], scale, critic_state, rng)
+            critic_state, record = self._train_scale(model, reals[scale], scale, critic_state, rng, board)
             log.append(record)
+            if board is not None:
+                board.end_scale(model, reals[scale], record)
             logger.info(
                 "scale %d/%d %s done: %.1f s (%.3f s/iter), reconstruction MSE %.4f, noise amplitude %.4f",
                 scale + 1, model.num_scales, model.shapes[scale], record["seconds"], record["seconds_per_iter"],
@@ -131,6 +149,8 @@ class SinGANSegTrainer:
                 "complete": model.trained_scales == model.num_scales,
             }
             save_model(model, checkpoint, training=training)
+        if board is not None:
+            board.close()
         return model.eval()
 
     def _train_scale(
@@ -140,6 +160,7 @@ class SinGANSegTrainer:
         scale: int,
         critic_state: dict[str, torch.Tensor] | None,
         rng: torch.Generator,
+        board: TensorBoardLog | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         cfg, opt = model.config, model.config.optim
         width = cfg.network.channels_at(scale)
@@ -212,6 +233,8 @@ class SinGANSegTrainer:
             bar.attach(engine, output_transform=lambda out: out)
         for attach in self.handlers:
             attach(engine, scale)
+        if board is not None:
+            board.attach(engine, scale)
         start = time.perf_counter()
         engine.run(range(opt.iters_per_scale), max_epochs=1)
         seconds = time.perf_counter() - start

@@ -1,0 +1,81 @@
+"""Optional TensorBoard logging of a training run: per-scale losses every iteration and a sample after every scale.
+
+TensorBoard is not a dependency: ``torch.utils.tensorboard`` is imported through ``monai.utils.optional_import`` only
+when logging is asked for, and a clear error says ``pip install tensorboard`` when it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from monai.utils import optional_import
+
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.visualize import display_slice
+
+SummaryWriter, has_tensorboard = optional_import("torch.utils.tensorboard", name="SummaryWriter")
+
+__all__ = ["TensorBoardLog", "has_tensorboard", "require_tensorboard"]
+
+
+def require_tensorboard(log_dir: str | os.PathLike) -> None:
+    """Raise :class:`SinGANSegInputError` saying ``pip install tensorboard`` when TensorBoard is not installed."""
+    if not has_tensorboard:
+        raise SinGANSegInputError(
+            f"TensorBoard logging to {log_dir} needs the tensorboard package: pip install tensorboard "
+            "(or train without --tensorboard / log_dir)."
+        )
+
+
+class TensorBoardLog:
+    """Writes a training run to ``log_dir`` for ``tensorboard --logdir``.
+
+    Scalars ``scale_<k>/{critic,gen,rec,gp}`` (step = iteration in the scale), ``summary/{rec,noise_amp,seconds}``
+    (step = scale) and an image ``samples/scale_<k>``: a row of [real image | sample image | real mask | sample
+    mask] at that scale, in ``[0, 1]`` (3D: middle slice along the last axis; the first image channel unless there
+    are 3). Samples are drawn with their own seeded generator, so logging never changes the training's random
+    stream (a logged run equals an unlogged one).
+
+    Args:
+        log_dir: the event-file folder (created).
+        seed: seed of the sample noise.
+
+    Raises:
+        SinGANSegInputError: TensorBoard is not installed (the message says ``pip install tensorboard``).
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, seed: int = 0) -> None:
+        require_tensorboard(log_dir)
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.seed = seed
+
+    def attach(self, engine: Engine, scale: int) -> None:
+        """Log the losses of every iteration of ``scale``'s engine."""
+
+        def log_losses(e: Engine) -> None:
+            for name, value in e.state.output.items():
+                self.writer.add_scalar(f"scale_{scale:02d}/{name}", float(value), e.state.iteration)
+
+        engine.add_event_handler(Events.ITERATION_COMPLETED, log_losses)
+
+    @torch.no_grad()
+    def end_scale(self, model, real: torch.Tensor, record: dict[str, Any]) -> None:
+        """Log the summary of a finished scale and a sample of the model up to it next to ``real`` ``(1, C, *s)``."""
+        scale = int(record["scale"])
+        for name in ("rec", "noise_amp", "seconds"):
+            self.writer.add_scalar(f"summary/{name}", float(record[name]), scale)
+        generator = torch.Generator(device=model.device).manual_seed(self.seed + scale)
+        fake = model.generate(1, generator=generator, stop_scale=scale + 1)
+        n_img = model.config.image_channels
+        panels = [real[0, :n_img], fake[0, :n_img], real[0, n_img:n_img + 1], fake[0, n_img:n_img + 1]]
+        shown = [display_slice(p, [-1.0] * p.shape[0], [1.0] * p.shape[0]) for p in panels]
+        shown = [s if s.ndim == 3 else np.repeat(s[..., None], 3, axis=-1) for s in shown]
+        self.writer.add_image(f"samples/scale_{scale:02d}", np.concatenate(shown, axis=1), scale, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
