@@ -1,0 +1,58 @@
+"""All metrics of one batch of synthetic pairs against the training pair, as one JSON-ready dict."""
+
+from __future__ import annotations
+
+import torch
+
+from monai_singanseg.intensity import LabelEncoding
+from monai_singanseg.metrics.diversity import ms_ssim_diversity
+from monai_singanseg.metrics.features import FeatureExtractor
+from monai_singanseg.metrics.masks import foreground, foreground_fraction
+from monai_singanseg.metrics.memorisation import memorisation_check
+from monai_singanseg.metrics.sifid import sifid
+from monai_singanseg.metrics.swd import sliced_wasserstein
+
+__all__ = ["quality_metrics"]
+
+
+def _mean_std(values: torch.Tensor) -> dict:
+    return {"mean": round(float(values.mean()), 6), "std": round(float(values.std(correction=0)), 6)}
+
+
+def quality_metrics(
+    real: torch.Tensor,
+    samples: torch.Tensor,
+    image_channels: int,
+    labels: LabelEncoding,
+    extractor: FeatureExtractor | None = None,
+    swd_options: dict | None = None,
+    memorisation_fraction: float = 0.5,
+) -> dict:
+    """SIFID, SWD, diversity, foreground fraction and memorisation of ``samples`` against the training pair.
+
+    Image metrics read the image channels only; mask metrics the mask channels, decoded by ``labels``.
+
+    Args:
+        real: the training pair ``(1, C, *spatial)`` in ``[-1, 1]``, image channels first, then mask channels.
+        samples: synthetic pairs ``(N, C, *spatial)`` in ``[-1, 1]``, the same layout and shape, ``N >= 2``.
+        image_channels: how many of the ``C`` channels are image channels.
+        labels: the encoding of the mask channels.
+        extractor: the SIFID feature extractor; ``None`` leaves SIFID out (``"sifid": None``). 2D only.
+        swd_options: keyword arguments of :func:`~monai_singanseg.metrics.swd.sliced_wasserstein`.
+        memorisation_fraction: threshold of :func:`~monai_singanseg.metrics.memorisation.memorisation_check`.
+
+    Returns:
+        ``{"sifid": {"mean", "std"} or None, "swd": {"mean", "std"}, "ms_ssim_diversity": float,
+        "foreground_fraction": {"real", "mean", "std"}, "memorisation": {...}}``.
+    """
+    real_image, fake_image = real[:, :image_channels], samples[:, :image_channels]
+    use_sifid = extractor is not None and samples.ndim == 4
+    real_fraction = foreground_fraction(foreground(real[:, image_channels:], labels))
+    fractions = foreground_fraction(foreground(samples[:, image_channels:], labels))
+    return {
+        "sifid": _mean_std(sifid(real_image, fake_image, extractor)) if use_sifid else None,
+        "swd": _mean_std(sliced_wasserstein(real_image, fake_image, **(swd_options or {}))),
+        "ms_ssim_diversity": round(ms_ssim_diversity(fake_image), 6),
+        "foreground_fraction": {"real": round(float(real_fraction[0]), 6), **_mean_std(fractions)},
+        "memorisation": memorisation_check(real_image, fake_image, memorisation_fraction).to_dict(),
+    }
