@@ -77,7 +77,43 @@ def build_parser() -> argparse.ArgumentParser:
         h.add_argument("--device", default="cpu")
         h.add_argument("--overwrite", action="store_true")
         h.set_defaults(mode=mode)
+    _add_report_parser(sub)
     return parser
+
+
+def _add_report_parser(sub) -> None:
+    report = sub.add_parser("report", help="quality report: samples per start scale, mask statistics, SIFID, SWD, "
+                                           "diversity and memorisation as PNG, JSON and markdown")
+    report.add_argument("model", help="checkpoint written by 'singanseg train'")
+    report.add_argument("--image", nargs="+", required=True, help="the training image file(s), as given to train")
+    report.add_argument("--label", required=True, help="the training mask")
+    report.add_argument("--out", required=True, help="report folder")
+    report.add_argument("--start-scales", type=int, nargs="+", default=None, help="default: every trained scale")
+    report.add_argument("--num", type=int, default=16, help="samples per start scale (default 16)")
+    report.add_argument("--seed", type=int, default=0)
+    report.add_argument("--inception-weights", default=None,
+                        help="Inception-v3 weight file for SIFID (default: $SINGANSEG_INCEPTION_WEIGHTS, then the "
+                             "torch hub cache; without one SIFID is left out)")
+    report.add_argument("--device", default="cpu")
+    report.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _report(args: argparse.Namespace) -> None:
+    import torch
+
+    from monai_singanseg.checkpoint import load_model
+    from monai_singanseg.io import model_name, read_image
+    from monai_singanseg.report import write_report
+
+    model, _ = load_model(args.model, device=args.device)
+    image = torch.cat([read_image(p).as_tensor() for p in args.image])
+    label = read_image(args.label).as_tensor()
+    report = write_report(model, image, label, args.out, args.start_scales, args.num, args.seed,
+                          inception_weights=args.inception_weights, overwrite=args.overwrite,
+                          progress=not args.quiet, name=model_name(args.model))
+    sifid = "" if report["sifid_available"] else f"; SIFID left out: {report['sifid_note']}"
+    print(f"wrote {len(report['files'])} files to {args.out}{sifid}")
 
 
 def _harmonize(args: argparse.Namespace) -> None:
@@ -216,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("ignite").setLevel(logging.WARNING)  # ignite's per-run INFO lines duplicate the progress bar
     try:
         commands = {"train": _train, "train-many": _train_many, "sample": _sample, "harmonize": _harmonize,
-                    "edit": _harmonize}
+                    "edit": _harmonize, "report": _report}
         commands[args.command](args)
     except SinGANSegInputError as err:
         print(f"singanseg: error: {err}", file=sys.stderr)

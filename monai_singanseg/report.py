@@ -1,0 +1,283 @@
+"""A quality report of a trained model: samples at every start scale beside the training pair, mask statistics,
+and the metrics of :mod:`monai_singanseg.metrics` as JSON and as a markdown table (``singanseg report``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from monai_singanseg.checkpoint import atomic_write
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.metrics import (
+    FeatureExtractor,
+    foreground,
+    foreground_fraction,
+    fraction_histogram,
+    load_inception_stem,
+    mask_mean_std,
+    ms_ssim_settings,
+    quality_metrics,
+)
+from monai_singanseg.networks import SinGANSeg
+from monai_singanseg.pyramid import resize
+from monai_singanseg.visualize import display_slice, save_pair_grid
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "REPORT_FILES",
+    "generate_samples",
+    "markdown_table",
+    "metrics_row",
+    "metrics_table",
+    "real_pair",
+    "write_report",
+]
+
+REPORT_FILES = ("mask_mean_std.png", "foreground_fraction_hist.png", "metrics.json", "metrics.md")
+"""Files of every report, beside one ``grid_start_scale_<k>.png`` per start scale."""
+
+SWD_OPTIONS = {"patch_size": 7, "num_projections": 128, "levels": 1, "stride": 1, "seed": 0}
+
+
+def real_pair(model: SinGANSeg, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """The training pair as the model sees it: ``(1, C, *finest)`` in ``[-1, 1]``.
+
+    Args:
+        model: the trained model (its intensity map and label encoding are used, not refitted).
+        image: ``(image_channels, *spatial)`` in the image's units.
+        label: ``(1, *spatial)`` with the training label's values, or one-hot ``(K, *spatial)``.
+    """
+    image, label = torch.as_tensor(image).float(), torch.as_tensor(label).float()
+    if image.shape[0] != model.config.image_channels or image.ndim - 1 != model.config.spatial_dims:
+        raise SinGANSegInputError(f"image of shape {tuple(image.shape)} does not fit a model of "
+                                  f"{model.config.image_channels} channel(s) in {model.config.spatial_dims}D.")
+    if tuple(label.shape[1:]) != tuple(image.shape[1:]):
+        raise SinGANSegInputError(f"label size {tuple(label.shape[1:])} does not match the image "
+                                  f"size {tuple(image.shape[1:])}.")
+    if label.shape[0] > 1:
+        label = label.argmax(0, keepdim=True).float()
+    x = torch.cat([model.intensity.normalize(image), model.labels.encode(label)])[None].to(model.device)
+    x = resize(x, model.shapes[-1]).clamp(-1.0, 1.0)
+    # mask channels are resized smoothly and then snapped back to -1/+1, as the augmentation transforms do
+    n_img = model.config.image_channels
+    label = model.labels.decode(x[:, n_img:], channel_dim=1)[0]
+    return torch.cat([x[:, :n_img], model.labels.encode(label)[None]], dim=1)
+
+
+def generate_samples(model: SinGANSeg, num: int, start_scale: int, seed: int, batch_size: int = 8) -> torch.Tensor:
+    """``num`` samples ``(num, C, *finest)`` in ``[-1, 1]`` from one seeded generator, drawn in batches."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    return torch.cat([model.generate(min(batch_size, num - i), start_scale, generator=generator)
+                      for i in range(0, num, batch_size)])
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_mask_mean_std(path: Path, real_mask: torch.Tensor, masks: dict[int, torch.Tensor]) -> None:
+    """One row per start scale: the real mask, the pixel-wise mean and the pixel-wise std of the generated masks."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(masks), 3, figsize=(8.4, 2.6 * len(masks)), squeeze=False)
+    real = display_slice(real_mask, [0.0], [1.0])
+    for row, (scale, fg) in zip(axes, masks.items()):
+        mean, std = mask_mean_std(fg)
+        panels = ((real, "real mask", 1.0, "gray"), (display_slice(mean, [0.0], [1.0]), "mean", 1.0, "viridis"),
+                  (display_slice(std, [0.0], [1.0]), "std", 0.5, "magma"))
+        for ax, (shown, name, top, cmap) in zip(row, panels):
+            im = ax.imshow(shown, vmin=0.0, vmax=top, cmap=cmap, interpolation="nearest")
+            ax.set_title(f"start scale {scale}: {name}" if name != "real mask" else name, fontsize=9)
+            ax.axis("off")
+            if name != "real mask":
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(f"foreground of {next(iter(masks.values())).shape[0]} generated masks per start scale", fontsize=10)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _plot_fraction_histograms(path: Path, real_fraction: float, fractions: dict[int, torch.Tensor]) -> None:
+    """One histogram of the synthetic foreground fractions per start scale, the real fraction as a red line."""
+    plt = _pyplot()
+    # one range for all panels, around every value seen, so the panels compare at a glance
+    seen = torch.cat([*fractions.values(), torch.tensor([real_fraction])])
+    pad = max(0.1 * float(seen.max() - seen.min()), 0.01)
+    value_range = (max(float(seen.min()) - pad, 0.0), min(float(seen.max()) + pad, 1.0))
+    fig, axes = plt.subplots(1, len(fractions), figsize=(2.8 * len(fractions), 2.8), squeeze=False, sharey=True)
+    for ax, (scale, values) in zip(axes[0], fractions.items()):
+        hist = fraction_histogram(real_fraction, values, bins=20, value_range=value_range)
+        ax.stairs(hist["counts"], hist["edges"], fill=True, color="#4c72b0", label="samples")
+        ax.axvline(real_fraction, color="#c00000", linewidth=1.5, label="real")
+        ax.set_xlim(*value_range)
+        ax.set_title(f"start scale {scale}", fontsize=9)
+        ax.set_xlabel("foreground fraction", fontsize=8)
+    axes[0, 0].set_ylabel("samples", fontsize=8)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"foreground fraction of {len(next(iter(fractions.values())))} generated masks per start scale",
+                 fontsize=10)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+METRIC_COLUMNS = ("SIFID ↓", "SWD ↓", "diversity (1 − MS-SSIM) ↑", "foreground fraction", "closest to real / spread",
+                  "flagged as copies")
+"""Header of :func:`metrics_row`: arrows say which way is closer to the real image or more varied."""
+
+
+def metrics_row(metrics: dict) -> list[str]:
+    """Table cells of one :func:`~monai_singanseg.metrics.quality_metrics` result, in :data:`METRIC_COLUMNS` order."""
+    sifid, swd, fraction, memo = (metrics["sifid"], metrics["swd"], metrics["foreground_fraction"],
+                                  metrics["memorisation"])
+    ratio = memo["min_ratio"]
+    return [
+        f"{sifid['mean']:.4g} ± {sifid['std']:.2g}" if sifid else "n/a",
+        f"{swd['mean']:.4f} ± {swd['std']:.4f}",
+        f"{metrics['ms_ssim_diversity']:.3f}",
+        f"{fraction['mean']:.3f} ± {fraction['std']:.3f} (real {fraction['real']:.3f})",
+        f"{ratio:.2f}" if ratio is not None else "inf",
+        f"{memo['num_flagged']}/{len(memo['distance_to_real'])}",
+    ]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table from a header and rows of cells."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]) + "\n"
+
+
+def metrics_table(report: dict) -> str:
+    """The markdown page of a report (``metrics.md``): the table of metrics per start scale and how to read it."""
+    rows = [[scale, *metrics_row(m)] for scale, m in report["start_scales"].items()]
+    sifid = "" if report["sifid_available"] else f"\n**SIFID not computed**: {report['sifid_note']}\n"
+    ms = report["settings"]["ms_ssim"]
+    return (
+        f"# Quality report: {report['model']}\n\n"
+        f"{report['num_samples']} samples per start scale (seed {report['seed']}) against the training pair, "
+        f"{report['spatial_dims']}D, finest scale {tuple(report['shape'])}.\n{sifid}\n"
+        + markdown_table(["start scale", *METRIC_COLUMNS], rows)
+        + "\n- **SIFID**: Fréchet distance of Inception-v3 stem features (64 channels, before the second pooling), "
+        "sample vs training image, mean ± std over samples; 0 = identical statistics.\n"
+        f"- **SWD**: sliced Wasserstein distance of {report['settings']['swd']['patch_size']}-pixel patches "
+        f"({report['settings']['swd']['num_projections']} random directions), in [-1, 1] image units; 0 = same "
+        "patch distribution.\n"
+        f"- **diversity**: mean 1 − MS-SSIM over sample pairs (MONAI, {len(ms['weights'])} scales, kernel "
+        f"{ms['kernel_size']}); 0 = all samples identical.\n"
+        "- **foreground fraction**: share of mask pixels that are foreground, samples (mean ± std) vs the training "
+        "mask; histograms in `foreground_fraction_hist.png`, pixel-wise mean/std in `mask_mean_std.png`.\n"
+        "- **closest to real / spread**: the smallest ratio of a sample's RMS distance to the training image over "
+        "the median distance between samples; about 0.7 for independent variations of the training image, near 0 "
+        f"for a copy. Samples under {report['settings']['memorisation_fraction']} are flagged as copies.\n"
+    )
+
+
+def write_report(
+    model: SinGANSeg,
+    real_image: torch.Tensor,
+    real_label: torch.Tensor,
+    out_dir: str | os.PathLike,
+    start_scales: Sequence[int] | None = None,
+    num_samples: int = 16,
+    seed: int = 0,
+    extractor: FeatureExtractor | None = None,
+    inception_weights: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    name: str = "model",
+) -> dict:
+    """Sample the model at every start scale, measure the samples against the training pair, write the report.
+
+    Writes into ``out_dir`` (every file atomically): ``grid_start_scale_<k>.png`` (the training pair and the first
+    samples, masks outlined), ``mask_mean_std.png``, ``foreground_fraction_hist.png``, ``metrics.json`` and
+    ``metrics.md``. Without an ``extractor`` the Inception-v3 stem is loaded from ``inception_weights`` or the usual
+    places (:func:`~monai_singanseg.metrics.find_inception_weights`); when no weight file is found (or the model is
+    3D) SIFID is left out and the reason recorded in the JSON and the markdown.
+
+    Args:
+        model: a trained model.
+        real_image: the training image ``(image_channels, *spatial)`` in its own units.
+        real_label: its label ``(1, *spatial)`` (training label values) or one-hot ``(K, *spatial)``.
+        out_dir: the report folder.
+        start_scales: start scales to sample (default: all trained scales).
+        num_samples: samples per start scale, at least 2.
+        seed: seed of the noise; every start scale draws from a generator seeded with it.
+        extractor: SIFID feature extractor ``(N, 3, H, W) -> (N, F, h, w)``.
+        inception_weights: the Inception weight file (an explicit path that does not exist is an error).
+        overwrite: replace the files of an existing report.
+        progress: progress bar over start scales.
+        name: the model's name in the report.
+
+    Returns:
+        The contents of ``metrics.json``.
+
+    Raises:
+        SinGANSegInputError: report files exist and ``overwrite`` is false; bad start scales; unfit inputs.
+    """
+    out = Path(out_dir)
+    scales = list(range(model.trained_scales)) if start_scales is None else [int(s) for s in start_scales]
+    if not scales or any(not 0 <= s < model.trained_scales for s in scales):
+        raise SinGANSegInputError(f"start scales {scales} must lie in [0, {model.trained_scales - 1}].")
+    if num_samples < 2:
+        raise SinGANSegInputError(f"num_samples must be at least 2 (diversity compares pairs), got {num_samples}.")
+    files = [f"grid_start_scale_{s}.png" for s in scales] + list(REPORT_FILES)
+    existing = [str(out / f) for f in files if (out / f).exists()]
+    if existing and not overwrite:
+        raise SinGANSegInputError(f"{existing[0]}: already exists; pass --overwrite or choose another --out.")
+    real = real_pair(model, real_image, real_label)
+    n_img = model.config.image_channels
+    sifid_note = None
+    if extractor is None and model.config.spatial_dims != 2:
+        sifid_note = "SIFID is defined on 2D images; this model is 3D."
+    elif extractor is None:
+        try:
+            extractor = load_inception_stem(inception_weights, device=model.device)
+        except SinGANSegInputError as err:
+            if inception_weights is not None:
+                raise
+            sifid_note = str(err)
+    report = {
+        "model": name, "num_samples": num_samples, "seed": seed, "spatial_dims": model.config.spatial_dims,
+        "shape": list(model.shapes[-1]), "image_channels": n_img, "sifid_available": sifid_note is None,
+        "sifid_note": sifid_note,
+        "settings": {"swd": SWD_OPTIONS, "ms_ssim": ms_ssim_settings(model.shapes[-1]), "memorisation_fraction": 0.5},
+        "start_scales": {}, "files": files,
+    }
+    real_units = model.split(real)
+    real_fg = foreground(real[:, n_img:], model.labels)
+    masks, fractions = {}, {}
+    for scale in tqdm(scales, desc="report: start scales", disable=not progress):
+        x = generate_samples(model, num_samples, scale, seed)
+        metrics = quality_metrics(real, x, n_img, model.labels, extractor, SWD_OPTIONS,
+                                  report["settings"]["memorisation_fraction"])
+        masks[scale] = foreground(x[:, n_img:], model.labels).cpu()
+        fractions[scale] = foreground_fraction(masks[scale])
+        metrics["foreground_histogram"] = fraction_histogram(metrics["foreground_fraction"]["real"], fractions[scale])
+        report["start_scales"][str(scale)] = metrics
+        images, labels = model.split(x[:7])
+        save_pair_grid(out / f"grid_start_scale_{scale}.png", images.cpu(), labels.cpu(),
+                       real=(real_units[0][0].cpu(), real_units[1][0].cpu()), columns=4,
+                       title=f"{name}: training pair and samples from start scale {scale} of {model.trained_scales}",
+                       intensity_range=(model.intensity.lower, model.intensity.upper))
+    _plot_mask_mean_std(out / "mask_mean_std.png", real_fg[0].cpu(), masks)
+    _plot_fraction_histograms(out / "foreground_fraction_hist.png", float(foreground_fraction(real_fg)[0]), fractions)
+    atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+    atomic_write(out / "metrics.md", lambda tmp: Path(tmp).write_text(metrics_table(report)))
+    return report
