@@ -2,39 +2,130 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from monai_singanseg import SinGANSeg
+import pytest
+from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
+
+from monai_singanseg import SinGANSeg, SinGANSegAugmentd
 
 ROOT = Path(__file__).resolve().parents[1]
+BUNDLES = ROOT / "bundles"
+SCHEMA = BUNDLES / "schema" / "meta_schema_20240725.json"
+SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"  # bundles/schema/README.md
+SEGMENTATION = BUNDLES / "singanseg_segmentation" / "configs"
 
 
-def _bundle(config: str, *overrides: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", f"bundles/singanseg_generation/configs/{config}",
-           *overrides]
-    return subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+def _bundle(config: str | list[str], *overrides: str, command: str = "run") -> subprocess.CompletedProcess:
+    files = config if isinstance(config, str) else repr(config)
+    cmd = [sys.executable, "-m", "monai.bundle", command, "--config_file", files, *overrides]
+    return subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
 
 
-def test_generation_bundle_trains_then_samples_a_shareable_datalist(tmp_path):
-    out = tmp_path / "models"
-    done = _bundle("train.json", "--iters", "2", "--max_size", "32", "--output_dir", str(out))
+@pytest.fixture(scope="module")
+def generation_models(tmp_path_factory):
+    """Tiny SinGAN-Seg models of the two real training tiles, trained by the generation bundle."""
+    out = tmp_path_factory.mktemp("generation") / "models"
+    done = _bundle("bundles/singanseg_generation/configs/train.json", "--iters", "2", "--max_size", "32",
+                   "--output_dir", str(out))
     assert done.returncode == 0, done.stdout[-3000:]
-    model = SinGANSeg.load(out / "nuclei_image.pt")
+    return out
+
+
+def test_generation_bundle_trains_then_samples_a_shareable_datalist(generation_models, tmp_path):
+    out = generation_models
+    assert sorted(p.name for p in out.glob("*.pt")) == ["nuclei_tile_a_image.pt", "nuclei_tile_b_image.pt"]
+    model = SinGANSeg.load(out / "nuclei_tile_a_image.pt")
     assert model.shapes[-1] == (32, 32) and model.config.optim.iters_per_scale == 2
-    assert json.loads((out / "train_many_summary.json").read_text())["done"] == 1
+    assert json.loads((out / "train_many_summary.json").read_text())["done"] == 2
 
     synthetic = tmp_path / "synthetic"
-    done = _bundle("inference.json", "--models_dir", str(out), "--output_dir", str(synthetic), "--num_samples", "3",
-                   "--start_scale", "1")
+    done = _bundle("bundles/singanseg_generation/configs/inference.json", "--models_dir", str(out),
+                   "--output_dir", str(synthetic), "--num_samples", "3", "--start_scale", "1")
     assert done.returncode == 0, done.stdout[-3000:]
     from monai.data import load_decathlon_datalist
 
     items = load_decathlon_datalist(str(synthetic / "synthetic_datalist.json"), data_list_key="training")
-    assert len(items) == 3
+    assert len(items) == 6  # 3 pairs from each of the 2 models
     assert all(Path(i["image"]).is_file() and Path(i["label"]).is_file() for i in items)
-    assert (synthetic / "nuclei_image" / "preview.png").is_file()
-    again = _bundle("inference.json", "--models_dir", str(out), "--output_dir", str(synthetic))
+    assert (synthetic / "nuclei_tile_a_image" / "preview.png").is_file()
+    again = _bundle("bundles/singanseg_generation/configs/inference.json", "--models_dir", str(out),
+                    "--output_dir", str(synthetic))
     assert again.returncode != 0 and "already exists" in again.stdout  # nothing overwritten by default
+
+
+@pytest.mark.parametrize("bundle", ["singanseg_generation", "singanseg_segmentation"])
+def test_metadata_is_valid_against_the_shipped_schema_offline(bundle, tmp_path):
+    meta = BUNDLES / bundle / "configs" / "metadata.json"
+    schema = tmp_path / SCHEMA.name
+    shutil.copy(SCHEMA, schema)  # verify_metadata only downloads when the file is missing
+    verify_metadata(meta_file=str(meta), filepath=str(schema), hash_val=SCHEMA_MD5)
+
+    broken = json.loads(meta.read_text())
+    del broken["network_data_format"]["inputs"]["image"]["value_range"]
+    broken_file = tmp_path / "metadata.json"
+    broken_file.write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match="Failed validating"):
+        verify_metadata(meta_file=str(broken_file), filepath=str(schema), hash_val=SCHEMA_MD5)
+
+
+@pytest.mark.parametrize("variant", [["train.json"], ["train.json", "unetplusplus.json"]])
+def test_segmentation_network_matches_its_metadata(variant):
+    configs = [str(SEGMENTATION / name) for name in variant]
+    verify_net_in_out(net_id="network_def", meta_file=str(SEGMENTATION / "metadata.json"), config_file=configs,
+                      device="cpu", n=4)
+
+
+def test_generation_network_matches_its_metadata(generation_models):
+    configs = BUNDLES / "singanseg_generation" / "configs"
+    verify_net_in_out(net_id="network_def", meta_file=str(configs / "metadata.json"),
+                      config_file=str(configs / "inference.json"), device="cpu", n=2,
+                      models_dir=str(generation_models))
+
+
+def _preprocessing(**overrides):
+    parser = ConfigParser()
+    parser.read_config(str(SEGMENTATION / "train.json"))
+    for key, value in overrides.items():
+        parser[key] = value
+    return parser.get_parsed_content("train#preprocessing")
+
+
+def test_segmentation_chain_caches_the_deterministic_part_and_augments_in_the_random_part(generation_models):
+    chain = _preprocessing(synthetic_models=str(generation_models))
+    kinds = [type(t).__name__ for t in chain.transforms]
+    assert kinds[:3] == ["LoadImaged", "EnsureChannelFirstd", "AsDiscreted"]  # cached by CacheDataset
+    assert kinds[3] == "SinGANSegAugmentd"  # the first random transform: caching stops here
+    augment = chain.transforms[3]
+    assert isinstance(augment, SinGANSegAugmentd) and augment.prob == 0.5
+    assert augment.augment.bank.names == ["nuclei_tile_a_image", "nuclei_tile_b_image"]
+    # without augmentation the chain needs no SinGAN-Seg model at all (baseline runs)
+    baseline = _preprocessing(augment_prob=0, synthetic_models="/nonexistent")
+    assert "SinGANSegAugmentd" not in [type(t).__name__ for t in baseline.transforms]
+
+
+@pytest.mark.parametrize("variant", [["train.json"], ["train.json", "unetplusplus.json"]])
+def test_segmentation_bundle_trains_and_evaluates_on_real_tiles(variant, generation_models, tmp_path):
+    models, evaluation = tmp_path / "models", tmp_path / "eval"
+    configs = [f"bundles/singanseg_segmentation/configs/{name}" for name in variant]
+    done = _bundle(configs, "--epochs", "2", "--augment_prob", "1.0", "--synthetic_models", str(generation_models),
+                   "--output_dir", str(models))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "val_mean_dice" in done.stdout and "val_mean_iou" in done.stdout
+    assert (models / "model.pt").is_file() and (models / "model_final.pt").is_file()
+
+    eval_configs = ["bundles/singanseg_segmentation/configs/evaluate.json", *configs[1:]]
+    done = _bundle(eval_configs, "--model_dir", str(models), "--output_dir", str(evaluation))
+    assert done.returncode == 0, done.stdout[-3000:]
+    rows = dict(csv.reader((evaluation / "metrics.csv").open()))
+    assert set(rows) == {"test_mean_dice", "test_mean_iou"}
+    dice, iou = float(rows["test_mean_dice"]), float(rows["test_mean_iou"])
+    assert 0.0 <= iou <= dice <= 1.0  # IoU never exceeds Dice
+    per_image = (evaluation / "test_mean_dice_raw.csv").read_text()
+    assert "nuclei_tile_d_image.png" in per_image  # the held-out test tile, never trained on
+    assert (evaluation / "predictions" / "nuclei_tile_d_image_pred.nii.gz").is_file()

@@ -1,8 +1,9 @@
-"""Networks: the per-scale generator and critic, and the multi-scale SinGAN-Seg model."""
+"""Networks: the per-scale generator and critic, the multi-scale SinGAN-Seg model, and bundle adapters."""
 
 from __future__ import annotations
 
 from monai_singanseg.networks.scale_networks import ScaleCritic, ScaleGenerator, init_weights
 from monai_singanseg.networks.singanseg import SinGANSeg, draw_noise
+from monai_singanseg.networks.wrappers import FinalOutput, SinGANSegInjector
 
-__all__ = ["ScaleCritic", "ScaleGenerator", "SinGANSeg", "draw_noise", "init_weights"]
+__all__ = ["FinalOutput", "ScaleCritic", "ScaleGenerator", "SinGANSeg", "SinGANSegInjector", "draw_noise", "init_weights"]
