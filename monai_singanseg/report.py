@@ -70,8 +70,9 @@ def real_pair(model: SinGANSeg, image: torch.Tensor, label: torch.Tensor) -> tor
     return torch.cat([x[:, :n_img], model.labels.encode(label)[None]], dim=1)
 
 
-def generate_samples(model: SinGANSeg, num: int, start_scale: int, seed: int, batch_size: int = 8) -> torch.Tensor:
-    """``num`` samples ``(num, C, *finest)`` in ``[-1, 1]`` from one seeded generator, drawn in batches."""
+def generate_samples(model: SinGANSeg, num: int, start_scale: int, seed: int, batch_size: int = 1) -> torch.Tensor:
+    """``num`` samples ``(num, C, *finest)`` in ``[-1, 1]`` from one seeded generator, drawn ``batch_size`` at a time
+    (one by one is fastest on a CPU, see docs/benchmarks.md)."""
     generator = torch.Generator(device=model.device).manual_seed(seed)
     return torch.cat([model.generate(min(batch_size, num - i), start_scale, generator=generator)
                       for i in range(0, num, batch_size)])

@@ -1,4 +1,4 @@
-"""Quality metrics against cases with known answers, on the real nuclei image and on samples of a model trained on it."""
+"""Quality metrics against cases with known answers, on the real nuclei image and on samples of a model of it."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from monai.metrics import MultiScaleSSIMMetric
 
-__all__ = ["MS_SSIM_WEIGHTS", "ms_ssim_settings", "ms_ssim_diversity"]
+__all__ = ["MS_SSIM_WEIGHTS", "ms_ssim_diversity", "ms_ssim_settings"]
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 """Wang et al.'s five scale weights (MONAI's default), finest first."""

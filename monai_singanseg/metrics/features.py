@@ -13,15 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from monai_singanseg.errors import SinGANSegInputError
 
 __all__ = [
+    "INCEPTION_WEIGHTS_ENV",
+    "INCEPTION_WEIGHT_FILES",
     "FeatureExtractor",
     "InceptionStem",
-    "INCEPTION_WEIGHT_FILES",
-    "INCEPTION_WEIGHTS_ENV",
     "extract",
     "find_inception_weights",
     "load_inception_stem",

@@ -17,7 +17,7 @@ import torch
 
 from monai_singanseg.metrics.features import FeatureExtractor, extract, load_inception_stem, to_three_channels
 
-__all__ = ["frechet_distance", "feature_statistics", "sifid"]
+__all__ = ["feature_statistics", "frechet_distance", "sifid"]
 
 
 def feature_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
