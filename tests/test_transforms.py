@@ -140,6 +140,24 @@ def test_pool_serves_batched_samples_reproducibly(model_dir, sample):
     assert not torch.equal(first[0], first[1])
 
 
+def test_pool_refresh_reuses_samples_and_keeps_the_pool_turning_over(nuclei_model, sample, monkeypatch):
+    model, _ = nuclei_model
+    generated = []
+    generate = model.generate
+    monkeypatch.setattr(model, "generate", lambda num, **kw: generated.append(num) or generate(num, **kw))
+    aug = SinGANSegAugmentd(["image"], "label", [model], prob=1.0, model_choice="random", pool_size=8,
+                            pool_refresh=0.25).set_random_state(3)
+    images = [aug(sample)["image"] for _ in range(40)]
+    distinct = {img.numpy().tobytes() for img in images}
+    # a quarter of the draws drop their sample: far fewer generated than served, yet more than one pool's worth
+    assert 8 < sum(generated) < 30
+    assert 8 < len(distinct) < 40
+    aug.set_random_state(3)
+    assert all(torch.equal(a, aug(sample)["image"]) for a in images[:10])  # still reproducible
+    with pytest.raises(ValueError, match="pool_refresh"):
+        SinGANSegAugmentd(["image"], "label", [model], pool_size=8, pool_refresh=0.0)
+
+
 def test_dataloader_workers_draw_different_samples(model_dir):
     from monai.data import DataLoader, Dataset
 

@@ -43,8 +43,12 @@ class SinGANSegAugment(RandomizableTransform):
             unchanged (``"skip"``).
         cache_size: checkpoints kept loaded at once.
         device: where generation runs (``"cuda"`` with MONAI's ``ThreadDataLoader`` for GPU generation).
-        pool_size: when > 0, generate this many samples per model and start scale in one batch and serve them one
-            by one (refilled when empty): batching makes generation several times cheaper per sample.
+        pool_size: when > 0, keep a pool of this many samples per model and start scale, generated in batches,
+            and serve a random one of them per call: batching makes generation cheaper per sample.
+        pool_refresh: with a pool, the fraction of calls after which the served sample is dropped (drawn per call);
+            the pool is topped up in one batch once half of it is gone. ``1.0`` serves every sample once; ``0.25``
+            serves each about four times (with the chain's later random crops and flips on top) for a quarter of the
+            generation cost, while the pool keeps turning over.
 
     Example:
         >>> aug = SinGANSegAugment("models/", prob=0.5, start_scale=(0, 2), model_choice="random")  # doctest: +SKIP
@@ -63,6 +67,7 @@ class SinGANSegAugment(RandomizableTransform):
         cache_size: int = 8,
         device: str | torch.device = "cpu",
         pool_size: int = 0,
+        pool_refresh: float = 1.0,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
         self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
@@ -73,6 +78,11 @@ class SinGANSegAugment(RandomizableTransform):
             raise ValueError(f"start_scale must be an int >= 0 or a (low, high) range, got {start_scale}.")
         self.start_range = (int(low), int(high))
         self.pool_size = int(pool_size)
+        if not 0.0 < pool_refresh <= 1.0:
+            raise ValueError(f"pool_refresh must lie in (0, 1], got {pool_refresh}.")
+        self.pool_refresh = float(pool_refresh)
+        self._pick = 0.0
+        self._drop = True
         self._pools: dict[tuple[str, int], list[torch.Tensor]] = {}
         self._seed = 0
         self._start = low
@@ -89,6 +99,8 @@ class SinGANSegAugment(RandomizableTransform):
             return
         self._seed = int(self.R.randint(0, 2**31 - 1))
         self._start = int(self.R.randint(self.start_range[0], self.start_range[1] + 1))
+        self._pick = float(self.R.rand())
+        self._drop = bool(self.R.rand() < self.pool_refresh)
         names = self.bank.names
         self._random_name = names[int(self.R.randint(len(names)))]
 
@@ -110,9 +122,11 @@ class SinGANSegAugment(RandomizableTransform):
         if self.pool_size <= 0:
             return model.generate(1, start_scale=start, generator=generator)
         pool = self._pools.setdefault((name, start), [])
-        if not pool:
-            pool.extend(model.generate(self.pool_size, start_scale=start, generator=generator).split(1))
-        return pool.pop()
+        if len(pool) <= self.pool_size // 2:
+            missing = self.pool_size - len(pool)
+            pool.extend(model.generate(missing, start_scale=start, generator=generator).split(1))
+        index = min(int(self._pick * len(pool)), len(pool) - 1)
+        return pool.pop(index) if self._drop else pool[index]
 
     def __call__(
         self, image: NdarrayOrTensor, label: NdarrayOrTensor, name: str | None = None, randomize: bool = True
@@ -153,8 +167,9 @@ class SinGANSegAugment(RandomizableTransform):
         if model.labels.one_hot:
             fake_label = index
         else:
-            foreground = float(label_t.max()) if float(label_t.max()) > 0 else 1.0
-            fake_label = index * foreground
+            # the label's foreground value (1 after AsDiscreted, 255 from a PNG); plain tensor: MetaTensor ops are slow
+            top = float(label_t.as_subclass(torch.Tensor).max()) if label_t.numel() else 0.0
+            fake_label = index * (top if top > 0 else 1.0)
         out_image = convert_to_dst_type(fake_image.to(torch.as_tensor(image).device), image, dtype=image.dtype)[0]
         out_label = convert_to_dst_type(fake_label.to(label_t.device), label, dtype=label.dtype)[0]
         return out_image, out_label

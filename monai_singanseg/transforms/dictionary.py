@@ -46,7 +46,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
             path string or a MetaTensor whose ``filename_or_obj`` is used; defaults to ``keys[0]``.
         model_choice: ``"matched"`` (by ``model_key``) or ``"random"``.
         on_missing: ``"error"`` or ``"skip"`` when no model matches.
-        cache_size, device, pool_size: see :class:`SinGANSegAugment`.
+        cache_size, device, pool_size, pool_refresh: see :class:`SinGANSegAugment`.
         allow_missing_keys: don't raise when a key is missing.
 
     Example:
@@ -68,6 +68,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         cache_size: int = 8,
         device: str | torch.device = "cpu",
         pool_size: int = 0,
+        pool_refresh: float = 1.0,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
@@ -76,7 +77,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         self.model_key = model_key if model_key is not None else self.keys[0]
         self.augment = SinGANSegAugment(
             models, prob=1.0, start_scale=start_scale, model_choice=model_choice, on_missing=on_missing,
-            cache_size=cache_size, device=device, pool_size=pool_size,
+            cache_size=cache_size, device=device, pool_size=pool_size, pool_refresh=pool_refresh,
         )
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
