@@ -1,11 +1,12 @@
 """Cost of SinGANSegAugmentd in a MONAI segmentation training, on the real nuclei sample.
 
 Measures (CPU, this machine's threads):
-- samples per second of the dictionary transform alone, with and without a pool of batched samples;
+- samples per second of the dictionary transform alone, with and without a pool of batched samples, and with a
+  pool that serves each sample several times (``pool_refresh`` < 1);
 - seconds per epoch of a MONAI UNet training (SupervisedTrainer) without the transform and with it at prob 0.5,
   and the slowdown.
 
-    python benchmarks/bench_augment.py [--epochs 3] [--items 32]
+    python benchmarks/bench_augment.py [--epochs 3] [--items 32] [--pools 0 16] [--refresh 1.0 0.25] [--workers 0]
 
 Writes benchmarks/results/augment.json and augment.md and prints the table. The model is trained here first
 (max size 64, 100 iterations per scale, about a minute) unless benchmarks/results/models/nuclei_image.pt exists.
@@ -47,18 +48,20 @@ def ensure_model(folder: Path) -> Path:
     return path
 
 
-def chain(models: Path | None, pool_size: int) -> tuple[list, list]:
+def chain(models: Path | None, pool_size: int, refresh: float = 1.0) -> tuple[list, list]:
     deterministic = [LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True),
                      AsDiscreted("label", threshold=0.5)]
     random_part = [ScaleIntensityd("image"), RandSpatialCropd(["image", "label"], (96, 96), random_size=False)]
     if models is not None:
-        random_part.insert(0, SinGANSegAugmentd(["image"], "label", models, prob=0.5, pool_size=pool_size))
+        random_part.insert(0, SinGANSegAugmentd(["image"], "label", models, prob=0.5, pool_size=pool_size,
+                                                     pool_refresh=refresh))
     return deterministic, random_part
 
 
-def epoch_seconds(models: Path | None, pool_size: int, items: int, epochs: int, workers: int = 0) -> float:
+def epoch_seconds(models: Path | None, pool_size: int, items: int, epochs: int, workers: int = 0,
+                  refresh: float = 1.0) -> float:
     set_determinism(0)
-    deterministic, random_part = chain(models, pool_size)
+    deterministic, random_part = chain(models, pool_size, refresh)
     data = [{"image": str(IMAGE), "label": str(LABEL)}] * items
     dataset = CacheDataset(data, Compose(deterministic + random_part), progress=False)
     net = UNet(2, 1, 1, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=2)
@@ -77,10 +80,11 @@ def epoch_seconds(models: Path | None, pool_size: int, items: int, epochs: int, 
     return float(np.median(per_epoch))
 
 
-def transform_rate(models: Path, pool_size: int, count: int = 64) -> float:
+def transform_rate(models: Path, pool_size: int, refresh: float = 1.0, count: int = 64) -> float:
     sample = LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True)(
         {"image": str(IMAGE), "label": str(LABEL)})
-    aug = SinGANSegAugmentd(["image"], "label", models, prob=1.0, pool_size=pool_size).set_random_state(0)
+    aug = SinGANSegAugmentd(["image"], "label", models, prob=1.0, pool_size=pool_size, pool_refresh=refresh)
+    aug.set_random_state(0)
     aug(sample)
     start = time.perf_counter()
     for _ in range(count):
@@ -93,21 +97,24 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--items", type=int, default=32)
     parser.add_argument("--pools", type=int, nargs="+", default=[0, 16])
+    parser.add_argument("--refresh", type=float, nargs="+", default=[1.0, 0.25], help="pool_refresh values (pools > 0)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1], help="DataLoader worker counts to try")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     model = ensure_model(args.out / "models")
     models = model.parent
-    rates = {p: transform_rate(models, p) for p in args.pools}
+    settings = [(p, r) for p in args.pools for r in (args.refresh if p > 0 else [1.0])]
+    rates = {s: transform_rate(models, *s) for s in settings}
     rows = []
     for workers in args.workers:
         base = epoch_seconds(None, 0, args.items, args.epochs, workers)
         rows.append({"setting": f"no augmentation, {workers} workers", "epoch_seconds": base, "slowdown": 0.0})
-        for pool in args.pools:
-            seconds = epoch_seconds(models, pool, args.items, args.epochs, workers)
-            rows.append({"setting": f"SinGANSegAugmentd prob 0.5, pool_size {pool}, {workers} workers",
+        for pool, refresh in settings:
+            seconds = epoch_seconds(models, pool, args.items, args.epochs, workers, refresh)
+            rows.append({"setting": f"SinGANSegAugmentd prob 0.5, pool_size {pool}, pool_refresh {refresh:g}, "
+                                    f"{workers} workers",
                          "epoch_seconds": seconds, "slowdown": seconds / base - 1.0,
-                         "transform_samples_per_second": rates[pool]})
+                         "transform_samples_per_second": rates[(pool, refresh)]})
     meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "items_per_epoch": args.items, "crop": [96, 96], "batch_size": 8, "model_size": 64,
             "unet": "UNet(2D, channels 16-128, 2 residual units)"}

@@ -172,6 +172,25 @@ def test_dataloader_workers_draw_different_samples(model_dir):
     assert all(not torch.equal(images[i], images[j]) for i in range(4) for j in range(i + 1, 4))
 
 
+def test_thread_dataloader_recipe_for_device_generation(model_dir):
+    """MONAI's GPU recipe: cached deterministic part, ThreadDataLoader, generation on ``device`` (CPU here)."""
+    from monai.data import CacheDataset, ThreadDataLoader
+    from monai.transforms import EnsureTyped
+
+    items = [{"image": str(NUCLEI_IMAGE), "label": str(NUCLEI_LABEL)}] * 4
+    chain = Compose([
+        LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True),
+        EnsureTyped(["image", "label"], device="cpu"),
+        SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0, device="cpu", pool_size=4),
+    ]).set_random_state(0)
+    loader = ThreadDataLoader(CacheDataset(items, chain, progress=False), batch_size=2, num_workers=0, buffer_size=1)
+    batches = list(loader)
+    assert len(batches) == 2 and batches[0]["image"].shape == (2, 1, 256, 256)
+    images = [b["image"][i] for b in batches for i in range(2)]
+    assert all(not torch.equal(images[i], images[j]) for i in range(4) for j in range(i + 1, 4))
+    assert all(set(torch.unique(b["label"]).tolist()) <= {0.0, 255.0} for b in batches)
+
+
 def test_supervised_trainer_with_the_transform_on_real_data(model_dir):
     from monai.data import CacheDataset, DataLoader
     from monai.engines import SupervisedTrainer
