@@ -128,13 +128,13 @@ def _dicom_problem(path: Path) -> str | None:
         dataset = pydicom.dcmread(path)
     except InvalidDicomError:
         return "not a DICOM file: no 'DICM' marker after the 128-byte preamble"
-    except Exception as err:  # cut short inside the header
+    except Exception as err:  # noqa: BLE001 - a header cut short raises one of many types; the reason is reported
         return f"corrupt or truncated DICOM header: {err}"
     if "PixelData" not in dataset:
         return "the DICOM file holds no pixel data: no image, or the file is cut short"
     try:
-        dataset.pixel_array
-    except Exception as err:  # truncated pixel data, or a compressed transfer syntax without its decoder
+        _ = dataset.pixel_array
+    except Exception as err:  # noqa: BLE001 - truncated pixel data, or a compressed syntax without its decoder
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return f"DICOM pixel data cannot be decoded: {reason}"
     return None

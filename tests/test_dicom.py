@@ -168,7 +168,7 @@ def mni_block():
 def test_series_folder_reads_back_the_volume_on_the_same_world_grid(mni_block, tmp_path, slice_axis, rows_flipped):
     volume, affine = mni_block
     folder = write_dicom_series(volume, affine, tmp_path / "series", slice_axis, rows_flipped)
-    assert sorted(p.name for p in folder.iterdir())[0] == "IM0001.dcm"  # the last slice: names run backwards
+    assert min(p.name for p in folder.iterdir()) == "IM0001.dcm"  # the last slice: names run backwards
     loaded = read_image(folder)  # MONAI's choice: ITKReader
     assert loaded.shape[0] == 1 and sorted(loaded.shape[1:]) == sorted(volume.shape)
     assert_same_world_grid(loaded, volume, affine)
@@ -206,9 +206,9 @@ def test_series_trains_a_3d_model_and_samples_nifti_with_the_series_affine(mni_b
 # ---- unreadable DICOM ---------------------------------------------------------------------------------------------
 
 
-def _truncated_copy(tmp_path: Path) -> Path:
+def _truncated_copy(tmp_path: Path, keep: int = -5000) -> Path:
     path = tmp_path / "CT_cut.dcm"
-    path.write_bytes(CT_SMALL.read_bytes()[:-5000])  # pixel data cut short
+    path.write_bytes(CT_SMALL.read_bytes()[:keep])  # by default the pixel data is cut short
     return path
 
 
@@ -221,9 +221,10 @@ def _not_dicom(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("make, problem", [
     (lambda tmp: shutil.copy(MR_TRUNCATED, tmp / "MR_truncated.dcm"), "pixel data cannot be decoded"),
     (_truncated_copy, "pixel data cannot be decoded"),
+    (lambda tmp: _truncated_copy(tmp, keep=3000), "holds no pixel data"),  # cut before the pixel data
     (_not_dicom, "not a DICOM file"),
     (lambda tmp: (tmp / "empty_series").mkdir() or tmp / "empty_series", "empty folder"),
-], ids=["pydicom-truncated", "cut-copy", "text-named-dcm", "empty-folder"])
+], ids=["pydicom-truncated", "cut-copy", "cut-header", "text-named-dcm", "empty-folder"])
 def test_unreadable_dicom_names_the_file_and_the_problem(tmp_path, capsys, ct_bone_mask, make, problem):
     path = Path(make(tmp_path))
     with pytest.raises(SinGANSegInputError, match=rf"{path.name}: .*{problem}"):

@@ -1,14 +1,16 @@
-"""Harmonization and editing on the real nuclei image: a nucleus cut from one place is pasted at another."""
+"""Harmonization and editing on real images: a nucleus of the real nuclei image pasted at another place (2D), and a
+ball of real tissue from the MNI152 T1 template pasted into another block of it (3D, a simulated lesion)."""
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import NUCLEI_IMAGE, NUCLEI_LABEL
+from conftest import NUCLEI_IMAGE, NUCLEI_LABEL, T1, WM, mni_crop, tiny_config
 from PIL import Image
 
-from monai_singanseg import SinGANSegInputError, read_image
+from monai_singanseg import SinGANSegInputError, SinGANSegTrainer, load_training_pair, read_image
 from monai_singanseg.cli import main
 from monai_singanseg.harmonization import harmonize, paste_lesion
 
@@ -104,3 +106,67 @@ def test_harmonization_dictionary_transform(nuclei_model, real, tmp_path):
     assert first["lesion"].sum() / 255 == (donor_mask > 0).sum()
     ys, xs = torch.nonzero(first["lesion"][0], as_tuple=True)
     assert 40 < ys.float().mean() < 220 and 40 < xs.float().mean() < 220
+
+
+# ---- 3D: a simulated lesion in a real MRI volume ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mni_3d(tmp_path_factory):
+    """A tiny 3D model of a 24x24x20 block of the real MNI152 T1 (+ white-matter mask), and a simulated lesion.
+
+    The lesion is not a real tumour: it is a ball of radius 3 voxels of real tissue (lateral ventricle, caudate and
+    white matter) cut from another place of the same template, written as a donor image + mask.
+    """
+    folder = tmp_path_factory.mktemp("mni_3d")
+    box = (slice(86, 110), slice(120, 144), slice(92, 112))
+    target, affine = mni_crop(T1, box)
+    white_matter = (mni_crop(WM, box)[0] > 128).astype(np.uint8)
+    donor, _ = mni_crop(T1, (slice(100, 124), slice(130, 154), slice(80, 100)))
+    ball = (np.indices(donor.shape) - np.array([6, 6, 8])[:, None, None, None]) ** 2
+    donor_mask = (ball.sum(0) <= 9).astype(np.uint8)
+    for name, array in (("t1", target), ("wm", white_matter), ("donor", donor), ("donor_mask", donor_mask)):
+        nib.save(nib.Nifti1Image(array, affine), folder / f"{name}.nii.gz")
+    pair = load_training_pair([folder / "t1.nii.gz"], folder / "wm.nii.gz")
+    config = tiny_config(spatial_dims=3)
+    config.pyramid.min_size, config.pyramid.max_size = 12, 16
+    model = SinGANSegTrainer(config.validate(), progress=False).fit(pair.real, pair.intensity, pair.labels,
+                                                                    folder / "t1.pt", source=pair.source)
+    return model, folder, affine
+
+
+def test_3d_harmonize_changes_the_lesion_and_keeps_far_voxels(mni_3d):
+    model, folder, _ = mni_3d
+    target, donor, donor_mask = (read_image(folder / f"{n}.nii.gz").as_tensor() for n in ("t1", "donor", "donor_mask"))
+    assert model.config.spatial_dims == 3 and model.num_scales >= 2
+    out, label, composite = harmonize(model, target, donor, donor_mask, at_scale=1, location=(7, 7, 7))
+    assert out.shape == composite.shape == target.shape == (1, 24, 24, 20) and label.shape == (1, 24, 24, 20)
+    lesion = label[0] > 0
+    assert int(lesion.sum()) == int((donor_mask > 0).sum()) == 123  # a ball of radius 3
+    assert torch.equal(composite[0][lesion], donor[0][donor_mask[0] > 0])  # the paste copies the donor's voxels
+    assert (out - composite)[0][lesion].abs().mean() > 1.0  # redrawn by the model (T1 units 0-255)
+    distance = (torch.stack(torch.meshgrid(*[torch.arange(s) for s in (24, 24, 20)], indexing="ij")) - 7).float()
+    far = distance.norm(dim=0) > 3 + 10  # beyond the lesion's 2-voxel dilation and the blur
+    assert far.sum() > 1000 and (out - target)[0][far].abs().max() < 1e-3
+
+
+def test_3d_edit_reworks_a_wider_region_than_harmonize(mni_3d):
+    model, folder, _ = mni_3d
+    target, donor, donor_mask = (read_image(folder / f"{n}.nii.gz").as_tensor() for n in ("t1", "donor", "donor_mask"))
+    changed = {}
+    for mode in ("harmonize", "edit"):
+        out, _, _ = harmonize(model, target, donor, donor_mask, at_scale=1, location=(12, 12, 10), mode=mode)
+        changed[mode] = int(((out - target).abs() > 0.5).sum())
+    assert changed["edit"] > 2 * changed["harmonize"]
+
+
+def test_3d_cli_harmonize_writes_nifti_with_the_target_affine(mni_3d, tmp_path):
+    _, folder, affine = mni_3d
+    out = tmp_path / "h3d"
+    assert main(["harmonize", str(folder / "t1.pt"), "--image", str(folder / "t1.nii.gz"), "--donor-image",
+                 str(folder / "donor.nii.gz"), "--donor-label", str(folder / "donor_mask.nii.gz"), "--at-scale", "1",
+                 "--out", str(out), "--location", "7", "7", "7"]) == 0
+    for name in ("harmonized_image", "harmonized_label", "composite_image"):
+        written = nib.load(out / f"{name}.nii.gz")
+        assert written.shape == (24, 24, 20) and np.allclose(written.affine, affine)
+    assert set(np.unique(nib.load(out / "harmonized_label.nii.gz").get_fdata())) == {0.0, 1.0}
