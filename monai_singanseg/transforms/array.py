@@ -117,16 +117,33 @@ class SinGANSegAugment(RandomizableTransform):
             f"{', ...' if len(self.bank) > 5 else ''}); train one, use model_choice='random', or on_missing='skip'."
         )
 
-    def _draw(self, name: str, model: SinGANSeg, start: int) -> torch.Tensor:
+    @staticmethod
+    def _finish(model: SinGANSeg, x: torch.Tensor, spatial: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw sample ``(1, C, *shape)`` in ``[-1, 1]`` -> image ``(C_img, *spatial)`` in the training units and
+        label indices ``(1, *spatial)``."""
+        n_img = model.config.image_channels
+        # one resize of all channels; denormalize clamps to [-1, 1] first, so bicubic overshoot stays in range
+        resized = resize(x, spatial)[0]
+        image = model.intensity.denormalize(resized[:n_img], channel_dim=0)
+        # resizing the continuous mask channels before thresholding keeps outlines as smooth as the image's
+        index = model.labels.indices(resized[n_img:], channel_dim=0).float()
+        return image, index
+
+    def _draw(self, name: str, model: SinGANSeg, start: int, spatial: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+        """A synthetic (image, label indices) at ``spatial``: generated now, or served from the pool."""
         generator = torch.Generator(device=model.device).manual_seed(self._seed)
         if self.pool_size <= 0:
-            return model.generate(1, start_scale=start, generator=generator)
+            return self._finish(model, model.generate(1, start_scale=start, generator=generator), spatial)
         pool = self._pools.setdefault((name, start), [])
         if len(pool) <= self.pool_size // 2:
             missing = self.pool_size - len(pool)
-            pool.extend(model.generate(missing, start_scale=start, generator=generator).split(1))
+            pool.extend({"raw": x} for x in model.generate(missing, start_scale=start, generator=generator).split(1))
         index = min(int(self._pick * len(pool)), len(pool) - 1)
-        return pool.pop(index) if self._drop else pool[index]
+        entry = pool.pop(index) if self._drop else pool[index]
+        if spatial not in entry:  # a sample served again at the same size skips the resize and the label decoding
+            entry[spatial] = self._finish(model, entry["raw"], spatial)
+        image, label = entry[spatial]
+        return image.clone(), label.clone()  # the chain may change its outputs in place; the pool must not change
 
     def __call__(
         self, image: NdarrayOrTensor, label: NdarrayOrTensor, name: str | None = None, randomize: bool = True
@@ -156,13 +173,7 @@ class SinGANSegAugment(RandomizableTransform):
         if len(image.shape) - 1 != cfg.spatial_dims:
             raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
         start = min(self._start, model.num_scales - 1)
-        x = self._draw(model_name, model, start)
-        spatial = tuple(image.shape[1:])
-        n_img = cfg.image_channels
-        # resize in [-1, 1] and clamp there: bicubic overshoot must not leave the training image's range
-        fake_image = model.intensity.denormalize(resize(x[:, :n_img], spatial).clamp(-1.0, 1.0), channel_dim=1)[0]
-        # resizing the continuous mask channels before thresholding keeps outlines as smooth as the image's
-        index = model.labels.indices(resize(x[:, n_img:], spatial), channel_dim=1)[0].float()
+        fake_image, index = self._draw(model_name, model, start, tuple(image.shape[1:]))
         label_t = torch.as_tensor(label)
         if model.labels.one_hot:
             fake_label = index
