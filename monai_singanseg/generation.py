@@ -127,11 +127,14 @@ def sample_bank(
     fmt: str | None = None,
     overwrite: bool = False,
     device: str = "cpu",
+    style: str = "none",
+    style_options: dict[str, Any] | None = None,
 ) -> Path:
     """Sample ``num`` pairs from every ``*.pt`` model of ``models_dir`` into ``out_dir/<model name>/``.
 
     Writes ``out_dir/synthetic_datalist.json`` (``{"training": [...]}``, paths relative to ``out_dir``), ready to
-    train on or to share, and returns its path. Start scales beyond a model's pyramid are clipped.
+    train on or to share, and returns its path. Start scales beyond a model's pyramid are clipped. ``style`` refines
+    the images towards each model's reconstruction of its training image (see :func:`write_samples`).
     """
     models = sorted(Path(models_dir).glob("*.pt"))
     if not models:
@@ -143,7 +146,8 @@ def sample_bank(
         if state is not None and not state.get("complete", True):
             raise SinGANSegInputError(f"{path}: training is not finished.")
         items += write_samples(model, out_dir / path.stem, num, min(start_scale, model.num_scales - 1),
-                               seed=seed + index, fmt=fmt, overwrite=overwrite, name=str(path))
+                               seed=seed + index, fmt=fmt, overwrite=overwrite, name=str(path), style=style,
+                               style_options=style_options)
 
     def relative(p: str | list[str]) -> str | list[str]:
         return [relative(q) for q in p] if isinstance(p, list) else os.path.relpath(p, out_dir)

@@ -46,7 +46,8 @@ def test_generation_bundle_trains_then_samples_a_shareable_datalist(generation_m
 
     synthetic = tmp_path / "synthetic"
     done = _bundle("bundles/singanseg_generation/configs/inference.json", "--models_dir", str(out),
-                   "--output_dir", str(synthetic), "--num_samples", "3", "--start_scale", "1")
+                   "--output_dir", str(synthetic), "--num_samples", "3", "--start_scale", "1",
+                   "--style", "histogram")
     assert done.returncode == 0, done.stdout[-3000:]
     from monai.data import load_decathlon_datalist
 
