@@ -131,26 +131,28 @@ class SinGANSegTrainer:
             from monai_singanseg.training.tensorboard import TensorBoardLog
 
             board = TensorBoardLog(self.log_dir, seed=config.seed)
-        for scale in range(model.trained_scales, last):
-            critic_state, record = self._train_scale(model, reals[scale], scale, critic_state, rng, board)
-            log.append(record)
+        try:  # an interrupted run still flushes and closes its TensorBoard log
+            for scale in range(model.trained_scales, last):
+                critic_state, record = self._train_scale(model, reals[scale], scale, critic_state, rng, board)
+                log.append(record)
+                if board is not None:
+                    board.end_scale(model, reals[scale], record)
+                logger.info(
+                    "scale %d/%d %s done: %.1f s (%.3f s/iter), reconstruction MSE %.4f, noise amplitude %.4f",
+                    scale + 1, model.num_scales, model.shapes[scale], record["seconds"], record["seconds_per_iter"],
+                    record["rec"], record["noise_amp"],
+                )
+                training = {
+                    "fingerprint": data_id,
+                    "rng_state": rng.get_state(),
+                    "critic": critic_state,
+                    "log": log,
+                    "complete": model.trained_scales == model.num_scales,
+                }
+                save_model(model, checkpoint, training=training)
+        finally:
             if board is not None:
-                board.end_scale(model, reals[scale], record)
-            logger.info(
-                "scale %d/%d %s done: %.1f s (%.3f s/iter), reconstruction MSE %.4f, noise amplitude %.4f",
-                scale + 1, model.num_scales, model.shapes[scale], record["seconds"], record["seconds_per_iter"],
-                record["rec"], record["noise_amp"],
-            )
-            training = {
-                "fingerprint": data_id,
-                "rng_state": rng.get_state(),
-                "critic": critic_state,
-                "log": log,
-                "complete": model.trained_scales == model.num_scales,
-            }
-            save_model(model, checkpoint, training=training)
-        if board is not None:
-            board.close()
+                board.close()
         return model.eval()
 
     def _train_scale(
