@@ -1,7 +1,8 @@
 """Demo: train SinGAN-Seg on the real nuclei sample shipped in data/, write synthetic pairs and pictures.
 
 Run with ``make demo`` (sets up first) or ``python scripts/demo.py --out demo_output``. Everything goes through the
-``singanseg`` command a user would type; the last step draws the real pair beside synthetic ones. Rerunning resumes
+``singanseg`` command a user would type (train, sample, sample with histogram style, report); the last steps draw
+the real pair beside synthetic ones, the transform in a MONAI chain, and harmonization at every scale. Rerunning resumes
 or reuses the model it finds in ``--out``.
 """
 
@@ -43,6 +44,10 @@ def main() -> None:
              "--max-size", args.max_size, "--iters", args.iters, "--seed", "0"]
     run(train + (["--resume"] if model_path.exists() else []))
     run(["sample", str(model_path), "--num", args.num, "--out", str(out / "samples"), "--seed", "0", "--overwrite"])
+    run(["sample", str(model_path), "--num", args.num, "--out", str(out / "samples_histogram_style"), "--seed", "0",
+         "--style", "histogram", "--style-image", str(IMAGE), "--overwrite"])
+    run(["report", str(model_path), "--image", str(IMAGE), "--label", str(LABEL), "--out", str(out / "report"),
+         "--start-scales", "0", "1", "2", "--overwrite", "--quiet"])
 
     model = SinGANSeg.load(model_path)
     real = load_training_pair([IMAGE], LABEL)
