@@ -63,7 +63,7 @@ def refinements(names: list[str], vgg_weights: Path, vgg_steps: int) -> dict[str
                 print(f"skipping vgg: {vgg_weights} missing (make it with benchmarks/vgg16_from_onnx.py)")
                 continue
             features = load_vgg_features(vgg_weights, pooling="avg")[0]
-            table["vgg 1:1000"] = lambda model, x: refine_samples(
+            table["vgg 1:1000"] = lambda model, x, features=features: refine_samples(
                 x, model.config.image_channels, style_reference(model, [IMAGE]), "vgg", features=features,
                 steps=vgg_steps)
         else:

@@ -27,7 +27,7 @@ from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "atomic_write", "save_model", "load_model", "read_checkpoint"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "atomic_write", "load_model", "read_checkpoint", "save_model"]
 
 FORMAT = "monai-singanseg"
 FORMAT_VERSION = 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from monai_singanseg.config import NetworkConfig, OptimConfig, PyramidConfig, SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("monai_singanseg")
 

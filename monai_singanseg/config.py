@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PyramidConfig", "NetworkConfig", "OptimConfig", "SinGANSegConfig"]
+__all__ = ["NetworkConfig", "OptimConfig", "PyramidConfig", "SinGANSegConfig"]
 
 NORMS = ("batch", "instance", "none")
 ACTS = ("leakyrelu", "elu", "relu")

@@ -17,7 +17,7 @@ from monai_singanseg.io import write_image
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.visualize import save_pair_grid
 
-__all__ = ["write_samples", "sample_bank", "output_affine"]
+__all__ = ["output_affine", "sample_bank", "write_samples"]
 
 
 def output_affine(model: SinGANSeg, shape: Sequence[int]) -> np.ndarray:

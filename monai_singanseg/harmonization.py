@@ -20,7 +20,7 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.pyramid import resize
 
-__all__ = ["paste_lesion", "blend_weights", "harmonize", "BLEND_DILATION"]
+__all__ = ["BLEND_DILATION", "blend_weights", "harmonize", "paste_lesion"]
 
 BLEND_DILATION = {"harmonize": 2, "edit": 12}
 

@@ -25,7 +25,7 @@ from monai_singanseg.checkpoint import atomic_write
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
-__all__ = ["model_name", "TrainingPair", "read_image", "load_training_pair", "prepare_training_pair", "write_image", "OUTPUT_FORMATS"]
+__all__ = ["OUTPUT_FORMATS", "TrainingPair", "load_training_pair", "model_name", "prepare_training_pair", "read_image", "write_image"]
 
 OUTPUT_FORMATS = ("png", "nii.gz")
 _SUFFIXES = (".nii.gz", ".pt", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".mha", ".nrrd")

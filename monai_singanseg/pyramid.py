@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from monai_singanseg.config import PyramidConfig
 
-__all__ = ["scale_shapes", "resize", "build_pyramid"]
+__all__ = ["build_pyramid", "resize", "scale_shapes"]
 
 
 def scale_shapes(shape: Sequence[int], config: PyramidConfig) -> list[tuple[int, ...]]:

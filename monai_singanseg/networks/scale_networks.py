@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from monai.utils import look_up_option
+from torch import nn
 
 from monai_singanseg.config import ACTS, NORMS, NetworkConfig
 
-__all__ = ["ScaleGenerator", "ScaleCritic", "init_weights"]
+__all__ = ["ScaleCritic", "ScaleGenerator", "init_weights"]
 
 _ACT_ARGS = {"leakyrelu": ("leakyrelu", {"negative_slope": 0.2}), "elu": "elu", "relu": "relu"}
 _NORM_ARGS = {"batch": "batch", "instance": ("instance", {"affine": True}), "none": None}

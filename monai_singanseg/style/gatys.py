@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 from monai.utils import look_up_option
+from torch import nn
 
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.style.vgg import VGG_CONFIGS, layer_indices

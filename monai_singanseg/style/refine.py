@@ -6,8 +6,8 @@ import os
 from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 from monai.utils import look_up_option
+from torch import nn
 from tqdm.auto import tqdm
 
 from monai_singanseg.errors import SinGANSegInputError

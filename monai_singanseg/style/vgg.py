@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 from monai.utils import look_up_option, optional_import
+from torch import nn
 
 from monai_singanseg.errors import SinGANSegInputError
 

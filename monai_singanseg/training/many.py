@@ -27,7 +27,7 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.io import load_training_pair, model_name
 from monai_singanseg.training.trainer import SinGANSegTrainer
 
-__all__ = ["train_many", "SUMMARY_NAME"]
+__all__ = ["SUMMARY_NAME", "train_many"]
 
 SUMMARY_NAME = "train_many_summary.json"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monai_singanseg.io import model_name
 from monai_singanseg.transforms.array import SinGANSegAugment
 from monai_singanseg.transforms.dictionary import (
     SinGANSegAugmentD,
@@ -9,7 +10,6 @@ from monai_singanseg.transforms.dictionary import (
     SinGANSegAugmentDict,
     SinGANSegHarmonized,
 )
-from monai_singanseg.io import model_name
 from monai_singanseg.transforms.model_bank import ModelBank
 
 __all__ = ["ModelBank", "SinGANSegAugment", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd",

@@ -13,11 +13,11 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type
 
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.transforms.array import SinGANSegAugment
 from monai_singanseg.io import model_name
+from monai_singanseg.transforms.array import SinGANSegAugment
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
 
-__all__ = ["SinGANSegAugmentd", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegHarmonized"]
+__all__ = ["SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd", "SinGANSegHarmonized"]
 
 
 def sample_name(data: Mapping[Hashable, Any], key: Hashable) -> str | None:
