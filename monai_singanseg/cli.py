@@ -100,14 +100,12 @@ def _add_report_parser(sub) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    import torch
-
     from monai_singanseg.checkpoint import load_model
-    from monai_singanseg.io import model_name, read_image
+    from monai_singanseg.io import model_name, read_image, read_stacked_images
     from monai_singanseg.report import write_report
 
     model, _ = load_model(args.model, device=args.device)
-    image = torch.cat([read_image(p).as_tensor() for p in args.image])
+    image = read_stacked_images(args.image).as_tensor()
     label = read_image(args.label).as_tensor()
     report = write_report(model, image, label, args.out, args.start_scales, args.num, args.seed,
                           inception_weights=args.inception_weights, overwrite=args.overwrite,

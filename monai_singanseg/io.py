@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data import PILWriter
+from monai.data import MetaTensor, PILWriter
 from monai.transforms import LoadImage
 
 from monai_singanseg.checkpoint import atomic_write
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
-__all__ = ["OUTPUT_FORMATS", "TrainingPair", "load_training_pair", "model_name", "prepare_training_pair", "read_image", "write_image"]
+__all__ = ["OUTPUT_FORMATS", "TrainingPair", "load_training_pair", "model_name", "prepare_training_pair", "read_image", "read_stacked_images", "write_image"]
 
 OUTPUT_FORMATS = ("png", "nii.gz")
 _SUFFIXES = (".nii.gz", ".pt", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".mha", ".nrrd")
@@ -214,6 +214,31 @@ def _slice_affine(affine: np.ndarray, axis: int, index: int) -> np.ndarray:
     return out
 
 
+def read_stacked_images(images: Sequence[str | os.PathLike]) -> MetaTensor:
+    """Read image file(s) and stack them as channels ``(C, *spatial)``, with the first file's metadata.
+
+    Several files (e.g. MRI contrasts) must be co-registered: same spatial shape and affine, else an error names the
+    file that differs.
+    """
+    if not images:
+        raise SinGANSegInputError("no image given.")
+    parts = [read_image(p) for p in images]
+    for path, part in zip(images[1:], parts[1:]):
+        if tuple(part.shape[1:]) != tuple(parts[0].shape[1:]):
+            raise SinGANSegInputError(
+                f"{path}: size {tuple(part.shape[1:])} differs from {images[0]} {tuple(parts[0].shape[1:])}; "
+                "stacked images must be co-registered."
+            )
+        if not np.allclose(np.asarray(part.affine), np.asarray(parts[0].affine), atol=1e-3):
+            raise SinGANSegInputError(
+                f"{path}: affine differs from {images[0]}'s (other orientation, spacing or origin); "
+                "stacked images must be co-registered."
+            )
+    if len(parts) == 1:
+        return parts[0]
+    return MetaTensor(torch.cat([p.as_tensor() for p in parts], dim=0), meta=dict(parts[0].meta))
+
+
 def load_training_pair(
     images: Sequence[str | os.PathLike],
     label: str | os.PathLike,
@@ -235,24 +260,11 @@ def load_training_pair(
         slice_axis: train on one 2D slice of a volume along this spatial axis (0, 1 or 2).
         slice_index: the slice, or ``"largest"`` for the one with the largest mask area.
     """
-    if not images:
-        raise SinGANSegInputError("no image given.")
-    parts = [read_image(p) for p in images]
-    for path, part in zip(images[1:], parts[1:]):
-        if tuple(part.shape[1:]) != tuple(parts[0].shape[1:]):
-            raise SinGANSegInputError(
-                f"{path}: size {tuple(part.shape[1:])} differs from {images[0]} {tuple(parts[0].shape[1:])}; "
-                "stacked images must be co-registered."
-            )
-        if not np.allclose(np.asarray(part.affine), np.asarray(parts[0].affine), atol=1e-3):
-            raise SinGANSegInputError(
-                f"{path}: affine differs from {images[0]}'s (other orientation, spacing or origin); "
-                "stacked images must be co-registered."
-            )
-    stacked = torch.cat([p.as_tensor() for p in parts], dim=0)
+    stacked = read_stacked_images(images)
+    meta = dict(stacked.meta)
+    affine = np.asarray(stacked.affine, dtype=np.float64)
+    stacked = stacked.as_tensor()
     label_t = read_image(label).as_tensor()
-    meta = dict(parts[0].meta)
-    affine = np.asarray(parts[0].affine, dtype=np.float64)
     if slice_axis is not None:
         if stacked.ndim != 4 or slice_axis not in (0, 1, 2):
             raise SinGANSegInputError(f"{images[0]}: slicing needs a 3D volume and an axis 0-2.")

@@ -3,7 +3,6 @@ and the metrics of :mod:`monai_singanseg.metrics` as JSON and as a markdown tabl
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from monai_singanseg.metrics import (
 )
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.pyramid import resize
-from monai_singanseg.visualize import display_slice, save_pair_grid
+from monai_singanseg.visualize import display_slice, pyplot, save_figure, save_pair_grid
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -78,27 +77,9 @@ def generate_samples(model: SinGANSeg, num: int, start_scale: int, seed: int, ba
                       for i in range(0, num, batch_size)])
 
 
-def _save_figure(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_mask_mean_std(path: Path, real_mask: torch.Tensor, masks: dict[int, torch.Tensor]) -> None:
     """One row per start scale: the real mask, the pixel-wise mean and the pixel-wise std of the generated masks."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(masks), 3, figsize=(8.4, 2.6 * len(masks)), squeeze=False)
     real = display_slice(real_mask, [0.0], [1.0])
     for row, (scale, fg) in zip(axes, masks.items()):
@@ -113,12 +94,12 @@ def _plot_mask_mean_std(path: Path, real_mask: torch.Tensor, masks: dict[int, to
                 fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(f"foreground of {next(iter(masks.values())).shape[0]} generated masks per start scale", fontsize=10)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def _plot_fraction_histograms(path: Path, real_fraction: float, fractions: dict[int, torch.Tensor]) -> None:
     """One histogram of the synthetic foreground fractions per start scale, the real fraction as a red line."""
-    plt = _pyplot()
+    plt = pyplot()
     # one range for all panels, around every value seen, so the panels compare at a glance
     seen = torch.cat([*fractions.values(), torch.tensor([real_fraction])])
     pad = max(0.1 * float(seen.max() - seen.min()), 0.01)
@@ -136,7 +117,7 @@ def _plot_fraction_histograms(path: Path, real_fraction: float, fractions: dict[
     fig.suptitle(f"foreground fraction of {len(next(iter(fractions.values())))} generated masks per start scale",
                  fontsize=10)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 METRIC_COLUMNS = ("SIFID ↓", "SWD ↓", "diversity (1 − MS-SSIM) ↑", "foreground fraction", "closest to real / spread",

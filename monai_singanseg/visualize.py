@@ -5,13 +5,32 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from monai_singanseg.checkpoint import atomic_write
 
-__all__ = ["display_slice", "save_pair_grid"]
+__all__ = ["display_slice", "pyplot", "save_figure", "save_pair_grid"]
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend: figures render without a screen (servers, CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Render ``fig`` to PNG in memory, close it, then write ``path`` atomically (no half-written picture)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    pyplot().close(fig)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
 
 
 def display_slice(image: torch.Tensor | np.ndarray, lower: Sequence[float] | None = None,
@@ -54,11 +73,7 @@ def save_pair_grid(
         intensity_range: per-channel (lower, upper) display range; by default each panel's own min/max.
         names: one title per sample (default ``sample i``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(names) if names is not None else [f"sample {i}" for i in range(images.shape[0])]
     pairs = [(images[i], labels[i], names[i]) for i in range(images.shape[0])]
     if real is not None:
@@ -79,7 +94,4 @@ def save_pair_grid(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, lambda tmp: open(tmp, "wb").write(buffer.getvalue()))
+    save_figure(fig, path)

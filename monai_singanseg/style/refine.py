@@ -114,10 +114,9 @@ def style_reference(model, images: Sequence[str | os.PathLike] | None = None) ->
     finest = model.shapes[-1]
     if not images:
         return model.reconstruct()[:, :n_img].detach()
-    from monai_singanseg.io import read_image
+    from monai_singanseg.io import read_stacked_images
 
-    parts = [read_image(p).as_tensor().float() for p in images]
-    stacked = torch.cat(parts, dim=0)
+    stacked = read_stacked_images(images).as_tensor().float()
     if stacked.shape[0] != n_img or stacked.ndim - 1 != model.config.spatial_dims:
         raise SinGANSegInputError(
             f"{images[0]}: the style image has {stacked.shape[0]} channel(s) in {stacked.ndim - 1}D; the model makes "

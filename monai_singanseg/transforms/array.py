@@ -129,15 +129,18 @@ class SinGANSegAugment(RandomizableTransform):
         index = model.labels.indices(resized[n_img:], channel_dim=0).float()
         return image, index
 
+    def _generate(self, model: SinGANSeg, num: int, start: int) -> torch.Tensor:
+        """``num`` raw samples from the noise seeded by this call's draw from ``self.R``."""
+        generator = torch.Generator(device=model.device).manual_seed(self._seed)
+        return model.generate(num, start_scale=start, generator=generator)
+
     def _draw(self, name: str, model: SinGANSeg, start: int, spatial: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
         """A synthetic (image, label indices) at ``spatial``: generated now, or served from the pool."""
-        generator = torch.Generator(device=model.device).manual_seed(self._seed)
         if self.pool_size <= 0:
-            return self._finish(model, model.generate(1, start_scale=start, generator=generator), spatial)
+            return self._finish(model, self._generate(model, 1, start), spatial)
         pool = self._pools.setdefault((name, start), [])
         if len(pool) <= self.pool_size // 2:
-            missing = self.pool_size - len(pool)
-            pool.extend({"raw": x} for x in model.generate(missing, start_scale=start, generator=generator).split(1))
+            pool.extend({"raw": x} for x in self._generate(model, self.pool_size - len(pool), start).split(1))
         index = min(int(self._pick * len(pool)), len(pool) - 1)
         entry = pool.pop(index) if self._drop else pool[index]
         if spatial not in entry:  # a sample served again at the same size skips the resize and the label decoding
@@ -165,12 +168,12 @@ class SinGANSegAugment(RandomizableTransform):
             return image, label
         model_name, model = chosen
         cfg = model.config
-        where = self.bank.path(model_name) or model_name
-        if image.shape[0] != cfg.image_channels:
-            raise SinGANSegInputError(
-                f"{where}: model makes {cfg.image_channels} image channel(s), the data has {image.shape[0]}."
-            )
-        if len(image.shape) - 1 != cfg.spatial_dims:
+        if image.shape[0] != cfg.image_channels or len(image.shape) - 1 != cfg.spatial_dims:
+            where = self.bank.path(model_name) or model_name
+            if image.shape[0] != cfg.image_channels:
+                raise SinGANSegInputError(
+                    f"{where}: model makes {cfg.image_channels} image channel(s), the data has {image.shape[0]}."
+                )
             raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
         start = min(self._start, model.num_scales - 1)
         fake_image, index = self._draw(model_name, model, start, tuple(image.shape[1:]))
