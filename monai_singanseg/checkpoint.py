@@ -2,22 +2,27 @@
 
 Layout (a plain dict, readable with ``torch.load(path, weights_only=True)``)::
 
-    format, format_version      "monai-singanseg", 1
+    format, format_version      "monai-singanseg", 2 (version 1 is read too)
     config                      the SinGANSegConfig as JSON text
     shapes, noise_amps          scale shapes (coarsest first) and noise amplitudes of the trained scales
     fixed_noise                 the reconstruction noise of the coarsest scale
     generators                  one state dict per trained scale
     intensity, labels           maps back to the image's units and the label's values
     source                      the training image's affine, shape and contrast names (no pixel data)
-    training                    state to resume an unfinished run (critic, random state, log), or None
+    training                    a TrainingState as a dict: data fingerprint, the last critic, the per-scale
+                                log, and whether every scale is trained
 
-The training image itself is never stored: only a SHA-256 fingerprint used to refuse resuming on other data.
+Every tensor is stored on the CPU, so a checkpoint written on a GPU loads anywhere. There is no random-generator
+state to store: each scale's random stream is seeded from the model seed and the scale number
+(:func:`~monai_singanseg.training.trainer.scale_seed`), so a run resumes at a scale boundary on any device. The
+training image itself is never stored: only a SHA-256 fingerprint used to refuse resuming on other data.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +32,46 @@ from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "atomic_write", "load_model", "read_checkpoint", "save_model"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "TrainingState",
+    "atomic_write",
+    "load_model",
+    "read_checkpoint",
+    "save_model",
+    "training_state",
+]
 
 FORMAT = "monai-singanseg"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 also stored a device-specific random state, ignored now
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint keeps to resume training, beside the trained generators.
+
+    Attributes:
+        fingerprint: SHA-256 of the training tensor (resuming on other data is refused).
+        complete: every scale is trained.
+        critic: the last trained scale's critic weights (a finer scale of the same width starts from them).
+        log: one record per trained scale (shape, width, noise amplitude, iterations, seconds, last losses).
+    """
+
+    fingerprint: str
+    complete: bool
+    critic: dict[str, torch.Tensor] | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        critic = None if self.critic is None else {k: v.detach().cpu() for k, v in self.critic.items()}
+        return {"fingerprint": self.fingerprint, "complete": self.complete, "critic": critic, "log": list(self.log)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingState:
+        return cls(str(data["fingerprint"]), bool(data.get("complete", True)), data.get("critic"),
+                   list(data.get("log", [])))
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
@@ -50,8 +91,11 @@ def atomic_write(path: str | os.PathLike, write) -> None:
             os.remove(tmp)
 
 
-def save_model(model, path: str | os.PathLike, training: dict[str, Any] | None = None) -> None:
-    """Write ``model`` (a :class:`~monai_singanseg.networks.SinGANSeg`) and optional resume state to ``path``."""
+def save_model(model, path: str | os.PathLike, training: TrainingState | None = None) -> None:
+    """Write ``model`` (a :class:`~monai_singanseg.networks.SinGANSeg`) and optional resume state to ``path``.
+
+    Tensors are moved to the CPU first, so the file loads on a machine without the training device.
+    """
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -63,7 +107,7 @@ def save_model(model, path: str | os.PathLike, training: dict[str, Any] | None =
         "intensity": model.intensity.to_dict(),
         "labels": model.labels.to_dict(),
         "source": model.source,
-        "training": training,
+        "training": None if training is None else training.to_dict(),
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -82,24 +126,39 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SinGANSegInputError(f"{path}: not a monai-singanseg checkpoint (no '{FORMAT}' format marker).")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise SinGANSegInputError(
-            f"{path}: checkpoint format version {version} is not supported (this version reads {FORMAT_VERSION})."
+            f"{path}: checkpoint format version {version} is not supported (this version reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))})."
         )
     return payload
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", for_training: bool = False):
+def training_state(payload: dict[str, Any]) -> TrainingState | None:
+    """The resume state of a checkpoint read by :func:`read_checkpoint` (``None`` when it holds none)."""
+    data = payload.get("training")
+    return None if data is None else TrainingState.from_dict(data)
+
+
+def load_model(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    for_training: bool = False,
+    require_complete: bool = False,
+):
     """Rebuild the model stored at ``path``.
 
     Args:
         path: the checkpoint.
         device: where the model runs.
         for_training: keep the layout training used (a resumed run must repeat its arithmetic exactly).
+        require_complete: refuse (with a clear error) a checkpoint whose training is not finished.
 
     Returns:
-        ``(model, training)``: the model in eval mode on ``device`` and the resume state (``None`` when finished).
+        ``(model, training)``: the model in eval mode on ``device`` and its :class:`TrainingState` (``None`` when the
+        file holds none).
     """
+    from monai_singanseg.networks.scale_networks import drop_norm_biases
     from monai_singanseg.networks.singanseg import SinGANSeg
 
     payload = read_checkpoint(path)
@@ -113,7 +172,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", for_
         )
         for scale, state in enumerate(payload["generators"]):
             generator = model.new_generator(scale)
-            generator.load_state_dict(state)
+            generator.load_state_dict(drop_norm_biases(state))
             # sampling only: oneDNN's channels-last kernels are ~25 % faster for these batch-1 forward passes
             # (training stays NCHW, where channels-last was slower at 128 feature maps)
             if model.config.spatial_dims == 2 and not for_training:
@@ -123,4 +182,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", for_
         model.fixed_noise.copy_(payload["fixed_noise"])
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise SinGANSegInputError(f"{path}: damaged monai-singanseg checkpoint ({err}).") from err
-    return model.to(device).eval(), payload.get("training")
+    state = training_state(payload)
+    if require_complete and state is not None and not state.complete:
+        raise SinGANSegInputError(
+            f"{path}: training is not finished ({model.trained_scales}/{model.num_scales} scales); "
+            "resume it first (singanseg train ... --resume)."
+        )
+    return model.to(device).eval(), state

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_singanseg.config import NetworkConfig, OptimConfig, PyramidConfig, SinGANSegConfig
+from monai_singanseg.config import SCHEDULES, NetworkConfig, PyramidConfig, SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 
 __all__ = ["build_parser", "main"]
@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("datalist", help="datalist JSON; relative paths are relative to its folder")
     many.add_argument("--out", required=True, help="folder of checkpoints, one <image name>.pt per item")
     many.add_argument("--section", default="training", help="datalist key to train (default: training)")
+    many.add_argument("--group-size", type=int, default=None,
+                      help="train up to this many models with equal pyramid shapes side by side as one grouped "
+                           "network (default: 4 on a CPU, 32 on a GPU; 1 = one at a time)")
     _add_training_options(many)
 
     sample = sub.add_parser("sample", help="write new image + label pairs from a trained model")
@@ -145,7 +148,12 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-size", type=int, default=PyramidConfig.max_size)
     parser.add_argument("--min-size", type=int, default=PyramidConfig.min_size)
     parser.add_argument("--scale-factor", type=float, default=PyramidConfig.scale_factor)
-    parser.add_argument("--iters", type=int, default=OptimConfig.iters_per_scale, help="iterations per scale")
+    parser.add_argument("--schedule", choices=tuple(SCHEDULES), default="fast",
+                        help="fast (default: about 10x less training time, docs/benchmarks.md) or faithful (the "
+                             "SinGAN-Seg reference recipe: 2000 iterations per scale, 3 critic + 3 generator steps)")
+    parser.add_argument("--iters", type=int, default=None,
+                        help="iterations per scale (default: the schedule's, 600 fast / 2000 faithful; the fast "
+                             "schedule may stop a scale earlier on a plateau)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu; GPU per rank in train-many)")
     parser.add_argument("--num-classes", type=int, default=None, help="the mask holds class indices 0..K-1")
@@ -163,16 +171,14 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
     """The config for ``pair`` from the command-line options."""
-    config = SinGANSegConfig(
-        spatial_dims=pair.spatial_dims,
-        image_channels=pair.image_channels,
-        mask_channels=pair.labels.channels,
-        seed=args.seed,
-        pyramid=PyramidConfig(min_size=args.min_size, max_size=args.max_size, scale_factor=args.scale_factor),
-        network=NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels),
-        optim=OptimConfig(iters_per_scale=args.iters),
-    )
     try:
+        config = SinGANSegConfig.for_schedule(args.schedule, spatial_dims=pair.spatial_dims,
+                                              image_channels=pair.image_channels, mask_channels=pair.labels.channels,
+                                              seed=args.seed)
+        config.pyramid = PyramidConfig(min_size=args.min_size, max_size=args.max_size, scale_factor=args.scale_factor)
+        config.network = NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels)
+        if args.iters is not None:
+            config.optim.iters_per_scale = args.iters
         return config.validate()
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err
@@ -187,13 +193,13 @@ def _train_many(args: argparse.Namespace) -> None:
 
     summary = train_many(args.datalist, args.out, lambda pair: _config(args, pair), section=args.section,
                          device=args.device, num_classes=args.num_classes, percentiles=args.percentiles,
-                         progress=not args.quiet)
+                         progress=not args.quiet, group_size=args.group_size)
     if summary["failed"]:
         raise SinGANSegInputError(f"{summary['failed']} of {summary['total']} models failed; see the summary.")
 
 
 def _train(args: argparse.Namespace) -> None:
-    from monai_singanseg.checkpoint import read_checkpoint
+    from monai_singanseg.checkpoint import read_checkpoint, training_state
     from monai_singanseg.io import load_training_pair
     from monai_singanseg.training import SinGANSegTrainer
 
@@ -202,8 +208,8 @@ def _train(args: argparse.Namespace) -> None:
     if out.exists() and not args.resume:
         raise SinGANSegInputError(f"{out}: already exists; pass --resume to continue it, or choose another --out.")
     if resume:
-        state = read_checkpoint(out).get("training") or {}
-        if state.get("complete"):
+        state = training_state(read_checkpoint(out))
+        if state is not None and state.complete:
             print(f"{out}: training already complete; nothing to do.")
             return
     pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles,
@@ -219,12 +225,7 @@ def _sample(args: argparse.Namespace) -> None:
     from monai_singanseg.checkpoint import load_model
     from monai_singanseg.generation import write_samples
 
-    model, state = load_model(args.model, device=args.device)
-    if state is not None and not state.get("complete", True):
-        raise SinGANSegInputError(
-            f"{args.model}: training is not finished ({model.trained_scales}/{model.num_scales} scales); "
-            "run 'singanseg train ... --resume' first."
-        )
+    model, _ = load_model(args.model, device=args.device, require_complete=True)
     ratio = None
     if args.scale_ratio is not None:
         ratio = args.scale_ratio[0] if len(args.scale_ratio) == 1 else args.scale_ratio

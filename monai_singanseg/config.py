@@ -11,10 +11,23 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NetworkConfig", "OptimConfig", "PyramidConfig", "SinGANSegConfig"]
+__all__ = ["SCHEDULES", "NetworkConfig", "OptimConfig", "PyramidConfig", "SinGANSegConfig"]
 
 NORMS = ("batch", "instance", "none")
 ACTS = ("leakyrelu", "elu", "relu")
+
+SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
+    # the SinGAN / SinGAN-Seg reference recipe: the dataclass defaults
+    "faithful": {},
+    # fewer, cheaper iterations: one critic and one generator step, the gradient penalty every 4th critic step
+    # (weighted x4), and a per-scale stop once the reconstruction loss has stopped falling; chosen by
+    # benchmarks/bench_time_to_quality.py (docs/benchmarks.md, "Time to quality")
+    "fast": {
+        "optim": {"iters_per_scale": 600, "critic_steps": 1, "generator_steps": 1, "gp_every": 4,
+                  "plateau_window": 50, "plateau_tolerance": 0.02},
+    },
+}
+"""Training schedules by name: overrides of the dataclass defaults, per sub-config."""
 
 
 @dataclass
@@ -94,6 +107,14 @@ class OptimConfig:
         critic_steps: critic updates per iteration. generator_steps: generator updates per iteration.
         gp_weight: gradient-penalty weight (lambda). rec_weight: reconstruction weight (alpha).
         noise_amp_init: amplitude factor times RMSE(real, upsampled reconstruction) above the coarsest scale.
+        gp_every: compute the gradient penalty on every ``gp_every``-th critic step only, weighted by ``gp_every``
+            (a lazy penalty, as StyleGAN2's lazy regularisation; 1 = every step, the reference).
+        plateau_window: when > 0, a scale ends early once the mean reconstruction loss of the last
+            ``plateau_window`` iterations fell by less than ``plateau_tolerance`` (relative) against the window
+            before: the learning rates are decayed then (if not yet), and the scale stops at the next plateau.
+            0 = always ``iters_per_scale`` iterations (the reference).
+        plateau_tolerance: relative fall of the reconstruction loss below which a window counts as a plateau.
+        schedule: the name of the :data:`SCHEDULES` entry these values came from (provenance only).
     """
 
     iters_per_scale: int = 2000
@@ -107,10 +128,18 @@ class OptimConfig:
     gp_weight: float = 0.1
     rec_weight: float = 10.0
     noise_amp_init: float = 0.1
+    gp_every: int = 1
+    plateau_window: int = 0
+    plateau_tolerance: float = 0.02
+    schedule: str = "faithful"
 
     def validate(self) -> None:
-        if self.iters_per_scale < 1 or self.critic_steps < 1 or self.generator_steps < 1:
-            raise ValueError("iters_per_scale, critic_steps and generator_steps must be >= 1.")
+        if min(self.iters_per_scale, self.critic_steps, self.generator_steps, self.gp_every) < 1:
+            raise ValueError("iters_per_scale, critic_steps, generator_steps and gp_every must be >= 1.")
+        if self.plateau_window < 0 or not self.plateau_tolerance >= 0:
+            raise ValueError("plateau_window and plateau_tolerance must be >= 0.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}.")
 
 
 @dataclass
@@ -169,3 +198,21 @@ class SinGANSegConfig:
     @classmethod
     def from_json(cls, text: str) -> SinGANSegConfig:
         return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def for_schedule(cls, schedule: str = "faithful", **fields: Any) -> SinGANSegConfig:
+        """A config with the :data:`SCHEDULES` entry ``schedule`` applied over the defaults.
+
+        Example:
+            >>> SinGANSegConfig.for_schedule("fast", image_channels=1).optim.critic_steps
+            1
+        """
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {schedule!r}.")
+        preset = SCHEDULES[schedule]
+        return cls(
+            pyramid=PyramidConfig(**preset.get("pyramid", {})),
+            network=NetworkConfig(**preset.get("network", {})),
+            optim=OptimConfig(**preset.get("optim", {}), schedule=schedule),
+            **fields,
+        ).validate()

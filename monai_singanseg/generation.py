@@ -142,9 +142,7 @@ def sample_bank(
     out_dir = Path(out_dir)
     items = []
     for index, path in enumerate(models):
-        model, state = load_model(path, device=device)
-        if state is not None and not state.get("complete", True):
-            raise SinGANSegInputError(f"{path}: training is not finished.")
+        model, _ = load_model(path, device=device, require_complete=True)
         items += write_samples(model, out_dir / path.stem, num, min(start_scale, model.num_scales - 1),
                                seed=seed + index, fmt=fmt, overwrite=overwrite, name=str(path), style=style,
                                style_options=style_options)

@@ -15,6 +15,7 @@ from conftest import NUCLEI_IMAGE, NUCLEI_LABEL
 from PIL import Image
 
 from monai_singanseg import SinGANSeg
+from monai_singanseg.checkpoint import load_model
 from monai_singanseg.cli import main
 from monai_singanseg.training.many import SUMMARY_NAME
 
@@ -93,3 +94,16 @@ def test_torchrun_two_ranks_with_kill_and_restart(tmp_path):
     for i in range(4):
         model = SinGANSeg.load(out / f"case_{i}.pt")
         assert model.trained_scales == model.num_scales
+
+
+def test_items_with_equal_pyramids_train_in_groups(tmp_path):
+    datalist = _datalist(tmp_path, 3)
+    out = tmp_path / "models"
+    assert main(["train-many", str(datalist), "--out", str(out), "--group-size", "2"] + TINY) == 0
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    assert summary["group_size"] == 2 and summary["done"] == 3
+    assert sorted(m["group_size"] for m in summary["models"]) == [1, 2, 2]
+    for i in range(3):
+        model, state = load_model(out / f"case_{i}.pt")
+        assert state.complete and model.trained_scales == model.num_scales
+    assert main(["train-many", str(datalist), "--out", str(out), "--group-size", "0"] + TINY) == 2

@@ -54,7 +54,7 @@ def test_resume_equals_uninterrupted(tmp_path, nuclei_pair):
     interrupted = SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(*args, tmp_path / "part.pt")
     assert interrupted.trained_scales == 1
     _, state = load_model(tmp_path / "part.pt")
-    assert state["complete"] is False
+    assert state.complete is False
     resumed = SinGANSegTrainer(config, progress=False).fit(*args, tmp_path / "part.pt", resume=True)
     assert resumed.trained_scales == whole.num_scales
     assert all(torch.equal(x, y) for x, y in zip(_weights(whole), _weights(resumed)))
@@ -81,7 +81,7 @@ def test_resume_refuses_other_data(tmp_path, nuclei_pair):
 def test_checkpoint_is_weights_only_and_holds_no_training_image(nuclei_model, nuclei_pair):
     model, path = nuclei_model
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    assert payload["format"] == "monai-singanseg" and payload["format_version"] == 1
+    assert payload["format"] == "monai-singanseg" and payload["format_version"] == 2
     assert len(payload["generators"]) == model.num_scales == len(payload["noise_amps"])
     assert payload["intensity"]["upper"] == [128.0] and payload["labels"]["values"] == [0.0, 255.0]
 

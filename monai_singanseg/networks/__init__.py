@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
-from monai_singanseg.networks.scale_networks import ScaleCritic, ScaleGenerator, init_weights
+from monai_singanseg.networks.scale_networks import (
+    ScaleCritic,
+    ScaleGenerator,
+    drop_norm_biases,
+    init_weights,
+    split_state,
+    stack_states,
+)
 from monai_singanseg.networks.singanseg import SinGANSeg, draw_noise
 from monai_singanseg.networks.wrappers import FinalOutput, SinGANSegInjector
 
-__all__ = ["FinalOutput", "ScaleCritic", "ScaleGenerator", "SinGANSeg", "SinGANSegInjector", "draw_noise", "init_weights"]
+__all__ = [
+    "FinalOutput",
+    "ScaleCritic",
+    "ScaleGenerator",
+    "SinGANSeg",
+    "SinGANSegInjector",
+    "draw_noise",
+    "drop_norm_biases",
+    "init_weights",
+    "split_state",
+    "stack_states",
+]

@@ -10,14 +10,19 @@ from torch import nn
 
 from monai_singanseg.config import ACTS, NORMS, NetworkConfig
 
-__all__ = ["ScaleCritic", "ScaleGenerator", "init_weights"]
+__all__ = ["ScaleCritic", "ScaleGenerator", "drop_norm_biases", "init_weights", "split_state", "stack_states"]
 
 _ACT_ARGS = {"leakyrelu": ("leakyrelu", {"negative_slope": 0.2}), "elu": "elu", "relu": "relu"}
 _NORM_ARGS = {"batch": "batch", "instance": ("instance", {"affine": True}), "none": None}
 
 
-def _conv_stack(spatial_dims: int, in_channels: int, width: int, config: NetworkConfig) -> nn.Sequential:
-    """Head and body: ``num_layers - 1`` unpadded conv → norm → act blocks of constant width."""
+def _conv_stack(spatial_dims: int, in_channels: int, width: int, config: NetworkConfig, groups: int) -> nn.Sequential:
+    """Head and body: ``num_layers - 1`` unpadded conv → norm → act blocks of constant width (per group).
+
+    A convolution followed by a norm has no bias: the norm subtracts it again, so its gradient is zero up to
+    rounding, and Adam would turn that rounding noise into full-size steps (the reference keeps these biases;
+    :func:`drop_norm_biases` reads its checkpoints and this project's older ones).
+    """
     act = _ACT_ARGS[look_up_option(config.act, ACTS)]
     norm = _NORM_ARGS[look_up_option(config.norm, NORMS)]
     layers = []
@@ -25,12 +30,14 @@ def _conv_stack(spatial_dims: int, in_channels: int, width: int, config: Network
         layers.append(
             Convolution(
                 spatial_dims,
-                in_channels if i == 0 else width,
-                width,
+                groups * (in_channels if i == 0 else width),
+                groups * width,
                 kernel_size=config.kernel_size,
                 padding=0,
                 act=act,
                 norm=norm,
+                groups=groups,
+                bias=norm is None,
             )
         )
     return nn.Sequential(*layers)
@@ -43,11 +50,16 @@ class ScaleGenerator(nn.Module):
     ``num_layers`` unpadded convolutions (the last one with tanh) and adds ``previous``, so the output has the
     input's shape.
 
+    With ``groups=K`` the module is K independent generators side by side (grouped convolutions; batch and instance
+    norms work per channel anyway): model ``k`` reads and writes channels ``k * channels ... (k + 1) * channels - 1``.
+    :func:`stack_states` and :func:`split_state` convert between K single generators and one grouped generator.
+
     Args:
         spatial_dims: 2 or 3.
-        channels: channels of the image + mask tensor.
-        width: feature maps of the hidden layers.
+        channels: channels of the image + mask tensor (of one model).
+        width: feature maps of the hidden layers (of one model).
         config: architecture options.
+        groups: models trained side by side in this module.
 
     Example:
         >>> g = ScaleGenerator(2, channels=4, width=32, config=NetworkConfig())
@@ -55,13 +67,12 @@ class ScaleGenerator(nn.Module):
         torch.Size([1, 4, 25, 25])
     """
 
-    def __init__(self, spatial_dims: int, channels: int, width: int, config: NetworkConfig) -> None:
+    def __init__(self, spatial_dims: int, channels: int, width: int, config: NetworkConfig, groups: int = 1) -> None:
         super().__init__()
         self.pad = config.receptive_pad
-        self.features = _conv_stack(spatial_dims, channels, width, config)
-        self.tail = Convolution(
-            spatial_dims, width, channels, kernel_size=config.kernel_size, padding=0, conv_only=True
-        )
+        self.features = _conv_stack(spatial_dims, channels, width, config, groups)
+        self.tail = Convolution(spatial_dims, groups * width, groups * channels, kernel_size=config.kernel_size,
+                                padding=0, conv_only=True, groups=groups)
         self.out_act = nn.Tanh()
 
     def forward(self, noise: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
@@ -72,21 +83,25 @@ class ScaleGenerator(nn.Module):
 class ScaleCritic(nn.Module):
     """Markovian (patch) critic of one scale: a map of scores, one per receptive field.
 
+    With ``groups=K``, K independent critics side by side: channel ``k`` of the score map belongs to model ``k``.
+
     Args:
         spatial_dims: 2 or 3.
-        channels: channels of the image + mask tensor.
-        width: feature maps of the hidden layers.
+        channels: channels of the image + mask tensor (of one model).
+        width: feature maps of the hidden layers (of one model).
         config: architecture options.
+        groups: models side by side in this module.
 
     Example:
         >>> ScaleCritic(2, 4, 32, NetworkConfig())(torch.zeros(2, 4, 25, 25)).shape
         torch.Size([2, 1, 15, 15])
     """
 
-    def __init__(self, spatial_dims: int, channels: int, width: int, config: NetworkConfig) -> None:
+    def __init__(self, spatial_dims: int, channels: int, width: int, config: NetworkConfig, groups: int = 1) -> None:
         super().__init__()
-        self.features = _conv_stack(spatial_dims, channels, width, config)
-        self.tail = Convolution(spatial_dims, width, 1, kernel_size=config.kernel_size, padding=0, conv_only=True)
+        self.features = _conv_stack(spatial_dims, channels, width, config, groups)
+        self.tail = Convolution(spatial_dims, groups * width, groups, kernel_size=config.kernel_size, padding=0,
+                                conv_only=True, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.features(x))
@@ -102,3 +117,39 @@ def init_weights(module: nn.Module, generator: torch.Generator | None = None) ->
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d, nn.InstanceNorm3d)) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02, generator=generator)
             nn.init.zeros_(m.bias)
+
+
+def stack_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """State dict of a grouped module (``groups=len(states)``) made of the state dicts of single modules.
+
+    A grouped convolution's weight is its groups' weights one after the other along the output axis, and every
+    norm parameter or running statistic is per channel, so each entry is a concatenation along dim 0. The batch
+    counter of batch norms (a scalar, equal for modules trained in step) is taken from the first.
+    """
+    return {k: states[0][k].clone() if states[0][k].ndim == 0 else torch.cat([s[k] for s in states]) for k in states[0]}
+
+
+def split_state(state: dict[str, torch.Tensor], groups: int) -> list[dict[str, torch.Tensor]]:
+    """The inverse of :func:`stack_states`: one detached state dict per group."""
+    parts: list[dict[str, torch.Tensor]] = [{} for _ in range(groups)]
+    for key, value in state.items():
+        chunks = [value] * groups if value.ndim == 0 else value.chunk(groups)
+        for part, chunk in zip(parts, chunks):
+            part[key] = chunk.detach().clone()
+    return parts
+
+
+def drop_norm_biases(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Convert a state dict whose convolutions before a norm have a bias to the bias-free layout, exactly.
+
+    Before batch norm the bias moves into the running mean (``mean - bias``: the same output in eval mode, and
+    training mode ignores both); before instance norm it has no effect at all and is dropped. Other biases stay.
+    """
+    state = dict(state)
+    for key in [k for k in state if k.endswith("conv.bias")]:
+        norm = key[: -len("conv.bias")] + "adn.N."
+        if any(k.startswith(norm) for k in state):
+            bias = state.pop(key)
+            if norm + "running_mean" in state:
+                state[norm + "running_mean"] = state[norm + "running_mean"] - bias
+    return state

@@ -1,8 +1,17 @@
-"""Training: losses of one scale and the scale-by-scale trainer."""
+"""Training: losses of one scale, the scale-by-scale trainer (one model or a group), and train_many."""
 
 from __future__ import annotations
 
-from monai_singanseg.training.losses import gradient_penalty, reconstruction_loss
-from monai_singanseg.training.trainer import SinGANSegTrainer, fingerprint
+from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
+from monai_singanseg.training.trainer import ScaleStep, SinGANSegTrainer, TrainingItem, fingerprint, scale_seed
 
-__all__ = ["SinGANSegTrainer", "fingerprint", "gradient_penalty", "reconstruction_loss"]
+__all__ = [
+    "ScaleStep",
+    "SinGANSegTrainer",
+    "TrainingItem",
+    "fingerprint",
+    "gradient_penalty",
+    "per_model_mean",
+    "reconstruction_loss",
+    "scale_seed",
+]

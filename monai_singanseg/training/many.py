@@ -5,6 +5,11 @@ rank takes items ``rank, rank + world_size, ...`` of the list, runs on GPU ``LOC
 threads are split between the ranks of a machine otherwise. torch.distributed does the launching and rendezvous;
 there is no scheduler here. Finished models are skipped and half-trained ones resume, so a killed job is restarted
 with the same command.
+
+Within a rank, items whose pyramids have the same shapes and whose configs differ in the seed at most (and, when
+resuming, that stopped at the same scale) are trained ``group_size`` at a time as one grouped network
+(:meth:`~monai_singanseg.training.SinGANSegTrainer.fit_group`): one set of kernel launches for K models, which is
+what fills a GPU. A model comes out the same, up to rounding, whatever group it was trained in.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +27,27 @@ import torch
 import torch.distributed as dist
 from monai.data import load_decathlon_datalist
 
-from monai_singanseg.checkpoint import atomic_write, read_checkpoint
+from monai_singanseg.checkpoint import atomic_write, read_checkpoint, training_state
 from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.io import load_training_pair, model_name
-from monai_singanseg.training.trainer import SinGANSegTrainer
+from monai_singanseg.pyramid import scale_shapes
+from monai_singanseg.training.trainer import SinGANSegTrainer, TrainingItem
 
-__all__ = ["SUMMARY_NAME", "train_many"]
+__all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "train_many"]
 
 SUMMARY_NAME = "train_many_summary.json"
+DEFAULT_GROUP_SIZE = {"cpu": 4, "cuda": 32}
+"""Models trained side by side by default, per device type (benchmarks/bench_grouped.py, docs/train_many.md)."""
+
+
+@dataclass
+class _Pending:
+    """Items of one group key waiting to be trained together."""
+
+    items: list[TrainingItem] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    resume: bool = False
 
 
 def _as_list(value: Any) -> list[str]:
@@ -40,8 +58,8 @@ def _status(path: Path) -> str:
     """``missing``, ``partial`` or ``complete``."""
     if not path.exists():
         return "missing"
-    state = read_checkpoint(path).get("training") or {}
-    return "complete" if state.get("complete", True) else "partial"
+    state = training_state(read_checkpoint(path))
+    return "complete" if state is None or state.complete else "partial"
 
 
 def _distributed() -> tuple[int, int, int, int]:
@@ -55,6 +73,19 @@ def _distributed() -> tuple[int, int, int, int]:
     return rank, world, local_rank, local_world
 
 
+def _group_key(item: TrainingItem, path: Path, status: str) -> str:
+    """Items with equal keys can train in one group: same pyramid shapes, same config but the seed, same stage."""
+    if status == "partial":
+        payload = read_checkpoint(path)
+        config = SinGANSegConfig.from_json(payload["config"]).to_dict()
+        shapes, stage = payload["shapes"], len(payload["generators"])
+    else:
+        config = item.config.to_dict()
+        shapes, stage = [list(s) for s in scale_shapes(item.real.shape[1:], item.config.pyramid)], 0
+    config.pop("seed")
+    return json.dumps([shapes, config, stage], sort_keys=True)
+
+
 def train_many(
     datalist: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -64,6 +95,7 @@ def train_many(
     num_classes: int | None = None,
     percentiles: tuple[float, float] | None = None,
     progress: bool = False,
+    group_size: int | None = None,
 ) -> dict[str, Any]:
     """Train (or resume, or skip) one checkpoint ``out_dir/<image name>.pt`` per item of ``datalist[section]``.
 
@@ -76,6 +108,8 @@ def train_many(
         device: ``"cpu"``, ``"cuda"`` (GPU ``LOCAL_RANK``) or ``None`` for GPU when available.
         num_classes, percentiles: as in :func:`~monai_singanseg.io.load_training_pair`.
         progress: progress bars per scale.
+        group_size: at most this many models with equal pyramids train side by side in one grouped network
+            (default :data:`DEFAULT_GROUP_SIZE` of the device type; 1 trains one model at a time).
 
     Returns:
         The summary (written to ``out_dir/train_many_summary.json`` by rank 0): counts and one record per item.
@@ -87,6 +121,10 @@ def train_many(
         device = f"cuda:{local_rank}"
     else:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(local_world, 1)))
+    if group_size is None:
+        group_size = DEFAULT_GROUP_SIZE.get(torch.device(device).type, 1)
+    if group_size < 1:
+        raise SinGANSegInputError(f"group size must be >= 1, got {group_size}.")
     try:
         items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=section)
     except Exception as err:
@@ -101,8 +139,37 @@ def train_many(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     mine = items[rank::world]
-    records = []
-    for index, item in enumerate(mine, 1):
+    records: list[dict[str, Any]] = []
+    pending: dict[str, _Pending] = {}
+
+    def report(record: dict[str, Any]) -> None:
+        records.append(record)
+        print(f"[rank {rank}/{world}] {len(records)}/{len(mine)} {record['name']}: {record['status']} "
+              f"({record['seconds']:.1f} s)" + (f" - {record['error']}" if record["status"] == "failed" else ""),
+              flush=True)
+
+    def train(group: _Pending) -> None:
+        start = time.perf_counter()
+        try:
+            SinGANSegTrainer(group.items[0].config, device=device, progress=progress).fit_group(
+                group.items, resume=group.resume)
+        except Exception as err:  # a failing group must not stop the others
+            if len(group.items) > 1:  # find the member that fails, and train the others
+                for job, record in zip(group.items, group.records):
+                    train(_Pending([job], [record], group.resume))
+                return
+            group.records[0]["error"] = f"{type(err).__name__}: {err}"
+            if not isinstance(err, SinGANSegInputError):
+                group.records[0]["traceback"] = traceback.format_exc(limit=3)
+            status = "failed"
+        else:
+            status = "resumed" if group.resume else "done"
+        share = (time.perf_counter() - start) / len(group.items)
+        for record in group.records:
+            record.update(status=status, seconds=record["seconds"] + share, group_size=len(group.items))
+            report(record)
+
+    for item in mine:
         images = _as_list(item["image"])
         name = model_name(images[0])
         path = out_dir / f"{name}.pt"
@@ -111,20 +178,26 @@ def train_many(
         try:
             status = _status(path)
             if status == "complete":
-                record["status"] = "skipped"
-            else:
-                pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles)
-                trainer = SinGANSegTrainer(make_config(pair), device=device, progress=progress)
-                trainer.fit(pair.real, pair.intensity, pair.labels, path, resume=status == "partial", source=pair.source)
-                record["status"] = "resumed" if status == "partial" else "done"
+                record.update(status="skipped", seconds=time.perf_counter() - start)
+                report(record)
+                continue
+            pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles)
+            job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair))
+            key = _group_key(job, path, status)
         except Exception as err:  # one failing image must not stop the others
-            record.update(status="failed", error=f"{type(err).__name__}: {err}")
+            record.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
             if not isinstance(err, SinGANSegInputError):
                 record["traceback"] = traceback.format_exc(limit=3)
+            report(record)
+            continue
         record["seconds"] = time.perf_counter() - start
-        records.append(record)
-        print(f"[rank {rank}/{world}] {index}/{len(mine)} {name}: {record['status']} ({record['seconds']:.1f} s)"
-              + (f" - {record['error']}" if record["status"] == "failed" else ""), flush=True)
+        group = pending.setdefault(key, _Pending(resume=status == "partial"))
+        group.items.append(job)
+        group.records.append(record)
+        if len(group.items) == group_size:
+            train(pending.pop(key))
+    for group in pending.values():
+        train(group)
     if dist.is_initialized():
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, records)
@@ -135,6 +208,7 @@ def train_many(
         "datalist": str(datalist),
         "section": section,
         "world_size": world,
+        "group_size": group_size,
         "total": len(items),
         **counts,
         "seconds_per_model": sum(trained) / len(trained) if trained else None,

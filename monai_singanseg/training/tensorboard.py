@@ -58,6 +58,8 @@ class TensorBoardLog:
 
         def log_losses(e: Engine) -> None:
             for name, value in e.state.output.items():
+                if torch.is_tensor(value) and value.ndim > 0:
+                    continue  # per-model values of a group: the group means are logged
                 self.writer.add_scalar(f"scale_{scale:02d}/{name}", float(value), e.state.iteration)
 
         engine.add_event_handler(Events.ITERATION_COMPLETED, log_losses)

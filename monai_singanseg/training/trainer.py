@@ -1,8 +1,14 @@
-"""Scale-by-scale SinGAN-Seg training on one image + mask tensor, seeded and resumable.
+"""Scale-by-scale SinGAN-Seg training of one model, or of several models side by side as one grouped network.
 
 Each scale runs as an ignite :class:`~ignite.engine.Engine` (one engine iteration = ``critic_steps`` critic updates
-and ``generator_steps`` generator updates), so users can attach their own handlers (``Events.ITERATION_COMPLETED``)
-through ``handlers``; the progress bar is ignite's tqdm ``ProgressBar``.
+and ``generator_steps`` generator updates, see :class:`ScaleStep`), so users can attach their own handlers
+(``Events.ITERATION_COMPLETED``) through ``handlers``; the progress bar is ignite's tqdm ``ProgressBar``.
+
+Training K models whose pyramids have the same shapes (slices of a series, tiles) as one network with grouped
+convolutions costs one set of kernel launches instead of K, which is what fills a GPU: the maths stays per model
+(no parameter is shared, Adam is elementwise, norms are per channel, every loss is a sum of per-model losses) and
+every model draws its noise from its own random stream, so a model trained in a group equals the same model trained
+alone up to floating-point rounding (``tests/test_grouped_training.py``).
 """
 
 from __future__ import annotations
@@ -12,23 +18,33 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
-from monai_singanseg.checkpoint import load_model, save_model
-from monai_singanseg.config import SinGANSegConfig
+from monai_singanseg.checkpoint import TrainingState, load_model, save_model
+from monai_singanseg.config import OptimConfig, SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
-from monai_singanseg.networks import ScaleCritic, SinGANSeg, draw_noise, init_weights
+from monai_singanseg.networks import (
+    ScaleCritic,
+    ScaleGenerator,
+    SinGANSeg,
+    draw_noise,
+    drop_norm_biases,
+    init_weights,
+    split_state,
+    stack_states,
+)
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
-from monai_singanseg.training.losses import gradient_penalty, reconstruction_loss
+from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
 
-__all__ = ["SinGANSegTrainer", "fingerprint"]
+__all__ = ["ScaleStep", "SinGANSegTrainer", "TrainingItem", "fingerprint", "scale_seed"]
 
 if TYPE_CHECKING:
     from monai_singanseg.training.tensorboard import TensorBoardLog
@@ -41,8 +57,209 @@ def fingerprint(real: torch.Tensor) -> str:
     return hashlib.sha256(real.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
 
 
+def scale_seed(seed: int, scale: int) -> int:
+    """Seed of the random stream of pyramid level ``scale`` of a model seeded ``seed``.
+
+    Every scale starts its own stream, so the random state at a scale boundary (where checkpoints are written) is
+    just these two numbers: resuming needs no generator state, on any device. The same seed gives the same stream on
+    the same kind of device; CPU and CUDA generators differ, so a run resumed on another kind of device is an equally
+    valid but not bit-identical continuation.
+    """
+    digest = hashlib.sha256(f"monai-singanseg:{seed}:{scale}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@dataclass
+class TrainingItem:
+    """One model to train: its stacked training tensor, the maps back to its units, and its checkpoint.
+
+    Attributes:
+        real: ``(C, *spatial)`` in ``[-1, 1]``, image channels then mask channels.
+        intensity: map of the image channels to ``[-1, 1]``. labels: map of the label to the mask channels.
+        checkpoint: file written after every scale (atomically).
+        source: affine, shape and contrast names of the training image, stored to write outputs alike.
+        config: the model's configuration; ``None`` takes the trainer's.
+    """
+
+    real: torch.Tensor
+    intensity: IntensityMapping
+    labels: LabelEncoding
+    checkpoint: str | os.PathLike
+    source: dict[str, Any] | None = None
+    config: SinGANSegConfig | None = None
+
+
+@dataclass
+class _Member:
+    """A model of the group being trained, with its data and resume state."""
+
+    model: SinGANSeg
+    pyramid: list[torch.Tensor]
+    checkpoint: Path
+    state: TrainingState
+    critic: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+
+def _draw(rngs: Sequence[torch.Generator], channels: int, shape: Sequence[int], coarsest: bool, device) -> torch.Tensor:
+    """Noise ``(1, K * channels, *shape)``: model ``k``'s block drawn from its own stream ``rngs[k]``."""
+    parts = [draw_noise(1, channels, shape, coarsest, g, device) for g in rngs]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def _per_channel(values: Sequence[float], channels: int, spatial_dims: int, device) -> torch.Tensor:
+    """``(1, K * channels, 1, ...)``: model ``k``'s value on each of its channels."""
+    column = torch.tensor([float(v) for v in values for _ in range(channels)], device=device)
+    return column.reshape(1, -1, *([1] * spatial_dims))
+
+
+class ScaleStep:
+    """One training iteration of a scale for a group of K models (K = 1 for a single model).
+
+    Holds what the iteration needs (grouped generator and critic, their optimisers, the real pyramid level, the
+    noise amplitudes, the reconstruction inputs and the frozen coarser scales) and runs ``critic_steps`` WGAN-GP
+    critic updates and ``generator_steps`` generator updates (adversarial + ``rec_weight`` x reconstruction).
+    ``ScaleStep(engine, batch)`` is ignite's process function; it returns the group-mean losses.
+    """
+
+    def __init__(
+        self,
+        generator: ScaleGenerator,
+        critic: ScaleCritic,
+        real: torch.Tensor,
+        noise_amp: torch.Tensor,
+        reconstruction_inputs: tuple[torch.Tensor, torch.Tensor],
+        coarser: list[tuple[ScaleGenerator, torch.Tensor, tuple[int, ...]]],
+        rngs: list[torch.Generator],
+        optim: OptimConfig,
+    ) -> None:
+        self.generator, self.critic, self.real = generator, critic, real
+        self.noise_amp = noise_amp
+        self.rec_noise, self.rec_previous = reconstruction_inputs
+        self.coarser = coarser
+        self.rngs = rngs
+        self.optim = optim
+        self.groups = len(rngs)
+        self.channels = real.shape[1] // self.groups
+        self.shape = tuple(real.shape[2:])
+        self.opt_generator = torch.optim.Adam(generator.parameters(), lr=optim.lr_g, betas=optim.betas)
+        self.opt_critic = torch.optim.Adam(critic.parameters(), lr=optim.lr_d, betas=optim.betas)
+        self.critic_updates = 0
+        self.decayed = False
+        self.last_penalty = torch.zeros(self.groups, device=real.device)
+
+    def decay_learning_rates(self) -> None:
+        """Multiply both learning rates by ``lr_gamma`` (once per scale)."""
+        if not self.decayed:
+            for optimizer in (self.opt_generator, self.opt_critic):
+                for group in optimizer.param_groups:
+                    group["lr"] *= self.optim.lr_gamma
+            self.decayed = True
+
+    @torch.no_grad()
+    def random_previous(self) -> torch.Tensor:
+        """A random sample of the coarser scales, upsampled to this scale (zeros at the coarsest)."""
+        if not self.coarser:
+            return torch.zeros_like(self.real)
+        x = torch.zeros(1, self.real.shape[1], *self.coarser[0][2], device=self.real.device)
+        for k, (generator, amp, shape) in enumerate(self.coarser):
+            x = generator(amp * _draw(self.rngs, self.channels, shape, k == 0, x.device), resize(x, shape))
+        return resize(x, self.shape)
+
+    def critic_update(self, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One critic step; returns the per-model Wasserstein estimate and penalty (``None`` on a lazy step).
+
+        Each loss term is backpropagated as soon as it is computed (the gradients add up), so only one term's
+        graph is alive at a time: the same update at a fraction of the peak memory.
+        """
+        optim, groups = self.optim, self.groups
+        self.opt_critic.zero_grad(set_to_none=True)
+        score_real = per_model_mean(self.critic(self.real), groups)
+        (-score_real.sum()).backward()
+        score_fake = per_model_mean(self.critic(fake), groups)
+        score_fake.sum().backward()
+        penalty = None
+        if self.critic_updates % optim.gp_every == 0:
+            penalty = gradient_penalty(self.critic, self.real, fake, self.rngs)
+            (optim.gp_weight * optim.gp_every * penalty.sum()).backward()
+        self.opt_critic.step()
+        self.critic_updates += 1
+        return (score_real - score_fake).detach(), None if penalty is None else penalty.detach()
+
+    def generator_update(self, noise: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One generator step; returns the per-model adversarial and reconstruction losses.
+
+        The critic's weights need no gradient here (the next critic step zeroes them anyway), and the two loss
+        terms are backpropagated one after the other, so one graph is alive at a time.
+        """
+        groups = self.groups
+        self.opt_generator.zero_grad(set_to_none=True)
+        self.critic.requires_grad_(False)
+        # the fake is recomputed for every step, so each generator step has its own gradient (a reference pitfall)
+        adversarial = -per_model_mean(self.critic(self.generator(noise, previous)), groups)
+        adversarial.sum().backward()
+        self.critic.requires_grad_(True)
+        rec = reconstruction_loss(self.generator(self.rec_noise, self.rec_previous), self.real, groups)
+        (self.optim.rec_weight * rec.sum()).backward()
+        self.opt_generator.step()
+        return adversarial.detach(), rec.detach()
+
+    def __call__(self, engine: Engine, _: Any) -> dict[str, torch.Tensor]:
+        noise = self.noise_amp * _draw(self.rngs, self.channels, self.shape, not self.coarser, self.real.device)
+        self.generator.train()
+        self.critic.train()
+        for _ in range(self.optim.critic_steps):
+            previous = self.random_previous()
+            with torch.no_grad():
+                fake = self.generator(noise, previous)
+            distance, penalty = self.critic_update(fake)
+            if penalty is not None:
+                self.last_penalty = penalty
+        for _ in range(self.optim.generator_steps):
+            adversarial, rec = self.generator_update(noise, previous)
+        return {"critic": -distance.mean(), "gen": adversarial.mean(), "rec": rec.mean(),
+                "gp": self.last_penalty.mean(), "rec_per_model": rec}
+
+
+class _PlateauStop:
+    """Per-scale schedule: decay the learning rates at ``lr_decay_at`` (or at the first plateau of the
+    reconstruction loss, when ``plateau_window`` > 0), and end the scale at the next plateau.
+
+    A window is a plateau for a model when its mean reconstruction loss fell by less than ``plateau_tolerance``
+    (relative) against the previous window; a group moves on when every model is on a plateau.
+    """
+
+    def __init__(self, step: ScaleStep, optim: OptimConfig) -> None:
+        self.step, self.optim = step, optim
+        self.milestone = max(1, int(optim.lr_decay_at * optim.iters_per_scale))
+        self.window: list[torch.Tensor] = []
+        self.previous: torch.Tensor | None = None
+
+    def __call__(self, engine: Engine) -> None:
+        if engine.state.iteration == self.milestone:
+            self.step.decay_learning_rates()
+        if self.optim.plateau_window == 0:
+            return
+        self.window.append(engine.state.output["rec_per_model"])
+        if len(self.window) < self.optim.plateau_window:
+            return
+        current = torch.stack(self.window).mean(0)
+        self.window = []
+        previous, self.previous = self.previous, current
+        if previous is None:
+            return
+        fell = (previous - current) / previous.clamp_min(1e-12)
+        if bool((fell < self.optim.plateau_tolerance).all()):
+            if self.step.decayed:
+                engine.terminate()
+            else:
+                self.step.decay_learning_rates()
+
+
 class SinGANSegTrainer:
-    """Train a :class:`SinGANSeg` model scale by scale, writing a checkpoint after every finished scale.
+    """Train :class:`SinGANSeg` models scale by scale, writing each checkpoint after every finished scale.
+
+    :meth:`fit` trains one model; :meth:`fit_group` trains several models with equal pyramid shapes as one grouped
+    network (the result equals training each alone, up to rounding).
 
     Args:
         config: model and training configuration (ignored when resuming: the checkpoint's own is used).
@@ -51,8 +268,8 @@ class SinGANSegTrainer:
         handlers: callables ``handler(engine, scale)`` called once per scale to attach ignite handlers.
         stop_after_scales: stop (as an interruption would) once this many scales are finished; for tests and for
             splitting a long run.
-        log_dir: write TensorBoard logs here (per-scale losses, a sample after every scale); needs the optional
-            ``tensorboard`` package. ``None``: no logging.
+        log_dir: write TensorBoard logs here (per-scale losses, a sample after every scale, of the first model of a
+            group); needs the optional ``tensorboard`` package. ``None``: no logging.
 
     Example:
         >>> trainer = SinGANSegTrainer(SinGANSegConfig(image_channels=1))           # doctest: +SKIP
@@ -95,165 +312,205 @@ class SinGANSegTrainer:
             intensity: map of the image channels to ``[-1, 1]``, stored in the checkpoint.
             labels: map of the label to the mask channels, stored in the checkpoint.
             checkpoint: file written after every scale (atomically) and at the end.
-            resume: continue from ``checkpoint``; the result equals an uninterrupted run's.
+            resume: continue from ``checkpoint``; on the same device the result equals an uninterrupted run's.
             source: affine, shape and contrast names of the training image, stored to write outputs alike.
 
         Returns:
             The model (eval mode) with every scale trained (or ``stop_after_scales`` of them).
         """
-        real = real.to(self.device, torch.float32).unsqueeze(0)
+        return self.fit_group([TrainingItem(real, intensity, labels, checkpoint, source)], resume=resume)[0]
+
+    def fit_group(self, items: Sequence[TrainingItem], resume: bool = False) -> list[SinGANSeg]:
+        """Train the models of ``items`` side by side as one grouped network.
+
+        The items must give pyramids of the same shapes and configs that differ in the seed at most; when resuming,
+        their checkpoints must have the same number of trained scales.
+
+        Returns:
+            The models (eval mode), in the order of ``items``.
+        """
+        if not items:
+            return []
+        members = [self._member(item, resume) for item in items]
+        first = members[0].model
+        for item, member in zip(items, members):
+            if member.model.shapes != first.shapes or _without_seed(member.model.config) != _without_seed(
+                    first.config) or member.model.trained_scales != first.trained_scales:
+                raise SinGANSegInputError(
+                    f"{item.checkpoint}: cannot train in one group with {items[0].checkpoint}: pyramid shapes, "
+                    "configuration (other than the seed) and trained scales must be equal."
+                )
+        last = first.num_scales if self.stop_after_scales is None else min(self.stop_after_scales, first.num_scales)
+        board = None
+        if self.log_dir is not None:
+            from monai_singanseg.training.tensorboard import TensorBoardLog
+
+            board = TensorBoardLog(self.log_dir, seed=first.config.seed)
+        try:  # an interrupted run still flushes and closes its TensorBoard log
+            for scale in range(first.trained_scales, last):
+                records = self._train_scale(members, scale, board)
+                for member, record in zip(members, records):
+                    member.state.log.append(record)
+                    member.state.critic = member.critic
+                    member.state.complete = member.model.trained_scales == member.model.num_scales
+                    save_model(member.model, member.checkpoint, training=member.state)
+                if board is not None:
+                    board.end_scale(first, members[0].pyramid[scale], records[0])
+                logger.info(
+                    "scale %d/%d %s done (%d model%s): %.1f s (%.3f s/iter, %d iterations), reconstruction MSE %.4f",
+                    scale + 1, first.num_scales, first.shapes[scale], len(members), "s" if len(members) > 1 else "",
+                    records[0]["seconds"], records[0]["seconds_per_iter"], records[0]["iterations"],
+                    sum(r["rec"] for r in records) / len(records),
+                )
+        finally:
+            if board is not None:
+                board.close()
+        return [m.model.eval() for m in members]
+
+    def _member(self, item: TrainingItem, resume: bool) -> _Member:
+        """Build (or load, when resuming) the model of ``item``, checking its data against the config/checkpoint."""
+        real = item.real.to(self.device, torch.float32).unsqueeze(0)
         data_id = fingerprint(real)
+        checkpoint = Path(item.checkpoint)
         if resume:
             model, state = load_model(checkpoint, device=self.device, for_training=True)
-            if state is None or state.get("fingerprint") != data_id:
+            if state is None or state.fingerprint != data_id:
                 raise SinGANSegInputError(
                     f"{checkpoint}: cannot resume: it was trained on other data (or holds no training state)."
                 )
-            config = model.config
-            rng = torch.Generator(device=self.device)
-            rng.set_state(state["rng_state"])
-            critic_state, log = state["critic"], list(state["log"])
+            critic = None if state.critic is None else drop_norm_biases(state.critic)
         else:
-            config = self.config
+            config = (item.config or self.config).validate()
             if real.shape[1] != config.channels:
                 raise SinGANSegInputError(
                     f"training tensor has {real.shape[1]} channels, the config expects {config.channels} "
                     f"({config.image_channels} image + {config.mask_channels} mask)."
                 )
             shapes = scale_shapes(real.shape[2:], config.pyramid)
-            model = SinGANSeg(config, shapes, intensity, labels, source).to(self.device)
-            rng = torch.Generator(device=self.device).manual_seed(config.seed)
-            critic_state, log = None, []
-        reals = build_pyramid(real, model.shapes)
-        last = model.num_scales if self.stop_after_scales is None else min(self.stop_after_scales, model.num_scales)
-        board = None
-        if self.log_dir is not None:
-            from monai_singanseg.training.tensorboard import TensorBoardLog
+            model = SinGANSeg(config, shapes, item.intensity, item.labels, item.source).to(self.device)
+            state, critic = TrainingState(data_id, complete=False), None
+        return _Member(model, build_pyramid(real, model.shapes), checkpoint, state, critic)
 
-            board = TensorBoardLog(self.log_dir, seed=config.seed)
-        try:  # an interrupted run still flushes and closes its TensorBoard log
-            for scale in range(model.trained_scales, last):
-                critic_state, record = self._train_scale(model, reals[scale], scale, critic_state, rng, board)
-                log.append(record)
-                if board is not None:
-                    board.end_scale(model, reals[scale], record)
-                logger.info(
-                    "scale %d/%d %s done: %.1f s (%.3f s/iter), reconstruction MSE %.4f, noise amplitude %.4f",
-                    scale + 1, model.num_scales, model.shapes[scale], record["seconds"], record["seconds_per_iter"],
-                    record["rec"], record["noise_amp"],
-                )
-                training = {
-                    "fingerprint": data_id,
-                    "rng_state": rng.get_state(),
-                    "critic": critic_state,
-                    "log": log,
-                    "complete": model.trained_scales == model.num_scales,
-                }
-                save_model(model, checkpoint, training=training)
-        finally:
-            if board is not None:
-                board.close()
-        return model.eval()
-
-    def _train_scale(
-        self,
-        model: SinGANSeg,
-        real: torch.Tensor,
-        scale: int,
-        critic_state: dict[str, torch.Tensor] | None,
-        rng: torch.Generator,
-        board: TensorBoardLog | None = None,
-    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        cfg, opt = model.config, model.config.optim
+    def _networks(
+        self, members: list[_Member], scale: int, rngs: list[torch.Generator]
+    ) -> tuple[ScaleGenerator, ScaleCritic]:
+        """This scale's grouped generator and critic: a copy of the previous scale's when the width is unchanged
+        (as the reference does), else newly initialised from each model's random stream."""
+        cfg = members[0].model.config
         width = cfg.network.channels_at(scale)
-        generator = model.new_generator(scale).to(self.device)
-        critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network).to(self.device)
-        if scale > 0 and cfg.network.channels_at(scale - 1) == width:
-            # the reference starts a scale from the previous one when the width is unchanged
-            generator.load_state_dict(model.generators[scale - 1].state_dict())
-            critic.load_state_dict(critic_state)
-        else:
-            init_weights(generator, rng)
-            init_weights(critic, rng)
-        shape = real.shape[2:]
-        channels = cfg.channels
-        coarsest = scale == 0
-        if coarsest:
-            model.fixed_noise.copy_(draw_noise(1, channels, shape, True, rng, self.device))
-            rec_previous = torch.zeros_like(real)
-            noise_amp = 1.0
-            rec_noise = model.fixed_noise.clone()
-        else:
-            rec_previous = resize(model.reconstruct(scale), shape)
-            noise_amp = opt.noise_amp_init * math.sqrt(F.mse_loss(rec_previous, real).item())
-            rec_noise = torch.zeros_like(real)
+        generators, critics = [], []
+        for member, rng in zip(members, rngs):
+            generator = member.model.new_generator(scale)
+            critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network)
+            if scale > 0 and cfg.network.channels_at(scale - 1) == width:
+                generator.load_state_dict(member.model.generators[scale - 1].state_dict())
+                critic.load_state_dict(member.critic)
+            else:
+                init_weights(generator, rng)
+                init_weights(critic, rng)
+            generators.append(generator.state_dict())
+            critics.append(critic.state_dict())
+        groups = len(members)
+        grouped_generator = ScaleGenerator(cfg.spatial_dims, cfg.channels, width, cfg.network, groups)
+        grouped_critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network, groups)
+        grouped_generator.load_state_dict(stack_states(generators))
+        grouped_critic.load_state_dict(stack_states(critics))
+        return grouped_generator.to(self.device), grouped_critic.to(self.device)
 
-        def random_previous() -> torch.Tensor:
-            if coarsest:
-                return torch.zeros_like(real)
-            return resize(model.generate(1, stop_scale=scale, generator=rng), shape)
+    def _reconstruction_inputs(
+        self, members: list[_Member], scale: int, rngs: list[torch.Generator]
+    ) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+        """Noise amplitudes, reconstruction noise and reconstruction input of this scale, for each model.
 
-        opt_g = torch.optim.Adam(generator.parameters(), lr=opt.lr_g, betas=opt.betas)
-        opt_d = torch.optim.Adam(critic.parameters(), lr=opt.lr_d, betas=opt.betas)
-        milestone = [max(1, int(opt.lr_decay_at * opt.iters_per_scale))]
-        sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, milestone, gamma=opt.lr_gamma)
-        sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, milestone, gamma=opt.lr_gamma)
+        The coarsest scale draws each model's fixed reconstruction noise (amplitude 1); finer scales take
+        ``noise_amp_init`` x RMSE between the real level and the upsampled reconstruction of the coarser scales.
+        """
+        cfg = members[0].model.config
+        amps, noises, previous = [], [], []
+        for member, rng in zip(members, rngs):
+            real = member.pyramid[scale]
+            if scale == 0:
+                member.model.fixed_noise.copy_(draw_noise(1, cfg.channels, real.shape[2:], True, rng, self.device))
+                amps.append(1.0)
+                noises.append(member.model.fixed_noise.clone())
+                previous.append(torch.zeros_like(real))
+            else:
+                rec = resize(member.model.reconstruct(scale), real.shape[2:])
+                amps.append(cfg.optim.noise_amp_init * math.sqrt(torch.mean((rec - real) ** 2).item()))
+                noises.append(torch.zeros_like(real))
+                previous.append(rec)
+        return amps, torch.cat(noises, 1), torch.cat(previous, 1)
 
-        def iteration(engine: Engine, _: Any) -> dict[str, float]:
-            noise = noise_amp * draw_noise(1, channels, shape, coarsest, rng, self.device)
-            generator.train()
-            critic.train()
-            for _ in range(opt.critic_steps):
-                previous = random_previous()
-                with torch.no_grad():
-                    fake = generator(noise, previous)
-                opt_d.zero_grad(set_to_none=True)
-                loss_real = -critic(real).mean()
-                loss_fake = critic(fake).mean()
-                penalty = gradient_penalty(critic, real, fake, rng)
-                (loss_real + loss_fake + opt.gp_weight * penalty).backward()
-                opt_d.step()
-            for _ in range(opt.generator_steps):
-                opt_g.zero_grad(set_to_none=True)
-                # recomputing the fake each step gives every generator step its own gradient (reference pitfall)
-                loss_adv = -critic(generator(noise, previous)).mean()
-                loss_rec = reconstruction_loss(generator(rec_noise, rec_previous), real)
-                (loss_adv + opt.rec_weight * loss_rec).backward()
-                opt_g.step()
-            sched_g.step()
-            sched_d.step()
-            return {
-                "critic": (loss_real + loss_fake).item(),
-                "gen": loss_adv.item(),
-                "rec": loss_rec.item(),
-                "gp": penalty.item(),
-            }
+    def _coarser(self, members: list[_Member], scale: int) -> list[tuple[ScaleGenerator, torch.Tensor, tuple]]:
+        """The trained coarser scales as frozen grouped generators, with their noise amplitudes and shapes."""
+        cfg = members[0].model.config
+        coarser = []
+        for k in range(scale):
+            generator = ScaleGenerator(cfg.spatial_dims, cfg.channels, cfg.network.channels_at(k), cfg.network,
+                                       len(members))
+            generator.load_state_dict(stack_states([m.model.generators[k].state_dict() for m in members]))
+            generator.to(self.device).eval().requires_grad_(False)
+            amp = _per_channel([m.model.noise_amps[k] for m in members], cfg.channels, cfg.spatial_dims, self.device)
+            coarser.append((generator, amp, members[0].model.shapes[k]))
+        return coarser
 
-        engine = Engine(iteration)
+    def _train_scale(self, members: list[_Member], scale: int, board: TensorBoardLog | None) -> list[dict[str, Any]]:
+        """Train pyramid level ``scale`` of every model of the group; append the trained generators to the models."""
+        first = members[0].model
+        cfg = first.config
+        rngs = [torch.Generator(device=self.device).manual_seed(scale_seed(m.model.config.seed, scale))
+                for m in members]
+        generator, critic = self._networks(members, scale, rngs)
+        amps, rec_noise, rec_previous = self._reconstruction_inputs(members, scale, rngs)
+        real = torch.cat([m.pyramid[scale] for m in members], 1)
+        step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
+                         (rec_noise, rec_previous), self._coarser(members, scale), rngs, cfg.optim)
+        engine = Engine(step)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, cfg.optim))
         if self.progress:
-            bar = ProgressBar(persist=True, desc=f"scale {scale + 1}/{model.num_scales} {tuple(shape)}")
-            bar.attach(engine, output_transform=lambda out: out)
+            group = f" x{len(members)}" if len(members) > 1 else ""
+            bar = ProgressBar(persist=True, desc=f"scale {scale + 1}/{first.num_scales} {first.shapes[scale]}{group}")
+            bar.attach(engine, output_transform=lambda out: {k: v for k, v in out.items() if v.ndim == 0})
         for attach in self.handlers:
             attach(engine, scale)
         if board is not None:
             board.attach(engine, scale)
         start = time.perf_counter()
-        engine.run(range(opt.iters_per_scale), max_epochs=1)
+        engine.run(range(cfg.optim.iters_per_scale), max_epochs=1)
         seconds = time.perf_counter() - start
+        return self._freeze(members, scale, generator, critic, amps, engine, seconds)
 
-        generator.eval()
-        for p in generator.parameters():
-            p.requires_grad_(False)
-        model.generators.append(generator)
-        model.noise_amps.append(noise_amp)
-        losses = engine.state.output
-        record = {
-            "scale": scale,
-            "shape": list(shape),
-            "width": width,
-            "noise_amp": noise_amp,
-            "seconds": seconds,
-            "seconds_per_iter": seconds / opt.iters_per_scale,
-            **{k: float(v) for k, v in losses.items()},
-        }
-        return {k: v.detach().clone() for k, v in critic.state_dict().items()}, record
+    def _freeze(self, members: list[_Member], scale: int, generator: ScaleGenerator, critic: ScaleCritic,
+                amps: list[float], engine: Engine, seconds: float) -> list[dict[str, Any]]:
+        """Split the trained grouped networks back into one generator (frozen, appended) and critic per model."""
+        groups = len(members)
+        iterations = engine.state.iteration
+        out = engine.state.output
+        records = []
+        for k, (member, g_state, c_state) in enumerate(zip(
+                members, split_state(generator.state_dict(), groups), split_state(critic.state_dict(), groups))):
+            trained = member.model.new_generator(scale).to(self.device)
+            trained.load_state_dict(g_state)
+            trained.eval().requires_grad_(False)
+            member.model.generators.append(trained)
+            member.model.noise_amps.append(amps[k])
+            member.critic = c_state
+            records.append({
+                "scale": scale,
+                "shape": list(member.model.shapes[scale]),
+                "width": member.model.config.network.channels_at(scale),
+                "noise_amp": amps[k],
+                "iterations": iterations,
+                "group_size": groups,
+                "seconds": seconds,
+                "seconds_per_iter": seconds / max(iterations, 1),
+                "rec": float(out["rec_per_model"][k]),
+                **{name: float(out[name]) for name in ("critic", "gen", "gp")},
+            })
+        return records
+
+
+def _without_seed(config: SinGANSegConfig) -> dict[str, Any]:
+    data = config.to_dict()
+    data.pop("seed")
+    return data

@@ -80,11 +80,7 @@ class ModelBank:
             return self._cache[name]
         if name not in self._paths:
             raise KeyError(name)
-        model, state = load_model(self._paths[name], device=self.device)
-        if state is not None and not state.get("complete", True):
-            raise SinGANSegInputError(
-                f"{self._paths[name]}: training is not finished ({model.trained_scales}/{model.num_scales} scales)."
-            )
+        model, _ = load_model(self._paths[name], device=self.device, require_complete=True)
         self._cache[name] = model
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -1,0 +1,153 @@
+"""Training several models as one grouped network, the fast schedule's plateau stop, and portable resume, on the
+real nuclei crop and tiles."""
+
+from __future__ import annotations
+
+import torch
+import torch.serialization
+from conftest import DATA, tiny_config
+
+import pytest
+
+from monai_singanseg import SinGANSegConfig, SinGANSegInputError, SinGANSegTrainer, load_training_pair
+from monai_singanseg.checkpoint import load_model, read_checkpoint
+from monai_singanseg.training import TrainingItem
+
+TILES = DATA / "tiles"
+
+
+def _weights(model) -> list[torch.Tensor]:
+    return [t for g in model.generators for t in g.state_dict().values()]
+
+
+def _tile(letter: str):
+    return load_training_pair([TILES / f"nuclei_tile_{letter}_image.png"], TILES / f"nuclei_tile_{letter}_label.png")
+
+
+def _item(pair, path) -> TrainingItem:
+    return TrainingItem(pair.real, pair.intensity, pair.labels, path)
+
+
+def _group_and_alone(tmp_path, pair, config, seed_other=None):
+    alone = SinGANSegTrainer(config, progress=False).fit(pair.real, pair.intensity, pair.labels, tmp_path / "alone.pt")
+    others = [_tile(letter) for letter in "abc"]
+    group = SinGANSegTrainer(config, progress=False).fit_group(
+        [_item(pair, tmp_path / "g0.pt")] + [_item(p, tmp_path / f"g{i}.pt") for i, p in enumerate(others, 1)])
+    return alone, group
+
+
+def _samples(model, seed=3):
+    return model.generate(2, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("schedule", [{}, {"critic_steps": 2, "generator_steps": 1, "gp_every": 2}])
+def test_a_model_trained_in_a_group_of_four_equals_the_model_trained_alone(tmp_path, nuclei_pair, schedule):
+    # one iteration per scale exercises everything a scale does (initialisation from each model's stream, noise
+    # amplitudes, critic, lazy penalty, generator, hand-over to the next scale) before GAN dynamics amplify rounding
+    alone, group = _group_and_alone(tmp_path, nuclei_pair, tiny_config(iters=1, **schedule))
+    assert len(group) == 4 and group[0].num_scales == alone.num_scales >= 2
+    for a, b in zip(_weights(alone), _weights(group[0])):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert group[0].noise_amps == pytest.approx(alone.noise_amps, rel=1e-5)
+    torch.testing.assert_close(group[0].fixed_noise, alone.fixed_noise)
+    torch.testing.assert_close(_samples(group[0]), _samples(alone), rtol=1e-5, atol=1e-5)
+    # the other members learnt their own images: their weights and noise amplitudes differ from the first's
+    assert not torch.allclose(_weights(group[1])[0], _weights(group[0])[0])
+    assert group[1].noise_amps[1:] != pytest.approx(group[0].noise_amps[1:], rel=1e-3)
+    # every member's checkpoint is complete and loads alone
+    loaded, state = load_model(tmp_path / "g2.pt")
+    assert state.complete and state.log[-1]["group_size"] == 4
+    assert all(torch.equal(a, b) for a, b in zip(_weights(loaded), _weights(group[2])))
+
+
+def test_longer_grouped_training_drifts_by_rounding_only(tmp_path, nuclei_pair):
+    # grouped convolutions round differently from single ones, and many Adam steps amplify rounding; the drift stays
+    # far below the difference that another seed makes
+    config = tiny_config(iters=6)
+    alone, group = _group_and_alone(tmp_path, nuclei_pair, config)
+    config.seed += 1
+    other_seed = SinGANSegTrainer(config, progress=False).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "seed.pt")
+    drift = (_samples(group[0]) - _samples(alone)).abs().mean()
+    seed_gap = (_samples(other_seed) - _samples(alone)).abs().mean()
+    assert drift < 0.1 * seed_gap, (drift, seed_gap)
+
+
+def test_a_group_needs_equal_pyramids(tmp_path, nuclei_pair):
+    config = tiny_config()
+    narrow = load_training_pair([DATA / "nuclei_image.png"], DATA / "nuclei_label.png")
+    narrow.real = narrow.real[:, :, :128]
+    with pytest.raises(SinGANSegInputError, match="one group"):
+        SinGANSegTrainer(config, progress=False).fit_group(
+            [_item(nuclei_pair, tmp_path / "a.pt"), _item(narrow, tmp_path / "b.pt")])
+
+
+def test_plateau_stop_decays_then_ends_a_scale_early(tmp_path, nuclei_pair):
+    # tolerance 1.0: every window counts as a plateau, so each scale decays after 2 windows and stops after 3
+    config = tiny_config(iters=200, plateau_window=5, plateau_tolerance=1.0)
+    SinGANSegTrainer(config, progress=False).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "m.pt")
+    _, state = load_model(tmp_path / "m.pt")
+    assert [r["iterations"] for r in state.log] == [15] * len(state.log)
+    # tolerance 0 with a steadily falling loss never stops early
+    config = tiny_config(iters=12, plateau_window=3, plateau_tolerance=0.0)
+    SinGANSegTrainer(config, progress=False).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "n.pt")
+    assert all(r["iterations"] <= 12 for r in load_model(tmp_path / "n.pt")[1].log)
+
+
+def test_fast_schedule_preset():
+    fast = SinGANSegConfig.for_schedule("fast", image_channels=1)
+    assert fast.optim.schedule == "fast" and fast.optim.gp_every > 1 and fast.optim.plateau_window > 0
+    assert fast.optim.iters_per_scale < SinGANSegConfig().optim.iters_per_scale
+    assert SinGANSegConfig.from_json(fast.to_json()) == fast
+    with pytest.raises(ValueError, match="schedule"):
+        SinGANSegConfig.for_schedule("fastest")
+
+
+def _save_in_cuda_form(path):
+    """Rewrite a CPU checkpoint as a GPU run writes it with torch.save: every storage tagged 'cuda:0', and the
+    CUDA generator's 16-byte random state that format version 1 kept."""
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 1
+    payload["training"]["rng_state"] = torch.zeros(16, dtype=torch.uint8)
+    original = torch.serialization.location_tag
+    torch.serialization.location_tag = lambda storage: "cuda:0"
+    try:
+        torch.save(payload, path)
+    finally:
+        torch.serialization.location_tag = original
+
+
+def test_checkpoint_from_a_gpu_resumes_on_the_cpu(tmp_path, nuclei_pair):
+    config = tiny_config()
+    args = (nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels)
+    whole = SinGANSegTrainer(config, progress=False).fit(*args, tmp_path / "whole.pt")
+    SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(*args, tmp_path / "part.pt")
+    assert all(t.device.type == "cpu" for t in read_checkpoint(tmp_path / "part.pt")["training"]["critic"].values())
+    _save_in_cuda_form(tmp_path / "part.pt")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(tmp_path / "part.pt", weights_only=True)
+    resumed = SinGANSegTrainer(config, progress=False).fit(*args, tmp_path / "part.pt", resume=True)
+    # the random state is derived from (seed, scale), so the CPU continuation equals the uninterrupted CPU run
+    assert all(torch.equal(a, b) for a, b in zip(_weights(whole), _weights(resumed)))
+    payload = torch.load(tmp_path / "part.pt", weights_only=True)  # rewritten on the CPU: loads without map_location
+    assert payload["format_version"] == 2 and "rng_state" not in payload["training"]
+
+
+def test_checkpoints_with_biases_before_norms_load_exactly(nuclei_model):
+    # the reference and this project's older checkpoints keep a bias in every convolution followed by a norm
+    from monai_singanseg.networks import drop_norm_biases
+
+    model, _ = nuclei_model
+    state = model.generators[-1].state_dict()
+    old = dict(state)
+    for key in [k for k in state if k.endswith("adn.N.running_mean")]:
+        bias = torch.randn_like(state[key])
+        old[key.replace("adn.N.running_mean", "conv.bias")] = bias
+        old[key] = state[key] + bias  # the running mean of an old layer includes its bias
+    converted = drop_norm_biases(old)
+    assert converted.keys() == state.keys()
+    for key in state:
+        torch.testing.assert_close(converted[key], state[key])
