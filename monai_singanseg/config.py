@@ -200,8 +200,15 @@ class SinGANSegConfig:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def for_schedule(cls, schedule: str = "faithful", **fields: Any) -> SinGANSegConfig:
+    def for_schedule(
+        cls, schedule: str = "faithful", iters_per_scale: int | None = None, **fields: Any
+    ) -> SinGANSegConfig:
         """A config with the :data:`SCHEDULES` entry ``schedule`` applied over the defaults.
+
+        Args:
+            schedule: a key of :data:`SCHEDULES`.
+            iters_per_scale: overrides the schedule's iterations per scale (``None``: the schedule's).
+            fields: other :class:`SinGANSegConfig` fields (``spatial_dims``, ``pyramid``, ...).
 
         Example:
             >>> SinGANSegConfig.for_schedule("fast", image_channels=1).optim.critic_steps
@@ -210,9 +217,9 @@ class SinGANSegConfig:
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {schedule!r}.")
         preset = SCHEDULES[schedule]
-        return cls(
-            pyramid=PyramidConfig(**preset.get("pyramid", {})),
-            network=NetworkConfig(**preset.get("network", {})),
-            optim=OptimConfig(**preset.get("optim", {}), schedule=schedule),
-            **fields,
-        ).validate()
+        optim = {**preset.get("optim", {}), "schedule": schedule}
+        if iters_per_scale is not None:
+            optim["iters_per_scale"] = iters_per_scale
+        fields.setdefault("pyramid", PyramidConfig(**preset.get("pyramid", {})))
+        fields.setdefault("network", NetworkConfig(**preset.get("network", {})))
+        return cls(optim=OptimConfig(**optim), **fields).validate()

@@ -96,3 +96,17 @@ def test_sampling_unfinished_model_is_refused(tmp_path, capsys):
     assert main(["sample", str(path), "--num", "1", "--out", str(tmp_path / "s")]) == 2
     assert "not finished" in capsys.readouterr().err
     assert torch.load(path, weights_only=True)["training"]["complete"] is False
+
+
+def test_schedule_option_sets_the_recipe(cli_model, tmp_path):
+    from monai_singanseg.checkpoint import load_model
+
+    fast, _ = load_model(cli_model)  # the default schedule
+    assert fast.config.optim.schedule == "fast" and fast.config.optim.critic_steps == 1
+    assert fast.config.optim.iters_per_scale == 3  # --iters overrides the schedule's count
+    path = tmp_path / "faithful.pt"
+    assert main(TRAIN + ["--out", str(path), "--schedule", "faithful"]) == 0
+    faithful, state = load_model(path)
+    assert faithful.config.optim.schedule == "faithful" and faithful.config.optim.critic_steps == 3
+    assert faithful.config.optim.gp_every == 1 and faithful.config.optim.plateau_window == 0
+    assert [r["iterations"] for r in state.log] == [3] * faithful.num_scales

@@ -12,7 +12,12 @@ from monai_singanseg.config import ACTS, NORMS, NetworkConfig
 
 __all__ = ["ScaleCritic", "ScaleGenerator", "drop_norm_biases", "init_weights", "split_state", "stack_states"]
 
-_ACT_ARGS = {"leakyrelu": ("leakyrelu", {"negative_slope": 0.2}), "elu": "elu", "relu": "relu"}
+# in place: the norm before each activation keeps its own input for backward, so the output can be overwritten
+_ACT_ARGS = {
+    "leakyrelu": ("leakyrelu", {"negative_slope": 0.2, "inplace": True}),
+    "elu": ("elu", {"inplace": True}),
+    "relu": ("relu", {"inplace": True}),
+}
 _NORM_ARGS = {"batch": "batch", "instance": ("instance", {"affine": True}), "none": None}
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
+from torch.profiler import record_function
 
 from monai_singanseg.checkpoint import TrainingState, load_model, save_model
 from monai_singanseg.config import OptimConfig, SinGANSegConfig
@@ -156,6 +157,7 @@ class ScaleStep:
             self.decayed = True
 
     @torch.no_grad()
+    @record_function("singanseg.random_previous")
     def random_previous(self) -> torch.Tensor:
         """A random sample of the coarser scales, upsampled to this scale (zeros at the coarsest)."""
         if not self.coarser:
@@ -165,6 +167,7 @@ class ScaleStep:
             x = generator(amp * _draw(self.rngs, self.channels, shape, k == 0, x.device), resize(x, shape))
         return resize(x, self.shape)
 
+    @record_function("singanseg.critic_update")
     def critic_update(self, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One critic step; returns the per-model Wasserstein estimate and penalty (``None`` on a lazy step).
 
@@ -179,12 +182,14 @@ class ScaleStep:
         score_fake.sum().backward()
         penalty = None
         if self.critic_updates % optim.gp_every == 0:
-            penalty = gradient_penalty(self.critic, self.real, fake, self.rngs)
-            (optim.gp_weight * optim.gp_every * penalty.sum()).backward()
+            with record_function("singanseg.gradient_penalty"):
+                penalty = gradient_penalty(self.critic, self.real, fake, self.rngs)
+                (optim.gp_weight * optim.gp_every * penalty.sum()).backward()
         self.opt_critic.step()
         self.critic_updates += 1
         return (score_real - score_fake).detach(), None if penalty is None else penalty.detach()
 
+    @record_function("singanseg.generator_update")
     def generator_update(self, noise: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One generator step; returns the per-model adversarial and reconstruction losses.
 
@@ -209,7 +214,7 @@ class ScaleStep:
         self.critic.train()
         for _ in range(self.optim.critic_steps):
             previous = self.random_previous()
-            with torch.no_grad():
+            with torch.no_grad(), record_function("singanseg.fake"):
                 fake = self.generator(noise, previous)
             distance, penalty = self.critic_update(fake)
             if penalty is not None:

@@ -1,0 +1,160 @@
+"""Models per hour when K models with equal pyramids train side by side as one grouped network.
+
+    python benchmarks/bench_grouped.py                                  # K = 1 4 16 at 96 and 192 px, this CPU
+    python benchmarks/bench_grouped.py --sizes 192 --groups 1 4 16 64 --device cuda
+
+Each (size, K) runs in its own process (peak memory is its own). The K training pairs are real: the nuclei crop
+and the four nuclei tiles shipped in ``data/`` (256x256 each, grey image + mask) and their flips and rotations, so
+every model of a group has its own image. Each scale runs ``--measure`` iterations of the chosen schedule's step
+(the median time of an iteration after the first is kept); a whole model then costs the sum over scales of
+``--iters-per-scale`` x that time, so
+
+    models per hour = 3600 x K / sum over scales (iters per scale x seconds per grouped iteration).
+
+``--iters-per-scale`` defaults to the schedule's ``iters_per_scale`` (600 fast / 2000 faithful), an upper bound:
+the fast schedule's plateau stop usually ends scales earlier (see ``time_to_quality.md`` for measured counts).
+Peak RSS is the whole process's; "training MiB per model" is (peak - RSS before training) / K, what each model
+adds above the interpreter, libraries and data. Writes ``benchmarks/results/grouped_<device>.json`` and ``.md``
+and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT / "data" / "nuclei"
+
+
+def real_pairs(count: int) -> list:
+    """``count`` real training pairs of equal shape: 5 nuclei images x 8 flips/rotations, repeated if needed."""
+    from monai_singanseg import load_training_pair
+
+    base = [load_training_pair([DATA / "nuclei_image.png"], DATA / "nuclei_label.png")]
+    base += [load_training_pair([DATA / "tiles" / f"nuclei_tile_{c}_image.png"],
+                                DATA / "tiles" / f"nuclei_tile_{c}_label.png") for c in "abcd"]
+    pairs = []
+    for i in range(count):
+        pair = base[i % len(base)]
+        variant = (i // len(base)) % 8
+        real = pair.real.rot90(variant % 4, dims=(1, 2))
+        real = real.flip(-1) if variant >= 4 else real
+        pairs.append((real.contiguous(), pair))
+    return pairs
+
+
+def measure(size: int, groups: int, schedule: str, measure_iters: int, device: str, threads: int) -> dict:
+    """Seconds per grouped iteration at every scale, and peak memory, for ``groups`` models of ``size`` px."""
+    import torch
+
+    from monai_singanseg import SinGANSegConfig, SinGANSegTrainer
+    from monai_singanseg.training import TrainingItem
+
+    torch.set_num_threads(threads)
+    pairs = real_pairs(groups)
+    config = SinGANSegConfig.for_schedule(schedule, image_channels=1, mask_channels=1)
+    config.pyramid.max_size = size
+    config.optim.iters_per_scale = measure_iters
+    config.optim.plateau_window = 0
+    stamps: dict[int, list[float]] = {}
+
+    def timer(engine, scale):
+        from ignite.engine import Events
+
+        def stamp(_):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            stamps.setdefault(scale, []).append(time.perf_counter())
+
+        engine.add_event_handler(Events.ITERATION_COMPLETED, stamp)
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, libraries, data
+    with tempfile.TemporaryDirectory() as tmp:
+        items = [TrainingItem(real, p.intensity, p.labels, f"{tmp}/m{i}.pt") for i, (real, p) in enumerate(pairs)]
+        start = time.perf_counter()
+        models = SinGANSegTrainer(config, device=device, progress=False, handlers=[timer]).fit_group(items)
+        wall = time.perf_counter() - start
+    per_scale = [statistics.median(b - a for a, b in zip(t[:-1], t[1:])) for _, t in sorted(stamps.items())]
+    record = {
+        "size": size, "groups": groups, "schedule": schedule, "device": device, "threads": threads,
+        "scales": [list(s) for s in models[0].shapes],
+        "seconds_per_iteration": [round(s, 5) for s in per_scale],
+        "wall_seconds": round(wall, 2),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_training_mib": round(rss_before, 1),
+    }
+    if device.startswith("cuda"):
+        record["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[96, 192])
+    parser.add_argument("--groups", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--schedule", default="fast")
+    parser.add_argument("--measure", type=int, default=4, help="iterations measured per scale")
+    parser.add_argument("--iters-per-scale", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--one", nargs=2, type=int, default=None, help=argparse.SUPPRESS)  # size, K (child process)
+    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        record = measure(args.one[0], args.one[1], args.schedule, args.measure, args.device, args.threads)
+        Path(args.out).write_text(json.dumps(record))
+        return
+
+    sys.path.insert(0, str(ROOT))
+    from monai_singanseg import SinGANSegConfig
+
+    iters = args.iters_per_scale or SinGANSegConfig.for_schedule(args.schedule).optim.iters_per_scale
+    records = []
+    for size in args.sizes:
+        for groups in args.groups:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "r.json"
+                cmd = [sys.executable, __file__, "--one", str(size), str(groups), "--out", str(out),
+                       "--schedule", args.schedule, "--measure", str(args.measure), "--device", args.device,
+                       "--threads", str(args.threads)]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    print(f"size {size} K {groups}: failed\n{done.stderr[-1500:]}", file=sys.stderr)
+                    continue
+                record = json.loads(out.read_text())
+            seconds_per_model = iters * sum(record["seconds_per_iteration"]) / groups
+            record.update(iters_per_scale=iters, seconds_per_model=round(seconds_per_model, 1),
+                          models_per_hour=round(3600 / seconds_per_model, 2),
+                          training_mib_per_model=round(
+                              (record["peak_rss_mib"] - record["rss_before_training_mib"]) / groups, 1))
+            records.append(record)
+            print(json.dumps(record), flush=True)
+    import torch
+
+    meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "device": args.device,
+            "threads": args.threads, "schedule": args.schedule, "iters_per_scale": iters}
+    lines = [f"# Grouped training: models per hour ({meta})", "",
+             "| max size | K | scales | s per grouped iteration (coarsest → finest) | s per model | models/h | "
+             "peak RSS MiB | training MiB per model |", "| --- " * 8 + "|"]
+    for r in records:
+        steps = " ".join(f"{s:.3f}" for s in r["seconds_per_iteration"])
+        lines.append(f"| {r['size']} | {r['groups']} | {len(r['scales'])} | {steps} | {r['seconds_per_model']:.0f} | "
+                     f"{r['models_per_hour']:.2f} | {r['peak_rss_mib']:.0f} | {r['training_mib_per_model']:.0f} |")
+    text = "\n".join(lines) + "\n"
+    name = f"grouped_{args.device.split(':')[0]}"
+    (HERE / "results" / f"{name}.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))
+    (HERE / "results" / f"{name}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
