@@ -34,14 +34,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_output")
     parser.add_argument("--max-size", default="64")
-    parser.add_argument("--iters", default="300")
+    parser.add_argument("--schedule", default="fast", help="fast (default) or faithful")
     parser.add_argument("--num", default="16")
     args = parser.parse_args()
     out = Path(args.out)
     model_path = out / "nuclei_image.pt"  # named after its image, so SinGANSegAugmentd can match them
     start = time.perf_counter()
     train = ["train", "--image", str(IMAGE), "--label", str(LABEL), "--out", str(model_path),
-             "--max-size", args.max_size, "--iters", args.iters, "--seed", "0"]
+             "--max-size", args.max_size, "--schedule", args.schedule, "--seed", "0"]
     run(train + (["--resume"] if model_path.exists() else []))
     run(["sample", str(model_path), "--num", args.num, "--out", str(out / "samples"), "--seed", "0", "--overwrite"])
     run(["sample", str(model_path), "--num", args.num, "--out", str(out / "samples_histogram_style"), "--seed", "0",

@@ -228,3 +228,32 @@ def test_earlier_spatial_transforms_stay_invertible(model_dir):
     restored = chain.inverse(out)
     assert restored["image"].shape == restored["label"].shape == (1, 256, 256)
     assert len(restored["label"].applied_operations) == 0
+
+
+def test_one_checkpoint_serves_every_sample(nuclei_model):
+    _, path = nuclei_model
+    image, label = torch.rand(1, 64, 64) * 100, (torch.rand(1, 64, 64) > 0.7).float()
+    aug = SinGANSegAugmentd(["image"], "label", models=str(path), prob=1.0).set_random_state(0)
+    out = aug({"image": image, "label": label, "other": 1})  # no model is named like the sample: still served
+    assert out["image"].shape == image.shape and not torch.equal(out["image"], image)
+    with pytest.raises(ValueError, match="prob"):
+        SinGANSegAugmentd(["image"], "label", models=str(path), prob=float("nan"))
+
+
+def test_synthetic_image_follows_an_earlier_intensity_normalisation(model_dir):
+    # the usual chain: intensities scaled to 0..1 in the cached part, the augmentation afterwards
+    chain = Compose([LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True),
+                     ScaleIntensityd("image")])
+    data = chain({"image": str(NUCLEI_IMAGE), "label": str(NUCLEI_LABEL)})
+    assert float(data["image"].max()) == 1.0
+    plain = SinGANSegAugmentd(["image"], "label", models=model_dir, prob=1.0).set_random_state(1)
+    with pytest.warns(UserWarning, match="match_intensity=True"):
+        raw_units = plain(dict(data))["image"]
+    assert float(raw_units.max()) > 10  # the training image's 0..128 units, not the chain's 0..1
+    matched = SinGANSegAugmentd(["image"], "label", models=model_dir, prob=1.0, match_intensity=True)
+    out = matched.set_random_state(1)(dict(data))["image"]
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0 + 1e-6
+    # the same sample, only rescaled: 0..128 -> 0..1
+    torch.testing.assert_close(out.as_tensor(), raw_units.as_tensor() / 128.0, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="intensity_percentiles"):
+        SinGANSegAugment(model_dir, match_intensity=True, intensity_percentiles=(99, 1))

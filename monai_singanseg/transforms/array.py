@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, look_up_option
 
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.intensity import IntensityMapping
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.pyramid import resize
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
@@ -26,8 +28,8 @@ class SinGANSegAugment(RandomizableTransform):
     """With probability ``prob``, replace an image and its label by a synthetic pair drawn from a SinGAN-Seg model.
 
     SinGAN-Seg (Thambawita et al., PLOS ONE 2022) trains one model per real image; by default the model trained on
-    the very sample is used (``model_choice="matched"``, the sample's name given at call time), else a random model
-    of the bank (``"random"``). The output keeps the input's spatial shape (the sample is resized: image and mask
+    the very sample is used (``model_choice="matched"``, the sample's name given at call time; a bank of one model
+    serves every sample), else a random model of the bank (``"random"``). The output keeps the input's spatial shape (the sample is resized: image and mask
     channels smoothly, the mask thresholded after), type (numpy or MetaTensor, metadata and affine included),
     dtype, and label values.
     All randomness comes from ``self.R``, so ``set_random_state`` reproduces a sample exactly. Nothing is recorded
@@ -49,6 +51,13 @@ class SinGANSegAugment(RandomizableTransform):
             the pool is topped up in one batch once half of it is gone. ``1.0`` serves every sample once; ``0.25``
             serves each about four times (with the chain's later random crops and flips on top) for a quarter of the
             generation cost, while the pool keeps turning over.
+        match_intensity: map the synthetic image onto the incoming image's intensities instead of the training
+            image's units: the model's ``[-1, 1]`` goes to the incoming image's per-channel min..max (or the
+            ``intensity_percentiles``), so the transform can follow an intensity normalisation done earlier in the
+            chain (for example the cached ``ScaleIntensityd``). ``False`` (default) returns the training image's
+            units, and warns when the first sample's intensity range shares less than half with theirs.
+        intensity_percentiles: with ``match_intensity``, the ``(low, high)`` percentiles of the incoming image that
+            the model's ``[-1, 1]`` maps to; use the ones the model was trained with (``--percentiles``).
 
     Example:
         >>> aug = SinGANSegAugment("models/", prob=0.5, start_scale=(0, 2), model_choice="random")  # doctest: +SKIP
@@ -68,8 +77,18 @@ class SinGANSegAugment(RandomizableTransform):
         device: str | torch.device = "cpu",
         pool_size: int = 0,
         pool_refresh: float = 1.0,
+        match_intensity: bool = False,
+        intensity_percentiles: Sequence[float] | None = None,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
+        if not 0.0 <= prob <= 1.0:  # NaN fails too: a transform that silently never fires helps nobody
+            raise ValueError(f"prob must lie in [0, 1], got {prob}.")
+        self.match_intensity = bool(match_intensity)
+        if intensity_percentiles is not None and not 0 <= intensity_percentiles[0] < intensity_percentiles[1] <= 100:
+            raise ValueError(f"intensity_percentiles must be (low, high) with 0 <= low < high <= 100, "
+                             f"got {intensity_percentiles}.")
+        self.intensity_percentiles = None if intensity_percentiles is None else tuple(intensity_percentiles)
+        self._units_checked = False
         self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
         self.model_choice = look_up_option(model_choice, MODEL_CHOICES)
         self.on_missing = look_up_option(on_missing, ON_MISSING)
@@ -110,6 +129,9 @@ class SinGANSegAugment(RandomizableTransform):
             return self._random_name, self.bank.get(self._random_name)
         if name is not None and name in self.bank:
             return name, self.bank.get(name)
+        if len(self.bank) == 1:  # matching by name is for banks; one model serves every sample
+            only = self.bank.names[0]
+            return only, self.bank.get(only)
         if self.on_missing == "skip":
             return None
         raise SinGANSegInputError(
@@ -119,15 +141,37 @@ class SinGANSegAugment(RandomizableTransform):
 
     @staticmethod
     def _finish(model: SinGANSeg, x: torch.Tensor, spatial: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw sample ``(1, C, *shape)`` in ``[-1, 1]`` -> image ``(C_img, *spatial)`` in the training units and
-        label indices ``(1, *spatial)``."""
+        """Raw sample ``(1, C, *shape)`` in ``[-1, 1]`` -> image channels ``(C_img, *spatial)`` still in ``[-1, 1]``
+        and label indices ``(1, *spatial)``; :meth:`_units` maps the image to the output's units."""
         n_img = model.config.image_channels
-        # one resize of all channels; denormalize clamps to [-1, 1] first, so bicubic overshoot stays in range
-        resized = resize(x, spatial)[0]
-        image = model.intensity.denormalize(resized[:n_img], channel_dim=0)
+        resized = resize(x, spatial)[0]  # one resize of all channels
         # resizing the continuous mask channels before thresholding keeps outlines as smooth as the image's
         index = model.labels.indices(resized[n_img:], channel_dim=0).float()
-        return image, index
+        return resized[:n_img].clamp(-1.0, 1.0), index
+
+    def _units(self, model: SinGANSeg, raw_image: torch.Tensor, image: NdarrayOrTensor) -> torch.Tensor:
+        """The synthetic image channels ``[-1, 1]`` in the incoming image's units (``match_intensity``) or in the
+        training image's (checked on the first sample: a warning when the two ranges share less than half of their
+        union)."""
+        incoming = torch.as_tensor(image).as_subclass(torch.Tensor).float()
+        if self.match_intensity:
+            return IntensityMapping.fit(incoming, self.intensity_percentiles).denormalize(raw_image, channel_dim=0)
+        if not self._units_checked:  # a units mismatch is a property of the chain: the first sample shows it
+            self._units_checked = True
+            low, high = model.intensity.lower, model.intensity.upper
+            seen = IntensityMapping.fit(incoming)
+            for lo, hi, s_lo, s_hi in zip(low, high, seen.lower, seen.upper):
+                overlap = max(0.0, min(hi, s_hi) - max(lo, s_lo))
+                union = max(hi, s_hi) - min(lo, s_lo)
+                if union > 0 and overlap < 0.5 * union:  # e.g. a 0..1 chain and a 0..255 training image
+                    warnings.warn(
+                        f"SinGANSegAugment: the incoming image spans {s_lo:.3g}..{s_hi:.3g} but the model's training "
+                        f"image spanned {lo:.3g}..{hi:.3g}; synthetic images come back in the training image's units. "
+                        "Pass match_intensity=True (or place the transform before the intensity normalisation).",
+                        stacklevel=3,
+                    )
+                    break
+        return model.intensity.denormalize(raw_image, channel_dim=0)
 
     def _generate(self, model: SinGANSeg, num: int, start: int) -> torch.Tensor:
         """``num`` raw samples from the noise seeded by this call's draw from ``self.R``."""
@@ -176,7 +220,8 @@ class SinGANSegAugment(RandomizableTransform):
                 )
             raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
         start = min(self._start, model.num_scales - 1)
-        fake_image, index = self._draw(model_name, model, start, tuple(image.shape[1:]))
+        raw_image, index = self._draw(model_name, model, start, tuple(image.shape[1:]))
+        fake_image = self._units(model, raw_image, image)
         label_t = torch.as_tensor(label)
         if model.labels.one_hot:
             fake_label = index

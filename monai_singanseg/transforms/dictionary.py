@@ -46,7 +46,8 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
             path string or a MetaTensor whose ``filename_or_obj`` is used; defaults to ``keys[0]``.
         model_choice: ``"matched"`` (by ``model_key``) or ``"random"``.
         on_missing: ``"error"`` or ``"skip"`` when no model matches.
-        cache_size, device, pool_size, pool_refresh: see :class:`SinGANSegAugment`.
+        cache_size, device, pool_size, pool_refresh, match_intensity, intensity_percentiles: see
+            :class:`SinGANSegAugment`.
         allow_missing_keys: don't raise when a key is missing.
 
     Example:
@@ -69,15 +70,20 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         device: str | torch.device = "cpu",
         pool_size: int = 0,
         pool_refresh: float = 1.0,
+        match_intensity: bool = False,
+        intensity_percentiles: Sequence[float] | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must lie in [0, 1], got {prob}.")
         RandomizableTransform.__init__(self, prob)
         self.label_key = label_key
         self.model_key = model_key if model_key is not None else self.keys[0]
         self.augment = SinGANSegAugment(
             models, prob=1.0, start_scale=start_scale, model_choice=model_choice, on_missing=on_missing,
             cache_size=cache_size, device=device, pool_size=pool_size, pool_refresh=pool_refresh,
+            match_intensity=match_intensity, intensity_percentiles=intensity_percentiles,
         )
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
