@@ -52,17 +52,19 @@ def real_pairs(count: int) -> list:
     return pairs
 
 
-def measure(size: int, groups: int, schedule: str, measure_iters: int, device: str, threads: int) -> dict:
-    """Seconds per grouped iteration at every scale, and peak memory, for ``groups`` models of ``size`` px."""
+def seconds_per_iteration(config, pairs: list, device: str = "cpu", measure_iters: int = 4):
+    """Train ``pairs`` (``(real, TrainingPair)``) as one group for ``measure_iters`` iterations per scale.
+
+    Returns:
+        ``(models, seconds)``: the models and, per scale, the median seconds of an iteration after the first (the
+        first pays one-off setup).
+    """
     import torch
 
-    from monai_singanseg import SinGANSegConfig, SinGANSegTrainer
+    from monai_singanseg import SinGANSegTrainer
     from monai_singanseg.training import TrainingItem
 
-    torch.set_num_threads(threads)
-    pairs = real_pairs(groups)
-    config = SinGANSegConfig.for_schedule(schedule, image_channels=1, mask_channels=1)
-    config.pyramid.max_size = size
+    config = type(config).from_dict(config.to_dict())
     config.optim.iters_per_scale = measure_iters
     config.optim.plateau_window = 0
     stamps: dict[int, list[float]] = {}
@@ -77,13 +79,26 @@ def measure(size: int, groups: int, schedule: str, measure_iters: int, device: s
 
         engine.add_event_handler(Events.ITERATION_COMPLETED, stamp)
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, libraries, data
     with tempfile.TemporaryDirectory() as tmp:
         items = [TrainingItem(real, p.intensity, p.labels, f"{tmp}/m{i}.pt") for i, (real, p) in enumerate(pairs)]
-        start = time.perf_counter()
         models = SinGANSegTrainer(config, device=device, progress=False, handlers=[timer]).fit_group(items)
-        wall = time.perf_counter() - start
-    per_scale = [statistics.median(b - a for a, b in zip(t[:-1], t[1:])) for _, t in sorted(stamps.items())]
+    return models, [statistics.median(b - a for a, b in zip(t[:-1], t[1:])) for _, t in sorted(stamps.items())]
+
+
+def measure(size: int, groups: int, schedule: str, measure_iters: int, device: str, threads: int) -> dict:
+    """Seconds per grouped iteration at every scale, and peak memory, for ``groups`` models of ``size`` px."""
+    import torch
+
+    from monai_singanseg import SinGANSegConfig
+
+    torch.set_num_threads(threads)
+    pairs = real_pairs(groups)
+    config = SinGANSegConfig.for_schedule(schedule, image_channels=1, mask_channels=1)
+    config.pyramid.max_size = size
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, libraries, data
+    start = time.perf_counter()
+    models, per_scale = seconds_per_iteration(config, pairs, device, measure_iters)
+    wall = time.perf_counter() - start
     record = {
         "size": size, "groups": groups, "schedule": schedule, "device": device, "threads": threads,
         "scales": [list(s) for s in models[0].shapes],

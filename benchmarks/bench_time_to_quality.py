@@ -1,6 +1,7 @@
 """Time to quality: how good a model is for the training time it cost, for the faithful and the fast schedule.
 
     python benchmarks/bench_time_to_quality.py run --data nuclei --max-size 96 --schedule fast --iters 200 400
+    python benchmarks/bench_time_to_quality.py timing         # idle seconds per iteration of every run's config
     python benchmarks/bench_time_to_quality.py table          # markdown table + PNG curves from the saved runs
 
 ``run`` trains one model per ``--iters`` value (iterations per scale; the fast schedule's plateau stop may use
@@ -19,8 +20,10 @@ Samples: ``--num`` (24) at start scale 0, seeded. Training seconds are the train
 - ``mni``: axial slice z = 80 of nilearn's MNI152 T1 template (1 mm), mask = white-matter probability > 0.5.
 
 Runs append to ``benchmarks/results/time_to_quality.json`` (one record per data, size, schedule, iterations,
-threads); ``table`` writes ``time_to_quality.md`` and ``time_to_quality.png``. Set ``--threads`` to compare runs
-made while the machine was shared (the faithful 2000-iteration baselines were run with 1 thread beside other work).
+threads, device). Quality does not depend on how busy the machine was, but wall time does, and the long faithful
+runs shared the CPU with other work: so the training time in the table is the number of iterations each run made
+at each scale times the seconds per iteration that ``timing`` measures there on an idle machine
+(``time_to_quality_timings.json``). ``table`` writes ``time_to_quality.md`` and ``time_to_quality.png``.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def make_config(pair, max_size: int, schedule: str, iters: int, seed: int) -> Si
 def measure(model: SinGANSeg, real: torch.Tensor, num: int, seed: int) -> dict:
     """Quality figures of ``num`` samples at start scale 0 against ``real`` ``(1, C, *finest)``."""
     n_img = model.config.image_channels
-    samples = torch.cat([model.generate(1, 0, generator=torch.Generator().manual_seed(seed + i)) for i in range(num)])
+    samples = torch.cat([model.generate(1, 0, generator=torch.Generator(model.device).manual_seed(seed + i))
+                         for i in range(num)]).cpu()
     fractions = foreground_fraction(foreground(samples[:, n_img:], model.labels))
     real_fraction = float(foreground_fraction(foreground(real[:, n_img:], model.labels))[0])
     return {
@@ -84,7 +88,7 @@ def measure(model: SinGANSeg, real: torch.Tensor, num: int, seed: int) -> dict:
         "fg_error": float((fractions - real_fraction).abs().mean()),
         "fg_real": real_fraction,
         "fg_mean": float(fractions.mean()),
-        "rec_mse": float(torch.mean((model.reconstruct() - real) ** 2)),
+        "rec_mse": float(torch.mean((model.reconstruct().cpu() - real) ** 2)),
     }
 
 
@@ -93,12 +97,13 @@ def run(args: argparse.Namespace) -> None:
     pair = load_pair(args.data)
     for iters in args.iters:
         key = {"data": args.data, "max_size": args.max_size, "schedule": args.schedule, "iters": iters,
-               "threads": args.threads, "seed": args.seed}
-        path = MODELS / f"{args.data}_{args.max_size}_{args.schedule}_{iters}_t{args.threads}_s{args.seed}.pt"
+               "threads": args.threads, "seed": args.seed, "device": args.device}
+        where = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
+        path = MODELS / f"{args.data}_{args.max_size}_{args.schedule}_{iters}_t{args.threads}_s{args.seed}{where}.pt"
         config = make_config(pair, args.max_size, args.schedule, iters, args.seed)
         resume = path.exists()
         start = time.perf_counter()
-        model = SinGANSegTrainer(config, progress=not args.quiet).fit(
+        model = SinGANSegTrainer(config, device=args.device, progress=not args.quiet).fit(
             pair.real, pair.intensity, pair.labels, path, resume=resume)
         wall = time.perf_counter() - start
         log = (read_checkpoint(path).get("training") or {}).get("log", [])
@@ -109,41 +114,83 @@ def run(args: argparse.Namespace) -> None:
                   "wall_seconds_this_call": round(wall, 2), "torch": torch.__version__,
                   "date": time.strftime("%Y-%m-%d"), **measure(model, real, args.num, args.seed)}
         records = json.loads(RECORDS.read_text()) if RECORDS.exists() else []  # read late: runs may go in parallel
-        records = [r for r in records if any(r.get(k) != v for k, v in key.items())] + [record]
+        records = [r for r in records if any(r.get(k, "cpu") != v for k, v in key.items())] + [record]
         RECORDS.parent.mkdir(parents=True, exist_ok=True)
         RECORDS.write_text(json.dumps(records, indent=1))
         print(json.dumps(record), flush=True)
 
 
+TIMINGS = RESULTS / "time_to_quality_timings.json"
+
+
+def timing(args: argparse.Namespace) -> None:
+    """Seconds per iteration at every scale, on an idle machine, for each (data, size, schedule) of the runs."""
+    from bench_grouped import seconds_per_iteration
+
+    torch.set_num_threads(args.threads)
+    records = json.loads(RECORDS.read_text())
+    timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    for data, size, schedule in sorted({(r["data"], r["max_size"], r["schedule"]) for r in records}):
+        pair = load_pair(data)
+        config = make_config(pair, size, schedule, 1, 0)
+        _, seconds = seconds_per_iteration(config, [(pair.real, pair)], args.device, args.measure)
+        timings[f"{data}/{size}/{schedule}/{args.device}/{args.threads}"] = [round(s, 5) for s in seconds]
+        print(data, size, schedule, [round(s, 4) for s in seconds], flush=True)
+    TIMINGS.write_text(json.dumps(timings, indent=1))
+
+
+def estimated_seconds(record: dict, timings: dict, device: str, threads: int) -> float | None:
+    """Training seconds on an idle machine: iterations run at each scale x measured seconds per iteration there."""
+    seconds = timings.get(f"{record['data']}/{record['max_size']}/{record['schedule']}/{device}/{threads}")
+    if seconds is None:
+        return None
+    return sum(n * s for n, s in zip(record["iterations_run"], seconds))
+
+
 def table(args: argparse.Namespace) -> None:
     from monai_singanseg.visualize import pyplot, save_figure
 
-    records = sorted(json.loads(RECORDS.read_text()),
-                     key=lambda r: (r["data"], r["max_size"], r["threads"], r["schedule"], r["train_seconds"]))
-    lines = ["| data | max size | threads | schedule | iters/scale | scales | train s | SWD | diversity | "
-             "fg error | rec MSE |", "| --- " * 11 + "|"]
+    timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    records = json.loads(RECORDS.read_text())
     for r in records:
-        lines.append(f"| {r['data']} | {r['max_size']} | {r['threads']} | {r['schedule']} | {r['iters']} | "
-                     f"{r['scales']} | {r['train_seconds']:.0f} | {r['swd']:.4f} | {r['diversity']:.3f} | "
-                     f"{r['fg_error']:.4f} | {r['rec_mse']:.5f} |")
-    text = "# Time to quality (start scale 0 samples vs the real pair)\n\n" + "\n".join(lines) + "\n"
+        r["idle_seconds"] = estimated_seconds(r, timings, args.device, args.threads)
+    records.sort(key=lambda r: (r["data"], r["max_size"], r["schedule"] != "faithful", r["iters"]))
+    metrics = ("swd", "diversity", "fg_error", "rec_mse")
+    lines = [f"# Time to quality (start scale 0 samples vs the real pair; {args.device}, {args.threads} threads)", "",
+             "Training time: iterations run at each scale x seconds per iteration measured there on an idle "
+             "machine (`bench_time_to_quality.py timing`). Ratios: fast / faithful 2000 of the same data and size.",
+             "", "| data | max size | schedule | iters/scale (run) | training min | SWD | diversity | fg error | "
+             "rec MSE | time ratio | SWD / div / fg / rec ratio |", "| --- " * 11 + "|"]
+    for r in records:
+        base = next((b for b in records if (b["data"], b["max_size"], b["schedule"], b["iters"]) ==
+                     (r["data"], r["max_size"], "faithful", 2000)), None)
+        minutes = "" if r["idle_seconds"] is None else f"{r['idle_seconds'] / 60:.1f}"
+        ratios = time_ratio = ""
+        if base is not None and r is not base:
+            ratios = " / ".join(f"{r[m] / base[m]:.2f}" for m in metrics)
+            if r["idle_seconds"] and base["idle_seconds"]:
+                time_ratio = f"1/{base['idle_seconds'] / r['idle_seconds']:.1f}"
+        run = ",".join(str(n) for n in r["iterations_run"])
+        lines.append(f"| {r['data']} | {r['max_size']} | {r['schedule']} | {r['iters']} ({run}) | {minutes} | "
+                     f"{r['swd']:.4f} | {r['diversity']:.3f} | {r['fg_error']:.4f} | {r['rec_mse']:.5f} | "
+                     f"{time_ratio} | {ratios} |")
+    text = "\n".join(lines) + "\n"
     (RESULTS / "time_to_quality.md").write_text(text)
     print(text)
-    groups = sorted({(r["data"], r["max_size"], r["threads"]) for r in records})
-    metrics = ("swd", "diversity", "fg_error", "rec_mse")
+    groups = sorted({(r["data"], r["max_size"]) for r in records})
     plt = pyplot()
     fig, axes = plt.subplots(len(groups), len(metrics), figsize=(4 * len(metrics), 3 * len(groups)), squeeze=False)
     for row, group in zip(axes, groups):
         for ax, metric in zip(row, metrics):
             for schedule, style in (("faithful", "o-"), ("fast", "s-")):
-                points = [r for r in records if (r["data"], r["max_size"], r["threads"]) == group
-                          and r["schedule"] == schedule]
+                points = sorted((r for r in records if (r["data"], r["max_size"]) == group
+                                 and r["schedule"] == schedule and r["idle_seconds"]), key=lambda r: r["idle_seconds"])
                 if points:
-                    ax.plot([p["train_seconds"] / 60 for p in points], [p[metric] for p in points], style,
+                    ax.plot([p["idle_seconds"] / 60 for p in points], [p[metric] for p in points], style,
                             label=schedule)
             ax.set_xscale("log")
             ax.set_xlabel("training minutes (log)")
-            ax.set_title(f"{group[0]} {group[1]} px ({group[2]} thr): {metric}", fontsize=9)
+            ax.set_title(f"{group[0]} {group[1]} px: {metric}", fontsize=9)
             ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, RESULTS / "time_to_quality.png")
@@ -160,10 +207,15 @@ def main() -> None:
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--num", type=int, default=24)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="cpu")
     r.add_argument("--quiet", action="store_true")
-    sub.add_parser("table")
+    for name in ("timing", "table"):
+        t = sub.add_parser(name)
+        t.add_argument("--threads", type=int, default=2)
+        t.add_argument("--device", default="cpu")
+        t.add_argument("--measure", type=int, default=4, help="iterations timed per scale (timing)")
     args = parser.parse_args()
-    run(args) if args.command == "run" else table(args)
+    {"run": run, "timing": timing, "table": table}[args.command](args)
 
 
 if __name__ == "__main__":

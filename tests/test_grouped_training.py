@@ -3,11 +3,10 @@ real nuclei crop and tiles."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.serialization
 from conftest import DATA, tiny_config
-
-import pytest
 
 from monai_singanseg import SinGANSegConfig, SinGANSegInputError, SinGANSegTrainer, load_training_pair
 from monai_singanseg.checkpoint import load_model, read_checkpoint

@@ -1,0 +1,263 @@
+"""Few-shot segmentation study: does adding SinGAN-Seg pairs to standard MONAI augmentation improve a UNet?
+
+    python benchmarks/downstream/study.py                                   # the whole study (hours on 2 cores)
+    python benchmarks/downstream/study.py --datasets nuclei --n 2 --seeds 0 --conditions standard sgs_p50_s0
+    python benchmarks/downstream/study.py --report                          # table + plot from saved results
+
+For every dataset (``data.py``: nuclei tiles, MNI152 ventricles), training-set size N and seed, a MONAI 2D UNet is
+trained for the same fixed number of iterations under each condition, the checkpoint with the best validation Dice
+is kept, and its Dice on the held-out test split is recorded. The N training images are the first N of the
+training pool shuffled by the seed; the seed also drives the UNet's initialisation and every augmentation draw.
+
+Conditions (``CONDITIONS``): ``standard`` (flips, small affine, intensity scale/shift, Gaussian noise); ``sgs_*``:
+the same chain with ``SinGANSegAugmentd`` first (``prob``, ``start_scale``, ``model_choice``); ``synthetic_only``:
+the UNet sees only synthetic pairs from the N images' models (the data-sharing use), with the standard chain on top.
+
+Generators: one SinGAN-Seg model per training-pool image, trained once by the project's CLI (``singanseg
+train-many``, ``--schedule`` / ``--max-size`` of this script) into ``benchmarks/downstream/models/<dataset>/`` and
+reused by every N, seed and condition. Results: ``benchmarks/results/downstream/results.json`` (one record per
+dataset, N, seed, condition; appended as runs finish, so an interrupted study resumes), ``downstream.md`` (mean ±
+sd over seeds) and ``downstream.png`` (test Dice against N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import DataLoader, Dataset, decollate_batch
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
+from monai.metrics import DiceMetric
+from monai.networks.nets import UNet
+from monai.transforms import (
+    AsDiscreted,
+    Compose,
+    DivisiblePadd,
+    EnsureTyped,
+    LoadImaged,
+    RandAffined,
+    RandFlipd,
+    RandGaussianNoised,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    RandSpatialCropd,
+    ScaleIntensityd,
+    SpatialPadd,
+)
+from monai.utils import set_determinism
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from data import DATASETS, prepare  # noqa: E402
+
+from monai_singanseg import SinGANSegAugmentd  # noqa: E402
+
+RESULTS = HERE.parent / "results" / "downstream"
+WORK = HERE  # cache/ (the datasets as PNG) and models/ (the generators) go here
+
+CONDITIONS: dict[str, dict | None] = {
+    "standard": None,
+    "sgs_p50_s0": {"prob": 0.5, "start_scale": 0},
+    "sgs_p50_s0-1": {"prob": 0.5, "start_scale": (0, 1)},
+    "sgs_p25_s0": {"prob": 0.25, "start_scale": 0},
+    "sgs_p50_s0_random": {"prob": 0.5, "start_scale": 0, "model_choice": "random"},
+    "synthetic_only": {"prob": 1.0, "start_scale": 0},
+}
+
+
+def train_generators(dataset: str, datalist: Path, args: argparse.Namespace) -> Path:
+    """One SinGAN-Seg model per training-pool image, by ``singanseg train-many`` (resumable; reused)."""
+    schedule, max_size = args.schedule, args.max_size
+    out = Path(args.workdir) / "models" / f"{dataset}_{schedule}_{max_size}"
+    cmd = [sys.executable, "-m", "monai_singanseg.cli", "train-many", str(datalist), "--out", str(out),
+           "--schedule", schedule, "--max-size", str(max_size), "--group-size", str(args.group_size), "--quiet"]
+    if args.generator_iters is not None:
+        cmd += ["--iters", str(args.generator_iters)]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def chains(condition: dict | None, models: list[Path] | None, patch: int) -> tuple[Compose, Compose]:
+    """(training chain, evaluation chain). Intensities are scaled to 0..1 in the deterministic part; the synthetic
+    pairs follow that scaling (``match_intensity``) and then get the same standard augmentation as real ones."""
+    load = [LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True),
+            ScaleIntensityd("image"), AsDiscreted("label", threshold=0.5)]
+    synthetic = []
+    if condition is not None:
+        synthetic = [SinGANSegAugmentd(["image"], "label", models=[str(m) for m in models], match_intensity=True,
+                                       **condition),
+                     AsDiscreted("label", threshold=0.5)]
+    standard = [
+        SpatialPadd(["image", "label"], patch),
+        RandSpatialCropd(["image", "label"], (patch, patch), random_size=False),
+        RandFlipd(["image", "label"], prob=0.5, spatial_axis=0),
+        RandFlipd(["image", "label"], prob=0.5, spatial_axis=1),
+        RandAffined(["image", "label"], prob=0.5, rotate_range=0.26, scale_range=0.1, mode=("bilinear", "nearest"),
+                    padding_mode="zeros"),
+        RandScaleIntensityd("image", factors=0.1, prob=0.5),
+        RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+        RandGaussianNoised("image", prob=0.3, std=0.03),
+        EnsureTyped(["image", "label"], track_meta=False),
+    ]
+    evaluation = Compose(load + [DivisiblePadd(["image", "label"], 16), EnsureTyped(["image", "label"],
+                                                                                   track_meta=False)])
+    return Compose(load + synthetic + standard), evaluation
+
+
+@torch.no_grad()
+def dice(net: torch.nn.Module, loader: DataLoader, patch: int) -> float:
+    metric = DiceMetric(include_background=False)
+    net.eval()
+    for batch in loader:
+        logits = sliding_window_inference(batch["image"], (patch, patch), 4, net, overlap=0.25)
+        metric(logits.argmax(1, keepdim=True), batch["label"])
+    net.train()
+    return float(metric.aggregate().item())
+
+
+def run_one(items: dict, condition: dict | None, models: list[Path] | None, seed: int, args: argparse.Namespace
+            ) -> dict:
+    """Train a UNet under one condition; returns validation and test Dice of the best-validation checkpoint."""
+    set_determinism(seed)
+    train_chain, eval_chain = chains(condition, models, args.patch)
+    train_loader = DataLoader(Dataset(items["training"], train_chain), batch_size=args.batch_size, shuffle=True,
+                              num_workers=0, drop_last=False)
+    val_loader = DataLoader(Dataset(items["validation"], eval_chain), batch_size=1)
+    test_loader = DataLoader(Dataset(items["test"], eval_chain), batch_size=1)
+    net = UNet(2, 1, 2, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    best, best_state, iteration = -1.0, None, 0
+    start = time.perf_counter()
+    while iteration < args.iterations:
+        for batch in train_loader:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(net(batch["image"]), batch["label"]).backward()
+            optimizer.step()
+            iteration += 1
+            if iteration % args.validate_every == 0 or iteration == args.iterations:
+                score = dice(net, val_loader, args.patch)
+                if score > best:
+                    best, best_state = score, {k: v.clone() for k, v in net.state_dict().items()}
+            if iteration == args.iterations:
+                break
+    net.load_state_dict(best_state)
+    return {"val_dice": best, "test_dice": dice(net, test_loader, args.patch),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def subset(pool: list[dict], n: int, seed: int) -> list[dict]:
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return [pool[i] for i in order[:n]]
+
+
+def absolute(items: list[dict], folder: Path) -> list[dict]:
+    return [{k: str(folder / v) for k, v in item.items()} for item in items]
+
+
+def study(args: argparse.Namespace) -> None:
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / "results.json"
+    records = json.loads(path.read_text()) if path.exists() else []
+    done = {(r["dataset"], r["n"], r["seed"], r["condition"], r["iterations"]) for r in records}
+    for dataset in args.datasets:
+        datalist = prepare(dataset, Path(args.workdir) / "cache")
+        sections = json.loads(datalist.read_text())
+        pool = absolute(sections["training"], datalist.parent)
+        models = None
+        if any(CONDITIONS[c] is not None for c in args.conditions):
+            models = train_generators(dataset, datalist, args)
+        for n_text in args.n:
+            n = len(pool) if n_text == "all" else min(int(n_text), len(pool))
+            for seed in args.seeds:
+                chosen = subset(pool, n, seed)
+                items = {"training": chosen, "validation": absolute(sections["validation"], datalist.parent),
+                         "test": absolute(sections["test"], datalist.parent)}
+                bank = [models / f"{Path(i['image']).stem}.pt" for i in chosen] if models else None
+                for name in args.conditions:
+                    if (dataset, n, seed, name, args.iterations) in done:
+                        continue
+                    result = run_one(items, CONDITIONS[name], bank, seed, args)
+                    record = {"dataset": dataset, "n": n, "seed": seed, "condition": name,
+                              "iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
+                              **result}
+                    records.append(record)
+                    path.write_text(json.dumps(records, indent=1))
+                    print(json.dumps(record), flush=True)
+    report(results)
+
+
+def report(results: Path) -> None:
+    records = json.loads((results / "results.json").read_text())
+    keys = sorted({(r["dataset"], r["condition"]) for r in records})
+    sizes = sorted({r["n"] for r in records})
+    lines = ["# Few-shot segmentation: test Dice, mean ± sd over seeds", "",
+             "| dataset | condition | " + " | ".join(f"N = {n}" for n in sizes) + " |",
+             "| --- " * (len(sizes) + 2) + "|"]
+    curves = {}
+    for dataset, condition in keys:
+        cells, curve = [], []
+        for n in sizes:
+            values = [r["test_dice"] for r in records if (r["dataset"], r["condition"], r["n"]) ==
+                      (dataset, condition, n)]
+            cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f} ({len(values)})" if values else "")
+            if values:
+                curve.append((n, float(np.mean(values)), float(np.std(values))))
+        curves[(dataset, condition)] = curve
+        lines.append(f"| {dataset} | {condition} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    (results / "downstream.md").write_text(text)
+    print(text)
+    from monai_singanseg.visualize import pyplot, save_figure
+
+    datasets = sorted({d for d, _ in keys})
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for (d, condition), curve in curves.items():
+            if d == dataset and curve:
+                n, mean, sd = zip(*curve)
+                ax.errorbar(n, mean, yerr=sd, marker="o", capsize=3, label=condition)
+        ax.set_xscale("log")
+        ax.set_xlabel("real training images N")
+        ax.set_ylabel("test Dice")
+        ax.set_title(dataset)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, results / "downstream.png")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--n", nargs="+", default=["1", "2", "5", "all"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--conditions", nargs="+", choices=tuple(CONDITIONS), default=list(CONDITIONS))
+    parser.add_argument("--iterations", type=int, default=600, help="UNet iterations, the same for every condition")
+    parser.add_argument("--validate-every", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--patch", type=int, default=96)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--schedule", default="fast", help="SinGAN-Seg training schedule of the generators")
+    parser.add_argument("--max-size", type=int, default=128, help="SinGAN-Seg max size of the generators")
+    parser.add_argument("--generator-iters", type=int, default=None, help="SinGAN-Seg iterations per scale "
+                        "(default: the schedule's)")
+    parser.add_argument("--group-size", type=int, default=4)
+    parser.add_argument("--results", default=str(RESULTS), help="where results.json, the table and the plot go")
+    parser.add_argument("--workdir", default=str(WORK), help="where the datasets and generators are kept")
+    parser.add_argument("--report", action="store_true", help="only rebuild the table and plot")
+    args = parser.parse_args(argv)
+    report(Path(args.results)) if args.report else study(args)
+
+
+if __name__ == "__main__":
+    main()
