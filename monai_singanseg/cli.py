@@ -19,6 +19,54 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger("monai_singanseg")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _slice_index_value(text: str) -> int | str:
+    if text == "largest":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a slice number or 'largest', got {text!r}") from None
+
+
+def _device(name: str | None, default: str = "cpu") -> str:
+    """``name`` checked: a device torch knows and this machine has (one line instead of a traceback later)."""
+    import torch
+
+    name = name or default
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SinGANSegInputError(f"--device {name}: not a device name (cpu, cuda, cuda:N).") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SinGANSegInputError(f"--device {name}: this machine has no CUDA GPU (torch {torch.__version__}).")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SinGANSegInputError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here.")
+    if device.type not in ("cpu", "cuda"):
+        raise SinGANSegInputError(f"--device {name}: only cpu and cuda are supported.")
+    return name
+
+
+def _check_output_file(path: Path) -> None:
+    """Fail before training, not after it, when the checkpoint cannot be written where asked."""
+    if path.is_dir():
+        raise SinGANSegInputError(f"{path}: is a folder; --out takes a checkpoint file name (e.g. model.pt).")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{path.name}.write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise SinGANSegInputError(f"{path}: cannot write there ({err.strerror or err}).") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="singanseg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--format", choices=("png", "nii.gz"), default=None,
                         help="default: png for 2D images with 1 or 3 channels, else nii.gz")
     sample.add_argument("--device", default="cpu")
-    sample.add_argument("--batch-size", type=int, default=16)
+    sample.add_argument("--batch-size", type=_positive_int, default=16)
     sample.add_argument("--overwrite", action="store_true", help="replace existing sample files in --out")
     sample.add_argument("--style", choices=("none", "histogram", "vgg"), default="none",
                         help="refine the image towards the real image's style (labels never change): histogram "
@@ -165,7 +213,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="fixed intensity window, e.g. -160 240 HU for CT; outputs come back in these units")
     parser.add_argument("--slice-axis", type=int, default=None, help="train on one 2D slice of a volume")
-    parser.add_argument("--slice-index", default="largest", help="slice number, or 'largest' mask area (default)")
+    parser.add_argument("--slice-index", type=_slice_index_value, default="largest",
+                        help="slice number, or 'largest' mask area (default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -184,15 +233,16 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
         raise SinGANSegInputError(f"invalid option: {err}") from err
 
 
-def _slice_index(args: argparse.Namespace) -> int | str:
-    return "largest" if str(args.slice_index) == "largest" else int(args.slice_index)
-
-
 def _train_many(args: argparse.Namespace) -> None:
     from monai_singanseg.training.many import train_many
 
+    from monai_singanseg.io import check_percentiles
+
+    check_percentiles(args.percentiles)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise SinGANSegInputError(f"{args.out}: exists and is not a folder; --out takes the folder of checkpoints.")
     summary = train_many(args.datalist, args.out, lambda pair: _config(args, pair), section=args.section,
-                         device=args.device, num_classes=args.num_classes, percentiles=args.percentiles,
+                         device=None if args.device is None else _device(args.device), num_classes=args.num_classes, percentiles=args.percentiles,
                          progress=not args.quiet, group_size=args.group_size)
     if summary["failed"]:
         raise SinGANSegInputError(f"{summary['failed']} of {summary['total']} models failed; see the summary.")
@@ -204,6 +254,8 @@ def _train(args: argparse.Namespace) -> None:
     from monai_singanseg.training import SinGANSegTrainer
 
     out = Path(args.out)
+    device = _device(args.device)
+    _check_output_file(out)
     resume = args.resume and out.exists()
     if out.exists() and not args.resume:
         raise SinGANSegInputError(f"{out}: already exists; pass --resume to continue it, or choose another --out.")
@@ -213,9 +265,9 @@ def _train(args: argparse.Namespace) -> None:
             print(f"{out}: training already complete; nothing to do.")
             return
     pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles,
-                              window=args.window, slice_axis=args.slice_axis, slice_index=_slice_index(args))
+                              window=args.window, slice_axis=args.slice_axis, slice_index=args.slice_index)
     config = _config(args, pair)
-    trainer = SinGANSegTrainer(config, device=args.device or "cpu", progress=not args.quiet, log_dir=args.tensorboard)
+    trainer = SinGANSegTrainer(config, device=device, progress=not args.quiet, log_dir=args.tensorboard)
     model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume, source=pair.source)
     print(f"wrote {out}: {model.num_scales} scales {model.shapes[0]} -> {model.shapes[-1]}, "
           f"{pair.image_channels} image + {pair.labels.channels} mask channels")
@@ -225,7 +277,7 @@ def _sample(args: argparse.Namespace) -> None:
     from monai_singanseg.checkpoint import load_model
     from monai_singanseg.generation import write_samples
 
-    model, _ = load_model(args.model, device=args.device, require_complete=True)
+    model, _ = load_model(args.model, device=_device(args.device), require_complete=True)
     ratio = None
     if args.scale_ratio is not None:
         ratio = args.scale_ratio[0] if len(args.scale_ratio) == 1 else args.scale_ratio
@@ -256,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SinGANSegInputError as err:
         print(f"singanseg: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # checkpoints and outputs are written atomically, so what was finished is intact
+        resumable = " (finished scales are saved: continue with --resume)" if args.command == "train" else ""
+        print(f"singanseg: interrupted{resumable}", file=sys.stderr)
+        return 130
     return 0
 
 

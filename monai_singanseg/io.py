@@ -86,6 +86,12 @@ class TrainingPair:
         return len(self.intensity.lower)
 
 
+def check_percentiles(percentiles: Sequence[float] | None) -> None:
+    """Refuse intensity percentiles that are not ``0 <= low < high <= 100`` (a reversed pair inverts the image)."""
+    if percentiles is not None and not 0.0 <= float(percentiles[0]) < float(percentiles[1]) <= 100.0:
+        raise SinGANSegInputError(f"percentiles {tuple(percentiles)}: need 0 <= low < high <= 100.")
+
+
 def read_image(path: str | os.PathLike) -> torch.Tensor:
     """Read one file or DICOM series folder as a channel-first MetaTensor, with singleton spatial axes dropped.
 
@@ -280,6 +286,7 @@ def load_training_pair(
         label_t = label_t.select(slice_axis + 1, slice_index) if label_t.ndim == 4 else label_t
         affine = _slice_affine(affine, slice_axis, slice_index)
     intensity = None
+    check_percentiles(percentiles)
     if window is not None:
         low, high = float(window[0]), float(window[1])
         if not high > low:

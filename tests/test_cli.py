@@ -110,3 +110,60 @@ def test_schedule_option_sets_the_recipe(cli_model, tmp_path):
     assert faithful.config.optim.schedule == "faithful" and faithful.config.optim.critic_steps == 3
     assert faithful.config.optim.gp_every == 1 and faithful.config.optim.plateau_window == 0
     assert [r["iterations"] for r in state.log] == [3] * faithful.num_scales
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--percentiles", "99", "1"], "percentiles (99.0, 1.0): need 0 <= low < high <= 100"),
+    (["--percentiles", "-5", "150"], "need 0 <= low < high <= 100"),
+    (["--device", "tpu9"], "--device tpu9: not a device name"),
+    (["--device", "cuda:7"], "--device cuda:7:"),
+])
+def test_bad_training_options_stop_with_one_line_before_training(tmp_path, capsys, extra, message):
+    out = tmp_path / "m.pt"
+    assert main(TRAIN + ["--out", str(out)] + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not out.exists()
+
+
+def test_bad_output_places_are_refused_before_training(tmp_path, capsys):
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    assert main(TRAIN + ["--out", str(folder)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    blocked = tmp_path / "file_not_folder"
+    blocked.write_text("user data")
+    assert main(TRAIN + ["--out", str(blocked / "m.pt")]) == 2
+    assert "cannot write there" in capsys.readouterr().err and blocked.read_text() == "user data"
+    assert main(["train-many", str(tmp_path / "none.json"), "--out", str(blocked)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_bad_sampling_options_are_refused(cli_model, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", str(cli_model), "--num", "2", "--out", str(tmp_path / "s"), "--batch-size", "0"])
+    assert "must be >= 1" in capsys.readouterr().err
+    assert main(["sample", str(cli_model), "--num", "2", "--out", str(tmp_path / "s"), "--scale-ratio", "nan"]) == 2
+    assert "scale ratio" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(TRAIN + ["--out", str(tmp_path / "m.pt"), "--slice-index", "middle"])
+    assert "a slice number or 'largest'" in capsys.readouterr().err
+
+
+def test_ctrl_c_gives_one_line_and_a_resumable_checkpoint(tmp_path, capsys, monkeypatch):
+    from monai_singanseg.checkpoint import load_model
+    from monai_singanseg.training import trainer
+
+    original = trainer.SinGANSegTrainer._train_scale
+
+    def interrupt_at_second_scale(self, members, scale, board):
+        if scale == 1:
+            raise KeyboardInterrupt
+        return original(self, members, scale, board)
+
+    monkeypatch.setattr(trainer.SinGANSegTrainer, "_train_scale", interrupt_at_second_scale)
+    out = tmp_path / "m.pt"
+    assert main(TRAIN + ["--out", str(out)]) == 130
+    assert "interrupted (finished scales are saved: continue with --resume)" in capsys.readouterr().err
+    assert load_model(out)[1].complete is False
+    monkeypatch.setattr(trainer.SinGANSegTrainer, "_train_scale", original)
+    assert main(TRAIN + ["--out", str(out), "--resume"]) == 0 and load_model(out)[1].complete

@@ -98,7 +98,7 @@ class SinGANSeg(nn.Module):
         ratios = [float(scale_ratio)] * self.config.spatial_dims if isinstance(scale_ratio, (int, float)) else [
             float(r) for r in scale_ratio
         ]
-        if len(ratios) != self.config.spatial_dims or min(ratios) <= 0:
+        if len(ratios) != self.config.spatial_dims or not all(0 < r < float("inf") for r in ratios):
             raise ValueError(f"scale_ratio needs {self.config.spatial_dims} positive values, got {scale_ratio}.")
         return [tuple(max(1, round(s * r)) for s, r in zip(shape, ratios)) for shape in self.shapes]
 
