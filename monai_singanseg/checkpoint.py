@@ -77,7 +77,9 @@ class TrainingState:
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    A crash mid-write leaves the old file (if any) intact, never a half-written one.
+    A crash mid-write leaves the old file (if any) intact, never a half-written one. The file gets the mode a plain
+    ``open`` would give it (``0o666`` less the umask), not the temporary file's private ``0o600``, so outputs on a
+    shared file system stay readable by the group as the user's umask intends.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,10 +87,17 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def save_model(model, path: str | os.PathLike, training: TrainingState | None = None) -> None:
@@ -170,9 +179,15 @@ def load_model(
             LabelEncoding(**payload["labels"]),
             payload.get("source"),
         )
-        for scale, state in enumerate(payload["generators"]):
+        shapes, generators, amps = payload["shapes"], payload["generators"], payload["noise_amps"]
+        state = training_state(payload)
+        if len(generators) != len(amps) or len(generators) > len(shapes) or (
+                (state is None or state.complete) and len(generators) != len(shapes)):
+            raise ValueError(f"{len(generators)} generators and {len(amps)} noise amplitudes for {len(shapes)} "
+                             "scales")
+        for scale, state_dict in enumerate(generators):
             generator = model.new_generator(scale)
-            generator.load_state_dict(drop_norm_biases(state))
+            generator.load_state_dict(drop_norm_biases(state_dict))
             # sampling only: oneDNN's channels-last kernels are ~25 % faster for these batch-1 forward passes
             # (training stays NCHW, where channels-last was slower at 128 feature maps)
             if model.config.spatial_dims == 2 and not for_training:
@@ -182,7 +197,6 @@ def load_model(
         model.fixed_noise.copy_(payload["fixed_noise"])
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise SinGANSegInputError(f"{path}: damaged monai-singanseg checkpoint ({err}).") from err
-    state = training_state(payload)
     if require_complete and state is not None and not state.complete:
         raise SinGANSegInputError(
             f"{path}: training is not finished ({model.trained_scales}/{model.num_scales} scales); "

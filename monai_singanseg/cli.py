@@ -251,7 +251,7 @@ def _train_many(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from monai_singanseg.checkpoint import read_checkpoint, training_state
     from monai_singanseg.io import load_training_pair
-    from monai_singanseg.training import SinGANSegTrainer
+    from monai_singanseg.training import SinGANSegTrainer, config_differences, verify_checkpoint_data
 
     out = Path(args.out)
     device = _device(args.device)
@@ -259,14 +259,17 @@ def _train(args: argparse.Namespace) -> None:
     resume = args.resume and out.exists()
     if out.exists() and not args.resume:
         raise SinGANSegInputError(f"{out}: already exists; pass --resume to continue it, or choose another --out.")
+    pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles,
+                              window=args.window, slice_axis=args.slice_axis, slice_index=args.slice_index)
+    config = _config(args, pair)
     if resume:
+        stored = verify_checkpoint_data(out, pair.real)
+        for change in config_differences(stored, config):
+            print(f"{out}: resuming with the checkpoint's options: {change}", file=sys.stderr)
         state = training_state(read_checkpoint(out))
         if state is not None and state.complete:
             print(f"{out}: training already complete; nothing to do.")
             return
-    pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles,
-                              window=args.window, slice_axis=args.slice_axis, slice_index=args.slice_index)
-    config = _config(args, pair)
     trainer = SinGANSegTrainer(config, device=device, progress=not args.quiet, log_dir=args.tensorboard)
     model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume, source=pair.source)
     print(f"wrote {out}: {model.num_scales} scales {model.shapes[0]} -> {model.shapes[-1]}, "

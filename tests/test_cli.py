@@ -167,3 +167,18 @@ def test_ctrl_c_gives_one_line_and_a_resumable_checkpoint(tmp_path, capsys, monk
     assert load_model(out)[1].complete is False
     monkeypatch.setattr(trainer.SinGANSegTrainer, "_train_scale", original)
     assert main(TRAIN + ["--out", str(out), "--resume"]) == 0 and load_model(out)[1].complete
+
+
+def test_resume_checks_the_data_and_says_which_options_it_keeps(cli_model, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "m.pt"
+    shutil.copy(cli_model, copy)
+    flipped = tmp_path / "flipped.png"
+    Image.fromarray(np.array(Image.open(NUCLEI_IMAGE))[:, ::-1]).save(flipped)
+    other_image = ["train", "--image", str(flipped)] + TRAIN[3:]
+    assert main(other_image + ["--out", str(copy), "--resume"]) == 2  # finished, but on another image
+    assert "was trained on other data" in capsys.readouterr().err
+    assert main(TRAIN + ["--out", str(copy), "--resume", "--max-size", "40"]) == 0
+    captured = capsys.readouterr()
+    assert "pyramid.max_size: 32 kept (asked 40)" in captured.err and "already complete" in captured.out

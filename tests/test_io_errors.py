@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +104,25 @@ def test_foreign_checkpoints(tmp_path):
     torch.save({"format": "monai-singanseg", "format_version": 99}, newer)
     with pytest.raises(SinGANSegInputError, match="version 99"):
         load_model(newer)
+
+
+def test_a_checkpoint_missing_a_generator_is_damaged(nuclei_model, tmp_path):
+    from monai_singanseg import SinGANSeg
+
+    _, path = nuclei_model
+    payload = torch.load(path, weights_only=True)
+    payload["generators"] = payload["generators"][:-1]
+    broken = tmp_path / "broken.pt"
+    torch.save(payload, broken)
+    with pytest.raises(SinGANSegInputError, match=r"broken\.pt: damaged .*generators"):
+        SinGANSeg.load(broken)
+
+
+def test_outputs_follow_the_umask_not_the_temporary_files_private_mode(nuclei_model, tmp_path):
+    model, _ = nuclei_model
+    old = os.umask(0o022)
+    try:
+        model.save(tmp_path / "shared.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "shared.pt").st_mode) == 0o644

@@ -107,3 +107,19 @@ def test_items_with_equal_pyramids_train_in_groups(tmp_path):
         model, state = load_model(out / f"case_{i}.pt")
         assert state.complete and model.trained_scales == model.num_scales
     assert main(["train-many", str(datalist), "--out", str(out), "--group-size", "0"] + TINY) == 2
+
+
+def test_a_finished_model_of_other_data_or_options_is_not_kept(tmp_path, capsys):
+    datalist = _datalist(tmp_path, 2)
+    out = tmp_path / "models"
+    assert main(["train-many", str(datalist), "--out", str(out)] + TINY) == 0
+    data = json.loads(datalist.read_text())
+    data["training"][0]["label"] = data["training"][1]["label"]  # the image now points at another mask
+    datalist.write_text(json.dumps(data))
+    assert main(["train-many", str(datalist), "--out", str(out)] + TINY) == 2
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    failed = {m["name"]: m for m in summary["models"] if m["status"] == "failed"}
+    assert list(failed) == ["case_0"] and "trained on other data" in failed["case_0"]["error"]
+    assert main(["train-many", str(datalist), "--out", str(out), "--seed", "5"] + TINY) == 2  # other options
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    assert all("seed: 0 kept (asked 5)" in m["error"] for m in summary["models"] if m["name"] == "case_1")

@@ -257,3 +257,11 @@ def test_synthetic_image_follows_an_earlier_intensity_normalisation(model_dir):
     torch.testing.assert_close(out.as_tensor(), raw_units.as_tensor() / 128.0, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="intensity_percentiles"):
         SinGANSegAugment(model_dir, match_intensity=True, intensity_percentiles=(99, 1))
+
+
+def test_a_label_that_is_not_binary_is_refused(model_dir, sample):
+    label = sample["label"].clone().float() / 255.0
+    label[0, :4, :4] = 0.5  # what a bilinear resize of a mask leaves behind
+    aug = SinGANSegAugment(model_dir, prob=1.0)
+    with pytest.raises(SinGANSegInputError, match="not binary"):
+        aug(sample["image"], label, name="nuclei_image")

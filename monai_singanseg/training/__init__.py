@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
-from monai_singanseg.training.trainer import ScaleStep, SinGANSegTrainer, TrainingItem, fingerprint, scale_seed
+from monai_singanseg.training.trainer import (
+    ScaleStep,
+    SinGANSegTrainer,
+    TrainingItem,
+    config_differences,
+    fingerprint,
+    scale_seed,
+    verify_checkpoint_data,
+)
 
 __all__ = [
     "ScaleStep",
     "SinGANSegTrainer",
     "TrainingItem",
+    "config_differences",
     "fingerprint",
     "gradient_penalty",
     "per_model_mean",
     "reconstruction_loss",
     "scale_seed",
+    "verify_checkpoint_data",
 ]

@@ -32,7 +32,12 @@ from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.io import load_training_pair, model_name
 from monai_singanseg.pyramid import scale_shapes
-from monai_singanseg.training.trainer import SinGANSegTrainer, TrainingItem
+from monai_singanseg.training.trainer import (
+    SinGANSegTrainer,
+    TrainingItem,
+    config_differences,
+    verify_checkpoint_data,
+)
 
 __all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "train_many"]
 
@@ -177,12 +182,17 @@ def train_many(
         record: dict[str, Any] = {"name": name, "image": images, "label": str(item["label"]), "rank": rank}
         try:
             status = _status(path)
+            pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles)
+            job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair))
+            if status != "missing":  # never keep or continue a model of other data or other options
+                changes = config_differences(verify_checkpoint_data(path, pair.real), job.config)
+                if changes:
+                    raise SinGANSegInputError(f"{path}: was trained with other options ({'; '.join(changes)}); "
+                                              "delete it or choose another --out.")
             if status == "complete":
                 record.update(status="skipped", seconds=time.perf_counter() - start)
                 report(record)
                 continue
-            pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles)
-            job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair))
             key = _group_key(job, path, status)
         except Exception as err:  # one failing image must not stop the others
             record.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)

@@ -45,7 +45,8 @@ from monai_singanseg.networks import (
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
 
-__all__ = ["ScaleStep", "SinGANSegTrainer", "TrainingItem", "fingerprint", "scale_seed"]
+__all__ = ["ScaleStep", "SinGANSegTrainer", "TrainingItem", "config_differences", "fingerprint", "scale_seed",
+           "verify_checkpoint_data"]
 
 if TYPE_CHECKING:
     from monai_singanseg.training.tensorboard import TensorBoardLog
@@ -56,6 +57,34 @@ logger = logging.getLogger(__name__)
 def fingerprint(real: torch.Tensor) -> str:
     """SHA-256 of the training tensor: identifies the data in a checkpoint without storing it."""
     return hashlib.sha256(real.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
+
+
+def verify_checkpoint_data(path: str | os.PathLike, real: torch.Tensor) -> SinGANSegConfig:
+    """Refuse a checkpoint trained on other data than ``real`` ``(C, *spatial)``; return its config.
+
+    Raises:
+        SinGANSegInputError: the checkpoint holds no training state, or its data fingerprint differs.
+    """
+    from monai_singanseg.checkpoint import read_checkpoint, training_state
+
+    payload = read_checkpoint(path)
+    state = training_state(payload)
+    if state is None or state.fingerprint != fingerprint(real.unsqueeze(0)):
+        raise SinGANSegInputError(f"{path}: was trained on other data (or holds no training state).")
+    return SinGANSegConfig.from_json(payload["config"])
+
+
+def config_differences(stored: SinGANSegConfig, asked: SinGANSegConfig) -> list[str]:
+    """``"pyramid.max_size: 64 kept (asked 128)"`` for every field where ``asked`` differs from ``stored``."""
+
+    def flat(data: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in data.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+        return out
+
+    old, new = flat(stored.to_dict()), flat(asked.to_dict())
+    return [f"{k}: {old[k]!r} kept (asked {new[k]!r})" for k in sorted(old) if old[k] != new.get(k)]
 
 
 def scale_seed(seed: int, scale: int) -> int:
@@ -383,6 +412,9 @@ class SinGANSegTrainer:
                 raise SinGANSegInputError(
                     f"{checkpoint}: cannot resume: it was trained on other data (or holds no training state)."
                 )
+            if item.config is not None:
+                for change in config_differences(model.config, item.config):
+                    logger.warning("%s: resuming with the checkpoint's options: %s", checkpoint, change)
             critic = None if state.critic is None else drop_norm_biases(state.critic)
         else:
             config = (item.config or self.config).validate()

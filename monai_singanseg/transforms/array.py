@@ -227,7 +227,14 @@ class SinGANSegAugment(RandomizableTransform):
             fake_label = index
         else:
             # the label's foreground value (1 after AsDiscreted, 255 from a PNG); plain tensor: MetaTensor ops are slow
-            top = float(label_t.as_subclass(torch.Tensor).max()) if label_t.numel() else 0.0
+            plain = label_t.as_subclass(torch.Tensor)
+            top = float(plain.max()) if label_t.numel() else 0.0
+            if bool(((plain != 0) & (plain != top)).any()):  # e.g. 0/0.5/1 from an interpolating resize
+                raise SinGANSegInputError(
+                    f"{name or 'sample'}: the label is not binary (values other than 0 and {top:g}); the model "
+                    f"{self.bank.path(model_name) or model_name} makes binary masks. Threshold it first "
+                    "(AsDiscreted) or resize labels with mode='nearest'."
+                )
             fake_label = index * (top if top > 0 else 1.0)
         out_image = convert_to_dst_type(fake_image.to(torch.as_tensor(image).device), image, dtype=image.dtype)[0]
         out_label = convert_to_dst_type(fake_label.to(label_t.device), label, dtype=label.dtype)[0]
