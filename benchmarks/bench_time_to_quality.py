@@ -65,12 +65,18 @@ def load_pair(name: str):
     return prepare_training_pair(torch.from_numpy(image), torch.from_numpy(mask), "MNI152 T1", "MNI152 WM > 0.5")
 
 
-def make_config(pair, max_size: int, schedule: str, iters: int, seed: int) -> SinGANSegConfig:
+def make_config(pair, max_size: int, schedule: str, iters: int, seed: int, overrides: str = "") -> SinGANSegConfig:
+    """The run's config; ``overrides`` like ``"optim.generator_steps=2,optim.plateau_tolerance=0.01"``."""
     config = SinGANSegConfig.for_schedule(schedule, spatial_dims=pair.spatial_dims,
                                           image_channels=pair.image_channels, mask_channels=pair.labels.channels,
                                           seed=seed)
     config.pyramid.max_size = max_size
     config.optim.iters_per_scale = iters
+    for item in filter(None, overrides.split(",")):
+        key, value = item.split("=")
+        section, name = key.split(".")
+        owner = getattr(config, section)
+        setattr(owner, name, type(getattr(owner, name))(value))
     return config.validate()
 
 
@@ -97,10 +103,12 @@ def run(args: argparse.Namespace) -> None:
     pair = load_pair(args.data)
     for iters in args.iters:
         key = {"data": args.data, "max_size": args.max_size, "schedule": args.schedule, "iters": iters,
-               "threads": args.threads, "seed": args.seed, "device": args.device}
+               "threads": args.threads, "seed": args.seed, "device": args.device, "overrides": args.set}
         where = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
-        path = MODELS / f"{args.data}_{args.max_size}_{args.schedule}_{iters}_t{args.threads}_s{args.seed}{where}.pt"
-        config = make_config(pair, args.max_size, args.schedule, iters, args.seed)
+        variant = "" if not args.set else "_" + args.set.replace("optim.", "").replace("=", "").replace(",", "_")
+        path = MODELS / (f"{args.data}_{args.max_size}_{args.schedule}{variant}_{iters}_t{args.threads}_s{args.seed}"
+                         f"{where}.pt")
+        config = make_config(pair, args.max_size, args.schedule, iters, args.seed, args.set)
         resume = path.exists()
         start = time.perf_counter()
         model = SinGANSegTrainer(config, device=args.device, progress=not args.quiet).fit(
@@ -114,7 +122,8 @@ def run(args: argparse.Namespace) -> None:
                   "wall_seconds_this_call": round(wall, 2), "torch": torch.__version__,
                   "date": time.strftime("%Y-%m-%d"), **measure(model, real, args.num, args.seed)}
         records = json.loads(RECORDS.read_text()) if RECORDS.exists() else []  # read late: runs may go in parallel
-        records = [r for r in records if any(r.get(k, "cpu") != v for k, v in key.items())] + [record]
+        defaults = {"device": "cpu", "overrides": ""}
+        records = [r for r in records if any(r.get(k, defaults.get(k)) != v for k, v in key.items())] + [record]
         RECORDS.parent.mkdir(parents=True, exist_ok=True)
         RECORDS.write_text(json.dumps(records, indent=1))
         print(json.dumps(record), flush=True)
@@ -130,18 +139,24 @@ def timing(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     records = json.loads(RECORDS.read_text())
     timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
-    for data, size, schedule in sorted({(r["data"], r["max_size"], r["schedule"]) for r in records}):
+    for data, size, schedule, overrides in sorted({(r["data"], r["max_size"], r["schedule"], r.get("overrides", ""))
+                                                   for r in records}):
+        key = f"{data}/{size}/{schedule}{overrides and '+' + overrides}/{args.device}/{args.threads}"
+        if key in timings and not args.again:
+            continue
         pair = load_pair(data)
-        config = make_config(pair, size, schedule, 1, 0)
+        config = make_config(pair, size, schedule, 1, 0, overrides)
         _, seconds = seconds_per_iteration(config, [(pair.real, pair)], args.device, args.measure)
-        timings[f"{data}/{size}/{schedule}/{args.device}/{args.threads}"] = [round(s, 5) for s in seconds]
-        print(data, size, schedule, [round(s, 4) for s in seconds], flush=True)
+        timings[key] = [round(s, 5) for s in seconds]
+        print(key, [round(s, 4) for s in seconds], flush=True)
     TIMINGS.write_text(json.dumps(timings, indent=1))
 
 
 def estimated_seconds(record: dict, timings: dict, device: str, threads: int) -> float | None:
     """Training seconds on an idle machine: iterations run at each scale x measured seconds per iteration there."""
-    seconds = timings.get(f"{record['data']}/{record['max_size']}/{record['schedule']}/{device}/{threads}")
+    overrides = record.get("overrides", "")
+    seconds = timings.get(f"{record['data']}/{record['max_size']}/{record['schedule']}"
+                          f"{overrides and '+' + overrides}/{device}/{threads}")
     if seconds is None:
         return None
     return sum(n * s for n, s in zip(record["iterations_run"], seconds))
@@ -171,7 +186,8 @@ def table(args: argparse.Namespace) -> None:
             if r["idle_seconds"] and base["idle_seconds"]:
                 time_ratio = f"1/{base['idle_seconds'] / r['idle_seconds']:.1f}"
         run = ",".join(str(n) for n in r["iterations_run"])
-        lines.append(f"| {r['data']} | {r['max_size']} | {r['schedule']} | {r['iters']} ({run}) | {minutes} | "
+        schedule = r["schedule"] + (f" ({r['overrides']})" if r.get("overrides") else "")
+        lines.append(f"| {r['data']} | {r['max_size']} | {schedule} | {r['iters']} ({run}) | {minutes} | "
                      f"{r['swd']:.4f} | {r['diversity']:.3f} | {r['fg_error']:.4f} | {r['rec_mse']:.5f} | "
                      f"{time_ratio} | {ratios} |")
     text = "\n".join(lines) + "\n"
@@ -182,12 +198,15 @@ def table(args: argparse.Namespace) -> None:
     fig, axes = plt.subplots(len(groups), len(metrics), figsize=(4 * len(metrics), 3 * len(groups)), squeeze=False)
     for row, group in zip(axes, groups):
         for ax, metric in zip(row, metrics):
-            for schedule, style in (("faithful", "o-"), ("fast", "s-")):
-                points = sorted((r for r in records if (r["data"], r["max_size"]) == group
-                                 and r["schedule"] == schedule and r["idle_seconds"]), key=lambda r: r["idle_seconds"])
+            variants = sorted({(r["schedule"], r.get("overrides", "")) for r in records
+                               if (r["data"], r["max_size"]) == group})
+            for schedule, overrides in variants:
+                points = sorted((r for r in records if (r["data"], r["max_size"]) == group and r["idle_seconds"]
+                                 and (r["schedule"], r.get("overrides", "")) == (schedule, overrides)),
+                                key=lambda r: r["idle_seconds"])
                 if points:
-                    ax.plot([p["idle_seconds"] / 60 for p in points], [p[metric] for p in points], style,
-                            label=schedule)
+                    ax.plot([p["idle_seconds"] / 60 for p in points], [p[metric] for p in points],
+                            "o-" if schedule == "faithful" else "s-", label=f"{schedule} {overrides}".strip())
             ax.set_xscale("log")
             ax.set_xlabel("training minutes (log)")
             ax.set_title(f"{group[0]} {group[1]} px: {metric}", fontsize=9)
@@ -208,12 +227,14 @@ def main() -> None:
     r.add_argument("--num", type=int, default=24)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
+    r.add_argument("--set", default="", help="config overrides, e.g. optim.generator_steps=2,optim.gp_every=2")
     r.add_argument("--quiet", action="store_true")
     for name in ("timing", "table"):
         t = sub.add_parser(name)
         t.add_argument("--threads", type=int, default=2)
         t.add_argument("--device", default="cpu")
         t.add_argument("--measure", type=int, default=4, help="iterations timed per scale (timing)")
+        t.add_argument("--again", action="store_true", help="measure configs that have timings already (timing)")
     args = parser.parse_args()
     {"run": run, "timing": timing, "table": table}[args.command](args)
 

@@ -123,3 +123,15 @@ def test_a_finished_model_of_other_data_or_options_is_not_kept(tmp_path, capsys)
     assert main(["train-many", str(datalist), "--out", str(out), "--seed", "5"] + TINY) == 2  # other options
     summary = json.loads((out / SUMMARY_NAME).read_text())
     assert all("seed: 0 kept (asked 5)" in m["error"] for m in summary["models"] if m["name"] == "case_1")
+
+
+def test_an_item_without_label_is_reported_and_the_others_train(tmp_path):
+    datalist = _datalist(tmp_path, 2)
+    data = json.loads(datalist.read_text())
+    del data["training"][1]["label"]
+    datalist.write_text(json.dumps(data))
+    out = tmp_path / "models"
+    assert main(["train-many", str(datalist), "--out", str(out)] + TINY) == 2
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    assert (summary["done"], summary["failed"]) == (1, 1)
+    assert "case_1 has no 'label'" in [m for m in summary["models"] if m["status"] == "failed"][0]["error"]

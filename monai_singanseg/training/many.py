@@ -179,8 +179,10 @@ def train_many(
         name = model_name(images[0])
         path = out_dir / f"{name}.pt"
         start = time.perf_counter()
-        record: dict[str, Any] = {"name": name, "image": images, "label": str(item["label"]), "rank": rank}
+        record: dict[str, Any] = {"name": name, "image": images, "label": str(item.get("label")), "rank": rank}
         try:
+            if "label" not in item:
+                raise SinGANSegInputError(f"{datalist}: item {name} has no 'label'.")
             status = _status(path)
             pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles)
             job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair))
