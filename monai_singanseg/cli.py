@@ -251,7 +251,12 @@ def _train_many(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from monai_singanseg.checkpoint import read_checkpoint, training_state
     from monai_singanseg.io import load_training_pair
-    from monai_singanseg.training import SinGANSegTrainer, config_differences, verify_checkpoint_data
+    from monai_singanseg.training import (
+        SinGANSegTrainer,
+        check_trainable,
+        config_differences,
+        verify_checkpoint_data,
+    )
 
     out = Path(args.out)
     device = _device(args.device)
@@ -262,6 +267,7 @@ def _train(args: argparse.Namespace) -> None:
     pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles,
                               window=args.window, slice_axis=args.slice_axis, slice_index=args.slice_index)
     config = _config(args, pair)
+    check_trainable(pair.real.shape[1:], config, str(args.image[0]))
     if resume:
         stored = verify_checkpoint_data(out, pair.real)
         for change in config_differences(stored, config):

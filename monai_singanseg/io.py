@@ -292,6 +292,11 @@ def load_training_pair(
         if not high > low:
             raise SinGANSegInputError(f"window ({low}, {high}): the high end must exceed the low end.")
         intensity = IntensityMapping([low] * stacked.shape[0], [high] * stacked.shape[0])
+    if stacked.ndim - 1 not in (2, 3):
+        raise SinGANSegInputError(
+            f"{images[0]}: a {stacked.ndim - 1}D image of shape {tuple(stacked.shape[1:])} (after dropping axes of "
+            "size 1); 2D images and 3D volumes are supported."
+        )
     pair = prepare_training_pair(stacked, label_t, str(images[0]), str(label), num_classes, percentiles, intensity)
     meta["affine"] = affine
     meta["contrasts"] = [model_name(p) for p in images]

@@ -182,3 +182,16 @@ def test_resume_checks_the_data_and_says_which_options_it_keeps(cli_model, tmp_p
     assert main(TRAIN + ["--out", str(copy), "--resume", "--max-size", "40"]) == 0
     captured = capsys.readouterr()
     assert "pyramid.max_size: 32 kept (asked 40)" in captured.err and "already complete" in captured.out
+
+
+@pytest.mark.parametrize("rows, message", [(2, "is too thin"), (1, "a 1D image of shape (256,)")])
+def test_an_image_thinner_than_the_critic_is_refused_with_its_name(tmp_path, capsys, rows, message):
+    image, label = np.array(Image.open(NUCLEI_IMAGE))[:rows], np.array(Image.open(NUCLEI_LABEL))[:rows]
+    label[:, 10:20] = 255  # a real strip of the nuclei crop, with some foreground for sure
+    Image.fromarray(image).save(tmp_path / "strip.png")
+    Image.fromarray(label).save(tmp_path / "strip_label.png")
+    args = ["train", "--image", str(tmp_path / "strip.png"), "--label", str(tmp_path / "strip_label.png"),
+            "--out", str(tmp_path / "m.pt"), "--iters", "1", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "strip.png" in err and message in err and "Traceback" not in err

@@ -45,8 +45,8 @@ from monai_singanseg.networks import (
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
 
-__all__ = ["ScaleStep", "SinGANSegTrainer", "TrainingItem", "config_differences", "fingerprint", "scale_seed",
-           "verify_checkpoint_data"]
+__all__ = ["ScaleStep", "SinGANSegTrainer", "TrainingItem", "check_trainable", "config_differences", "fingerprint",
+           "scale_seed", "verify_checkpoint_data"]
 
 if TYPE_CHECKING:
     from monai_singanseg.training.tensorboard import TensorBoardLog
@@ -72,6 +72,21 @@ def verify_checkpoint_data(path: str | os.PathLike, real: torch.Tensor) -> SinGA
     if state is None or state.fingerprint != fingerprint(real.unsqueeze(0)):
         raise SinGANSegInputError(f"{path}: was trained on other data (or holds no training state).")
     return SinGANSegConfig.from_json(payload["config"])
+
+
+def check_trainable(spatial_shape: Sequence[int], config: SinGANSegConfig, name: str = "training image") -> None:
+    """Refuse an image whose pyramid has a side thinner than the critic's receptive field.
+
+    The critic's ``num_layers`` unpadded convolutions need at least ``num_layers * (kernel_size - 1) + 1`` pixels
+    per side (11 with the defaults) at every scale.
+    """
+    need = config.network.num_layers * (config.network.kernel_size - 1) + 1
+    shapes = scale_shapes(spatial_shape, config.pyramid)
+    if min(shapes[0]) < need:
+        raise SinGANSegInputError(
+            f"{name}: shape {tuple(spatial_shape)} is too thin: its pyramid starts at {shapes[0]}, and the critic's "
+            f"{config.network.num_layers} convolutions need at least {need} pixels on every side."
+        )
 
 
 def config_differences(stored: SinGANSegConfig, asked: SinGANSegConfig) -> list[str]:
@@ -423,6 +438,7 @@ class SinGANSegTrainer:
                     f"training tensor has {real.shape[1]} channels, the config expects {config.channels} "
                     f"({config.image_channels} image + {config.mask_channels} mask)."
                 )
+            check_trainable(real.shape[2:], config, str(checkpoint))
             shapes = scale_shapes(real.shape[2:], config.pyramid)
             model = SinGANSeg(config, shapes, item.intensity, item.labels, item.source).to(self.device)
             state, critic = TrainingState(data_id, complete=False), None
