@@ -166,6 +166,8 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _harmonize(args: argparse.Namespace) -> None:
+    import torch
+
     from monai_singanseg.checkpoint import load_model
     from monai_singanseg.harmonization import harmonize
     from monai_singanseg.io import read_image, write_image
@@ -179,6 +181,14 @@ def _harmonize(args: argparse.Namespace) -> None:
     if existing and not args.overwrite:
         raise SinGANSegInputError(f"{existing[0]}: already exists; pass --overwrite or choose another --out.")
     donor, donor_mask = read_image(args.donor_image), read_image(args.donor_label)
+    for path, value in ((args.image, target), (args.donor_image, donor), (args.donor_label, donor_mask)):
+        if not bool(torch.isfinite(value.as_tensor()).all()):
+            raise SinGANSegInputError(f"{path}: holds NaN or infinite values.")
+        if value.ndim - 1 != model.config.spatial_dims:
+            raise SinGANSegInputError(f"{path}: a {value.ndim - 1}D image; the model {args.model} is "
+                                      f"{model.config.spatial_dims}D.")
+    if float(donor_mask.max()) <= 0:
+        raise SinGANSegInputError(f"{args.donor_label}: empty mask (no lesion to paste).")
     if tuple(donor.shape[1:]) != tuple(donor_mask.shape[1:]):
         raise SinGANSegInputError(f"{args.donor_label}: size {tuple(donor_mask.shape[1:])} does not match the donor "
                                   f"image {tuple(donor.shape[1:])}.")

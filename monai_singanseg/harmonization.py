@@ -122,8 +122,13 @@ def harmonize(
             f"donor {donor.shape[0]}."
         )
     if not 0 <= at_scale < model.num_scales:
-        raise SinGANSegInputError(f"--at-scale must lie in [0, {model.num_scales - 1}].")
+        raise SinGANSegInputError(f"the scale of injection must lie in [0, {model.num_scales - 1}], got {at_scale}.")
     target, donor, donor_mask = (torch.as_tensor(t).float().cpu() for t in (target, donor, donor_mask))
+    for name, value in (("target", target), ("donor", donor), ("donor mask", donor_mask)):
+        if value.ndim - 1 != cfg.spatial_dims:
+            raise SinGANSegInputError(f"{name}: a {value.ndim - 1}D image for a {cfg.spatial_dims}D model.")
+        if not bool(torch.isfinite(value).all()):
+            raise SinGANSegInputError(f"{name}: holds NaN or infinite values.")
     composite, pasted = paste_lesion(target, donor, donor_mask, location, region, np.random.RandomState(seed))
     x = model.intensity.normalize(composite)
     if cfg.mask_channels:

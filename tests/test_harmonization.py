@@ -170,3 +170,28 @@ def test_3d_cli_harmonize_writes_nifti_with_the_target_affine(mni_3d, tmp_path):
         written = nib.load(out / f"{name}.nii.gz")
         assert written.shape == (24, 24, 20) and np.allclose(written.affine, affine)
     assert set(np.unique(nib.load(out / "harmonized_label.nii.gz").get_fdata())) == {0.0, 1.0}
+
+
+def test_harmonize_refuses_nan_other_dimensions_and_empty_donors_by_file(nuclei_model, tmp_path, real, capsys):
+    _, path = nuclei_model
+    image, donor_mask = real
+    donor_label = tmp_path / "donor_label.png"
+    Image.fromarray(donor_mask[0].numpy().T.astype(np.uint8)).save(donor_label)
+    nan_target = tmp_path / "nan_target.nii.gz"
+    with_nan = image[0].numpy().astype(np.float32).copy()
+    with_nan[5, 5] = np.nan
+    nib.save(nib.Nifti1Image(with_nan, np.eye(4)), nan_target)
+    volume = tmp_path / "volume.nii.gz"
+    nib.save(nib.Nifti1Image(np.repeat(image[0].numpy()[..., None], 12, -1).astype(np.float32), np.eye(4)), volume)
+    empty = tmp_path / "empty.png"
+    Image.fromarray(np.zeros((256, 256), np.uint8)).save(empty)
+    base = ["harmonize", str(path), "--donor-image", str(NUCLEI_IMAGE), "--at-scale", "1", "--out",
+            str(tmp_path / "h")]
+    for target, label, message in ((nan_target, donor_label, "nan_target.nii.gz: holds NaN"),
+                                   (volume, donor_label, "volume.nii.gz: a 3D image; the model"),
+                                   (NUCLEI_IMAGE, empty, "empty.png: empty mask")):
+        assert main(base + ["--image", str(target), "--donor-label", str(label)]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()
+    with pytest.raises(SinGANSegInputError, match="3D image for a 2D model"):
+        harmonize(nuclei_model[0], image.unsqueeze(-1).repeat(1, 1, 1, 12), image, donor_mask, 1)
