@@ -21,7 +21,6 @@ training image itself is never stored: only a SHA-256 fingerprint used to refuse
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,13 @@ import torch
 
 from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.files import atomic_write
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "TrainingState",
-    "atomic_write",
     "load_model",
     "read_checkpoint",
     "save_model",
@@ -72,32 +71,6 @@ class TrainingState:
     def from_dict(cls, data: dict[str, Any]) -> TrainingState:
         return cls(str(data["fingerprint"]), bool(data.get("complete", True)), data.get("critic"),
                    list(data.get("log", [])))
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    A crash mid-write leaves the old file (if any) intact, never a half-written one. The file gets the mode a plain
-    ``open`` would give it (``0o666`` less the umask), not the temporary file's private ``0o600``, so outputs on a
-    shared file system stay readable by the group as the user's umask intends.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # reading the umask means setting it: put it straight back
-    os.umask(mask)
-    return mask
 
 
 def save_model(model, path: str | os.PathLike, training: TrainingState | None = None) -> None:

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_singanseg.checkpoint import atomic_write, load_model
+from monai_singanseg.checkpoint import load_model
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.io import write_image
+from monai_singanseg.files import atomic_write, atomic_write_together, check_output_folder
+from monai_singanseg.io import image_writer
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.visualize import save_pair_grid
 
@@ -59,11 +60,18 @@ def write_samples(
         One datalist item per pair: ``{"image": path or [paths], "label": path}``.
     """
     cfg = model.config
-    fmt = fmt or ("png" if cfg.spatial_dims == 2 and cfg.image_channels in (1, 3) else "nii.gz")
+    # PNG holds 2D images of 1 or 3 channels with values 0..65535: CT windows in HU, say, need NIfTI
+    png_range = min(model.intensity.lower) >= 0 and max(model.intensity.upper) <= 65535
+    fmt = fmt or ("png" if cfg.spatial_dims == 2 and cfg.image_channels in (1, 3) and png_range else "nii.gz")
     if fmt == "png" and (cfg.spatial_dims != 2 or cfg.image_channels not in (1, 3)):
         raise SinGANSegInputError(
             f"{name}: PNG holds 2D images of 1 or 3 channels; this model makes {cfg.spatial_dims}D images "
             f"with {cfg.image_channels} channels: use nii.gz."
+        )
+    if fmt == "png" and not png_range:
+        raise SinGANSegInputError(
+            f"{name}: the model's intensities span {min(model.intensity.lower):g}..{max(model.intensity.upper):g}; "
+            "PNG holds 0..65535 only: use nii.gz."
         )
     if num < 1:
         raise SinGANSegInputError("the number of samples must be >= 1.")
@@ -73,12 +81,15 @@ def write_samples(
         model.scaled_shapes(scale_ratio)
     except ValueError as err:
         raise SinGANSegInputError(f"scale ratio: {err}") from err
-    out = Path(out)
+    out = check_output_folder(out)
     contrasts = model.source.get("contrasts") or []
     image_names = contrasts if fmt == "nii.gz" and len(contrasts) == cfg.image_channels > 1 else ["image"]
     names = [([out / f"{prefix}_{i:04d}_{n}.{fmt}" for n in image_names], out / f"{prefix}_{i:04d}_label.{fmt}")
              for i in range(num)]
-    existing = [str(p) for images, label in names for p in [*images, label] if p.exists()]
+    preview = out / (f"{prefix}_preview.png" if prefix != "sample" else "preview.png")
+    # every earlier sample of this prefix counts, in any format and number, and the preview: nothing is mixed in
+    earlier = sorted(p for p in out.glob(f"{prefix}_[0-9][0-9][0-9][0-9]_*") if p.is_file())
+    existing = earlier + ([preview] if preview.exists() else [])
     if existing and not overwrite:
         raise SinGANSegInputError(f"{existing[0]}: already exists ({len(existing)} files); overwrite or choose "
                                   "another output folder.")
@@ -94,6 +105,8 @@ def write_samples(
                 raise SinGANSegInputError(f"{name}: VGG style refinement works on 2D images; use --style histogram.")
             style_options["features"] = load_vgg_features(style_options.pop("weights", None), pooling="avg",
                                                           device=model.device)[0]
+    for stale in earlier:  # overwriting: the older samples go, so the folder holds this run's pairs only
+        stale.unlink()
     generator = torch.Generator(device=model.device).manual_seed(seed)
     images, labels = [], []
     for first in range(0, num, batch_size):
@@ -106,13 +119,12 @@ def write_samples(
         for i in range(count):
             image_paths, label_path = names[first + i]
             parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
-            for part, path in zip(parts, image_paths):
-                write_image(part, path, meta)
-            write_image(label[i], label_path, meta, is_label=True)
+            # an image and its label appear together or not at all
+            atomic_write_together([(p, image_writer(part, p, meta)) for part, p in zip(parts, image_paths)]
+                                  + [(label_path, image_writer(label[i], label_path, meta, is_label=True))])
         images.append(image[:16].cpu())
         labels.append(label[:16].cpu())
-    save_pair_grid(out / f"{prefix}_preview.png" if prefix != "sample" else out / "preview.png",
-                   torch.cat(images)[:16], torch.cat(labels)[:16], title=f"{name}: start scale {start_scale}",
+    save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=f"{name}: start scale {start_scale}",
                    intensity_range=(model.intensity.lower, model.intensity.upper))
     return [{"image": [str(p) for p in imgs] if len(imgs) > 1 else str(imgs[0]), "label": str(lab)}
             for imgs, lab in names]

@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,22 @@ import torch
 from monai.data import MetaTensor, PILWriter
 from monai.transforms import LoadImage
 
-from monai_singanseg.checkpoint import atomic_write
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.files import atomic_write
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
-__all__ = ["OUTPUT_FORMATS", "TrainingPair", "load_training_pair", "model_name", "prepare_training_pair", "read_image", "read_stacked_images", "write_image"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "TrainingPair",
+    "check_percentiles",
+    "image_writer",
+    "load_training_pair",
+    "model_name",
+    "prepare_training_pair",
+    "read_image",
+    "read_stacked_images",
+    "write_image",
+]
 
 OUTPUT_FORMATS = ("png", "nii.gz")
 _SUFFIXES = (".nii.gz", ".pt", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".mha", ".nrrd")
@@ -321,16 +332,24 @@ def write_image(
     NIfTI output (nibabel) carries the affine from ``meta`` (the source image's); PNG output (MONAI's PILWriter) is
     8-bit, 16-bit when values exceed 255. Labels are written as integers.
     """
-    path = Path(path)
+    atomic_write(path, image_writer(array, path, meta, is_label))
+
+
+def image_writer(
+    array: torch.Tensor | np.ndarray,
+    path: str | os.PathLike,
+    meta: dict[str, Any] | None = None,
+    is_label: bool = False,
+) -> Callable[[str], None]:
+    """The function that writes ``array`` as :func:`write_image` does, to the file name it is given (for
+    :func:`~monai_singanseg.files.atomic_write_together`, which writes an image and its label as one)."""
     data = np.asarray(torch.as_tensor(array).detach().cpu().numpy())
-    fmt = "png" if path.suffix.lower() == ".png" else "nii.gz"
-    if fmt == "png":
+    if Path(path).suffix.lower() == ".png":
         data = np.clip(np.rint(data), 0, 65535)
-        writer = PILWriter(output_dtype=_output_dtype(data, fmt), scale=None)
+        writer = PILWriter(output_dtype=_output_dtype(data, "png"), scale=None)
         writer.set_data_array(data, channel_dim=0, squeeze_end_dims=True)
         writer.set_metadata({}, resample=False)
-        atomic_write(path, lambda tmp: writer.write(tmp))
-        return
+        return lambda tmp: writer.write(tmp)
     # nibabel directly: MONAI's NibabelWriter pads 2D arrays to 4D and cannot squeeze them without resampling
     import nibabel as nib
 
@@ -343,4 +362,4 @@ def write_image(
             data = data[:, :, None, :]
     dtype = np.uint8 if is_label and data.min() >= 0 and data.max() <= 255 else np.float32
     image = nib.Nifti1Image(data.astype(dtype), affine)
-    atomic_write(path, lambda tmp: nib.save(image, tmp))
+    return lambda tmp: nib.save(image, tmp)

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from monai_singanseg.checkpoint import atomic_write
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.files import atomic_write
 from monai_singanseg.metrics import (
     FeatureExtractor,
     foreground,

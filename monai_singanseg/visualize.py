@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_singanseg.checkpoint import atomic_write
+from monai_singanseg.files import atomic_write
 
 __all__ = ["display_slice", "pyplot", "save_figure", "save_pair_grid"]
 

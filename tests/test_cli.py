@@ -195,3 +195,55 @@ def test_an_image_thinner_than_the_critic_is_refused_with_its_name(tmp_path, cap
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "strip.png" in err and message in err and "Traceback" not in err
+
+
+def test_sample_output_folder_rules(cli_model, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("user data")
+    assert main(["sample", str(cli_model), "--num", "1", "--out", str(a_file)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err and a_file.read_text() == "user data"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "preview.png").write_bytes(b"my own picture")
+    assert main(["sample", str(cli_model), "--num", "1", "--out", str(mine)]) == 2
+    assert (mine / "preview.png").read_bytes() == b"my own picture"
+    out = tmp_path / "s"
+    assert main(["sample", str(cli_model), "--num", "3", "--out", str(out), "--format", "nii.gz"]) == 0
+    assert main(["sample", str(cli_model), "--num", "2", "--out", str(out)]) == 2  # other format: not mixed in
+    assert "already exists" in capsys.readouterr().err
+    assert main(["sample", str(cli_model), "--num", "2", "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["preview.png", "sample_0000_image.png", "sample_0000_label.png",
+                                                     "sample_0001_image.png", "sample_0001_label.png"]
+
+
+def test_an_interrupted_pair_leaves_neither_file(tmp_path):
+    from monai_singanseg.files import atomic_write_together
+
+    def fail(_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_together([(tmp_path / "a_image.png", lambda t: open(t, "wb").write(b"x")),
+                               (tmp_path / "a_label.png", fail)])
+    assert list(tmp_path.iterdir()) == []  # no image without its label, and no temporary file
+
+
+def test_a_pair_interrupted_between_its_renames_leaves_neither_file(tmp_path, monkeypatch):
+    import os
+
+    from monai_singanseg import files
+
+    calls = []
+    original = os.replace
+
+    def replace_then_stop(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # SIGTERM arriving after the image, before the label
+        original(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_write_together([(tmp_path / "b_image.png", lambda t: open(t, "wb").write(b"x")),
+                                     (tmp_path / "b_label.png", lambda t: open(t, "wb").write(b"y"))])
+    assert list(tmp_path.iterdir()) == []

@@ -154,6 +154,10 @@ def test_cli_trains_on_a_real_ct_slice_and_samples_nifti_in_hu_on_its_grid(ct_bo
     expected[:3, :2] *= 128 / 32  # 0.66 mm pixels of the 128x128 slice, sampled at 32x32
     assert np.allclose(image.affine, expected, atol=1e-4)
     assert np.allclose(image.header.get_zooms(), [0.661468 * 4] * 2, atol=1e-4)
+    # HU below 0 do not fit a PNG: the default format is NIfTI, and PNG is refused with the reason
+    assert main(["sample", str(model_path), "--num", "1", "--out", str(tmp_path / "default")]) == 0
+    assert (tmp_path / "default" / "sample_0000_image.nii.gz").exists()
+    assert main(["sample", str(model_path), "--num", "1", "--out", str(tmp_path / "png"), "--format", "png"]) == 2
 
 
 # ---- a DICOM series written from a real MRI volume ----------------------------------------------------------------

@@ -27,9 +27,10 @@ import torch
 import torch.distributed as dist
 from monai.data import load_decathlon_datalist
 
-from monai_singanseg.checkpoint import atomic_write, read_checkpoint, training_state
+from monai_singanseg.checkpoint import read_checkpoint, training_state
 from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.files import atomic_write
 from monai_singanseg.io import load_training_pair, model_name
 from monai_singanseg.pyramid import scale_shapes
 from monai_singanseg.training.trainer import (
