@@ -155,18 +155,29 @@ def main() -> None:
             print(json.dumps(record), flush=True)
     import torch
 
-    meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "device": args.device,
-            "threads": args.threads, "schedule": args.schedule, "iters_per_scale": iters}
-    lines = [f"# Grouped training: models per hour ({meta})", "",
-             "| max size | K | scales | s per grouped iteration (coarsest → finest) | s per model | models/h | "
-             "peak RSS MiB | training MiB per model |", "| --- " * 8 + "|"]
+    # results accumulate over invocations (one row per schedule, size, K, threads), so sweeps can be run apart
+    name = f"grouped_{args.device.split(':')[0]}"
+    path = HERE / "results" / f"{name}.json"
+    saved = json.loads(path.read_text()) if path.exists() else []
+    saved = saved["records"] if isinstance(saved, dict) else saved
+    key = ("schedule", "size", "groups", "threads")
+    fresh = {tuple(r[k] for k in key) for r in records}
+    for r in records:
+        r.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
+    records = sorted([r for r in saved if tuple(r[k] for k in key) not in fresh] + records,
+                     key=lambda r: tuple(r[k] for k in key))
+    lines = [f"# Grouped training: models per hour on {args.device}", "",
+             "Models per hour = 3600 x K / (iterations per scale x seconds per grouped iteration, summed over "
+             "scales); iterations per scale: the schedule's maximum (600 fast, 2000 faithful).", "",
+             "| schedule | threads | max size | K | scales | s per grouped iteration (coarsest → finest) | "
+             "s per model | models/h | peak RSS MiB | training MiB per model |", "| --- " * 10 + "|"]
     for r in records:
         steps = " ".join(f"{s:.3f}" for s in r["seconds_per_iteration"])
-        lines.append(f"| {r['size']} | {r['groups']} | {len(r['scales'])} | {steps} | {r['seconds_per_model']:.0f} | "
-                     f"{r['models_per_hour']:.2f} | {r['peak_rss_mib']:.0f} | {r['training_mib_per_model']:.0f} |")
+        lines.append(f"| {r['schedule']} | {r['threads']} | {r['size']} | {r['groups']} | {len(r['scales'])} | "
+                     f"{steps} | {r['seconds_per_model']:.0f} | {r['models_per_hour']:.2f} | "
+                     f"{r['peak_rss_mib']:.0f} | {r['training_mib_per_model']:.0f} |")
     text = "\n".join(lines) + "\n"
-    name = f"grouped_{args.device.split(':')[0]}"
-    (HERE / "results" / f"{name}.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))
+    path.write_text(json.dumps(records, indent=1))
     (HERE / "results" / f"{name}.md").write_text(text)
     print(text)
 

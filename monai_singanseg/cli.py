@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--section", default="training", help="datalist key to train (default: training)")
     many.add_argument("--group-size", type=int, default=None,
                       help="train up to this many models with equal pyramid shapes side by side as one grouped "
-                           "network (default: 4 on a CPU, 32 on a GPU; 1 = one at a time)")
+                           "network (default: 1 on a CPU, where grouping does not pay, and 32 on a GPU)")
     _add_training_options(many)
 
     sample = sub.add_parser("sample", help="write new image + label pairs from a trained model")

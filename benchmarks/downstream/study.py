@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-size", type=int, default=128, help="SinGAN-Seg max size of the generators")
     parser.add_argument("--generator-iters", type=int, default=None, help="SinGAN-Seg iterations per scale "
                         "(default: the schedule's)")
-    parser.add_argument("--group-size", type=int, default=4)
+    parser.add_argument("--group-size", type=int, default=1, help="generators trained side by side (1 on a CPU)")
     parser.add_argument("--results", default=str(RESULTS), help="where results.json, the table and the plot go")
     parser.add_argument("--workdir", default=str(WORK), help="where the datasets and generators are kept")
     parser.add_argument("--report", action="store_true", help="only rebuild the table and plot")

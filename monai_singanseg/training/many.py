@@ -43,8 +43,11 @@ from monai_singanseg.training.trainer import (
 __all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "train_many"]
 
 SUMMARY_NAME = "train_many_summary.json"
-DEFAULT_GROUP_SIZE = {"cpu": 4, "cuda": 32}
-"""Models trained side by side by default, per device type (benchmarks/bench_grouped.py, docs/train_many.md)."""
+DEFAULT_GROUP_SIZE = {"cpu": 1, "cuda": 32}
+"""Models trained side by side by default, per device type. CPU: 1, because grouping did not pay there (the
+convolutions already keep the cores busy: 9.5 models/h per core at 96 px alone, 8.7 in groups of 4 or 16;
+benchmarks/results/grouped_cpu.md). CUDA: 32, from the launch-bound GPU profile (docs/benchmarks.md); not yet
+measured with grouping (benchmarks/gpu_check.sh does)."""
 
 
 @dataclass
