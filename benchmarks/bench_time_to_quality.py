@@ -194,6 +194,8 @@ def table(args: argparse.Namespace) -> None:
     (RESULTS / "time_to_quality.md").write_text(text)
     print(text)
     groups = sorted({(r["data"], r["max_size"]) for r in records})
+    labels = sorted({(r["schedule"], r.get("overrides", "")) for r in records})
+    colours = {label: f"C{i}" for i, label in enumerate(labels)}  # one colour per schedule in every panel
     plt = pyplot()
     fig, axes = plt.subplots(len(groups), len(metrics), figsize=(4 * len(metrics), 3 * len(groups)), squeeze=False)
     for row, group in zip(axes, groups):
@@ -206,12 +208,14 @@ def table(args: argparse.Namespace) -> None:
                                 key=lambda r: r["idle_seconds"])
                 if points:
                     ax.plot([p["idle_seconds"] / 60 for p in points], [p[metric] for p in points],
-                            "o-" if schedule == "faithful" else "s-", label=f"{schedule} {overrides}".strip())
+                            "o-" if schedule == "faithful" else "s-", color=colours[(schedule, overrides)],
+                            label=f"{schedule} {overrides.replace('optim.', '')}".strip())
             ax.set_xscale("log")
             ax.set_xlabel("training minutes (log)")
             ax.set_title(f"{group[0]} {group[1]} px: {metric}", fontsize=9)
-            ax.legend(fontsize=8)
-    fig.tight_layout()
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_lines()}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     save_figure(fig, RESULTS / "time_to_quality.png")
 
 

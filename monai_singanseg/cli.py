@@ -207,8 +207,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-size", type=int, default=PyramidConfig.min_size)
     parser.add_argument("--scale-factor", type=float, default=PyramidConfig.scale_factor)
     parser.add_argument("--schedule", choices=tuple(SCHEDULES), default="fast",
-                        help="fast (default: about 10x less training time, docs/benchmarks.md) or faithful (the "
-                             "SinGAN-Seg reference recipe: 2000 iterations per scale, 3 critic + 3 generator steps)")
+                        help="fast (default: 16-22x less training time, docs/benchmarks.md) or faithful (the "
+                             "SinGAN-Seg reference recipe: 2000 iterations per scale, 3 critic + 3 generator steps; "
+                             "closer to the training image on textures)")
     parser.add_argument("--iters", type=int, default=None,
                         help="iterations per scale (default: the schedule's, 600 fast / 2000 faithful; the fast "
                              "schedule may stop a scale earlier on a plateau)")
