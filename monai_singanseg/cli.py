@@ -252,7 +252,8 @@ def _train_many(args: argparse.Namespace) -> None:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise SinGANSegInputError(f"{args.out}: exists and is not a folder; --out takes the folder of checkpoints.")
     summary = train_many(args.datalist, args.out, lambda pair: _config(args, pair), section=args.section,
-                         device=None if args.device is None else _device(args.device), num_classes=args.num_classes, percentiles=args.percentiles,
+                         device=None if args.device is None else _device(args.device),
+                         num_classes=args.num_classes, percentiles=args.percentiles,
                          progress=not args.quiet, group_size=args.group_size)
     if summary["failed"]:
         raise SinGANSegInputError(f"{summary['failed']} of {summary['total']} models failed; see the summary.")
@@ -317,7 +318,8 @@ def _sample(args: argparse.Namespace) -> None:
 
 def _interrupt_on_sigterm() -> None:
     """SIGTERM (a scheduler's kill, torchrun stopping its workers) unwinds like Ctrl-C, so what is half-written is
-    cleaned up and the last checkpoint stays valid. Only the command line does this: the library leaves signals alone."""
+    cleaned up and the last checkpoint stays valid. Only the command line does this: the library leaves signals
+    alone."""
     import signal
     import threading
 

@@ -29,9 +29,9 @@ class SinGANSegAugment(RandomizableTransform):
 
     SinGAN-Seg (Thambawita et al., PLOS ONE 2022) trains one model per real image; by default the model trained on
     the very sample is used (``model_choice="matched"``, the sample's name given at call time; a bank of one model
-    serves every sample), else a random model of the bank (``"random"``). The output keeps the input's spatial shape (the sample is resized: image and mask
-    channels smoothly, the mask thresholded after), type (numpy or MetaTensor, metadata and affine included),
-    dtype, and label values.
+    serves every sample), else a random model of the bank (``"random"``). The output keeps the input's spatial
+    shape (the sample is resized: image and mask channels smoothly, the mask thresholded after), type (numpy or
+    MetaTensor, metadata and affine included), dtype, and label values.
     All randomness comes from ``self.R``, so ``set_random_state`` reproduces a sample exactly. Nothing is recorded
     in ``applied_operations``: the pair is replaced, not moved, and earlier spatial transforms stay invertible.
 
@@ -153,13 +153,13 @@ class SinGANSegAugment(RandomizableTransform):
         """The synthetic image channels ``[-1, 1]`` in the incoming image's units (``match_intensity``) or in the
         training image's (checked on the first sample: a warning when the two ranges share less than half of their
         union)."""
-        incoming = torch.as_tensor(image).as_subclass(torch.Tensor).float()
         if self.match_intensity:
+            incoming = torch.as_tensor(image).as_subclass(torch.Tensor).float()
             return IntensityMapping.fit(incoming, self.intensity_percentiles).denormalize(raw_image, channel_dim=0)
         if not self._units_checked:  # a units mismatch is a property of the chain: the first sample shows it
             self._units_checked = True
             low, high = model.intensity.lower, model.intensity.upper
-            seen = IntensityMapping.fit(incoming)
+            seen = IntensityMapping.fit(torch.as_tensor(image).as_subclass(torch.Tensor).float())
             for lo, hi, s_lo, s_hi in zip(low, high, seen.lower, seen.upper):
                 overlap = max(0.0, min(hi, s_hi) - max(lo, s_lo))
                 union = max(hi, s_hi) - min(lo, s_lo)
