@@ -85,13 +85,15 @@ def seconds_per_iteration(config, pairs: list, device: str = "cpu", measure_iter
     return models, [statistics.median(b - a for a, b in zip(t[:-1], t[1:])) for _, t in sorted(stamps.items())]
 
 
-def measure(size: int, groups: int, schedule: str, measure_iters: int, device: str, threads: int) -> dict:
+def measure(size: int, groups: int, schedule: str, measure_iters: int, device: str, threads: int,
+            cudnn_benchmark: bool = False) -> dict:
     """Seconds per grouped iteration at every scale, and peak memory, for ``groups`` models of ``size`` px."""
     import torch
 
     from monai_singanseg import SinGANSegConfig
 
     torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = cudnn_benchmark  # this child process only
     pairs = real_pairs(groups)
     config = SinGANSegConfig.for_schedule(schedule, image_channels=1, mask_channels=1)
     config.pyramid.max_size = size
@@ -101,6 +103,7 @@ def measure(size: int, groups: int, schedule: str, measure_iters: int, device: s
     wall = time.perf_counter() - start
     record = {
         "size": size, "groups": groups, "schedule": schedule, "device": device, "threads": threads,
+        "cudnn_benchmark": cudnn_benchmark,
         "scales": [list(s) for s in models[0].shapes],
         "seconds_per_iteration": [round(s, 5) for s in per_scale],
         "wall_seconds": round(wall, 2),
@@ -121,11 +124,13 @@ def main() -> None:
     parser.add_argument("--iters-per-scale", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its algorithms per shape")
     parser.add_argument("--one", nargs=2, type=int, default=None, help=argparse.SUPPRESS)  # size, K (child process)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        record = measure(args.one[0], args.one[1], args.schedule, args.measure, args.device, args.threads)
+        record = measure(args.one[0], args.one[1], args.schedule, args.measure, args.device, args.threads,
+                         args.cudnn_benchmark)
         Path(args.out).write_text(json.dumps(record))
         return
 
@@ -140,7 +145,7 @@ def main() -> None:
                 out = Path(tmp) / "r.json"
                 cmd = [sys.executable, __file__, "--one", str(size), str(groups), "--out", str(out),
                        "--schedule", args.schedule, "--measure", str(args.measure), "--device", args.device,
-                       "--threads", str(args.threads)]
+                       "--threads", str(args.threads)] + ["--cudnn-benchmark"] * args.cudnn_benchmark
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode != 0:
                     print(f"size {size} K {groups}: failed\n{done.stderr[-1500:]}", file=sys.stderr)
@@ -160,22 +165,25 @@ def main() -> None:
     path = HERE / "results" / f"{name}.json"
     saved = json.loads(path.read_text()) if path.exists() else []
     saved = saved["records"] if isinstance(saved, dict) else saved
-    key = ("schedule", "size", "groups", "threads")
-    fresh = {tuple(r[k] for k in key) for r in records}
+    key = ("schedule", "size", "groups", "threads", "cudnn_benchmark")
+    fresh = {tuple(r.get(k, False) for k in key) for r in records}
     for r in records:
         r.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
-    records = sorted([r for r in saved if tuple(r[k] for k in key) not in fresh] + records,
-                     key=lambda r: tuple(r[k] for k in key))
+    records = sorted([r for r in saved if tuple(r.get(k, False) for k in key) not in fresh] + records,
+                     key=lambda r: tuple(r.get(k, False) for k in key))
     lines = [f"# Grouped training: models per hour on {args.device}", "",
              "Models per hour = 3600 x K / (iterations per scale x seconds per grouped iteration, summed over "
              "scales); iterations per scale: the schedule's maximum (600 fast, 2000 faithful).", "",
              "| schedule | threads | max size | K | scales | s per grouped iteration (coarsest → finest) | "
-             "s per model | models/h | peak RSS MiB | training MiB per model |", "| --- " * 10 + "|"]
+             "s per model | models/h | peak RSS MiB | training MiB per model | peak GPU MiB |",
+             "| --- " * 11 + "|"]
     for r in records:
         steps = " ".join(f"{s:.3f}" for s in r["seconds_per_iteration"])
-        lines.append(f"| {r['schedule']} | {r['threads']} | {r['size']} | {r['groups']} | {len(r['scales'])} | "
+        schedule = r["schedule"] + (" (cuDNN benchmark)" if r.get("cudnn_benchmark") else "")
+        gpu = f"{r['peak_gpu_mib']:.0f}" if "peak_gpu_mib" in r else ""
+        lines.append(f"| {schedule} | {r['threads']} | {r['size']} | {r['groups']} | {len(r['scales'])} | "
                      f"{steps} | {r['seconds_per_model']:.0f} | {r['models_per_hour']:.2f} | "
-                     f"{r['peak_rss_mib']:.0f} | {r['training_mib_per_model']:.0f} |")
+                     f"{r['peak_rss_mib']:.0f} | {r['training_mib_per_model']:.0f} | {gpu} |")
     text = "\n".join(lines) + "\n"
     path.write_text(json.dumps(records, indent=1))
     (HERE / "results" / f"{name}.md").write_text(text)

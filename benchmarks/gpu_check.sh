@@ -1,22 +1,62 @@
 #!/usr/bin/env bash
-# The GPU measurements of the fast/grouped training issue, as one script with a deadline per phase, for a session
-# that is lent a GPU (the `device` tool runs it in the repository root; figures go to $OUT as they are made).
-#   bash benchmarks/gpu_check.sh            # about 8 minutes on an H200
-# Phases: (1) models per hour at 192 px, fast schedule, K = 1 4 16 32 64; (2) the same at 96 px; (3) time to quality
-# of the fast schedule at 192 px on the nuclei crop (quality figures comparable with the CPU table).
+# The GPU measurements of the fast/grouped training issue and the downstream study's generators, as one script with
+# a deadline per phase, for a session that is lent a GPU (the `device` tool runs it in the repository root; figures
+# go to $OUT after every phase, so a phase that runs out of time still leaves the earlier ones).
+#   bash benchmarks/gpu_check.sh            # at most 9 minutes on an H200
+# The device image has torch but not MONAI: carry wheels in .whl/ (monai, nibabel, pydicom, pytorch-ignite; see
+# docs/benchmarks.md) and the study's datasets in benchmarks/downstream/cache/ (made here by data.py: the device has
+# no nilearn).
+# Phases: (1) models per hour at 192 px, fast schedule, K = 1 16 64, then K = 64 with cuDNN's benchmark mode;
+# (2) the downstream study's generators (nuclei tiles and MNI152 ventricle slices, one model per training image,
+# fast schedule, max size 192), both datasets at once, checkpoints packed for the trip back (resumable on a CPU).
 set -u
+export PYTHONUNBUFFERED=1
 OUT=${OUT:-benchmarks/results/gpu_run}
-mkdir -p "$OUT"
-PY=${PY:-python}
-$PY -c "import torch, monai_singanseg" 2>/dev/null || $PY -m pip install -q -e . >"$OUT/pip.log" 2>&1
-nvidia-smi --query-gpu=name,memory.total --format=csv >"$OUT/gpu.txt" 2>&1
-timeout 240 $PY benchmarks/bench_grouped.py --device cuda --sizes 192 --groups 1 4 16 32 64 --measure 6 \
-    >"$OUT/grouped_192.log" 2>&1
-cp benchmarks/results/grouped_cuda.md "$OUT/grouped_cuda_192.md" 2>/dev/null
-timeout 120 $PY benchmarks/bench_grouped.py --device cuda --sizes 96 --groups 1 16 64 --measure 6 \
-    >"$OUT/grouped_96.log" 2>&1
-cp benchmarks/results/grouped_cuda.md "$OUT/grouped_cuda_96.md" 2>/dev/null
-timeout 150 $PY benchmarks/bench_time_to_quality.py run --data nuclei --max-size 192 --schedule fast --iters 600 \
-    --device cuda --quiet >"$OUT/ttq_192.log" 2>&1
-cp benchmarks/results/time_to_quality.json "$OUT/" 2>/dev/null
+# what comes back is limited to a few files: logs and figures travel as one archive, the checkpoints in 15 MB parts
+WORK=$(mktemp -d)
+LOGS=$WORK/logs
+mkdir -p "$OUT" "$LOGS"
+PY=${PY:-python3}
+T0=$SECONDS
+note() { echo "[$((SECONDS - T0)) s] $*" | tee -a "$OUT/summary.txt"; }
+if [ -d .whl ] && ! $PY -c "import monai" 2>/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        >"$LOGS/pip.log" 2>&1
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; $PY -c "import torch, monai, ignite; \
+print('torch', torch.__version__, 'monai', monai.__version__, 'ignite', ignite.__version__, \
+'cuda', torch.cuda.is_available())"; nproc; } >"$LOGS/env.txt" 2>&1
+note "env: $(tr '\n' ' ' <"$LOGS/env.txt")"
+pack_logs() { cp "$OUT/summary.txt" "$LOGS/"; tar -czf "$OUT/results.tar.gz" -C "$WORK" logs 2>/dev/null; }
+
+note "phase 1: grouped models per hour at 192 px"
+timeout 150 $PY benchmarks/bench_grouped.py --device cuda --sizes 192 --groups 1 16 64 --measure 4 \
+    >"$LOGS/grouped_192.log" 2>&1
+timeout 55 $PY benchmarks/bench_grouped.py --device cuda --sizes 192 --groups 64 --measure 4 --cudnn-benchmark \
+    >"$LOGS/grouped_192_cudnn.log" 2>&1
+cp benchmarks/results/grouped_cuda.json benchmarks/results/grouped_cuda.md "$LOGS/" 2>/dev/null
+grep -h "^{" "$LOGS"/grouped_192*.log | $PY -c "import json, sys
+for line in sys.stdin:
+    r = json.loads(line); print('  K', r['groups'], 'cudnn', r['cudnn_benchmark'], 'models/h', r['models_per_hour'],
+                                's/iter', r['seconds_per_iteration'], 'GPU MiB', r.get('peak_gpu_mib'))" \
+    | tee -a "$OUT/summary.txt"
+pack_logs
+
+note "phase 2: downstream study generators (train-many, fast, 192 px, one group per dataset)"
+for d in nuclei ventricles; do
+    ( start=$SECONDS
+      timeout 300 $PY -m monai_singanseg.cli train-many "benchmarks/downstream/cache/$d/datalist.json" \
+          --out "benchmarks/downstream/models/${d}_fast_192" --schedule fast --max-size 192 --group-size 8 \
+          --device cuda --quiet >"$LOGS/study_$d.log" 2>&1
+      echo "$d: rc $? in $((SECONDS - start)) s" >>"$LOGS/study_$d.log" ) &
+done
+wait
+tail -n 1 "$LOGS"/study_*.log | tee -a "$OUT/summary.txt"
+tar -cf - benchmarks/downstream/models 2>/dev/null | split -b 15M - "$OUT/study_models.tar.part-"
+note "checkpoints: $(du -sh benchmarks/downstream/models | cut -f1)"
+pack_logs
+
+note "done"
 exit 0
