@@ -34,7 +34,7 @@ pack_logs() { cp "$OUT/summary.txt" "$LOGS/"; tar -czf "$OUT/results.tar.gz" -C 
 note "phase 1: grouped models per hour at 192 px"
 timeout 150 $PY benchmarks/bench_grouped.py --device cuda --sizes 192 --groups 1 16 64 --measure 4 \
     >"$LOGS/grouped_192.log" 2>&1
-timeout 55 $PY benchmarks/bench_grouped.py --device cuda --sizes 192 --groups 64 --measure 4 --cudnn-benchmark \
+timeout 45 $PY benchmarks/bench_grouped.py --device cuda --sizes 192 --groups 64 --measure 4 --cudnn-benchmark \
     >"$LOGS/grouped_192_cudnn.log" 2>&1
 cp benchmarks/results/grouped_cuda.json benchmarks/results/grouped_cuda.md "$LOGS/" 2>/dev/null
 grep -h "^{" "$LOGS"/grouped_192*.log | $PY -c "import json, sys
@@ -47,7 +47,7 @@ pack_logs
 note "phase 2: downstream study generators (train-many, fast, 192 px, one group per dataset)"
 for d in nuclei ventricles; do
     ( start=$SECONDS
-      timeout 300 $PY -m monai_singanseg.cli train-many "benchmarks/downstream/cache/$d/datalist.json" \
+      timeout 230 $PY -m monai_singanseg.cli train-many "benchmarks/downstream/cache/$d/datalist.json" \
           --out "benchmarks/downstream/models/${d}_fast_192" --schedule fast --max-size 192 --group-size 8 \
           --device cuda --quiet >"$LOGS/study_$d.log" 2>&1
       echo "$d: rc $? in $((SECONDS - start)) s" >>"$LOGS/study_$d.log" ) &

@@ -453,8 +453,9 @@ class SinGANSegTrainer:
         width = cfg.network.channels_at(scale)
         generators, critics = [], []
         for member, rng in zip(members, rngs):
-            generator = member.model.new_generator(scale)
-            critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network)
+            # on the training device before initialising: each model's random stream lives there
+            generator = member.model.new_generator(scale).to(self.device)
+            critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network).to(self.device)
             if scale > 0 and cfg.network.channels_at(scale - 1) == width:
                 generator.load_state_dict(member.model.generators[scale - 1].state_dict())
                 critic.load_state_dict(member.critic)
