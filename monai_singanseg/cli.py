@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("model", help="checkpoint written by 'singanseg train'")
     sample.add_argument("--num", type=int, required=True, help="number of pairs")
     sample.add_argument("--start-scale", type=int, default=0, help="0 = most diverse; higher keeps more layout")
+    sample.add_argument("--diversity", type=float, default=1.0,
+                        help="0..1: noise at the start scale mixed with the reconstruction's (1 = plain sampling; "
+                        "lower keeps the training image's layout, a continuous knob between start scales 0 and 1)")
     sample.add_argument("--scale-ratio", type=float, nargs="+", default=None,
                         help="output size relative to the training size: one value, or one per axis")
     sample.add_argument("--out", required=True, help="output folder")
@@ -312,7 +315,7 @@ def _sample(args: argparse.Namespace) -> None:
                    "steps": args.style_steps, "progress": args.style == "vgg"}
     items = write_samples(model, args.out, args.num, args.start_scale, ratio, args.seed, args.format,
                           args.overwrite, batch_size=args.batch_size, name=str(args.model), style=args.style,
-                          style_reference=reference, style_options=options)
+                          style_reference=reference, style_options=options, diversity=args.diversity)
     print(f"wrote {len(items)} pairs and {Path(args.out) / 'preview.png'}")
 
 

@@ -45,6 +45,7 @@ def write_samples(
     style: str = "none",
     style_reference: torch.Tensor | None = None,
     style_options: dict[str, Any] | None = None,
+    diversity: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Write ``num`` pairs ``<prefix>_0000_image.<fmt>``, ``<prefix>_0000_label.<fmt>``, ... and ``preview.png``.
 
@@ -54,7 +55,8 @@ def write_samples(
     ``style`` refines the image channels before writing (``"none"``, ``"histogram"`` or ``"vgg"``, see
     :func:`monai_singanseg.style.refine`; labels are never changed) towards ``style_reference`` ``(1, C_img,
     *spatial)`` in ``[-1, 1]`` (default: the model's reconstruction of its training image); ``style_options`` go to
-    :func:`~monai_singanseg.style.refine` (``weights``, ``content_style``, ``steps``).
+    :func:`~monai_singanseg.style.refine` (``weights``, ``content_style``, ``steps``). ``diversity`` (0..1) mixes the
+    reconstruction's noise into the start scale's (see :meth:`SinGANSeg.generate`).
 
     Returns:
         One datalist item per pair: ``{"image": path or [paths], "label": path}``.
@@ -77,6 +79,8 @@ def write_samples(
         raise SinGANSegInputError("the number of samples must be >= 1.")
     if not 0 <= start_scale < model.num_scales:
         raise SinGANSegInputError(f"{name}: start scale must lie in [0, {model.num_scales - 1}].")
+    if not 0.0 <= diversity <= 1.0:
+        raise SinGANSegInputError(f"diversity must lie in [0, 1], got {diversity}.")
     try:
         model.scaled_shapes(scale_ratio)
     except ValueError as err:
@@ -111,7 +115,7 @@ def write_samples(
     images, labels = [], []
     for first in range(0, num, batch_size):
         count = min(batch_size, num - first)
-        x = model.generate(count, start_scale, scale_ratio, generator=generator)
+        x = model.generate(count, start_scale, scale_ratio, generator=generator, diversity=diversity)
         if style != "none":
             x = refine_samples(x, cfg.image_channels, style_reference, style, **style_options)
         image, label = model.split(x)
@@ -124,7 +128,8 @@ def write_samples(
                                   + [(label_path, image_writer(label[i], label_path, meta, is_label=True))])
         images.append(image[:16].cpu())
         labels.append(label[:16].cpu())
-    save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=f"{name}: start scale {start_scale}",
+    save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=f"{name}: start scale {start_scale}"
+                   + (f", diversity {diversity:g}" if diversity < 1 else ""),
                    intensity_range=(model.intensity.lower, model.intensity.upper))
     return [{"image": [str(p) for p in imgs] if len(imgs) > 1 else str(imgs[0]), "label": str(lab)}
             for imgs, lab in names]

@@ -144,6 +144,9 @@ def test_bad_sampling_options_are_refused(cli_model, tmp_path, capsys):
     assert "must be >= 1" in capsys.readouterr().err
     assert main(["sample", str(cli_model), "--num", "2", "--out", str(tmp_path / "s"), "--scale-ratio", "nan"]) == 2
     assert "scale ratio" in capsys.readouterr().err
+    assert main(["sample", str(cli_model), "--num", "2", "--out", str(tmp_path / "s"), "--diversity", "1.5"]) == 2
+    assert "diversity must lie in [0, 1]" in capsys.readouterr().err
+    assert main(["sample", str(cli_model), "--num", "2", "--out", str(tmp_path / "d"), "--diversity", "0.5"]) == 0
     with pytest.raises(SystemExit):
         main(TRAIN + ["--out", str(tmp_path / "m.pt"), "--slice-index", "middle"])
     assert "a slice number or 'largest'" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import tiny_config
 from ignite.engine import Events
@@ -118,3 +119,23 @@ def test_samples_are_binary_labels_in_training_units(nuclei_model):
     spread = [model.generate(6, start_scale=k, generator=torch.Generator().manual_seed(0)).std(0).mean()
               for k in (0, model.num_scales - 1)]
     assert spread[1] < spread[0]
+
+
+def test_diversity_moves_from_the_reconstruction_to_plain_sampling(nuclei_model):
+    model, _ = nuclei_model
+    seeded = lambda: torch.Generator().manual_seed(5)
+    # 1 is plain sampling; 0 at the coarsest scale alone is the reconstruction's own noise
+    assert torch.equal(model.generate(2, generator=seeded(), diversity=1.0), model.generate(2, generator=seeded()))
+    torch.testing.assert_close(model.generate(1, 0, stop_scale=1, diversity=0.0), model.reconstruct(1))
+    # one value per sample: the first stays on the reconstruction, the second is a plain sample
+    mixed = model.generate(2, stop_scale=1, generator=seeded(), diversity=torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(mixed[:1], model.reconstruct(1))
+    plain = model.generate(2, stop_scale=1, generator=seeded())
+    torch.testing.assert_close(mixed[1:], plain[1:])
+    # in between, samples drift from the reconstruction as diversity grows (mean over draws)
+    rec = model.reconstruct()
+    gap = [float(((model.generate(8, generator=seeded(), diversity=d) - rec) ** 2).mean()) for d in (0.0, 0.5, 1.0)]
+    assert gap[0] < gap[1] < gap[2], gap
+    for bad in (1.5, -0.1, float("nan"), torch.tensor([0.5, 0.5, 0.5])):
+        with pytest.raises(ValueError, match="diversity"):
+            model.generate(2, diversity=bad)

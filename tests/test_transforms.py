@@ -265,3 +265,30 @@ def test_a_label_that_is_not_binary_is_refused(model_dir, sample):
     aug = SinGANSegAugment(model_dir, prob=1.0)
     with pytest.raises(SinGANSegInputError, match="not binary"):
         aug(sample["image"], label, name="nuclei_image")
+
+
+def test_diversity_is_drawn_per_sample_and_checked(model_dir, sample):
+    fixed = SinGANSegAugment(model_dir, prob=1.0, diversity=0.0).set_random_state(3)
+    fixed.randomize()
+    assert fixed._diversity == 0.0
+    ranged = SinGANSegAugment(model_dir, prob=1.0, diversity=(0.2, 0.6)).set_random_state(3)
+    drawn = []
+    for _ in range(20):
+        ranged.randomize()
+        drawn.append(ranged._diversity)
+    assert 0.2 <= min(drawn) < max(drawn) <= 0.6
+    # a lower diversity keeps the synthetic pair closer to the real one
+    aug = lambda d: SinGANSegAugmentd(["image"], "label", models=model_dir, prob=1.0, diversity=d)
+    gaps = []
+    for d in (0.0, 1.0):
+        outs = [aug(d).set_random_state(seed)(dict(sample))["label"] for seed in range(6)]
+        gaps.append(np.mean([float((o != sample["label"]).float().mean()) for o in outs]))
+    assert gaps[0] < gaps[1], gaps
+    # pooled batches draw each sample's diversity too, reproducibly
+    pooled = lambda: SinGANSegAugmentd(["image"], "label", models=model_dir, prob=1.0, pool_size=4,
+                                       diversity=(0.0, 1.0)).set_random_state(2)
+    first, second = pooled()(dict(sample)), pooled()(dict(sample))
+    assert torch.equal(first["image"], second["image"])
+    for bad in (1.2, (0.8, 0.2), (-0.1, 0.5)):
+        with pytest.raises(ValueError, match="diversity"):
+            SinGANSegAugment(model_dir, diversity=bad)

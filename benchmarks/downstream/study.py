@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data import DataLoader, Dataset, decollate_batch
+from monai.data import DataLoader, Dataset
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric
@@ -55,9 +55,9 @@ from monai.utils import set_determinism
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from data import DATASETS, prepare  # noqa: E402
-
-from monai_singanseg import SinGANSegAugmentd  # noqa: E402
+from data import DATASETS, prepare
+from monai_singanseg import SinGANSegAugmentd
+from monai_singanseg.files import atomic_write
 
 RESULTS = HERE.parent / "results" / "downstream"
 WORK = HERE  # cache/ (the datasets as PNG) and models/ (the generators) go here
@@ -69,6 +69,9 @@ CONDITIONS: dict[str, dict | None] = {
     "sgs_p25_s0": {"prob": 0.25, "start_scale": 0},
     "sgs_p50_s0_random": {"prob": 0.5, "start_scale": 0, "model_choice": "random"},
     "synthetic_only": {"prob": 1.0, "start_scale": 0},
+    # the continuous knob between a new layout (start 0) and near-copies (start 1): see SinGANSeg.generate
+    "sgs_p50_s0_d06": {"prob": 0.5, "start_scale": 0, "diversity": 0.6},
+    "sgs_p50_s0_d03-08": {"prob": 0.5, "start_scale": 0, "diversity": (0.3, 0.8)},
 }
 
 
@@ -190,8 +193,11 @@ def study(args: argparse.Namespace) -> None:
                     record = {"dataset": dataset, "n": n, "seed": seed, "condition": name,
                               "iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
                               **result}
+                    # read late and write atomically: one process per dataset may share the file
+                    records = json.loads(path.read_text()) if path.exists() else []
                     records.append(record)
-                    path.write_text(json.dumps(records, indent=1))
+                    text = json.dumps(records, indent=1)
+                    atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
                     print(json.dumps(record), flush=True)
     report(results)
 

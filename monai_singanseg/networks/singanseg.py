@@ -128,6 +128,7 @@ class SinGANSeg(nn.Module):
         initial: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         stop_scale: int | None = None,
+        diversity: float | torch.Tensor = 1.0,
     ) -> torch.Tensor:
         """Draw ``num`` samples ``(num, C, *spatial)`` in ``[-1, 1]``.
 
@@ -140,10 +141,19 @@ class SinGANSeg(nn.Module):
                 reconstruction (harmonization and editing).
             generator: the torch random generator that draws the noise (seeding).
             stop_scale: stop after this many scales (default: all trained ones).
+            diversity: in ``[0, 1]``, one number or one per sample ``(num,)``: the noise at ``start_scale`` is
+                ``d * z + sqrt(1 - d**2) * z_rec``, where ``z_rec`` is the reconstruction's noise there (the fixed
+                noise at the coarsest scale, none above). ``1`` is plain sampling; lower values stay closer to the
+                training image's layout, so at ``start_scale=0`` it moves continuously from a new layout (1) to the
+                training image's own (0), with every finer scale's noise still drawn afresh. Ignored with
+                ``initial``.
         """
         stop = self.trained_scales if stop_scale is None else stop_scale
         if not 0 <= start_scale < max(stop, 1):
             raise ValueError(f"start_scale must lie in [0, {stop - 1}], got {start_scale}.")
+        weight = torch.as_tensor(diversity, dtype=torch.float32, device=self.device).reshape(-1)
+        if weight.numel() not in (1, num) or not bool(((weight >= 0) & (weight <= 1)).all()):
+            raise ValueError(f"diversity must lie in [0, 1], one number or one per sample, got {diversity}.")
         shapes = self.scaled_shapes(scale_ratio)
         channels = self.config.channels
         if initial is not None:
@@ -156,6 +166,11 @@ class SinGANSeg(nn.Module):
         for k in range(start_scale, stop):
             x = resize(x, shapes[k])
             z = draw_noise(num, channels, shapes[k], k == 0, generator, self.device)
+            if k == start_scale and initial is None and bool((weight < 1).any()):
+                # both terms are standard normal and independent, so the mix keeps the noise's variance
+                d = weight.reshape(-1, *([1] * (z.ndim - 1)))
+                z_rec = resize(self.fixed_noise, shapes[0]) if k == 0 else torch.zeros_like(z)
+                z = d * z + torch.sqrt(1 - d**2) * z_rec
             x = self.generators[k](self.noise_amps[k] * z, x)
         return x
 
@@ -177,12 +192,13 @@ class SinGANSeg(nn.Module):
         start_scale: int = 0,
         scale_ratio: float | Sequence[float] | None = None,
         seed: int | None = None,
+        diversity: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``num`` new (image, label) pairs in the training data's units: :meth:`generate` then :meth:`split`."""
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        return self.split(self.generate(num, start_scale, scale_ratio, generator=generator))
+        return self.split(self.generate(num, start_scale, scale_ratio, generator=generator, diversity=diversity))
 
     def save(self, path, **extra) -> None:
         """Write the model to ``path`` atomically (see :mod:`monai_singanseg.checkpoint`)."""

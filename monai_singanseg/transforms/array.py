@@ -40,6 +40,11 @@ class SinGANSegAugment(RandomizableTransform):
         prob: probability of replacing a sample.
         start_scale: an int, or an inclusive ``(low, high)`` range drawn per sample; clipped to each model's scales.
             0 is the most diverse, higher keeps more of the real image's layout.
+        diversity: in ``[0, 1]``, a number or a ``(low, high)`` range drawn uniformly per sample: how far the noise
+            at the start scale departs from the reconstruction's (see :meth:`SinGANSeg.generate`). With
+            ``start_scale=0`` it is a continuous knob between the training image's own layout (0) and a new one
+            (1, plain SinGAN sampling), for anatomy-bound tasks where a new layout is too much and start scale 1
+            gives near-copies.
         model_choice: ``"matched"`` (the model named like the sample) or ``"random"``.
         on_missing: with ``"matched"``, a sample with no model either raises (``"error"``) or passes through
             unchanged (``"skip"``).
@@ -79,6 +84,7 @@ class SinGANSegAugment(RandomizableTransform):
         pool_refresh: float = 1.0,
         match_intensity: bool = False,
         intensity_percentiles: Sequence[float] | None = None,
+        diversity: float | Sequence[float] = 1.0,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
         if not 0.0 <= prob <= 1.0:  # NaN fails too: a transform that silently never fires helps nobody
@@ -96,6 +102,11 @@ class SinGANSegAugment(RandomizableTransform):
         if not 0 <= low <= high:
             raise ValueError(f"start_scale must be an int >= 0 or a (low, high) range, got {start_scale}.")
         self.start_range = (int(low), int(high))
+        low, high = (diversity, diversity) if np.isscalar(diversity) else tuple(diversity)
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"diversity must be a number in [0, 1] or a (low, high) range in it, got {diversity}.")
+        self.diversity_range = (float(low), float(high))
+        self._diversity = float(high)
         self.pool_size = int(pool_size)
         if not 0.0 < pool_refresh <= 1.0:
             raise ValueError(f"pool_refresh must lie in (0, 1], got {pool_refresh}.")
@@ -118,6 +129,9 @@ class SinGANSegAugment(RandomizableTransform):
             return
         self._seed = int(self.R.randint(0, 2**31 - 1))
         self._start = int(self.R.randint(self.start_range[0], self.start_range[1] + 1))
+        low, high = self.diversity_range
+        # drawn only for a range, so a fixed diversity leaves the random stream of earlier versions unchanged
+        self._diversity = float(self.R.uniform(low, high)) if high > low else high
         self._pick = float(self.R.rand())
         self._drop = bool(self.R.rand() < self.pool_refresh)
         names = self.bank.names
@@ -174,9 +188,14 @@ class SinGANSegAugment(RandomizableTransform):
         return model.intensity.denormalize(raw_image, channel_dim=0)
 
     def _generate(self, model: SinGANSeg, num: int, start: int) -> torch.Tensor:
-        """``num`` raw samples from the noise seeded by this call's draw from ``self.R``."""
+        """``num`` raw samples from the noise seeded by this call's draw from ``self.R`` (a pooled batch draws each
+        sample's diversity from that seed too)."""
         generator = torch.Generator(device=model.device).manual_seed(self._seed)
-        return model.generate(num, start_scale=start, generator=generator)
+        low, high = self.diversity_range
+        diversity: float | torch.Tensor = self._diversity
+        if num > 1 and high > low:
+            diversity = low + (high - low) * torch.rand(num, generator=generator, device=model.device)
+        return model.generate(num, start_scale=start, generator=generator, diversity=diversity)
 
     def _draw(self, name: str, model: SinGANSeg, start: int, spatial: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
         """A synthetic (image, label indices) at ``spatial``: generated now, or served from the pool."""

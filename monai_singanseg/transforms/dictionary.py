@@ -42,6 +42,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         models: checkpoint path, folder, loaded models or a list of these.
         prob: probability of replacing a sample.
         start_scale: int or inclusive ``(low, high)`` range drawn per sample.
+        diversity: a number in ``[0, 1]`` or a ``(low, high)`` range drawn per sample (see :class:`SinGANSegAugment`).
         model_key: the data key that names the sample, to pick the model trained on it: its value may be a file
             path string or a MetaTensor whose ``filename_or_obj`` is used; defaults to ``keys[0]``.
         model_choice: ``"matched"`` (by ``model_key``) or ``"random"``.
@@ -72,6 +73,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         pool_refresh: float = 1.0,
         match_intensity: bool = False,
         intensity_percentiles: Sequence[float] | None = None,
+        diversity: float | Sequence[float] = 1.0,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
@@ -83,7 +85,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         self.augment = SinGANSegAugment(
             models, prob=1.0, start_scale=start_scale, model_choice=model_choice, on_missing=on_missing,
             cache_size=cache_size, device=device, pool_size=pool_size, pool_refresh=pool_refresh,
-            match_intensity=match_intensity, intensity_percentiles=intensity_percentiles,
+            match_intensity=match_intensity, intensity_percentiles=intensity_percentiles, diversity=diversity,
         )
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
