@@ -112,6 +112,7 @@ def measure(size: int, groups: int, schedule: str, measure_iters: int, device: s
     }
     if device.startswith("cuda"):
         record["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        record["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return record
 
 

@@ -46,8 +46,9 @@ SUMMARY_NAME = "train_many_summary.json"
 DEFAULT_GROUP_SIZE = {"cpu": 1, "cuda": 32}
 """Models trained side by side by default, per device type. CPU: 1, because grouping did not pay there (the
 convolutions already keep the cores busy: 9.5 models/h per core at 96 px alone, 8.7 in groups of 4 or 16;
-benchmarks/results/grouped_cpu.md). CUDA: 32, from the launch-bound GPU profile (docs/benchmarks.md); not yet
-measured with grouping (benchmarks/gpu_check.sh does)."""
+benchmarks/results/grouped_cpu.md). CUDA: 32, between the measured K = 16 (300 models/h at 192 px on an H200,
+13 GiB) and K = 64 (406 models/h, 28 GiB): most of the gain at a memory most GPUs have
+(benchmarks/results/grouped_cuda.md)."""
 
 
 @dataclass
