@@ -8,7 +8,14 @@ from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair, load_training_pair, prepare_training_pair, read_image, write_image
 from monai_singanseg.networks import ScaleCritic, ScaleGenerator, SinGANSeg
 from monai_singanseg.training import SinGANSegTrainer
-from monai_singanseg.transforms import ModelBank, SinGANSegAugment, SinGANSegAugmentd, model_name
+from monai_singanseg.transforms import (
+    ModelBank,
+    SinGANSegAugment,
+    SinGANSegAugmentd,
+    SinGANSegHarmonize,
+    SinGANSegHarmonized,
+    model_name,
+)
 
 __version__ = "0.1.0"
 
@@ -25,6 +32,8 @@ __all__ = [
     "SinGANSegAugment",
     "SinGANSegAugmentd",
     "SinGANSegConfig",
+    "SinGANSegHarmonize",
+    "SinGANSegHarmonized",
     "SinGANSegInputError",
     "SinGANSegTrainer",
     "TrainingPair",

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.transforms import GaussianSmooth
+from monai.transforms.utils_morphological_ops import dilate
 
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.networks import SinGANSeg
-from monai_singanseg.pyramid import resize
+from monai_singanseg.networks.wrappers import inject
 
 __all__ = ["BLEND_DILATION", "blend_weights", "harmonize", "paste_lesion"]
 
@@ -80,10 +80,8 @@ def paste_lesion(
 
 
 def blend_weights(mask: torch.Tensor, dilation: int, sigma: float = 1.5) -> torch.Tensor:
-    """``mask`` ``(1, *spatial)`` dilated by ``dilation`` pixels and blurred: weights in ``[0, 1]``."""
-    dims = mask.ndim - 1
-    pool = F.max_pool2d if dims == 2 else F.max_pool3d
-    dilated = pool(mask[None].float(), 2 * dilation + 1, stride=1, padding=dilation)[0]
+    """``mask`` ``(1, *spatial)`` (nonzero inside) dilated by ``dilation`` pixels and blurred: weights in ``[0, 1]``."""
+    dilated = dilate(mask[None].float(), filter_size=2 * dilation + 1)[0]  # MONAI's binary dilation, a cubic box
     return GaussianSmooth(sigma=sigma)(dilated).clamp(0.0, 1.0).as_subclass(torch.Tensor)
 
 
@@ -133,10 +131,8 @@ def harmonize(
     x = model.intensity.normalize(composite)
     if cfg.mask_channels:
         x = torch.cat([x, model.labels.encode(pasted * model.labels.values[-1])])
-    ratio = [t / s for t, s in zip(target.shape[1:], model.shapes[-1])]
-    generator = torch.Generator(device=model.device).manual_seed(seed)
-    out = model.generate(1, start_scale=at_scale, scale_ratio=ratio, initial=x[None], generator=generator)
-    redrawn = model.intensity.denormalize(resize(out[:, : cfg.image_channels], target.shape[1:])[0].cpu())
+    out = inject(model, x[None], at_scale, seed)
+    redrawn = model.intensity.denormalize(out[0, : cfg.image_channels].cpu())
     weights = blend_weights(pasted, BLEND_DILATION[mode])
     image = weights * redrawn + (1.0 - weights) * target
     lesion_value = float(donor_mask[donor_mask > 0].max())

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import NUCLEI_IMAGE, NUCLEI_LABEL, T1, WM, mni_crop, tiny_config
+from monai.transforms import GaussianSmooth
 from PIL import Image
 
 from monai_singanseg import SinGANSegInputError, SinGANSegTrainer, load_training_pair, read_image
@@ -108,6 +109,104 @@ def test_harmonization_dictionary_transform(nuclei_model, real, tmp_path):
     assert 40 < ys.float().mean() < 220 and 40 < xs.float().mean() < 220
 
 
+def test_harmonization_array_transform_matches_the_dictionary_one(nuclei_model, real, tmp_path):
+    """``SinGANSegHarmonize`` does the work; ``SinGANSegHarmonized`` gives the same result for the same seed."""
+    import shutil
+
+    from monai.data import MetaTensor
+    from monai.transforms import LoadImaged
+
+    from monai_singanseg import SinGANSegHarmonize, SinGANSegHarmonized
+
+    _, path = nuclei_model
+    shutil.copy(path, tmp_path / "nuclei_image.pt")
+    image, donor_mask = real
+    region = torch.zeros_like(donor_mask)
+    region[:, 60:200, 60:200] = 1
+    data = LoadImaged("image", ensure_channel_first=True, image_only=True)({"image": str(NUCLEI_IMAGE)})
+    data["brain"] = region
+    options = {"donors": [(image, donor_mask)], "at_scale": (1, 2)}
+    dictionary = SinGANSegHarmonized("image", "lesion", tmp_path, prob=1.0, region_key="brain", **options)
+    array = SinGANSegHarmonize(tmp_path, prob=1.0, **options)
+    expected = dictionary.set_random_state(3)(data)
+    out, lesion = array.set_random_state(3)(data["image"], region=region, name="nuclei_image")
+    assert torch.equal(out, expected["image"]) and torch.equal(lesion, expected["lesion"])
+    assert isinstance(out, MetaTensor) and out.dtype == data["image"].dtype and out.shape == data["image"].shape
+    assert torch.equal(out.affine, data["image"].affine) and torch.equal(lesion.affine, data["image"].affine)
+    assert out.meta["filename_or_obj"] == data["image"].meta["filename_or_obj"]
+
+    # numpy in, numpy out (dtype kept); the label's type and dtype go to the lesion; a bank of one needs no name
+    label = np.zeros((1, 256, 256), np.uint8)
+    out_np, lesion_np = array.set_random_state(3)(data["image"].numpy(), label, region=region.numpy())
+    assert isinstance(out_np, np.ndarray) and out_np.dtype == np.float32 and lesion_np.dtype == np.uint8
+    assert np.array_equal(out_np, out.numpy()) and np.array_equal(lesion_np, lesion.numpy().astype(np.uint8))
+
+    # with prob < 1 both decide alike: the dictionary's draw and the array's first draw come from the same seed
+    dictionary.prob = array.prob = 0.5
+    fired = set()
+    for seed in range(4):
+        changed = dictionary.set_random_state(seed)(data)
+        image_out, lesion_out = array.set_random_state(seed)(data["image"], region=region, name="nuclei_image")
+        assert ("lesion" in changed) == (lesion_out is not None)
+        assert torch.equal(image_out, changed["image"])
+        fired.add(lesion_out is not None)
+    assert fired == {True, False}
+    array.prob = 1.0
+    with pytest.raises(SinGANSegInputError, match="no SinGAN-Seg model for sample 'other'"):
+        array(data["image"], name="other")
+
+
+def test_injector_and_harmonize_share_one_injection(nuclei_model, real):
+    """``harmonize`` and ``SinGANSegInjector`` run the same ``inject``; a partly trained model's coarser output is
+    resampled smoothly to the input's size (no blocks of repeated pixels, as nearest neighbour would give)."""
+    import copy
+
+    from monai_singanseg.harmonization import blend_weights
+    from monai_singanseg.networks import SinGANSegInjector
+    from monai_singanseg.networks.wrappers import inject
+
+    model, _ = nuclei_model
+    image, donor_mask = real
+    out, label, composite = harmonize(model, image, image, donor_mask, at_scale=1, location=(60, 200), seed=5)
+    x = torch.cat([model.intensity.normalize(composite), model.labels.encode((label > 0) * model.labels.values[-1])])
+    injected = inject(model, x[None], 1, seed=5)
+    assert torch.equal(injected, SinGANSegInjector(model, start_scale=1, seed=5)(x[None]))
+    weights = blend_weights(label, 2)
+    redrawn = model.intensity.denormalize(injected[0, : model.config.image_channels])
+    assert torch.allclose(out, weights * redrawn + (1 - weights) * image, atol=1e-3)
+
+    partial = copy.deepcopy(model)
+    partial.generators = partial.generators[:-1]  # training stopped before the finest scale
+    coarse = inject(partial, x[None], 1, seed=5)
+    ratio = [s / t for s, t in zip(x.shape[1:], model.shapes[-1])]
+    raw = partial.generate(1, 1, scale_ratio=ratio, initial=x[None], generator=torch.Generator().manual_seed(5))
+    assert raw.shape[2:] != x.shape[1:] and coarse.shape == x[None].shape and coarse.abs().max() <= 1.0
+    nearest = torch.nn.functional.interpolate(raw, size=x.shape[1:])
+
+    def repeats(t: torch.Tensor) -> float:
+        """Fraction of horizontally adjacent image pixels that are equal (away from the tanh's saturated -1 and 1)."""
+        left, right = t[:, 0, :, :-1], t[:, 0, :, 1:]
+        unsaturated = (left.abs() < 0.99) & (right.abs() < 0.99)
+        return float((left == right)[unsaturated].float().mean())
+
+    assert repeats(coarse) < 0.01 and repeats(nearest) > 0.1
+
+
+def test_blend_weights_dilate_like_a_max_filter(real):
+    """MONAI's ``dilate`` behind the blend gives the (2d+1)-box max filter it replaced, in 2D and 3D."""
+    from monai_singanseg.harmonization import blend_weights
+
+    _, donor_mask = real
+    mask2d = (donor_mask > 0).float()
+    ball = (torch.stack(torch.meshgrid(*[torch.arange(s) for s in (24, 24, 20)], indexing="ij")) - 7.0).norm(dim=0)
+    cases = ((mask2d, torch.nn.functional.max_pool2d), ((ball <= 3).float()[None], torch.nn.functional.max_pool3d))
+    for mask, pool in cases:
+        for dilation in (2, 12):
+            dilated = pool(mask[None], 2 * dilation + 1, stride=1, padding=dilation)[0]
+            reference = GaussianSmooth(sigma=1.5)(dilated).clamp(0.0, 1.0)
+            assert torch.allclose(blend_weights(mask, dilation), reference.as_subclass(torch.Tensor), atol=1e-6)
+
+
 # ---- 3D: a simulated lesion in a real MRI volume ------------------------------------------------------------------
 
 
@@ -158,6 +257,28 @@ def test_3d_edit_reworks_a_wider_region_than_harmonize(mni_3d):
         out, _, _ = harmonize(model, target, donor, donor_mask, at_scale=1, location=(12, 12, 10), mode=mode)
         changed[mode] = int(((out - target).abs() > 0.5).sum())
     assert changed["edit"] > 2 * changed["harmonize"]
+
+
+def test_3d_array_and_dictionary_transforms_agree_and_keep_the_affine(mni_3d):
+    """On the real MNI152 block (NIfTI in, affine kept): a lesion inside the white matter, array = dictionary."""
+    from monai.transforms import LoadImaged
+
+    from monai_singanseg import SinGANSegHarmonize, SinGANSegHarmonized
+
+    _, folder, affine = mni_3d
+    donor, donor_mask = (read_image(folder / f"{n}.nii.gz").as_tensor() for n in ("donor", "donor_mask"))
+    data = LoadImaged(["t1", "wm"], ensure_channel_first=True, image_only=True)(
+        {"t1": str(folder / "t1.nii.gz"), "wm": str(folder / "wm.nii.gz")})
+    options = {"donors": [(donor, donor_mask)], "prob": 1.0, "at_scale": 1}
+    expected = SinGANSegHarmonized("t1", "lesion", folder, region_key="wm", **options).set_random_state(0)(data)
+    out, lesion = SinGANSegHarmonize(folder, **options).set_random_state(0)(data["t1"], data["wm"], region=data["wm"],
+                                                                           name="t1")
+    assert torch.equal(out, expected["t1"]) and torch.equal(lesion, expected["lesion"])
+    assert out.shape == lesion.shape == (1, 24, 24, 20) and int((lesion > 0).sum()) == 123
+    assert np.allclose(out.affine.numpy(), affine) and np.allclose(lesion.affine.numpy(), affine)
+    assert lesion.dtype == data["wm"].dtype and out.dtype == data["t1"].dtype
+    centre = torch.nonzero(lesion[0] > 0).float().mean(0).round().long()
+    assert data["wm"][(0, *centre)] > 0  # the lesion's centre lies in the white matter (region)
 
 
 def test_3d_cli_harmonize_writes_nifti_with_the_target_affine(mni_3d, tmp_path):

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from monai_singanseg.networks.singanseg import SinGANSeg
+from monai_singanseg.pyramid import resize
 
-__all__ = ["FinalOutput", "SinGANSegInjector"]
+__all__ = ["FinalOutput", "SinGANSegInjector", "inject"]
 
 
 class FinalOutput(nn.Module):
@@ -27,6 +28,34 @@ class FinalOutput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.network(x)
         return out[-1] if isinstance(out, (list, tuple)) else out
+
+
+def inject(model: SinGANSeg, x: torch.Tensor, at_scale: int, seed: int = 0) -> torch.Tensor:
+    """Inject ``x`` at scale ``at_scale`` of ``model`` and let the finer scales redraw it.
+
+    The pyramid is scaled to ``x``'s size (``scale_ratio``), ``x`` is resized to the injection scale and the scales
+    from ``at_scale`` up add their detail with noise seeded by ``seed``: the step behind harmonization, editing and
+    :class:`SinGANSegInjector`.
+
+    Args:
+        model: a trained :class:`SinGANSeg`.
+        x: ``(N, C, *spatial)`` in ``[-1, 1]``: the model's image channels then its mask channels, normalised like
+            the training data.
+        at_scale: scale of the injection, in ``[0, model.trained_scales - 1]``; higher keeps more of ``x``.
+        seed: seed of the noise, so the result is repeatable.
+
+    Returns:
+        ``(N, C, *spatial)`` in ``[-1, 1]``, ``x``'s spatial shape, on the model's device.
+    """
+    ratio = [s / t for s, t in zip(x.shape[2:], model.shapes[-1])]
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    out = model.generate(x.shape[0], at_scale, scale_ratio=ratio, initial=x, generator=generator)
+    # The output has x's size unless the model is partly trained (its last trained scale is coarser) or rounding
+    # leaves it a voxel off. Resample then as the pyramid does (bicubic 2D, trilinear 3D), not by nearest neighbour,
+    # which upsamples in blocks and drops or repeats whole rows, shifting content by up to a voxel: every channel,
+    # the mask's too, is still continuous here (masks are thresholded later), so outlines stay smooth. The clamp
+    # removes bicubic overshoot, keeping the promised [-1, 1].
+    return out if out.shape[2:] == x.shape[2:] else resize(out, x.shape[2:]).clamp(-1.0, 1.0)
 
 
 class SinGANSegInjector(nn.Module):
@@ -54,8 +83,4 @@ class SinGANSegInjector(nn.Module):
         model = self.model
         if x.shape[1] != model.config.channels:
             raise ValueError(f"the model takes {model.config.channels} channels, the input has {x.shape[1]}.")
-        ratio = [s / t for s, t in zip(x.shape[2:], model.shapes[-1])]
-        generator = torch.Generator(device=model.device).manual_seed(self.seed)
-        out = model.generate(x.shape[0], self.start_scale, scale_ratio=ratio, initial=x, generator=generator)
-        # scale rounding can leave the output a voxel off the input's size
-        return out if out.shape[2:] == x.shape[2:] else torch.nn.functional.interpolate(out, size=x.shape[2:])
+        return inject(model, x, self.start_scale, self.seed)

@@ -1,4 +1,5 @@
-"""MONAI transforms: SinGAN-Seg augmentation as an array transform and its dictionary wrapper."""
+"""MONAI transforms: SinGAN-Seg augmentation and lesion harmonization, each as an array transform and its dictionary
+wrapper."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from monai_singanseg.transforms.dictionary import (
     SinGANSegAugmentD,
     SinGANSegAugmentd,
     SinGANSegAugmentDict,
+    SinGANSegHarmonizeD,
     SinGANSegHarmonized,
+    SinGANSegHarmonizeDict,
 )
+from monai_singanseg.transforms.harmonize import SinGANSegHarmonize
 from monai_singanseg.transforms.model_bank import ModelBank
 
 __all__ = ["ModelBank", "SinGANSegAugment", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd",
-           "SinGANSegHarmonized", "model_name"]
+           "SinGANSegHarmonize", "SinGANSegHarmonizeD", "SinGANSegHarmonizeDict", "SinGANSegHarmonized", "model_name"]

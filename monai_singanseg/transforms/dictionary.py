@@ -15,9 +15,11 @@ from monai.utils import convert_to_dst_type
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.io import model_name
 from monai_singanseg.transforms.array import SinGANSegAugment
+from monai_singanseg.transforms.harmonize import SinGANSegHarmonize
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
 
-__all__ = ["SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd", "SinGANSegHarmonized"]
+__all__ = ["SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd", "SinGANSegHarmonizeD",
+           "SinGANSegHarmonizeDict", "SinGANSegHarmonized"]
 
 
 def sample_name(data: Mapping[Hashable, Any], key: Hashable) -> str | None:
@@ -132,16 +134,18 @@ SinGANSegAugmentD = SinGANSegAugmentDict = SinGANSegAugmentd
 
 
 class SinGANSegHarmonized(RandomizableTransform, MapTransform):
-    """Insert a donor lesion into a (healthy) image on the fly and harmonize it with the image's own model.
+    """Dictionary wrapper of :class:`SinGANSegHarmonize`: insert a donor lesion into a (healthy) image on the fly and
+    harmonize it with the image's own model.
 
     With probability ``prob``: a donor pair is drawn from ``donors``, pasted at a random place (inside
     ``region_key``'s mask when given), injected at a scale drawn from ``at_scale`` of the model named like the
     sample (``model_key``, as in :class:`SinGANSegAugmentd`), and blended back; ``label_key`` receives the pasted
-    lesion's mask. Shape, type, dtype and metadata of the image are kept; all randomness comes from ``self.R``.
+    lesion's mask. Shape, type, dtype and metadata of the image are kept; all randomness comes from ``self.R``
+    (``set_random_state`` seeds the array transform too, so both give the same result for the same seed).
 
     Args:
         keys: the image key (one).
-        label_key: where the lesion mask goes (created when absent).
+        label_key: where the lesion mask goes (created when absent, with the image's type and metadata).
         models: checkpoint path, folder, loaded models, a list of these, or a :class:`ModelBank`.
         donors: list of ``(image, mask)`` tensors ``(C, *spatial)``, ``(1, *spatial)`` in the models' image units.
         prob: probability of inserting a lesion.
@@ -149,8 +153,14 @@ class SinGANSegHarmonized(RandomizableTransform, MapTransform):
         model_key: the data key that names the sample (default: the image key).
         region_key: optional data key of a mask of allowed lesion centres.
         mode: ``"harmonize"`` or ``"edit"``.
-        cache_size, device: see :class:`SinGANSegAugment`.
+        cache_size, device: see :class:`SinGANSegHarmonize`.
+
+    Example:
+        >>> harmonize = SinGANSegHarmonized("image", "lesion", "models/", donors=[(donor, donor_mask)],
+        ...                                 prob=0.5, at_scale=(2, 3), region_key="brain")  # doctest: +SKIP
     """
+
+    backend = SinGANSegHarmonize.backend
 
     def __init__(
         self,
@@ -167,29 +177,32 @@ class SinGANSegHarmonized(RandomizableTransform, MapTransform):
         device: str | torch.device = "cpu",
     ) -> None:
         MapTransform.__init__(self, keys)
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must lie in [0, 1], got {prob}.")
         RandomizableTransform.__init__(self, prob)
         if len(self.keys) != 1:
             raise ValueError("SinGANSegHarmonized takes one image key.")
-        if not donors:
-            raise ValueError("donors must hold at least one (image, mask) pair.")
-        low, high = (at_scale, at_scale) if isinstance(at_scale, int) else tuple(at_scale)
-        self.scale_range = (int(low), int(high))
-        self.label_key, self.region_key, self.mode = label_key, region_key, mode
+        self.label_key, self.region_key = label_key, region_key
         self.model_key = model_key if model_key is not None else self.keys[0]
-        self.donors = [(torch.as_tensor(i).float(), torch.as_tensor(m).float()) for i, m in donors]
-        self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
-        self._donor = self._scale = self._seed = 0
+        self.harmonizer = SinGANSegHarmonize(models, donors, prob=1.0, at_scale=at_scale, mode=mode,
+                                             cache_size=cache_size, device=device)
+
+    @property
+    def bank(self) -> ModelBank:
+        """The models, held by the array transform."""
+        return self.harmonizer.bank
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.harmonizer.set_random_state(seed, state)
+        return self
 
     def randomize(self, data: Any = None) -> None:
         super().randomize(None)
         if self._do_transform:
-            self._scale = int(self.R.randint(self.scale_range[0], self.scale_range[1] + 1))
-            self._donor = int(self.R.randint(len(self.donors)))
-            self._seed = int(self.R.randint(0, 2**31 - 1))
+            self.harmonizer.randomize()
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        from monai_singanseg.harmonization import harmonize
-
         d = dict(data)
         self.randomize()
         if not self._do_transform:
@@ -198,16 +211,12 @@ class SinGANSegHarmonized(RandomizableTransform, MapTransform):
         if key not in d:
             raise SinGANSegInputError(f"missing key {key!r} in the data dictionary.")
         name = sample_name(d, self.model_key)
-        if name not in self.bank:
+        if name not in self.bank:  # harmonizing needs the model trained on this very image: no fallback
             raise SinGANSegInputError(f"no SinGAN-Seg model for sample {name!r}: train one on this image first.")
-        model = self.bank.get(name)
-        image = d[key]
-        region = torch.as_tensor(d[self.region_key]).float() if self.region_key else None
-        donor, donor_mask = self.donors[self._donor]
-        at_scale = min(self._scale, model.num_scales - 1)
-        out, lesion, _ = harmonize(model, torch.as_tensor(image).float().cpu(), donor, donor_mask, at_scale,
-                                   region=region, seed=self._seed, mode=self.mode)
-        d[key] = convert_to_dst_type(out, image, dtype=image.dtype)[0]
-        label = d.get(self.label_key, image)
-        d[self.label_key] = convert_to_dst_type(lesion, label, dtype=getattr(label, "dtype", torch.float32))[0]
+        region = d[self.region_key] if self.region_key else None
+        d[key], d[self.label_key] = self.harmonizer(d[key], d.get(self.label_key), region=region, name=name,
+                                                    randomize=False)
         return d
+
+
+SinGANSegHarmonizeD = SinGANSegHarmonizeDict = SinGANSegHarmonized

@@ -1,0 +1,124 @@
+"""Array transform: insert a donor lesion into an image and harmonize it with the image's own SinGAN-Seg model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from monai.config import NdarrayOrTensor
+from monai.transforms import RandomizableTransform
+from monai.utils import TransformBackends, convert_to_dst_type, look_up_option
+
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.harmonization import BLEND_DILATION, harmonize
+from monai_singanseg.networks import SinGANSeg
+from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
+
+__all__ = ["SinGANSegHarmonize"]
+
+
+class SinGANSegHarmonize(RandomizableTransform):
+    """With probability ``prob``, paste a donor lesion into an image and let the image's model redraw it.
+
+    The operation of :func:`~monai_singanseg.harmonization.harmonize` as a random MONAI transform: a donor pair is
+    drawn from ``donors``, pasted at a random place (its centre inside ``region`` when given), injected at a scale
+    drawn from ``at_scale`` of the model trained on this image, and blended back (SinGAN's harmonization, Shaham et
+    al., ICCV 2019). The image keeps its shape, type (numpy or MetaTensor, metadata and affine included) and dtype;
+    the lesion's mask comes back like ``label`` (or like the image when no label is given), with the donor mask's
+    value. All randomness comes from ``self.R``, so ``set_random_state`` reproduces a result exactly. Nothing is
+    recorded in ``applied_operations``: the content changes, not the geometry.
+
+    Args:
+        models: checkpoint path, folder, loaded models, a list of these, or a :class:`ModelBank`; each model must be
+            trained on the image it harmonizes (the sample's name picks it; a bank of one model serves any image).
+        donors: ``(image, mask)`` pairs, ``(C, *spatial)`` and ``(1, *spatial)``, in the models' image units.
+        prob: probability of inserting a lesion.
+        at_scale: int or inclusive ``(low, high)`` range drawn per call; clipped to each model's scales. 2-3 suit
+            tumours; 0 redraws everything.
+        mode: ``"harmonize"`` (tight blend around the lesion) or ``"edit"`` (wide blend).
+        cache_size: checkpoints kept loaded at once.
+        device: where generation runs.
+
+    Example:
+        >>> harmonizer = SinGANSegHarmonize("models/", donors=[(donor, donor_mask)], prob=1.0)  # doctest: +SKIP
+        >>> image, lesion = harmonizer(image, name="case_001", region=brain_mask)
+    """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(
+        self,
+        models: ModelSource,
+        donors: Sequence[tuple[NdarrayOrTensor, NdarrayOrTensor]],
+        prob: float = 0.5,
+        at_scale: int | Sequence[int] = 2,
+        mode: str = "harmonize",
+        cache_size: int = 8,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not 0.0 <= prob <= 1.0:  # NaN fails too
+            raise ValueError(f"prob must lie in [0, 1], got {prob}.")
+        RandomizableTransform.__init__(self, prob)
+        if not donors:
+            raise ValueError("donors must hold at least one (image, mask) pair.")
+        low, high = (at_scale, at_scale) if isinstance(at_scale, int) else tuple(at_scale)
+        if not 0 <= low <= high:
+            raise ValueError(f"at_scale must be an int >= 0 or a (low, high) range, got {at_scale}.")
+        self.scale_range = (int(low), int(high))
+        self.mode = look_up_option(mode, tuple(BLEND_DILATION))
+        self.donors = [(torch.as_tensor(i).float(), torch.as_tensor(m).float()) for i, m in donors]
+        self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
+        self._donor = self._scale = self._seed = 0
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        if self._do_transform:  # the order of the first version: a freshly seeded call gives the same result as then
+            self._scale = int(self.R.randint(self.scale_range[0], self.scale_range[1] + 1))
+            self._donor = int(self.R.randint(len(self.donors)))
+            self._seed = int(self.R.randint(0, 2**31 - 1))
+
+    def select_model(self, name: str | None) -> SinGANSeg:
+        """The model trained on the image named ``name`` (the only one when the bank holds one and no name is given)."""
+        if name is None and len(self.bank) == 1:
+            return self.bank.get(self.bank.names[0])
+        if name is None or name not in self.bank:
+            raise SinGANSegInputError(f"no SinGAN-Seg model for sample {name!r}: train one on this image first.")
+        return self.bank.get(name)
+
+    def __call__(
+        self,
+        image: NdarrayOrTensor,
+        label: NdarrayOrTensor | None = None,
+        region: NdarrayOrTensor | None = None,
+        name: str | None = None,
+        randomize: bool = True,
+    ) -> tuple[NdarrayOrTensor, NdarrayOrTensor | None]:
+        """Insert and harmonize a lesion with probability ``prob``.
+
+        Args:
+            image: ``(C, *spatial)`` in the models' image units.
+            label: optional; when given, the lesion mask takes its type, dtype and metadata.
+            region: optional ``(1, *spatial)`` mask of allowed lesion centres (e.g. the brain).
+            name: the image's name, to pick its model (see :func:`~monai_singanseg.io.model_name`).
+            randomize: draw new random parameters first (``False`` when a dictionary wrapper already did).
+
+        Returns:
+            ``(image, lesion)``: the harmonized image and the pasted lesion's mask ``(1, *spatial)``; unchanged
+            ``(image, label)`` when the transform does not fire.
+        """
+        if randomize:
+            self.randomize()
+        if not self._do_transform:
+            return image, label
+        model = self.select_model(name)
+        donor, donor_mask = self.donors[self._donor]
+        region_t = None if region is None else torch.as_tensor(region).as_subclass(torch.Tensor).float().cpu()
+        target = torch.as_tensor(image).as_subclass(torch.Tensor).float().cpu()
+        at_scale = min(self._scale, model.num_scales - 1)
+        out, lesion, _ = harmonize(model, target, donor, donor_mask, at_scale, region=region_t, seed=self._seed,
+                                   mode=self.mode)
+        like = image if label is None else label
+        out_image = convert_to_dst_type(out, image, dtype=image.dtype)[0]
+        out_label = convert_to_dst_type(lesion, like, dtype=getattr(like, "dtype", torch.float32))[0]
+        return out_image, out_label
