@@ -248,16 +248,25 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
 
 
 def _train_many(args: argparse.Namespace) -> None:
+    import torch
+
     from monai_singanseg.io import check_percentiles
-    from monai_singanseg.training.many import train_many
+    from monai_singanseg.training.many import cpu_threads_per_rank, train_many
 
     check_percentiles(args.percentiles)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise SinGANSegInputError(f"{args.out}: exists and is not a folder; --out takes the folder of checkpoints.")
-    summary = train_many(args.datalist, args.out, lambda pair: _config(args, pair), section=args.section,
-                         device=None if args.device is None else _device(args.device),
-                         num_classes=args.num_classes, percentiles=args.percentiles,
-                         progress=not args.quiet, group_size=args.group_size)
+    device = None if args.device is None else _device(args.device)
+    threads = torch.get_num_threads()
+    if torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cpu":
+        # torchrun's ranks on one machine share its cores: one share each instead of all of them each
+        torch.set_num_threads(cpu_threads_per_rank())
+    try:
+        summary = train_many(args.datalist, args.out, lambda pair: _config(args, pair), section=args.section,
+                             device=device, num_classes=args.num_classes, percentiles=args.percentiles,
+                             progress=not args.quiet, group_size=args.group_size)
+    finally:
+        torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
     if summary["failed"]:
         raise SinGANSegInputError(f"{summary['failed']} of {summary['total']} models failed; see the summary.")
 

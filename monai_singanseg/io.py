@@ -7,11 +7,12 @@ Arrays follow MONAI's layout: channel first, then spatial axes in reader order (
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,13 +56,39 @@ def model_name(path: Any) -> str:
     return name
 
 
+class _DropMessages(logging.Filter):
+    """A logging filter that drops records whose message contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_nvimgcodec() -> Iterator[None]:
+    """Silence MONAI's notice that its GPU DICOM decoder plugin is unavailable, for this block only.
+
+    Expected on every machine without nvImageCodec; the logger's level and everything else it would say stay as the
+    application set them, and the filter is removed on the way out.
+    """
+    logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    notice = _DropMessages("nvImageCodec is not available")
+    logger.addFilter(notice)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+            yield
+    finally:
+        logger.removeFilter(notice)
+
+
 @functools.lru_cache(maxsize=1)
 def _loader() -> LoadImage:
     """One MONAI loader for the process: building it registers every reader, which is slow and noisy."""
-    # MONAI's GPU DICOM decoder plugin announces on every CPU machine that it is unavailable; that is expected here
-    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+    with _quiet_nvimgcodec():
         return LoadImage(image_only=True, ensure_channel_first=True)
 
 

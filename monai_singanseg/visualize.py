@@ -1,35 +1,84 @@
-"""Pictures people would rather look at than read: grids of image + mask pairs (matplotlib, headless)."""
+"""Pictures people would rather look at than read: grids of image + mask pairs (matplotlib, headless).
+
+Figures are bare :class:`matplotlib.figure.Figure` objects on an Agg canvas: they render and save without a screen,
+and never select, switch or touch pyplot's backend or its list of open figures, so a notebook or a GUI application
+that imports this package keeps its own backend.
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from monai_singanseg.files import atomic_write
 
-__all__ = ["display_slice", "pyplot", "save_figure", "save_pair_grid"]
+__all__ = ["HeadlessFigures", "display_slice", "new_figure", "pyplot", "save_figure", "save_pair_grid"]
+
+# keyword arguments of pyplot.subplots that go to the axes grid; the others go to the figure
+_GRID_ARGS = ("sharex", "sharey", "squeeze", "width_ratios", "height_ratios", "subplot_kw", "gridspec_kw")
 
 
-def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend: figures render without a screen (servers, CI)."""
-    import matplotlib
+def new_figure(**figure_kw: Any):
+    """A :class:`~matplotlib.figure.Figure` with its own Agg canvas (``figsize``, ``dpi``, ... as in ``Figure``).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Unlike ``pyplot.figure`` it selects no backend and is not registered with pyplot, so it never shows up in a
+    notebook, needs no ``close`` and leaves the caller's matplotlib state alone.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(**figure_kw)
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas: rendering to PNG works without any backend
+    return fig
+
+
+class HeadlessFigures:
+    """The part of ``matplotlib.pyplot`` this package's plots use (``figure``, ``subplots``, ``close``), returning
+    bare Agg figures (:func:`new_figure`) instead of pyplot-managed ones."""
+
+    @staticmethod
+    def figure(**figure_kw: Any):
+        """A new headless figure, as :func:`new_figure`."""
+        return new_figure(**figure_kw)
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+        """``(figure, axes)`` like ``pyplot.subplots``: grid options go to the axes, the rest to the figure."""
+        fig = new_figure(**{k: v for k, v in kwargs.items() if k not in _GRID_ARGS})
+        return fig, fig.subplots(nrows, ncols, **{k: v for k, v in kwargs.items() if k in _GRID_ARGS})
+
+    @staticmethod
+    def close(fig) -> None:
+        """Release ``fig``: pyplot's own figures are closed by pyplot; headless ones need nothing."""
+        plt = sys.modules.get("matplotlib.pyplot")  # never import pyplot here: importing it resolves a backend
+        if plt is not None and getattr(fig.canvas, "manager", None) is not None:
+            plt.close(fig)
+
+
+def pyplot() -> HeadlessFigures:
+    """A pyplot-like maker of headless figures (:class:`HeadlessFigures`): ``fig, axes = pyplot().subplots(...)``.
+
+    Figures render without a screen (servers, CI) and the caller's matplotlib backend stays as it was; the name is
+    kept for code written against the earlier version, which returned ``matplotlib.pyplot`` on the Agg backend.
+    """
+    return HeadlessFigures()
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Render ``fig`` to PNG in memory, close it, then write ``path`` atomically (no half-written picture)."""
+    """Render ``fig`` to PNG in memory, close it, then write ``path`` atomically (no half-written picture).
+
+    ``fig`` may be a headless figure from this module or a pyplot figure (closed through pyplot afterwards).
+    """
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    pyplot().close(fig)
+    HeadlessFigures.close(fig)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
 
 

@@ -9,7 +9,14 @@ import torch
 from conftest import tiny_config
 from parameterized import parameterized
 
-from monai_singanseg import IntensityMapping, LabelEncoding, ScaleCritic, ScaleGenerator, SinGANSegTrainer
+from monai_singanseg import (
+    IntensityMapping,
+    LabelEncoding,
+    ScaleCritic,
+    ScaleGenerator,
+    SinGANSeg,
+    SinGANSegTrainer,
+)
 from monai_singanseg.config import NetworkConfig
 
 LAYOUTS = [
@@ -89,3 +96,20 @@ class TestLabelEncoding(unittest.TestCase):
         mapping = IntensityMapping.fit(torch.tensor([[[-1000.0, 0.0, 3000.0]]]))
         x = torch.tensor([[[-1000.0, 500.0, 3000.0]]])
         self.assertTrue(torch.allclose(mapping.denormalize(mapping.normalize(x)), x))
+
+
+def test_reconstructions_are_cached_within_a_bound_least_recently_used_dropped_first(nuclei_model):
+    _, path = nuclei_model
+    model = SinGANSeg.load(path).eval()
+    bound = SinGANSeg.RECONSTRUCTION_CACHE_SIZE
+    kept = model.reconstruct(1)
+    assert model.reconstruct(1) is kept  # served from the cache
+    sizes = [model.scaled_shapes(1.0 + 0.1 * i) for i in range(1, 2 * bound + 2)]
+    first_size = model.reconstruct(1, sizes[0])
+    for shapes in sizes[1:]:
+        model.reconstruct(1, shapes)
+        assert model.reconstruct(1) is kept  # in use all along, so never the one dropped
+        assert len(model._reconstructions) <= bound
+    assert all(isinstance(key, tuple) for key in model._reconstructions)
+    again = model.reconstruct(1, sizes[0])  # dropped long ago: computed anew, the same values
+    assert again is not first_size and torch.equal(again, first_size)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -99,3 +103,64 @@ def test_real_pair_matches_the_model_layout(nuclei_model, nuclei_pair):
     assert set(real[0, 1].unique().tolist()) == {-1.0, 1.0}  # the mask channel stays binary after resizing
     with pytest.raises(SinGANSegInputError, match="does not match"):
         real_pair(model, read_image(NUCLEI_IMAGE), torch.zeros(1, 8, 8))
+
+
+def test_plots_leave_the_callers_matplotlib_backend_and_figures_alone(nuclei_model, tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from monai_singanseg.visualize import save_figure, save_pair_grid
+
+    model, _ = nuclei_model
+    before = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")  # a caller's choice other than Agg (one that also runs without a screen)
+        plt.figure()  # and a figure the caller keeps open
+        open_figures = plt.get_fignums()
+        save_pair_grid(tmp_path / "grid.png", torch.rand(2, 1, 24, 24), (torch.rand(2, 1, 24, 24) > 0.5).float(),
+                       title="two pairs")
+        write_report(model, read_image(NUCLEI_IMAGE), read_image(NUCLEI_LABEL), tmp_path / "report",
+                     start_scales=[0], num_samples=2, extractor=lambda x: x[:, :, ::4, ::4], progress=False)
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == open_figures
+        assert Image.open(tmp_path / "grid.png").format == "PNG"
+        assert Image.open(tmp_path / "report" / "grid_start_scale_0.png").format == "PNG"
+        save_figure(plt.figure(), tmp_path / "pyplot.png")  # a pyplot figure is saved, then closed by pyplot
+        assert plt.get_fignums() == open_figures and (tmp_path / "pyplot.png").exists()
+    finally:
+        plt.close("all")
+        matplotlib.use(before)
+
+
+def test_figures_save_headless_and_no_backend_is_chosen_on_the_callers_behalf(tmp_path):
+    # a fresh process with no screen and no backend chosen: the setting must still read "not chosen" afterwards
+    # (MONAI imports pyplot itself, which leaves it unresolved; the earlier matplotlib.use("Agg") pinned it)
+    code = ("import matplotlib, torch\n"
+            "from monai_singanseg.visualize import save_pair_grid\n"
+            "unset = dict.__getitem__(matplotlib.rcParams, 'backend')\n"
+            f"save_pair_grid({str(tmp_path / 'grid.png')!r}, torch.rand(1, 1, 16, 16), torch.ones(1, 1, 16, 16))\n"
+            "import matplotlib.pyplot as plt\n"
+            "print(dict.__getitem__(matplotlib.rcParams, 'backend') is unset, plt.get_fignums())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True []"  # backend untouched, no figure left open in pyplot
+    assert Image.open(tmp_path / "grid.png").format == "PNG"
+
+
+def test_reading_images_leaves_monai_loggers_alone(caplog):
+    from monai_singanseg import io as singanseg_io
+
+    logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    level, filters = logger.level, list(logger.filters)
+    logger.setLevel(logging.NOTSET)  # as an application that never touched it would have it
+    singanseg_io._loader.cache_clear()  # build MONAI's loader anew: that is when its DICOM plugin speaks
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert read_image(NUCLEI_IMAGE).shape[0] == 1
+        assert not [r for r in caplog.records if "nvImageCodec" in r.getMessage()]  # quieted while loading ...
+        assert (logger.level, logger.filters) == (logging.NOTSET, filters)  # ... without changing the logger
+    finally:
+        logger.setLevel(level)
+        singanseg_io._loader.cache_clear()

@@ -11,13 +11,16 @@ import time
 
 import numpy as np
 import pytest
+import torch
+import torch.distributed as dist
 from conftest import NUCLEI_IMAGE, NUCLEI_LABEL
 from PIL import Image
 
 from monai_singanseg import SinGANSeg
 from monai_singanseg.checkpoint import load_model
 from monai_singanseg.cli import main
-from monai_singanseg.training.many import SUMMARY_NAME
+from monai_singanseg.training import many
+from monai_singanseg.training.many import SUMMARY_NAME, train_many
 
 TINY = ["--max-size", "32", "--min-size", "20", "--iters", "3", "--base-channels", "8", "--quiet"]
 
@@ -62,8 +65,6 @@ def test_two_items_with_one_model_name_are_refused(tmp_path):
     data["training"].append(dict(data["training"][0]))
     datalist.write_text(json.dumps(data))
     with pytest.raises(Exception, match="case_0"):
-        from monai_singanseg.training.many import train_many
-
         train_many(datalist, tmp_path / "models", make_config=None)
 
 
@@ -82,7 +83,8 @@ def test_torchrun_two_ranks_with_kill_and_restart(tmp_path):
     first.wait()
     assert list(out.glob("case_*.pt")), "no checkpoint appeared before the kill"
     assert not (out / SUMMARY_NAME).exists()  # the first run never finished
-    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+                          check=False)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "[rank 0/2]" in done.stdout and "[rank 1/2]" in done.stdout
     summary = json.loads((out / SUMMARY_NAME).read_text())
@@ -134,4 +136,69 @@ def test_an_item_without_label_is_reported_and_the_others_train(tmp_path):
     assert main(["train-many", str(datalist), "--out", str(out)] + TINY) == 2
     summary = json.loads((out / SUMMARY_NAME).read_text())
     assert (summary["done"], summary["failed"]) == (1, 1)
-    assert "case_1 has no 'label'" in [m for m in summary["models"] if m["status"] == "failed"][0]["error"]
+    assert "case_1 has no 'label'" in next(m for m in summary["models"] if m["status"] == "failed")["error"]
+
+
+def _datalist_without_labels(tmp_path):
+    """A datalist whose one item fails at once (no label): train_many runs its whole course without training."""
+    datalist = _datalist(tmp_path, 1)
+    data = json.loads(datalist.read_text())
+    del data["training"][0]["label"]
+    datalist.write_text(json.dumps(data))
+    return datalist
+
+
+def test_train_many_keeps_the_callers_process_group_and_thread_count(tmp_path, monkeypatch):
+    datalist = _datalist_without_labels(tmp_path)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)  # a machine where a split of the cores would show
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)  # the caller's own group
+    try:
+        summary = train_many(datalist, tmp_path / "models", make_config=None, device="cpu")
+        assert summary["failed"] == 1 and summary["world_size"] == 1
+        assert dist.is_initialized()  # still there for the caller to use and to destroy
+        assert torch.get_num_threads() == 1
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        torch.set_num_threads(threads)
+
+
+def test_train_many_destroys_only_the_process_group_it_created(tmp_path, monkeypatch):
+    created = []
+    init = dist.init_process_group
+
+    def single_rank_group(backend, **kwargs):  # what torchrun's rendezvous gives, here with one rank
+        created.append(backend)
+        init(backend, store=dist.HashStore(), rank=0, world_size=1)
+
+    monkeypatch.setattr(dist, "init_process_group", single_rank_group)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert not dist.is_initialized()
+    summary = train_many(_datalist_without_labels(tmp_path), tmp_path / "models", make_config=None, device="cpu")
+    assert created and summary["failed"] == 1
+    assert not dist.is_initialized()
+    data = json.loads((tmp_path / "dataset.json").read_text())
+    data["training"].append(dict(data["training"][0]))  # two items, one checkpoint name: refused
+    (tmp_path / "dataset.json").write_text(json.dumps(data))
+    with pytest.raises(Exception, match="case_0"):
+        train_many(tmp_path / "dataset.json", tmp_path / "models", make_config=None, device="cpu")
+    assert len(created) == 2 and not dist.is_initialized()  # destroyed on the error too
+
+
+def test_cli_gives_each_rank_its_share_of_the_cores_and_restores_the_count(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_train_many(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return {"failed": 0, "total": 0}
+
+    monkeypatch.setattr(many, "train_many", fake_train_many)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    threads = torch.get_num_threads()
+    assert main(["train-many", str(tmp_path / "dataset.json"), "--out", str(tmp_path / "models"),
+                 "--device", "cpu"] + TINY) == 0
+    assert seen == [2]  # 8 cores shared by 4 ranks of this machine
+    assert torch.get_num_threads() == threads

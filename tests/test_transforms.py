@@ -292,3 +292,30 @@ def test_diversity_is_drawn_per_sample_and_checked(model_dir, sample):
     for bad in (1.2, (0.8, 0.2), (-0.1, 0.5)):
         with pytest.raises(ValueError, match="diversity"):
             SinGANSegAugment(model_dir, diversity=bad)
+
+
+def test_matching_without_a_sample_name_asks_for_model_key_and_never_prints_pixels(model_dir, sample):
+    image, label = sample["image"].numpy(), sample["label"].numpy()
+    for data in ({"image": image, "label": label}, {"image": torch.as_tensor(image), "label": label}):
+        with pytest.raises(SinGANSegInputError, match="no sample name") as err:
+            SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0).set_random_state(0)(data)
+        message = str(err.value)
+        assert "model_key" in message and "filename_or_obj" in message
+        assert "[[" not in message and "tensor(" not in message and len(message) < 500, message
+    with pytest.raises(SinGANSegInputError, match="no sample name.*pass name="):
+        SinGANSegAugment(model_dir, prob=1.0)(image, label)
+    # a pixel array that reached the name argument counts as no name, and on_missing='skip' passes the sample on
+    skip = SinGANSegAugment(model_dir, prob=1.0, on_missing="skip")
+    assert skip(image, label, name=str(image))[0] is image
+
+
+def test_a_start_scale_beyond_the_model_is_refused_and_a_range_past_it_is_clipped(nuclei_model, model_dir):
+    model, _ = nuclei_model
+    last = model.num_scales - 1
+    image, label = torch.rand(1, 40, 40) * 100, (torch.rand(1, 40, 40) > 0.7).float()
+    with pytest.raises(SinGANSegInputError, match=rf"nuclei_image\.pt: start_scale {last + 1} is beyond the model's "
+                                                  rf"last scale {last}"):
+        SinGANSegAugment(model_dir, prob=1.0, start_scale=last + 1)(image, label, name="nuclei_image")
+    ranged = SinGANSegAugment(model_dir, prob=1.0, start_scale=(last, last + 3)).set_random_state(0)
+    for _ in range(3):  # draws above the last scale are served from the last scale
+        assert ranged(image, label, name="nuclei_image")[0].shape == image.shape

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -52,6 +54,9 @@ class SinGANSeg(nn.Module):
         >>> image, label = model.split(x)                                     # image units, label values
     """
 
+    RECONSTRUCTION_CACHE_SIZE = 4
+    """Reconstructions kept per model (one per start scale and output size in use; a 3D one can be tens of MiB)."""
+
     def __init__(
         self,
         config: SinGANSegConfig,
@@ -68,8 +73,9 @@ class SinGANSeg(nn.Module):
         self.source = dict(source or {})
         self.generators = nn.ModuleList()
         self.noise_amps: list[float] = []
-        # reconstruction outputs by (scales, shapes, device): deterministic, and trained generators never change
-        self._reconstructions: dict[str, torch.Tensor] = {}
+        # reconstruction outputs by (scales, shapes, device, noise amplitudes): deterministic, and trained generators
+        # never change; least recently used first, at most RECONSTRUCTION_CACHE_SIZE of them
+        self._reconstructions: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self.register_buffer("fixed_noise", torch.zeros(1, config.channels, *self.shapes[0]))
 
     @property
@@ -107,9 +113,13 @@ class SinGANSeg(nn.Module):
         """Output of the reconstruction path (fixed noise at the coarsest scale, none above) at ``stop_scale - 1``."""
         shapes = self.shapes if shapes is None else shapes
         stop = self.trained_scales if stop_scale is None else stop_scale
-        key = repr((stop, [tuple(s) for s in shapes[:stop]], str(self.device), self.noise_amps[:stop]))
-        if not self.training and key in self._reconstructions:
-            return self._reconstructions[key]
+        key = (stop, tuple(tuple(int(v) for v in s) for s in shapes[:stop]), str(self.device),
+               tuple(float(a) for a in self.noise_amps[:stop]))
+        cached = None if self.training else self._reconstructions.get(key)
+        if cached is not None:
+            with contextlib.suppress(KeyError):  # another thread (ThreadDataLoader) may have just dropped it
+                self._reconstructions.move_to_end(key)
+            return cached
         x = torch.zeros(1, self.config.channels, *shapes[0], device=self.device)
         z = resize(self.fixed_noise, shapes[0])
         for k in range(stop):
@@ -117,6 +127,8 @@ class SinGANSeg(nn.Module):
             x = self.generators[k](self.noise_amps[k] * z if k == 0 else torch.zeros_like(x), x)
         if not self.training:
             self._reconstructions[key] = x
+            while len(self._reconstructions) > self.RECONSTRUCTION_CACHE_SIZE:
+                self._reconstructions.popitem(last=False)
         return x
 
     @torch.no_grad()

@@ -1,10 +1,11 @@
 """Train one model per image/label pair of a Decathlon-style datalist, sharded over ``torchrun`` ranks.
 
 Launched plainly it is one process; launched with ``torchrun --nproc_per_node N`` (one machine or several) every
-rank takes items ``rank, rank + world_size, ...`` of the list, runs on GPU ``LOCAL_RANK`` when GPUs exist, and CPU
-threads are split between the ranks of a machine otherwise. torch.distributed does the launching and rendezvous;
-there is no scheduler here. Finished models are skipped and half-trained ones resume, so a killed job is restarted
-with the same command.
+rank takes items ``rank, rank + world_size, ...`` of the list and runs on GPU ``LOCAL_RANK`` when GPUs exist (the
+``singanseg train-many`` command also splits CPU threads between the ranks of a machine). torch.distributed does the
+launching and rendezvous; there is no scheduler here. A process group the caller already set up is used as it is
+and left running; one :func:`train_many` had to create is destroyed when it returns. Finished models are skipped
+and half-trained ones resume, so a killed job is restarted with the same command.
 
 Within a rank, items whose pyramids have the same shapes and whose configs differ in the seed at most (and, when
 resuming, that stopped at the same scale) are trained ``group_size`` at a time as one grouped network
@@ -14,11 +15,12 @@ what fills a GPU. A model comes out the same, up to rounding, whatever group it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from monai_singanseg.training.trainer import (
     verify_checkpoint_data,
 )
 
-__all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "train_many"]
+__all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "cpu_threads_per_rank", "train_many"]
 
 SUMMARY_NAME = "train_many_summary.json"
 DEFAULT_GROUP_SIZE = {"cpu": 1, "cuda": 32}
@@ -72,15 +74,33 @@ def _status(path: Path) -> str:
     return "complete" if state is None or state.complete else "partial"
 
 
-def _distributed() -> tuple[int, int, int, int]:
-    """(rank, world size, local rank, local world size), joining the torchrun group when there is one."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
+@contextlib.contextmanager
+def _distributed() -> Iterator[tuple[int, int, int, int]]:
+    """(rank, world size, local rank, local world size) of this process, for the block.
+
+    A process group that is already initialised (the caller's) is used and left as it is. Otherwise, under torchrun
+    (``WORLD_SIZE`` > 1) one is created for the block and destroyed at its end, on errors too, so a caller never
+    finds a group it did not make, nor loses one it did.
+    """
+    created = False
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    return rank, world, local_rank, local_world
+        created = True
+    try:
+        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        yield rank, world, local_rank, local_world
+    finally:
+        if created and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def cpu_threads_per_rank() -> int:
+    """CPU threads for each of the ranks sharing this machine's cores (``LOCAL_WORLD_SIZE`` of torchrun, else
+    ``WORLD_SIZE``, else one process): the cores divided between them, at least one."""
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    return max(1, (os.cpu_count() or 1) // max(local_world, 1))
 
 
 def _group_key(item: TrainingItem, path: Path, status: str) -> str:
@@ -123,120 +143,122 @@ def train_many(
 
     Returns:
         The summary (written to ``out_dir/train_many_summary.json`` by rank 0): counts and one record per item.
+
+    Under torchrun, a process group already initialised by the caller is used and left running; otherwise one is
+    created for the call and destroyed before it returns. The number of CPU threads is the caller's to set (the
+    ``singanseg train-many`` command gives each rank of a machine its share, :func:`cpu_threads_per_rank`).
     """
-    rank, world, local_rank, local_world = _distributed()
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        device = f"cuda:{local_rank}"
-    else:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(local_world, 1)))
-    if group_size is None:
-        group_size = DEFAULT_GROUP_SIZE.get(torch.device(device).type, 1)
-    if group_size < 1:
-        raise SinGANSegInputError(f"group size must be >= 1, got {group_size}.")
-    try:
-        items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=section)
-    except Exception as err:
-        raise SinGANSegInputError(f"{datalist}: cannot read section {section!r} of the datalist ({err}).") from err
-    names = [model_name(_as_list(item["image"])[0]) for item in items]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise SinGANSegInputError(
-            f"{datalist}: several items would write the same checkpoint ({', '.join(repeated[:5])}); "
-            "checkpoints are named after the image file, so image names must be unique."
-        )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    mine = items[rank::world]
-    records: list[dict[str, Any]] = []
-    pending: dict[str, _Pending] = {}
-
-    def report(record: dict[str, Any]) -> None:
-        records.append(record)
-        print(f"[rank {rank}/{world}] {len(records)}/{len(mine)} {record['name']}: {record['status']} "
-              f"({record['seconds']:.1f} s)" + (f" - {record['error']}" if record["status"] == "failed" else ""),
-              flush=True)
-
-    def train(group: _Pending) -> None:
-        start = time.perf_counter()
+    with _distributed() as (rank, world, local_rank, _):
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda":
+            device = f"cuda:{local_rank}"
+        if group_size is None:
+            group_size = DEFAULT_GROUP_SIZE.get(torch.device(device).type, 1)
+        if group_size < 1:
+            raise SinGANSegInputError(f"group size must be >= 1, got {group_size}.")
         try:
-            SinGANSegTrainer(group.items[0].config, device=device, progress=progress).fit_group(
-                group.items, resume=group.resume)
-        except Exception as err:  # a failing group must not stop the others
-            if len(group.items) > 1:  # find the member that fails, and train the others
-                for job, record in zip(group.items, group.records):
-                    train(_Pending([job], [record], group.resume))
-                return
-            group.records[0]["error"] = f"{type(err).__name__}: {err}"
-            if not isinstance(err, SinGANSegInputError):
-                group.records[0]["traceback"] = traceback.format_exc(limit=3)
-            status = "failed"
-        else:
-            status = "resumed" if group.resume else "done"
-        share = (time.perf_counter() - start) / len(group.items)
-        for record in group.records:
-            record.update(status=status, seconds=record["seconds"] + share, group_size=len(group.items))
-            report(record)
+            items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=section)
+        except Exception as err:
+            raise SinGANSegInputError(f"{datalist}: cannot read section {section!r} of the datalist ({err}).") from err
+        names = [model_name(_as_list(item["image"])[0]) for item in items]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise SinGANSegInputError(
+                f"{datalist}: several items would write the same checkpoint ({', '.join(repeated[:5])}); "
+                "checkpoints are named after the image file, so image names must be unique."
+            )
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        mine = items[rank::world]
+        records: list[dict[str, Any]] = []
+        pending: dict[str, _Pending] = {}
 
-    for item in mine:
-        images = _as_list(item["image"])
-        name = model_name(images[0])
-        path = out_dir / f"{name}.pt"
-        start = time.perf_counter()
-        record: dict[str, Any] = {"name": name, "image": images, "label": str(item.get("label")), "rank": rank}
-        try:
-            if "label" not in item:
-                raise SinGANSegInputError(f"{datalist}: item {name} has no 'label'.")
-            status = _status(path)
-            pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles)
-            job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair))
-            if status != "missing":  # never keep or continue a model of other data or other options
-                changes = config_differences(verify_checkpoint_data(path, pair.real), job.config)
-                if changes:
-                    raise SinGANSegInputError(f"{path}: was trained with other options ({'; '.join(changes)}); "
-                                              "delete it or choose another --out.")
-            if status == "complete":
-                record.update(status="skipped", seconds=time.perf_counter() - start)
+        def report(record: dict[str, Any]) -> None:
+            records.append(record)
+            print(f"[rank {rank}/{world}] {len(records)}/{len(mine)} {record['name']}: {record['status']} "
+                  f"({record['seconds']:.1f} s)" + (f" - {record['error']}" if record["status"] == "failed" else ""),
+                  flush=True)
+
+        def train(group: _Pending) -> None:
+            start = time.perf_counter()
+            try:
+                SinGANSegTrainer(group.items[0].config, device=device, progress=progress).fit_group(
+                    group.items, resume=group.resume)
+            except Exception as err:  # noqa: BLE001 - a failing group must not stop the others
+                if len(group.items) > 1:  # find the member that fails, and train the others
+                    for job, record in zip(group.items, group.records):
+                        train(_Pending([job], [record], group.resume))
+                    return
+                group.records[0]["error"] = f"{type(err).__name__}: {err}"
+                if not isinstance(err, SinGANSegInputError):
+                    group.records[0]["traceback"] = traceback.format_exc(limit=3)
+                status = "failed"
+            else:
+                status = "resumed" if group.resume else "done"
+            share = (time.perf_counter() - start) / len(group.items)
+            for record in group.records:
+                record.update(status=status, seconds=record["seconds"] + share, group_size=len(group.items))
+                report(record)
+
+        for item in mine:
+            images = _as_list(item["image"])
+            name = model_name(images[0])
+            path = out_dir / f"{name}.pt"
+            start = time.perf_counter()
+            record: dict[str, Any] = {"name": name, "image": images, "label": str(item.get("label")), "rank": rank}
+            try:
+                if "label" not in item:
+                    raise SinGANSegInputError(f"{datalist}: item {name} has no 'label'.")
+                status = _status(path)
+                pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles)
+                job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair))
+                if status != "missing":  # never keep or continue a model of other data or other options
+                    changes = config_differences(verify_checkpoint_data(path, pair.real), job.config)
+                    if changes:
+                        raise SinGANSegInputError(f"{path}: was trained with other options ({'; '.join(changes)}); "
+                                                  "delete it or choose another --out.")
+                if status == "complete":
+                    record.update(status="skipped", seconds=time.perf_counter() - start)
+                    report(record)
+                    continue
+                key = _group_key(job, path, status)
+            except Exception as err:  # noqa: BLE001 - one failing image must not stop the others
+                record.update(status="failed", error=f"{type(err).__name__}: {err}",
+                              seconds=time.perf_counter() - start)
+                if not isinstance(err, SinGANSegInputError):
+                    record["traceback"] = traceback.format_exc(limit=3)
                 report(record)
                 continue
-            key = _group_key(job, path, status)
-        except Exception as err:  # one failing image must not stop the others
-            record.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
-            if not isinstance(err, SinGANSegInputError):
-                record["traceback"] = traceback.format_exc(limit=3)
-            report(record)
-            continue
-        record["seconds"] = time.perf_counter() - start
-        group = pending.setdefault(key, _Pending(resume=status == "partial"))
-        group.items.append(job)
-        group.records.append(record)
-        if len(group.items) == group_size:
-            train(pending.pop(key))
-    for group in pending.values():
-        train(group)
-    if dist.is_initialized():
-        gathered: list[Any] = [None] * world
-        dist.all_gather_object(gathered, records)
-        records = [r for part in gathered for r in part]
-    counts = {s: sum(r["status"] == s for r in records) for s in ("done", "resumed", "skipped", "failed")}
-    trained = [r["seconds"] for r in records if r["status"] in ("done", "resumed")]
-    summary = {
-        "datalist": str(datalist),
-        "section": section,
-        "world_size": world,
-        "group_size": group_size,
-        "total": len(items),
-        **counts,
-        "seconds_per_model": sum(trained) / len(trained) if trained else None,
-        "models": sorted(records, key=lambda r: r["name"]),
-    }
-    if rank == 0:
-        text = json.dumps(summary, indent=2)
-        atomic_write(out_dir / SUMMARY_NAME, lambda tmp: Path(tmp).write_text(text))
-        print(f"{len(items)} models: {counts['done']} done, {counts['resumed']} resumed, {counts['skipped']} skipped, "
-              f"{counts['failed']} failed -> {out_dir / SUMMARY_NAME}", flush=True)
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-    return summary
+            record["seconds"] = time.perf_counter() - start
+            group = pending.setdefault(key, _Pending(resume=status == "partial"))
+            group.items.append(job)
+            group.records.append(record)
+            if len(group.items) == group_size:
+                train(pending.pop(key))
+        for group in pending.values():
+            train(group)
+        if dist.is_initialized():
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, records)
+            records = [r for part in gathered for r in part]
+        counts = {s: sum(r["status"] == s for r in records) for s in ("done", "resumed", "skipped", "failed")}
+        trained = [r["seconds"] for r in records if r["status"] in ("done", "resumed")]
+        summary = {
+            "datalist": str(datalist),
+            "section": section,
+            "world_size": world,
+            "group_size": group_size,
+            "total": len(items),
+            **counts,
+            "seconds_per_model": sum(trained) / len(trained) if trained else None,
+            "models": sorted(records, key=lambda r: r["name"]),
+        }
+        if rank == 0:
+            text = json.dumps(summary, indent=2)
+            atomic_write(out_dir / SUMMARY_NAME, lambda tmp: Path(tmp).write_text(text))
+            print(f"{len(items)} models: {counts['done']} done, {counts['resumed']} resumed, "
+                  f"{counts['skipped']} skipped, {counts['failed']} failed -> {out_dir / SUMMARY_NAME}", flush=True)
+        if dist.is_initialized():
+            dist.barrier()  # every rank returns once the summary is written
+        return summary

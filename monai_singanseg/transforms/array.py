@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,6 +23,33 @@ __all__ = ["SinGANSegAugment"]
 
 MODEL_CHOICES = ("matched", "random")
 ON_MISSING = ("error", "skip")
+_MAX_NAME_LENGTH = 255  # longest file name most file systems allow: anything longer is not a sample's name
+
+
+@dataclass
+class _PooledSample:
+    """One pooled sample: the model's raw output, and what it became at each output shape it was served at.
+
+    Attributes:
+        raw: ``(1, C, *model_spatial)`` in ``[-1, 1]``, straight from :meth:`SinGANSeg.generate`.
+        finished: per output spatial shape, the (image ``(C_img, *spatial)`` in ``[-1, 1]``, label indices
+            ``(1, *spatial)``) of :meth:`SinGANSegAugment._finish`, so a sample served again at the same shape
+            skips the resize and the label decoding.
+    """
+
+    raw: torch.Tensor
+    finished: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+def _sample_name_or_none(name: Any) -> str | None:
+    """``name`` when it can name a sample, else ``None``.
+
+    A data dictionary whose ``model_key`` holds pixels (a plain array or tensor, no file name) hands over the
+    array's printout as the name; that must read as "no name", never be echoed into an error message.
+    """
+    if not isinstance(name, str) or "\n" in name or len(name) > _MAX_NAME_LENGTH:
+        return None
+    return name
 
 
 class SinGANSegAugment(RandomizableTransform):
@@ -38,8 +66,9 @@ class SinGANSegAugment(RandomizableTransform):
     Args:
         models: checkpoint path, folder of checkpoints, loaded models, a list of these, or a :class:`ModelBank`.
         prob: probability of replacing a sample.
-        start_scale: an int, or an inclusive ``(low, high)`` range drawn per sample; clipped to each model's scales.
-            0 is the most diverse, higher keeps more of the real image's layout.
+        start_scale: an int, or an inclusive ``(low, high)`` range drawn per sample. 0 is the most diverse, higher
+            keeps more of the real image's layout. A drawn scale above a model's last one is clipped to it (a bank
+            may mix pyramid sizes), but a ``low`` beyond a model's last scale raises :class:`SinGANSegInputError`.
         diversity: in ``[0, 1]``, a number or a ``(low, high)`` range drawn uniformly per sample: how far the noise
             at the start scale departs from the reconstruction's (see :meth:`SinGANSeg.generate`). With
             ``start_scale=0`` it is a continuous knob between the training image's own layout (0) and a new one
@@ -69,7 +98,7 @@ class SinGANSegAugment(RandomizableTransform):
         >>> image, label = aug(image, label)
     """
 
-    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(
         self,
@@ -111,9 +140,10 @@ class SinGANSegAugment(RandomizableTransform):
         if not 0.0 < pool_refresh <= 1.0:
             raise ValueError(f"pool_refresh must lie in (0, 1], got {pool_refresh}.")
         self.pool_refresh = float(pool_refresh)
-        self._pick = 0.0
-        self._drop = True
-        self._pools: dict[tuple[str, int], list[torch.Tensor]] = {}
+        # this call's pool draws: where in the pool the served sample sits (in [0, 1)), and whether it leaves
+        self._pool_position = 0.0
+        self._drop_served = True
+        self._pools: dict[tuple[str, int], list[_PooledSample]] = {}  # by (model name, start scale)
         self._seed = 0
         self._start = low
         self._random_name = self.bank.names[0]
@@ -132,8 +162,8 @@ class SinGANSegAugment(RandomizableTransform):
         low, high = self.diversity_range
         # drawn only for a range, so a fixed diversity leaves the random stream of earlier versions unchanged
         self._diversity = float(self.R.uniform(low, high)) if high > low else high
-        self._pick = float(self.R.rand())
-        self._drop = bool(self.R.rand() < self.pool_refresh)
+        self._pool_position = float(self.R.rand())
+        self._drop_served = bool(self.R.rand() < self.pool_refresh)
         names = self.bank.names
         self._random_name = names[int(self.R.randint(len(names)))]
 
@@ -141,6 +171,7 @@ class SinGANSegAugment(RandomizableTransform):
         """The model for a sample named ``name`` (``None`` when it has none and ``on_missing="skip"``)."""
         if self.model_choice == "random":
             return self._random_name, self.bank.get(self._random_name)
+        name = _sample_name_or_none(name)
         if name is not None and name in self.bank:
             return name, self.bank.get(name)
         if len(self.bank) == 1:  # matching by name is for banks; one model serves every sample
@@ -148,9 +179,16 @@ class SinGANSegAugment(RandomizableTransform):
             return only, self.bank.get(only)
         if self.on_missing == "skip":
             return None
+        models = f"models: {', '.join(self.bank.names[:5])}{', ...' if len(self.bank) > 5 else ''}"
+        if name is None:
+            raise SinGANSegInputError(
+                f"model_choice='matched' found no sample name to match a model by ({models}): pass name= to "
+                "SinGANSegAugment, or give SinGANSegAugmentd a model_key holding the image's file path or a "
+                "MetaTensor with 'filename_or_obj' in its meta; else use model_choice='random'."
+            )
         raise SinGANSegInputError(
-            f"no SinGAN-Seg model for sample {name!r} (models: {', '.join(self.bank.names[:5])}"
-            f"{', ...' if len(self.bank) > 5 else ''}); train one, use model_choice='random', or on_missing='skip'."
+            f"no SinGAN-Seg model for sample {name!r} ({models}); train one, use model_choice='random', "
+            "or on_missing='skip'."
         )
 
     @staticmethod
@@ -203,12 +241,12 @@ class SinGANSegAugment(RandomizableTransform):
             return self._finish(model, self._generate(model, 1, start), spatial)
         pool = self._pools.setdefault((name, start), [])
         if len(pool) <= self.pool_size // 2:
-            pool.extend({"raw": x} for x in self._generate(model, self.pool_size - len(pool), start).split(1))
-        index = min(int(self._pick * len(pool)), len(pool) - 1)
-        entry = pool.pop(index) if self._drop else pool[index]
-        if spatial not in entry:  # a sample served again at the same size skips the resize and the label decoding
-            entry[spatial] = self._finish(model, entry["raw"], spatial)
-        image, label = entry[spatial]
+            pool.extend(_PooledSample(x) for x in self._generate(model, self.pool_size - len(pool), start).split(1))
+        index = min(int(self._pool_position * len(pool)), len(pool) - 1)
+        entry = pool.pop(index) if self._drop_served else pool[index]
+        if spatial not in entry.finished:  # a sample served again at the same size skips the resize and decoding
+            entry.finished[spatial] = self._finish(model, entry.raw, spatial)
+        image, label = entry.finished[spatial]
         return image.clone(), label.clone()  # the chain may change its outputs in place; the pool must not change
 
     def __call__(
@@ -238,7 +276,13 @@ class SinGANSegAugment(RandomizableTransform):
                     f"{where}: model makes {cfg.image_channels} image channel(s), the data has {image.shape[0]}."
                 )
             raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
-        start = min(self._start, model.num_scales - 1)
+        last = model.num_scales - 1
+        if self.start_range[0] > last:  # every draw would be clipped: the range asked for does not exist here
+            raise SinGANSegInputError(
+                f"{self.bank.path(model_name) or model_name}: start_scale {self.start_range[0]} is beyond the "
+                f"model's last scale {last} ({model.num_scales} scales); ask for at most {last}."
+            )
+        start = min(self._start, last)  # a range reaching past a smaller model of the bank ends at its last scale
         raw_image, index = self._draw(model_name, model, start, tuple(image.shape[1:]))
         fake_image = self._units(model, raw_image, image)
         label_t = torch.as_tensor(label)
@@ -250,9 +294,9 @@ class SinGANSegAugment(RandomizableTransform):
             top = float(plain.max()) if label_t.numel() else 0.0
             if bool(((plain != 0) & (plain != top)).any()):  # e.g. 0/0.5/1 from an interpolating resize
                 raise SinGANSegInputError(
-                    f"{name or 'sample'}: the label is not binary (values other than 0 and {top:g}); the model "
-                    f"{self.bank.path(model_name) or model_name} makes binary masks. Threshold it first "
-                    "(AsDiscreted) or resize labels with mode='nearest'."
+                    f"{_sample_name_or_none(name) or 'sample'}: the label is not binary (values other than 0 and "
+                    f"{top:g}); the model {self.bank.path(model_name) or model_name} makes binary masks. Threshold "
+                    "it first (AsDiscreted) or resize labels with mode='nearest'."
                 )
             fake_label = index * (top if top > 0 else 1.0)
         out_image = convert_to_dst_type(fake_image.to(torch.as_tensor(image).device), image, dtype=image.dtype)[0]

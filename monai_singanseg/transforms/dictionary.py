@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -23,13 +24,14 @@ __all__ = ["SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd", "Si
 
 
 def sample_name(data: Mapping[Hashable, Any], key: Hashable) -> str | None:
-    """The name of the sample in ``data[key]``: a path string, or a MetaTensor's ``filename_or_obj``."""
+    """The name of the sample in ``data[key]``: a path string, or a MetaTensor's ``filename_or_obj``; ``None`` when
+    the value names nothing (a plain array or tensor, whose printout is no name)."""
     if key not in data:
         raise SinGANSegInputError(f"missing key {key!r} that names the sample (model_key).")
     value = data[key]
     if isinstance(value, MetaTensor):
         value = value.meta.get("filename_or_obj")
-    return None if value is None else model_name(value)
+    return model_name(value) if isinstance(value, (str, os.PathLike)) and str(value) else None
 
 
 class SinGANSegAugmentd(RandomizableTransform, MapTransform):
