@@ -31,6 +31,8 @@ from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
+from monai_singanseg.networks.scale_networks import drop_norm_biases
+from monai_singanseg.networks.singanseg import SinGANSeg
 
 __all__ = [
     "FORMAT",
@@ -140,9 +142,6 @@ def load_model(
         ``(model, training)``: the model in eval mode on ``device`` and its :class:`TrainingState` (``None`` when the
         file holds none).
     """
-    from monai_singanseg.networks.scale_networks import drop_norm_biases
-    from monai_singanseg.networks.singanseg import SinGANSeg
-
     payload = read_checkpoint(path)
     try:
         model = SinGANSeg(

@@ -212,6 +212,8 @@ class SinGANSeg(nn.Module):
             generator = torch.Generator(device=self.device).manual_seed(seed)
         return self.split(self.generate(num, start_scale, scale_ratio, generator=generator, diversity=diversity))
 
+    # save/load are conveniences over monai_singanseg.checkpoint, which owns the file format and imports this module;
+    # importing it here at call time keeps that dependency one-way at import time
     def save(self, path, **extra) -> None:
         """Write the model to ``path`` atomically (see :mod:`monai_singanseg.checkpoint`)."""
         from monai_singanseg.checkpoint import save_model
