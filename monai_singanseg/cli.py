@@ -251,7 +251,7 @@ def _train_many(args: argparse.Namespace) -> None:
     import torch
 
     from monai_singanseg.io import check_percentiles
-    from monai_singanseg.training.many import cpu_threads_per_rank, train_many
+    from monai_singanseg.training.many import SUMMARY_NAME, cpu_threads_per_rank, train_many
 
     check_percentiles(args.percentiles)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -268,7 +268,11 @@ def _train_many(args: argparse.Namespace) -> None:
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
     if summary["failed"]:
-        raise SinGANSegInputError(f"{summary['failed']} of {summary['total']} models failed; see the summary.")
+        first = next(m for m in summary["models"] if m.get("status") == "failed")
+        raise SinGANSegInputError(
+            f"{summary['failed']} of {summary['total']} models failed (first: {first['name']}: {first['error']}); "
+            f"see {Path(args.out) / SUMMARY_NAME}."
+        )
 
 
 def _train(args: argparse.Namespace) -> None:
