@@ -11,7 +11,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_singanseg.config import SCHEDULES, NetworkConfig, PyramidConfig, SinGANSegConfig
+from monai_singanseg.config import (
+    ACTS,
+    NORMS,
+    OUTPUT_FORMATS,
+    SCHEDULES,
+    STYLE_CONTENT_STYLE,
+    STYLE_METHODS,
+    STYLE_STEPS,
+    NetworkConfig,
+    PyramidConfig,
+    SinGANSegConfig,
+)
 from monai_singanseg.errors import SinGANSegInputError
 
 __all__ = ["build_parser", "main"]
@@ -101,12 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output size relative to the training size: one value, or one per axis")
     sample.add_argument("--out", required=True, help="output folder")
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--format", choices=("png", "nii.gz"), default=None,
+    sample.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
                         help="default: png for 2D images with 1 or 3 channels, else nii.gz")
     sample.add_argument("--device", default="cpu")
     sample.add_argument("--batch-size", type=_positive_int, default=16)
     sample.add_argument("--overwrite", action="store_true", help="replace existing sample files in --out")
-    sample.add_argument("--style", choices=("none", "histogram", "vgg"), default="none",
+    sample.add_argument("--style", choices=STYLE_METHODS, default="none",
                         help="refine the image towards the real image's style (labels never change): histogram "
                              "matching (no weights) or Gatys VGG style transfer (local VGG weights, 2D)")
     sample.add_argument("--style-image", nargs="+", default=None,
@@ -115,8 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--style-weights", default=None,
                         help="VGG19/VGG16 torchvision state dict (default: $SINGANSEG_VGG_WEIGHTS, then the torch "
                              "hub cache); nothing is downloaded")
-    sample.add_argument("--content-style", default="1:1000", help="content:style loss weights (default 1:1000)")
-    sample.add_argument("--style-steps", type=int, default=100, help="L-BFGS iterations per sample (vgg)")
+    content_style = ":".join(f"{w:g}" for w in STYLE_CONTENT_STYLE)
+    sample.add_argument("--content-style", default=content_style,
+                        help=f"content:style loss weights (default {content_style})")
+    sample.add_argument("--style-steps", type=int, default=STYLE_STEPS,
+                        help=f"L-BFGS iterations per sample (vgg; default {STYLE_STEPS})")
     for name, mode in (("harmonize", "harmonize"), ("edit", "edit")):
         h = sub.add_parser(name, help=f"paste a donor lesion into the target and {name} it by injection at a scale")
         h.add_argument("model", help="checkpoint trained on the target (healthy) image")
@@ -219,8 +233,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu; GPU per rank in train-many)")
     parser.add_argument("--num-classes", type=int, default=None, help="the mask holds class indices 0..K-1")
-    parser.add_argument("--norm", choices=("batch", "instance", "none"), default=NetworkConfig.norm)
-    parser.add_argument("--act", choices=("leakyrelu", "elu", "relu"), default=NetworkConfig.act)
+    parser.add_argument("--norm", choices=NORMS, default=NetworkConfig.norm)
+    parser.add_argument("--act", choices=ACTS, default=NetworkConfig.act)
     parser.add_argument("--base-channels", type=int, default=NetworkConfig.base_channels)
     parser.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="map these intensity percentiles to the range ends (default: min and max)")

@@ -13,8 +13,14 @@ from typing import Any
 
 __all__ = ["SCHEDULES", "NetworkConfig", "OptimConfig", "PyramidConfig", "SinGANSegConfig"]
 
+# the choices and defaults the library and the command line share (this module is light, so `singanseg --help`
+# can build its options from here without importing torch or MONAI)
 NORMS = ("batch", "instance", "none")
 ACTS = ("leakyrelu", "elu", "relu")
+OUTPUT_FORMATS = ("png", "nii.gz")
+STYLE_METHODS = ("none", "histogram", "vgg")
+STYLE_CONTENT_STYLE = (1.0, 1000.0)  # Gatys et al.'s content:style loss weights
+STYLE_STEPS = 100  # L-BFGS iterations per sample
 
 SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     # the SinGAN / SinGAN-Seg reference recipe: the dataclass defaults

@@ -106,7 +106,7 @@ def write_samples(
             style_reference = model_reference(model)
         if style == "vgg" and style_options.get("features") is None:  # load once, and fail before writing anything
             if cfg.spatial_dims != 2:
-                raise SinGANSegInputError(f"{name}: VGG style refinement works on 2D images; use --style histogram.")
+                raise SinGANSegInputError(f"{name}: VGG style refinement works on 2D images; use histogram matching.")
             style_options["features"] = load_vgg_features(style_options.pop("weights", None), pooling="avg",
                                                           device=model.device)[0]
     for stale in earlier:  # overwriting: the older samples go, so the folder holds this run's pairs only

@@ -22,6 +22,7 @@ import torch
 from monai.data import MetaTensor, PILWriter
 from monai.transforms import LoadImage
 
+from monai_singanseg.config import OUTPUT_FORMATS
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
@@ -39,7 +40,6 @@ __all__ = [
     "write_image",
 ]
 
-OUTPUT_FORMATS = ("png", "nii.gz")
 _SUFFIXES = (".nii.gz", ".pt", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".mha", ".nrrd")
 
 

@@ -222,7 +222,7 @@ def write_report(
     files = [f"grid_start_scale_{s}.png" for s in scales] + list(REPORT_FILES)
     existing = [str(out / f) for f in files if (out / f).exists()]
     if existing and not overwrite:
-        raise SinGANSegInputError(f"{existing[0]}: already exists; pass --overwrite or choose another --out.")
+        raise SinGANSegInputError(f"{existing[0]}: already exists; overwrite it or choose another output folder.")
     real = real_pair(model, real_image, real_label)
     n_img = model.config.image_channels
     sifid_note = None

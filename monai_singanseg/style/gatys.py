@@ -23,6 +23,7 @@ import torch
 from monai.utils import look_up_option
 from torch import nn
 
+from monai_singanseg.config import STYLE_CONTENT_STYLE, STYLE_STEPS
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.style.vgg import VGG_CONFIGS, layer_indices
 
@@ -105,8 +106,8 @@ def style_transfer(
     image: torch.Tensor,
     reference: torch.Tensor,
     features: nn.Sequential,
-    content_style: Sequence[float] = (1.0, 1000.0),
-    steps: int = 100,
+    content_style: Sequence[float] = STYLE_CONTENT_STYLE,
+    steps: int = STYLE_STEPS,
     optimizer: str = "lbfgs",
     lr: float | None = None,
     content_layer: str = CONTENT_LAYER,

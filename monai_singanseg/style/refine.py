@@ -10,6 +10,7 @@ from monai.utils import look_up_option
 from torch import nn
 from tqdm.auto import tqdm
 
+from monai_singanseg.config import STYLE_CONTENT_STYLE, STYLE_METHODS, STYLE_STEPS
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.pyramid import resize
 from monai_singanseg.style.gatys import style_transfer
@@ -18,7 +19,6 @@ from monai_singanseg.style.vgg import load_vgg_features
 
 __all__ = ["STYLE_METHODS", "parse_content_style", "refine", "refine_samples", "style_reference"]
 
-STYLE_METHODS = ("none", "histogram", "vgg")
 
 
 def parse_content_style(text: str | Sequence[float]) -> tuple[float, float]:
@@ -38,8 +38,8 @@ def refine(
     method: str = "histogram",
     weights: str | os.PathLike | None = None,
     features: nn.Sequential | None = None,
-    content_style: str | Sequence[float] = (1.0, 1000.0),
-    steps: int = 100,
+    content_style: str | Sequence[float] = STYLE_CONTENT_STYLE,
+    steps: int = STYLE_STEPS,
     progress: bool = False,
 ) -> torch.Tensor:
     """Refine the image channels of samples towards the real image's style.

@@ -1,0 +1,163 @@
+"""One typed configuration for a diffusion model of image + mask pairs and its training, with a JSON round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["NOISE_SCHEDULES", "SAMPLERS", "DiffusionConfig"]
+
+NOISE_SCHEDULES = ("linear_beta", "scaled_linear_beta", "sigmoid_beta", "cosine")
+"""Names of MONAI's noise schedules (``monai.networks.schedulers.NoiseSchedules``)."""
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+def _tuple(value: Any, length: int, kind: type) -> tuple:
+    """``value`` as a tuple: one number repeated ``length`` times, or the given sequence (a JSON list)."""
+    if isinstance(value, (int, float, bool)):
+        return (kind(value),) * length
+    return tuple(kind(v) for v in value)
+
+
+@dataclass
+class DiffusionConfig:
+    """Everything that defines a pair-diffusion model: data layout, UNet, noise schedule and optimisation.
+
+    The network is MONAI's ``DiffusionModelUNet`` predicting the noise (epsilon) of ``image_channels +
+    mask_channels`` stacked channels in ``[-1, 1]`` (the same stacked tensor SinGAN-Seg trains on).
+
+    Args:
+        spatial_dims: 2 for images, 3 for volumes.
+        image_channels: channels of the image part (1 for MR/CT, 3 for RGB, several for stacked contrasts).
+        mask_channels: channels of the mask part (1 for a binary mask, K for a one-hot mask of K classes); >= 1.
+        image_size: training crop and default sample size, one number or one per spatial axis; every side must be a
+            multiple of ``2 ** (len(unet_channels) - 1)`` (the UNet halves it at every level but the last).
+        unet_channels: feature maps per UNet level.
+        attention_levels: self-attention at each level (one flag per level); the middle block between the deepest
+            levels always has it (MONAI's UNet).
+        num_res_blocks: residual blocks per level.
+        num_head_channels: channels per attention head (divides the channels of every attention level and of the
+            deepest one).
+        norm_num_groups: group-norm groups (divides every entry of ``unet_channels``).
+        num_train_timesteps: diffusion steps of the forward process (T).
+        schedule: a MONAI noise schedule, one of :data:`NOISE_SCHEDULES`.
+        beta_start: first beta of the beta schedules (ignored by ``"cosine"``).
+        beta_end: last beta of the beta schedules (ignored by ``"cosine"``).
+        lr: Adam learning rate (constant).
+        train_steps: optimisation steps (batches) in all.
+        batch_size: crops per step.
+        flips: flip each crop along every spatial axis with probability 1/2 (off for data with a handedness).
+        checkpoint_every: write the checkpoint every this many steps (and always at the end).
+        seed: seed of the weight initialisation and of every random draw in training.
+
+    Example:
+        >>> DiffusionConfig(image_channels=1, image_size=32, unet_channels=(16, 32)).image_size
+        (32, 32)
+    """
+
+    spatial_dims: int = 2
+    image_channels: int = 3
+    mask_channels: int = 1
+    image_size: tuple[int, ...] = (64, 64)
+    unet_channels: tuple[int, ...] = (64, 128, 128)
+    attention_levels: tuple[bool, ...] = (False, False, True)
+    num_res_blocks: int = 2
+    num_head_channels: int = 32
+    norm_num_groups: int = 32
+    num_train_timesteps: int = 1000
+    schedule: str = "linear_beta"
+    beta_start: float = 1e-4
+    beta_end: float = 2e-2
+    lr: float = 1e-4
+    train_steps: int = 20000
+    batch_size: int = 8
+    flips: bool = True
+    checkpoint_every: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # JSON gives lists and a user may give one number: keep one canonical form (tuples), so configs compare equal
+        self.image_size = _tuple(self.image_size, self.spatial_dims, int)
+        self.unet_channels = _tuple(self.unet_channels, 1, int)
+        self.attention_levels = _tuple(self.attention_levels, len(self.unet_channels), bool)
+
+    @property
+    def channels(self) -> int:
+        """Channels of the stacked tensor (image + mask)."""
+        return self.image_channels + self.mask_channels
+
+    @property
+    def size_multiple(self) -> int:
+        """Every spatial side the UNet sees must be a multiple of this."""
+        return 2 ** (len(self.unet_channels) - 1)
+
+    def validate(self) -> DiffusionConfig:
+        """Check every field; returns ``self``.
+
+        Raises:
+            ValueError: a field out of range or fields that do not fit together, naming them.
+        """
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}.")
+        if self.image_channels < 0 or self.mask_channels < 1:
+            raise ValueError(
+                f"image_channels must be >= 0 and mask_channels >= 1, got {self.image_channels} and "
+                f"{self.mask_channels}."
+            )
+        if len(self.image_size) != self.spatial_dims:
+            raise ValueError(f"image_size {self.image_size} needs {self.spatial_dims} sides (spatial_dims).")
+        if not self.unet_channels or min(self.unet_channels) < 1:
+            raise ValueError(f"unet_channels must list >= 1 positive widths, got {self.unet_channels}.")
+        multiple = self.size_multiple
+        if any(s < multiple or s % multiple for s in self.image_size):
+            raise ValueError(
+                f"image_size {self.image_size}: every side must be a positive multiple of {multiple}, as a UNet of "
+                f"{len(self.unet_channels)} levels halves it {len(self.unet_channels) - 1} times."
+            )
+        if len(self.attention_levels) != len(self.unet_channels):
+            raise ValueError(
+                f"attention_levels {self.attention_levels} needs one flag per UNet level ({len(self.unet_channels)})."
+            )
+        if self.norm_num_groups < 1 or any(c % self.norm_num_groups for c in self.unet_channels):
+            raise ValueError(f"norm_num_groups ({self.norm_num_groups}) must divide every unet_channels entry "
+                             f"{self.unet_channels}.")
+        # the UNet's middle block always attends, at the deepest level's width
+        attended = sorted({c for c, a in zip(self.unet_channels, self.attention_levels) if a} | {self.unet_channels[-1]})
+        if self.num_head_channels < 1 or any(c % self.num_head_channels for c in attended):
+            raise ValueError(f"num_head_channels ({self.num_head_channels}) must divide the channels of every "
+                             f"attention level and of the deepest level {attended}.")
+        if self.num_res_blocks < 1:
+            raise ValueError(f"num_res_blocks must be >= 1, got {self.num_res_blocks}.")
+        if self.num_train_timesteps < 2:
+            raise ValueError(f"num_train_timesteps must be >= 2, got {self.num_train_timesteps}.")
+        if self.schedule not in NOISE_SCHEDULES:
+            raise ValueError(f"schedule must be one of {NOISE_SCHEDULES}, got {self.schedule!r}.")
+        if not 0.0 < self.beta_start < self.beta_end < 1.0:
+            raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start} and {self.beta_end}.")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if min(self.train_steps, self.batch_size, self.checkpoint_every) < 1:
+            raise ValueError("train_steps, batch_size and checkpoint_every must be >= 1.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiffusionConfig:
+        """Build and validate a config from :meth:`to_dict`'s output (unknown keys are refused)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown DiffusionConfig fields: {unknown}.")
+        return cls(**data).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> DiffusionConfig:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,302 @@
+"""A denoising diffusion model of stacked image + mask pairs: sampling (DDPM / DDIM) and RePaint inpainting."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from monai.networks.nets import DiffusionModelUNet
+from monai.utils import optional_import
+from torch import nn
+
+from monai_singanseg.diffusion.config import DiffusionConfig
+from monai_singanseg.diffusion.schedule import repaint_levels, respaced_scheduler
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.intensity import IntensityMapping, LabelEncoding
+
+__all__ = ["PairDiffusion", "build_unet", "default_labels"]
+
+
+def build_unet(config: DiffusionConfig, seed: int | None = None) -> DiffusionModelUNet:
+    """MONAI's ``DiffusionModelUNet`` for ``config``, on the CPU, with ``channels`` inputs and outputs.
+
+    Args:
+        config: the model's configuration.
+        seed: seed of the weight initialisation; the caller's global random state is left as it was.
+
+    Raises:
+        ImportError: the ``einops`` package is missing (MONAI's ``DiffusionModelUNet`` has self-attention in its
+            middle block whatever ``attention_levels`` say, and MONAI's attention blocks are built with einops).
+    """
+    if not optional_import("einops")[1]:
+        raise ImportError("the diffusion model needs the einops package (MONAI's DiffusionModelUNet builds its "
+                          "attention blocks with it): pip install einops.")
+    with torch.random.fork_rng(devices=[]):  # initialise from our seed without moving the caller's CPU stream
+        if seed is not None:
+            torch.manual_seed(seed)
+        return DiffusionModelUNet(
+            spatial_dims=config.spatial_dims,
+            in_channels=config.channels,
+            out_channels=config.channels,
+            num_res_blocks=config.num_res_blocks,
+            channels=config.unet_channels,
+            attention_levels=config.attention_levels,
+            norm_num_groups=config.norm_num_groups,
+            num_head_channels=config.num_head_channels,
+        )
+
+
+def default_labels(mask_channels: int) -> LabelEncoding:
+    """The label encoding assumed for bare tensors: binary 0/1 for one mask channel, class indices for K > 1."""
+    if mask_channels == 1:
+        return LabelEncoding([0.0, 1.0], one_hot=False)
+    return LabelEncoding([float(k) for k in range(mask_channels)], one_hot=True)
+
+
+class PairDiffusion(nn.Module):
+    """A diffusion model of image + mask pairs stacked as channels in ``[-1, 1]`` (2D or 3D).
+
+    The denoiser is MONAI's ``DiffusionModelUNet`` trained to predict the noise (Ho et al., "Denoising Diffusion
+    Probabilistic Models", NeurIPS 2020); sampling uses MONAI's ``DDPMScheduler`` or ``DDIMScheduler`` (Song et al.,
+    "Denoising Diffusion Implicit Models", ICLR 2021) on a respaced schedule
+    (:func:`~monai_singanseg.diffusion.schedule.respaced_scheduler`), and :meth:`inpaint` redraws a region of a real
+    pair with RePaint (Lugmayr et al., "RePaint: Inpainting using Denoising Diffusion Probabilistic Models",
+    CVPR 2022). Like :class:`~monai_singanseg.networks.SinGANSeg`, the model knows how to map its outputs back to the
+    training image's units and the training label's values, and holds no pixel of the training data.
+
+    Args:
+        config: the model's configuration.
+        intensity: map of the image channels to ``[-1, 1]`` (default: the identity on ``[-1, 1]``).
+        labels: map of the label to the mask channels (default: :func:`default_labels`).
+        source: where the (first) training image came from: ``affine``, ``shape``, ``contrasts``.
+
+    Example:
+        >>> model = PairDiffusion.load("diffusion.pt")                          # doctest: +SKIP
+        >>> x = model.generate(4, steps=50, sampler="ddim")                     # (4, C, *image_size) in [-1, 1]
+        >>> image, label = model.split(x)                                       # image units, label values
+        >>> redrawn = model.inpaint(pair.real, region, steps=50)                # (1, C, *spatial) in [-1, 1]
+    """
+
+    def __init__(
+        self,
+        config: DiffusionConfig,
+        intensity: IntensityMapping | None = None,
+        labels: LabelEncoding | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config.validate()
+        self.intensity = intensity or IntensityMapping([-1.0] * config.image_channels, [1.0] * config.image_channels)
+        self.labels = labels or default_labels(config.mask_channels)
+        if len(self.intensity.lower) != config.image_channels or self.labels.channels != config.mask_channels:
+            raise ValueError(
+                f"intensity mapping of {len(self.intensity.lower)} channels and label encoding of "
+                f"{self.labels.channels} mask channels, the config has {config.image_channels} + {config.mask_channels}."
+            )
+        self.source = dict(source or {})
+        self.unet = build_unet(config, seed=config.seed)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def check_shape(self, shape: Sequence[int], name: str = "shape") -> tuple[int, ...]:
+        """Refuse a spatial shape the UNet cannot take (wrong rank, a side not a multiple of its downsampling).
+
+        Raises:
+            SinGANSegInputError: naming ``name``, the shape and what is needed.
+        """
+        shape = tuple(int(s) for s in shape)
+        multiple = self.config.size_multiple
+        if len(shape) != self.config.spatial_dims or any(s < multiple or s % multiple for s in shape):
+            raise SinGANSegInputError(
+                f"{name}: spatial shape {shape}; this {self.config.spatial_dims}D model's UNet of "
+                f"{len(self.config.unet_channels)} levels needs {self.config.spatial_dims} sides, each a positive "
+                f"multiple of {multiple}."
+            )
+        return shape
+
+    def predict_noise(self, x: torch.Tensor, timestep: int | torch.Tensor) -> torch.Tensor:
+        """The UNet's noise prediction for ``x`` ``(N, C, *spatial)`` at training timestep(s) ``timestep``."""
+        t = torch.as_tensor(timestep, device=x.device, dtype=torch.long).expand(x.shape[0])
+        return self.unet(x, timesteps=t)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        num: int = 1,
+        steps: int = 50,
+        sampler: str = "ddim",
+        generator: torch.Generator | None = None,
+        shape: Sequence[int] | None = None,
+        eta: float = 0.0,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Draw ``num`` new pairs ``(num, C, *shape)`` in ``[-1, 1]``: image channels, then mask channels.
+
+        Args:
+            num: samples in the batch.
+            steps: denoising steps, ``1 <= steps <= num_train_timesteps`` (more: closer to the trained model).
+            sampler: ``"ddim"`` (deterministic given the start noise with ``eta=0``; good in few steps) or
+                ``"ddpm"`` (ancestral; needs more steps).
+            generator: the torch random generator (on the model's device) that draws all the noise (seeding).
+            shape: spatial shape of the samples (default: the training ``image_size``); any shape the UNet takes.
+            eta: DDIM's noise weight (0 = deterministic, 1 = as DDPM); ignored by ``"ddpm"``.
+            progress: show a progress bar over the steps.
+        """
+        shape = self.check_shape(shape or self.config.image_size)
+        scheduler, timesteps = respaced_scheduler(self.config, steps, sampler)
+        x = torch.randn((num, self.config.channels, *shape), generator=generator, device=self.device)
+        for index in _maybe_progress(scheduler.timesteps.tolist(), progress, "sampling"):
+            eps = self.predict_noise(x, timesteps[index])
+            if sampler == "ddim":
+                x, _ = scheduler.step(eps, index, x, eta=eta, generator=generator)
+            else:
+                x, _ = scheduler.step(eps, index, x, generator=generator)
+        return x.clamp(-1.0, 1.0)
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split ``(N, C, *spatial)`` in ``[-1, 1]`` into the image (the training image's units) and the label.
+
+        Returns:
+            ``image`` ``(N, image_channels, *spatial)`` and ``label`` ``(N, 1, *spatial)`` holding the training
+            label's values (a binary mask thresholded at 0, a one-hot mask by argmax).
+        """
+        n_img = self.config.image_channels
+        return self.intensity.denormalize(x[:, :n_img], channel_dim=1), self.labels.decode(x[:, n_img:], channel_dim=1)
+
+    def join(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`split` for one pair: image ``(image_channels, *spatial)`` in the training image's
+        units and label ``(1, *spatial)`` with the training label's values -> ``(C, *spatial)`` in ``[-1, 1]``."""
+        image, label = torch.as_tensor(image).float(), torch.as_tensor(label).float()
+        return torch.cat([self.intensity.normalize(image), self.labels.encode(label)], dim=0)
+
+    def sample(
+        self, num: int = 1, steps: int = 50, sampler: str = "ddim", seed: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``num`` new (image, label) pairs in the training data's units: :meth:`generate` then :meth:`split`."""
+        generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        return self.split(self.generate(num, steps, sampler, generator=generator))
+
+    @torch.no_grad()
+    def inpaint(
+        self,
+        image_pair: torch.Tensor,
+        region_mask: torch.Tensor,
+        steps: int = 50,
+        jump_length: int = 10,
+        resample: int = 10,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Redraw ``region_mask`` of a real pair and keep the rest, with RePaint.
+
+        At every denoising step the kept region is the real pair noised to that step's level (forward process) and
+        the redrawn region is the reverse step's output; jumping back ``jump_length`` steps and denoising again
+        (``resample`` times per stretch) lets the redrawn content agree with the kept content around it. The result
+        holds the real pair exactly outside the region.
+
+        Args:
+            image_pair: ``(C, *spatial)`` or ``(N, C, *spatial)`` in ``[-1, 1]``, image channels then mask channels
+                (``TrainingPair.real``, or :meth:`join` of an image and a label); expand it to ``N`` copies to get
+                ``N`` different redraws.
+            region_mask: where to redraw (nonzero / True), ``(*spatial)``, ``(1 or C, *spatial)`` or
+                ``(1 or N, 1 or C, *spatial)``; e.g. the real mask dilated, to redraw a lesion and its border.
+                Per-channel masks redraw some channels only (the mask channels alone, say).
+            steps: denoising steps of one pass (``1 <= steps <= num_train_timesteps``).
+            jump_length: steps per jump back (RePaint's j).
+            resample: times each stretch of ``jump_length`` steps is denoised (RePaint's r; 1 = no resampling, plain
+                replacement). The network runs about ``steps + (resample - 1) * (steps - jump_length)`` times.
+            generator: the torch random generator (on the model's device) that draws all the noise.
+            progress: show a progress bar over the steps.
+
+        Returns:
+            ``(N, C, *spatial)`` in ``[-1, 1]``.
+
+        Raises:
+            SinGANSegInputError: a pair of the wrong channel count, rank or size, values outside ``[-1, 1]``, or a
+                region mask that does not broadcast to the pair.
+        """
+        real = self._check_pair(image_pair)
+        keep = 1.0 - self._check_region(region_mask, real.shape)
+        scheduler, timesteps = respaced_scheduler(self.config, steps, "ddpm")
+        alphas_cumprod = scheduler.alphas_cumprod.to(real.device)
+
+        def noised(level: int) -> torch.Tensor:
+            """The real pair at ``level`` of the forward process (level 0: itself)."""
+            if level == 0:
+                return real
+            a = alphas_cumprod[level - 1]
+            return a.sqrt() * real + (1 - a).sqrt() * _randn(real, generator)
+
+        levels = repaint_levels(steps, jump_length, resample)
+        x = _randn(real, generator)
+        for level, target in _maybe_progress(list(zip(levels[:-1], levels[1:])), progress, "inpainting"):
+            if target < level:  # one reverse step: level -> level - 1, then the kept region from the real pair
+                index = level - 1
+                x, _ = scheduler.step(self.predict_noise(x, timesteps[index]), index, x, generator=generator)
+                x = keep * noised(target) + (1.0 - keep) * x
+            else:  # jump back up: q(x_target | x_level), the forward process over target - level steps at once
+                ratio = alphas_cumprod[target - 1] / (alphas_cumprod[level - 1] if level > 0 else 1.0)
+                x = ratio.sqrt() * x + (1 - ratio).sqrt() * _randn(real, generator)
+        return x.clamp(-1.0, 1.0)
+
+    def _check_pair(self, pair: torch.Tensor) -> torch.Tensor:
+        pair = torch.as_tensor(pair).to(self.device, torch.float32)
+        if pair.ndim == self.config.spatial_dims + 1:
+            pair = pair.unsqueeze(0)
+        cfg = self.config
+        if pair.ndim != cfg.spatial_dims + 2 or pair.shape[1] != cfg.channels:
+            raise SinGANSegInputError(
+                f"image_pair: shape {tuple(pair.shape)}; this model takes (C, *spatial) or (N, C, *spatial) with "
+                f"C = {cfg.channels} ({cfg.image_channels} image + {cfg.mask_channels} mask) and {cfg.spatial_dims} "
+                "spatial axes."
+            )
+        self.check_shape(pair.shape[2:], "image_pair")
+        if not torch.isfinite(pair).all() or pair.abs().max() > 1.0 + 1e-4:
+            raise SinGANSegInputError(
+                "image_pair: values outside [-1, 1] (or not finite); give the stacked pair in [-1, 1] "
+                "(TrainingPair.real, or model.join(image, label))."
+            )
+        return pair.clamp(-1.0, 1.0)
+
+    def _check_region(self, region: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        region = torch.as_tensor(region, device=self.device)
+        spatial = self.config.spatial_dims
+        while region.ndim < spatial + 2:
+            region = region.unsqueeze(0)
+        try:
+            region = (region != 0).float().expand(shape)
+        except RuntimeError:
+            raise SinGANSegInputError(
+                f"region_mask: shape {tuple(region.shape)} does not broadcast to the pair's {tuple(shape)}; give "
+                "(*spatial), (1 or C, *spatial) or (1 or N, 1 or C, *spatial)."
+            ) from None
+        return region
+
+    def save(self, path: str | os.PathLike, training: Any = None) -> None:
+        """Write the model (and optional resume state) to ``path`` atomically (:mod:`.checkpoint`)."""
+        from monai_singanseg.diffusion.checkpoint import save_diffusion
+
+        save_diffusion(self, path, training)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> PairDiffusion:
+        """Read a model written by :meth:`save` (``torch.load(weights_only=True)``, no pickled code), in eval mode."""
+        from monai_singanseg.diffusion.checkpoint import load_diffusion
+
+        return load_diffusion(path, device=device)[0]
+
+
+def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def _maybe_progress(items: list, progress: bool, desc: str):
+    if not progress:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc)

@@ -1,0 +1,307 @@
+"""Training a :class:`~monai_singanseg.diffusion.PairDiffusion` on one or more image + mask pairs.
+
+One ignite :class:`~ignite.engine.Engine` runs the whole training, one engine iteration per optimisation step
+(:class:`DiffusionStep`): random crops (and flips) of the training pairs, noised by MONAI's ``DiffusionInferer`` at
+uniformly drawn timesteps, epsilon-prediction MSE, one Adam step. Every random draw of step ``k`` comes from a
+generator seeded with ``(seed, k)`` (:func:`step_seed`), so the same seed gives the same weights, and a run resumed
+from any checkpoint (written every ``checkpoint_every`` steps and at the end) continues exactly as if never
+interrupted, with no generator state to store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from ignite.engine import Engine, Events
+from ignite.handlers import ProgressBar
+from monai.inferers import DiffusionInferer
+
+from monai_singanseg.diffusion.checkpoint import DiffusionTrainingState, load_diffusion, save_diffusion
+from monai_singanseg.diffusion.config import DiffusionConfig
+from monai_singanseg.diffusion.model import PairDiffusion, default_labels
+from monai_singanseg.diffusion.schedule import noise_scheduler
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.intensity import IntensityMapping, LabelEncoding
+from monai_singanseg.io import TrainingPair
+from monai_singanseg.training.trainer import config_differences, fingerprint
+
+__all__ = ["DiffusionStep", "DiffusionTrainer", "TrainingData", "draw_batch", "stack_pairs", "step_seed"]
+
+logger = logging.getLogger(__name__)
+
+# options that may change when a run is resumed: how long to train and how often to save
+RESUMABLE_CHANGES = ("train_steps", "checkpoint_every")
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Seed of the random stream of optimisation step ``step`` of a run seeded ``seed`` (0-based step)."""
+    digest = hashlib.sha256(f"monai-singanseg-diffusion:{seed}:{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@dataclass
+class TrainingData:
+    """The training pairs as one tensor, with the maps back to their units.
+
+    Attributes:
+        real: ``(P, C, *spatial)`` in ``[-1, 1]``, all pairs in one intensity mapping.
+        intensity: the common map of the image channels. labels: the common map of the label.
+        source: the first pair's affine, shape and contrast names.
+    """
+
+    real: torch.Tensor
+    intensity: IntensityMapping
+    labels: LabelEncoding
+    source: dict[str, Any]
+
+
+def stack_pairs(
+    pairs: TrainingPair | torch.Tensor | Sequence[TrainingPair | torch.Tensor],
+    config: DiffusionConfig,
+    intensity: IntensityMapping | None = None,
+    labels: LabelEncoding | None = None,
+) -> TrainingData:
+    """Check the training pairs against ``config`` and stack them.
+
+    Pairs whose image intensity maps differ are re-expressed in one common map (per channel, the lowest ``lower`` and
+    the highest ``upper``), which loses nothing; their label encodings must be equal.
+
+    Args:
+        pairs: :class:`~monai_singanseg.io.TrainingPair` objects, or tensors ``(C, *spatial)`` in ``[-1, 1]`` (image
+            channels then mask channels), or one of either.
+        config: the model's configuration (channels, spatial dims, crop size).
+        intensity: the map of bare tensors' image channels (default: identity on ``[-1, 1]``).
+        labels: the encoding of bare tensors' mask channels (default: binary 0/1, or K class indices).
+
+    Raises:
+        SinGANSegInputError: no pair, a wrong rank or channel count, values outside ``[-1, 1]``, pairs of different
+            shapes or label encodings, or pairs smaller than the training crop ``image_size``.
+    """
+    if isinstance(pairs, (TrainingPair, torch.Tensor)):
+        pairs = [pairs]
+    if len(pairs) == 0:
+        raise SinGANSegInputError("no training pair given.")
+    cfg = config
+    bare_intensity = intensity or IntensityMapping([-1.0] * cfg.image_channels, [1.0] * cfg.image_channels)
+    bare_labels = labels or default_labels(cfg.mask_channels)
+    reals, maps, encodings = [], [], []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, TrainingPair):
+            real, pair_map, pair_labels = pair.real, pair.intensity, pair.labels
+        else:
+            real, pair_map, pair_labels = torch.as_tensor(pair), bare_intensity, bare_labels
+        real = real.detach().to("cpu", torch.float32)
+        if real.ndim != cfg.spatial_dims + 1:
+            raise SinGANSegInputError(
+                f"pair {i}: shape {tuple(real.shape)}; a {cfg.spatial_dims}D model trains on (C, *spatial) tensors "
+                f"with {cfg.spatial_dims} spatial axes."
+            )
+        if real.shape[0] != cfg.channels or len(pair_map.lower) != cfg.image_channels:
+            split = f" ({len(pair_map.lower)} image + {pair_labels.channels} mask)" if isinstance(pair, TrainingPair) else ""
+            raise SinGANSegInputError(
+                f"pair {i}: {real.shape[0]} channels{split}; the config expects {cfg.channels} ({cfg.image_channels} "
+                f"image + {cfg.mask_channels} mask)."
+            )
+        if not torch.isfinite(real).all() or real.abs().max() > 1.0 + 1e-4:
+            raise SinGANSegInputError(
+                f"pair {i}: values outside [-1, 1] (or not finite); give the stacked pair from load_training_pair or "
+                "prepare_training_pair."
+            )
+        if reals and real.shape[1:] != reals[0].shape[1:]:
+            raise SinGANSegInputError(
+                f"pair {i}: spatial shape {tuple(real.shape[1:])} differs from pair 0's {tuple(reals[0].shape[1:])}; "
+                "all training pairs must have one shape (crop or resize them first)."
+            )
+        if encodings and pair_labels != encodings[0]:
+            raise SinGANSegInputError(
+                f"pair {i}: label encoding {pair_labels.to_dict()} differs from pair 0's {encodings[0].to_dict()}; "
+                "the mask channels would mean different things."
+            )
+        reals.append(real.clamp(-1.0, 1.0))
+        maps.append(pair_map)
+        encodings.append(pair_labels)
+    shape = tuple(reals[0].shape[1:])
+    if any(s < c for s, c in zip(shape, cfg.image_size)):
+        raise SinGANSegInputError(
+            f"training pairs of spatial shape {shape} are smaller than the training crop image_size "
+            f"{cfg.image_size}; lower image_size (each side a multiple of {cfg.size_multiple}, which the UNet's "
+            f"{len(cfg.unet_channels) - 1} downsamplings need)."
+        )
+    common = IntensityMapping([min(m.lower[c] for m in maps) for c in range(cfg.image_channels)],
+                              [max(m.upper[c] for m in maps) for c in range(cfg.image_channels)])
+    n = cfg.image_channels
+    for i, pair_map in enumerate(maps):
+        if pair_map != common:  # into the common units: the common range holds this one's, so nothing is clipped
+            reals[i] = torch.cat([common.normalize(pair_map.denormalize(reals[i][:n])), reals[i][n:]], dim=0)
+    source = pairs[0].source if isinstance(pairs[0], TrainingPair) else {}
+    return TrainingData(torch.stack(reals), common, encodings[0], source)
+
+
+def draw_batch(real: torch.Tensor, config: DiffusionConfig, rng: torch.Generator) -> torch.Tensor:
+    """``batch_size`` random crops of size ``image_size`` of random pairs of ``real`` ``(P, C, *spatial)``, each
+    flipped along every spatial axis with probability 1/2 when ``config.flips``; every draw comes from ``rng``."""
+    count, size = config.batch_size, config.image_size
+    device = real.device
+    which = torch.randint(real.shape[0], (count,), generator=rng, device=device).tolist()
+    starts = [torch.randint(s - c + 1, (count,), generator=rng, device=device).tolist()
+              for s, c in zip(real.shape[2:], size)]
+    flips = (torch.rand((count, config.spatial_dims), generator=rng, device=device) < 0.5).tolist()
+    crops = []
+    for b in range(count):
+        crop = real[which[b]][(slice(None), *(slice(st[b], st[b] + c) for st, c in zip(starts, size)))]
+        axes = [d + 1 for d in range(config.spatial_dims) if config.flips and flips[b][d]]
+        crops.append(crop.flip(axes) if axes else crop)
+    return torch.stack(crops)
+
+
+class DiffusionStep:
+    """One optimisation step (ignite's process function): a batch of crops, noise at uniform random timesteps,
+    the MSE between the UNet's noise prediction and the noise, one Adam step. ``DiffusionStep(engine, step)``
+    returns ``{"loss": ...}``; ``step`` is the 0-based global step, which seeds every draw."""
+
+    def __init__(self, model: PairDiffusion, optimizer: torch.optim.Optimizer, real: torch.Tensor) -> None:
+        self.model, self.optimizer, self.real = model, optimizer, real
+        self.config = model.config
+        self.inferer = DiffusionInferer(noise_scheduler(model.config))
+
+    def __call__(self, engine: Engine, step: int) -> dict[str, torch.Tensor]:
+        cfg, device = self.config, self.real.device
+        rng = torch.Generator(device=device).manual_seed(step_seed(cfg.seed, step))
+        batch = draw_batch(self.real, cfg, rng)
+        noise = torch.randn(batch.shape, generator=rng, device=device)
+        timesteps = torch.randint(cfg.num_train_timesteps, (batch.shape[0],), generator=rng, device=device)
+        self.model.unet.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        prediction = self.inferer(inputs=batch, diffusion_model=self.model.unet, noise=noise, timesteps=timesteps)
+        loss = F.mse_loss(prediction.float(), noise)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach()}
+
+
+class DiffusionTrainer:
+    """Train a :class:`PairDiffusion` model, writing its checkpoint every ``checkpoint_every`` steps and at the end.
+
+    Args:
+        config: model and training configuration (when resuming, the checkpoint's own is used, but for
+            ``train_steps`` and ``checkpoint_every``, taken from here so that a finished run can be extended).
+        device: where the network trains.
+        progress: show a progress bar.
+        handlers: callables ``handler(engine)`` called once to attach ignite handlers to the training engine
+            (``engine.state.output["loss"]`` after each step).
+        stop_after: stop (as an interruption would, after writing the checkpoint) once this many steps in all are
+            done; for tests and for splitting a long run.
+
+    Example:
+        >>> pair = load_training_pair(["image.png"], "label.png")                   # doctest: +SKIP
+        >>> config = DiffusionConfig(image_channels=1, image_size=64, train_steps=20000)
+        >>> model = DiffusionTrainer(config).fit([pair], "diffusion.pt")
+    """
+
+    def __init__(
+        self,
+        config: DiffusionConfig,
+        device: str | torch.device = "cpu",
+        progress: bool = True,
+        handlers: list[Callable[[Engine], None]] | None = None,
+        stop_after: int | None = None,
+    ) -> None:
+        self.config = config.validate()
+        self.device = torch.device(device)
+        self.progress = progress
+        self.handlers = handlers or []
+        self.stop_after = stop_after
+
+    def fit(
+        self,
+        pairs: TrainingPair | torch.Tensor | Sequence[TrainingPair | torch.Tensor],
+        checkpoint: str | os.PathLike,
+        resume: bool = False,
+        intensity: IntensityMapping | None = None,
+        labels: LabelEncoding | None = None,
+    ) -> PairDiffusion:
+        """Train on ``pairs`` (see :func:`stack_pairs`) and return the model in eval mode.
+
+        Args:
+            pairs: training pairs (``TrainingPair`` or ``(C, *spatial)`` tensors in ``[-1, 1]``), all of one shape,
+                at least ``image_size`` on every side.
+            checkpoint: file written every ``checkpoint_every`` steps and at the end (atomically).
+            resume: continue from ``checkpoint`` (on the same kind of device the weights equal an uninterrupted
+                run's); a finished checkpoint with as many ``train_steps`` is returned as is.
+            intensity: the map of bare tensors' image channels (ignored for ``TrainingPair``).
+            labels: the encoding of bare tensors' mask channels (ignored for ``TrainingPair``).
+
+        Raises:
+            SinGANSegInputError: bad pairs (:func:`stack_pairs`), or resuming from a checkpoint of other data.
+        """
+        checkpoint = Path(checkpoint)
+        model, state, data = self._start(pairs, checkpoint, resume, intensity, labels)
+        cfg = model.config
+        real = data.real.to(self.device)
+        optimizer = torch.optim.Adam(model.unet.parameters(), lr=cfg.lr)
+        if state.optimizer is not None:
+            optimizer.load_state_dict(state.optimizer)
+        last = cfg.train_steps if self.stop_after is None else min(self.stop_after, cfg.train_steps)
+        if state.step >= last:
+            return model.eval()
+        engine = Engine(DiffusionStep(model, optimizer, real))
+        losses: list[float] = []
+        start = time.perf_counter()
+
+        def save(engine: Engine | None = None) -> None:
+            step = state.step + (0 if engine is None else engine.state.iteration)
+            if state.log and state.log[-1]["step"] == step:
+                return  # already written at this step
+            state.log.append({"step": step, "loss": sum(losses) / max(len(losses), 1),
+                              "seconds": time.perf_counter() - start})
+            losses.clear()
+            done = DiffusionTrainingState(state.fingerprint, step, step >= cfg.train_steps, optimizer.state_dict(),
+                                          state.log)
+            save_diffusion(model, checkpoint, done)
+
+        @engine.on(Events.ITERATION_COMPLETED)
+        def _after_step(engine: Engine) -> None:
+            losses.append(float(engine.state.output["loss"]))
+            if (state.step + engine.state.iteration) % cfg.checkpoint_every == 0:
+                save(engine)
+
+        if self.progress:
+            ProgressBar(persist=True, desc="diffusion").attach(engine, output_transform=lambda out: out)
+        for attach in self.handlers:
+            attach(engine)
+        engine.run(range(state.step, last), max_epochs=1)
+        save(engine)
+        logger.info("diffusion training: step %d/%d, %.1f s, last loss %.4f", state.step + engine.state.iteration,
+                    cfg.train_steps, time.perf_counter() - start, float(engine.state.output["loss"]))
+        return model.eval()
+
+    def _start(
+        self, pairs, checkpoint: Path, resume: bool, intensity: IntensityMapping | None, labels: LabelEncoding | None
+    ) -> tuple[PairDiffusion, DiffusionTrainingState, TrainingData]:
+        """A new model, or the checkpoint's (refusing other data), with its state and the stacked training data."""
+        if not resume:
+            data = stack_pairs(pairs, self.config, intensity, labels)
+            model = PairDiffusion(self.config, data.intensity, data.labels, data.source).to(self.device)
+            return model, DiffusionTrainingState(fingerprint(data.real)), data
+        model, state = load_diffusion(checkpoint, device=self.device)
+        if state is None:
+            raise SinGANSegInputError(f"{checkpoint}: cannot resume: the checkpoint holds no training state.")
+        stored = model.config
+        for change in config_differences(stored, self.config):
+            if change.split(":")[0] not in RESUMABLE_CHANGES:
+                logger.warning("%s: resuming with the checkpoint's options: %s", checkpoint, change)
+        for name in RESUMABLE_CHANGES:
+            setattr(stored, name, getattr(self.config, name))
+        data = stack_pairs(pairs, stored, intensity, labels)
+        if fingerprint(data.real) != state.fingerprint:
+            raise SinGANSegInputError(f"{checkpoint}: cannot resume: it was trained on other data.")
+        return model, state, data
