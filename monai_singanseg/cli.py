@@ -278,7 +278,8 @@ def _train_many(args: argparse.Namespace) -> None:
     try:
         summary = train_many(args.datalist, args.out, lambda pair: _config(args, pair), section=args.section,
                              device=device, num_classes=args.num_classes, percentiles=args.percentiles,
-                             progress=not args.quiet, group_size=args.group_size)
+                             progress=not args.quiet, group_size=args.group_size, window=args.window,
+                             slice_axis=args.slice_axis, slice_index=args.slice_index)
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
     if summary["failed"]:

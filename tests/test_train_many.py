@@ -202,3 +202,27 @@ def test_cli_gives_each_rank_its_share_of_the_cores_and_restores_the_count(tmp_p
                  "--device", "cpu"] + TINY) == 0
     assert seen == [2]  # 8 cores shared by 4 ranks of this machine
     assert torch.get_num_threads() == threads
+
+
+def test_window_and_slice_options_reach_every_item(tmp_path):
+    # two real MNI152 T1 crops with a white-matter mask, trained as one 2D slice each under a fixed window
+    import nibabel as nib
+    from conftest import T1, WM, mni_crop
+
+    items = []
+    for i, z in enumerate((80, 96)):
+        box = (slice(60, 124), slice(70, 134), slice(z - 3, z + 3))
+        t1, affine = mni_crop(T1, box)
+        wm, _ = mni_crop(WM, box)
+        nib.save(nib.Nifti1Image(t1, affine), tmp_path / f"t1_{i}.nii.gz")
+        nib.save(nib.Nifti1Image((wm > 127).astype(np.uint8), affine), tmp_path / f"wm_{i}.nii.gz")
+        items.append({"image": f"t1_{i}.nii.gz", "label": f"wm_{i}.nii.gz"})
+    (tmp_path / "dataset.json").write_text(json.dumps({"training": items}))
+    out = tmp_path / "models"
+    args = ["train-many", str(tmp_path / "dataset.json"), "--out", str(out), "--window", "10", "90",
+            "--slice-axis", "2", "--slice-index", "2", *TINY]
+    assert main(args) == 0
+    for i in range(2):
+        model, _ = load_model(out / f"t1_{i}.pt")
+        assert model.config.spatial_dims == 2
+        assert (model.intensity.lower, model.intensity.upper) == ([10.0], [90.0])

@@ -126,6 +126,9 @@ def train_many(
     percentiles: tuple[float, float] | None = None,
     progress: bool = False,
     group_size: int | None = None,
+    window: tuple[float, float] | None = None,
+    slice_axis: int | None = None,
+    slice_index: int | str = "largest",
 ) -> dict[str, Any]:
     """Train (or resume, or skip) one checkpoint ``out_dir/<image name>.pt`` per item of ``datalist[section]``.
 
@@ -136,7 +139,8 @@ def train_many(
         make_config: builds the config of an item from its :class:`~monai_singanseg.io.TrainingPair`.
         section: the datalist key to train.
         device: ``"cpu"``, ``"cuda"`` (GPU ``LOCAL_RANK``) or ``None`` for GPU when available.
-        num_classes, percentiles: as in :func:`~monai_singanseg.io.load_training_pair`.
+        num_classes, percentiles, window, slice_axis, slice_index: as in
+            :func:`~monai_singanseg.io.load_training_pair`, for every item.
         progress: progress bars per scale.
         group_size: at most this many models with equal pyramids train side by side in one grouped network
             (default :data:`DEFAULT_GROUP_SIZE` of the device type; 1 trains one model at a time).
@@ -211,7 +215,8 @@ def train_many(
                 if "label" not in item:
                     raise SinGANSegInputError(f"{datalist}: item {name} has no 'label'.")
                 status = _status(path)
-                pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles)
+                pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles,
+                                          window=window, slice_axis=slice_axis, slice_index=slice_index)
                 job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair))
                 if status != "missing":  # never keep or continue a model of other data or other options
                     changes = config_differences(verify_checkpoint_data(path, pair.real), job.config)
