@@ -125,7 +125,8 @@ class DiffusionConfig:
             raise ValueError(f"norm_num_groups ({self.norm_num_groups}) must divide every unet_channels entry "
                              f"{self.unet_channels}.")
         # the UNet's middle block always attends, at the deepest level's width
-        attended = sorted({c for c, a in zip(self.unet_channels, self.attention_levels) if a} | {self.unet_channels[-1]})
+        attended = {c for c, a in zip(self.unet_channels, self.attention_levels) if a}
+        attended = sorted(attended | {self.unet_channels[-1]})
         if self.num_head_channels < 1 or any(c % self.num_head_channels for c in attended):
             raise ValueError(f"num_head_channels ({self.num_head_channels}) must divide the channels of every "
                              f"attention level and of the deepest level {attended}.")

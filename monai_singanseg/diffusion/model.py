@@ -93,7 +93,8 @@ class PairDiffusion(nn.Module):
         if len(self.intensity.lower) != config.image_channels or self.labels.channels != config.mask_channels:
             raise ValueError(
                 f"intensity mapping of {len(self.intensity.lower)} channels and label encoding of "
-                f"{self.labels.channels} mask channels, the config has {config.image_channels} + {config.mask_channels}."
+                f"{self.labels.channels} mask channels, the config has {config.image_channels} + "
+                f"{config.mask_channels}."
             )
         self.source = dict(source or {})
         self.unet = build_unet(config, seed=config.seed)

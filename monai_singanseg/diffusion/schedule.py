@@ -52,7 +52,8 @@ def respaced_scheduler(config: DiffusionConfig, steps: int, sampler: str = "ddpm
     alphas = alphas_cumprod / torch.cat([alphas_cumprod.new_ones(1), alphas_cumprod[:-1]])
     # MONAI's shell scheduler of `steps` timesteps, its schedule replaced by the respaced one (its attributes betas,
     # alphas and alphas_cumprod are what every step reads)
-    scheduler = DDPMScheduler(num_train_timesteps=steps) if sampler == "ddpm" else DDIMScheduler(num_train_timesteps=steps)
+    shell = DDPMScheduler if sampler == "ddpm" else DDIMScheduler
+    scheduler = shell(num_train_timesteps=steps)
     scheduler.betas, scheduler.alphas, scheduler.alphas_cumprod = 1.0 - alphas, alphas, alphas_cumprod
     scheduler.set_timesteps(steps)
     return scheduler, timesteps

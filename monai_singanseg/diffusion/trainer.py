@@ -106,7 +106,9 @@ def stack_pairs(
                 f"with {cfg.spatial_dims} spatial axes."
             )
         if real.shape[0] != cfg.channels or len(pair_map.lower) != cfg.image_channels:
-            split = f" ({len(pair_map.lower)} image + {pair_labels.channels} mask)" if isinstance(pair, TrainingPair) else ""
+            split = ""
+            if isinstance(pair, TrainingPair):
+                split = f" ({len(pair_map.lower)} image + {pair_labels.channels} mask)"
             raise SinGANSegInputError(
                 f"pair {i}: {real.shape[0]} channels{split}; the config expects {cfg.channels} ({cfg.image_channels} "
                 f"image + {cfg.mask_channels} mask)."
