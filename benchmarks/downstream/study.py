@@ -71,6 +71,7 @@ CONDITIONS: dict[str, dict | None] = {
     "sgs_p50_s0_random": {"prob": 0.5, "start_scale": 0, "model_choice": "random"},
     "synthetic_only": {"prob": 1.0, "start_scale": 0},
     # the continuous knob between a new layout (start 0) and near-copies (start 1): see SinGANSeg.generate
+    "sgs_p50_s0_d04": {"prob": 0.5, "start_scale": 0, "diversity": 0.4},
     "sgs_p50_s0_d06": {"prob": 0.5, "start_scale": 0, "diversity": 0.6},
     "sgs_p50_s0_d03-08": {"prob": 0.5, "start_scale": 0, "diversity": (0.3, 0.8)},
 }
@@ -184,8 +185,9 @@ def study(args: argparse.Namespace) -> None:
         models = None
         if any(CONDITIONS[c] is not None for c in args.conditions):
             models = train_generators(dataset, datalist, args)
-        for n_text in args.n:
-            n = len(pool) if n_text == "all" else min(int(n_text), len(pool))
+        # "all" may equal a number given too (5 training slices): each size once
+        sizes = list(dict.fromkeys(len(pool) if t == "all" else min(int(t), len(pool)) for t in args.n))
+        for n in sizes:
             for seed in args.seeds:
                 chosen = subset(pool, n, seed)
                 items = {"training": chosen, "validation": absolute(sections["validation"], datalist.parent),
@@ -194,6 +196,7 @@ def study(args: argparse.Namespace) -> None:
                 for name in args.conditions:
                     if (dataset, n, seed, name, *mine) in done:
                         continue
+                    done.add((dataset, n, seed, name, *mine))
                     result = run_one(items, CONDITIONS[name], bank, seed, args)
                     record = {"dataset": dataset, "n": n, "seed": seed, "condition": name,
                               "iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
