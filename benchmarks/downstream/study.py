@@ -235,14 +235,22 @@ def report(results: Path) -> None:
     from monai_singanseg.visualize import pyplot, save_figure
 
     datasets = sorted({d for d, _ in keys})
+    # one colour per condition in every panel; the baseline black and dashed, so gains read against it
+    conditions = sorted({c for _, c in keys} - {"standard"})
+    colours = {c: f"C{i % 10}" for i, c in enumerate(conditions)} | {"standard": "black"}
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         for (d, condition), curve in curves.items():
             if d == dataset and curve:
                 n, mean, sd = zip(*curve)
-                ax.errorbar(n, mean, yerr=sd, marker="o", capsize=3, label=condition)
+                baseline = condition == "standard"
+                ax.errorbar(n, mean, yerr=sd, marker="o", capsize=3, label=condition, color=colours[condition],
+                            linestyle="--" if baseline else "-", linewidth=2.2 if baseline else 1.2)
         ax.set_xscale("log")
+        ticks = sorted({n for (d, _), curve in curves.items() if d == dataset for n, _, _ in curve})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("real training images N")
         ax.set_ylabel("test Dice")
         ax.set_title(dataset)
