@@ -96,17 +96,24 @@ def save_model(model, path: str | os.PathLike, training: TrainingState | None = 
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load the raw checkpoint dict, with a clear error when ``path`` is not one of ours."""
+def load_weights_only(path: str | os.PathLike, kind: str = "monai-singanseg") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one clear line when the file is missing or is not a
+    plain-data file (``kind`` names what was expected in the message)."""
     path = Path(path)
     if not path.is_file():
         raise SinGANSegInputError(f"{path}: checkpoint file not found.")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for foreign or damaged files
         raise SinGANSegInputError(
-            f"{path}: not a monai-singanseg checkpoint (it cannot be read as weights only: {type(err).__name__})."
+            f"{path}: not a {kind} checkpoint (it cannot be read as weights only: {type(err).__name__})."
         ) from err
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load the raw checkpoint dict, with a clear error when ``path`` is not one of ours."""
+    path = Path(path)
+    payload = load_weights_only(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SinGANSegInputError(f"{path}: not a monai-singanseg checkpoint (no '{FORMAT}' format marker).")
     version = payload.get("format_version")

@@ -36,6 +36,20 @@ SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
 """Training schedules by name: overrides of the dataclass defaults, per sub-config."""
 
 
+class JsonConfig:
+    """JSON round trip shared by the typed configs (dataclasses that define ``from_dict``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+
 @dataclass
 class PyramidConfig:
     """Sizes of the image pyramid.
@@ -149,7 +163,7 @@ class OptimConfig:
 
 
 @dataclass
-class SinGANSegConfig:
+class SinGANSegConfig(JsonConfig):
     """Everything that defines a SinGAN-Seg model: data layout, pyramid, networks and optimisation.
 
     Args:
@@ -182,12 +196,6 @@ class SinGANSegConfig:
         self.optim.validate()
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SinGANSegConfig:
         data = dict(data)
@@ -200,10 +208,6 @@ class SinGANSegConfig:
             optim=OptimConfig(**optim),
             **data,
         ).validate()
-
-    @classmethod
-    def from_json(cls, text: str) -> SinGANSegConfig:
-        return cls.from_dict(json.loads(text))
 
     @classmethod
     def for_schedule(

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from monai_singanseg.checkpoint import FORMAT as SINGANSEG_FORMAT
+from monai_singanseg.checkpoint import load_weights_only
 from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
@@ -104,15 +105,7 @@ def save_diffusion(model: PairDiffusion, path: str | os.PathLike,
 def read_diffusion_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load the raw checkpoint dict (``weights_only=True``), with a clear error when ``path`` is not one of ours."""
     path = Path(path)
-    if not path.is_file():
-        raise SinGANSegInputError(f"{path}: checkpoint file not found.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for foreign or damaged files
-        raise SinGANSegInputError(
-            f"{path}: not a monai-singanseg diffusion checkpoint (it cannot be read as weights only: "
-            f"{type(err).__name__})."
-        ) from err
+    payload = load_weights_only(path, "monai-singanseg diffusion")
     marker = payload.get("format") if isinstance(payload, dict) else None
     if marker == SINGANSEG_FORMAT:
         raise SinGANSegInputError(f"{path}: a SinGAN-Seg checkpoint, not a diffusion one; load it with SinGANSeg.load.")

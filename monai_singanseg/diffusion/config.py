@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from monai_singanseg.config import JsonConfig
 
 __all__ = ["NOISE_SCHEDULES", "SAMPLERS", "DiffusionConfig"]
 
@@ -23,7 +24,7 @@ def _tuple(value: Any, length: int, kind: type) -> tuple:
 
 
 @dataclass
-class DiffusionConfig:
+class DiffusionConfig(JsonConfig):
     """Everything that defines a pair-diffusion model: data layout, UNet, noise schedule and optimisation.
 
     The network is MONAI's ``DiffusionModelUNet`` predicting the noise (epsilon) of ``image_channels +
@@ -144,12 +145,6 @@ class DiffusionConfig:
             raise ValueError("train_steps, batch_size and checkpoint_every must be >= 1.")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DiffusionConfig:
         """Build and validate a config from :meth:`to_dict`'s output (unknown keys are refused)."""
@@ -159,6 +154,3 @@ class DiffusionConfig:
             raise ValueError(f"unknown DiffusionConfig fields: {unknown}.")
         return cls(**data).validate()
 
-    @classmethod
-    def from_json(cls, text: str) -> DiffusionConfig:
-        return cls.from_dict(json.loads(text))
