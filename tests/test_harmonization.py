@@ -84,20 +84,25 @@ def test_cli_writes_the_three_files(nuclei_model, tmp_path, real):
     assert main(args) == 2  # nothing overwritten without --overwrite
 
 
-def test_harmonization_dictionary_transform(nuclei_model, real, tmp_path):
+def _bank_and_sample(nuclei_model, real, folder):
+    """The nuclei model in a bank under the image's name, and the real image as a sample with a centre region."""
     import shutil
 
     from monai.transforms import LoadImaged
 
-    from monai_singanseg.transforms import SinGANSegHarmonized
-
-    _, path = nuclei_model
-    shutil.copy(path, tmp_path / "nuclei_image.pt")
-    image, donor_mask = real
-    region = torch.zeros_like(donor_mask)
+    shutil.copy(nuclei_model[1], folder / "nuclei_image.pt")
+    region = torch.zeros_like(real[1])
     region[:, 60:200, 60:200] = 1
     data = LoadImaged("image", ensure_channel_first=True, image_only=True)({"image": str(NUCLEI_IMAGE)})
     data["brain"] = region
+    return data
+
+
+def test_harmonization_dictionary_transform(nuclei_model, real, tmp_path):
+    from monai_singanseg.transforms import SinGANSegHarmonized
+
+    data = _bank_and_sample(nuclei_model, real, tmp_path)
+    image, donor_mask = real
     transform = SinGANSegHarmonized("image", "lesion", tmp_path, donors=[(image, donor_mask)], prob=1.0,
                                     at_scale=(1, 2), region_key="brain")
     first = transform.set_random_state(3)(data)
@@ -111,20 +116,13 @@ def test_harmonization_dictionary_transform(nuclei_model, real, tmp_path):
 
 def test_harmonization_array_transform_matches_the_dictionary_one(nuclei_model, real, tmp_path):
     """``SinGANSegHarmonize`` does the work; ``SinGANSegHarmonized`` gives the same result for the same seed."""
-    import shutil
-
     from monai.data import MetaTensor
-    from monai.transforms import LoadImaged
 
     from monai_singanseg import SinGANSegHarmonize, SinGANSegHarmonized
 
-    _, path = nuclei_model
-    shutil.copy(path, tmp_path / "nuclei_image.pt")
+    data = _bank_and_sample(nuclei_model, real, tmp_path)
     image, donor_mask = real
-    region = torch.zeros_like(donor_mask)
-    region[:, 60:200, 60:200] = 1
-    data = LoadImaged("image", ensure_channel_first=True, image_only=True)({"image": str(NUCLEI_IMAGE)})
-    data["brain"] = region
+    region = data["brain"]
     options = {"donors": [(image, donor_mask)], "at_scale": (1, 2)}
     dictionary = SinGANSegHarmonized("image", "lesion", tmp_path, prob=1.0, region_key="brain", **options)
     array = SinGANSegHarmonize(tmp_path, prob=1.0, **options)
