@@ -77,7 +77,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         pool_refresh: float = 1.0,
         match_intensity: bool = False,
         intensity_percentiles: Sequence[float] | None = None,
-        diversity: float | Sequence[float] = 1.0,
+        diversity: float | Sequence[float] = 0.4,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
