@@ -3,7 +3,7 @@
 # a deadline per phase, for a session that is lent a GPU (the `device` tool runs it in the repository root; figures
 # go to $OUT after every phase, so a phase that runs out of time still leaves the earlier ones).
 #   bash benchmarks/gpu_check.sh            # at most 9 minutes on an H200
-# The device image has torch but not MONAI: carry wheels in .whl/ (monai, nibabel, pydicom, pytorch-ignite; see
+# The device image has torch but not MONAI: carry wheels in .whl/ (monai, nibabel, pydicom, pytorch-ignite, einops; see
 # docs/benchmarks.md) and the study's datasets in benchmarks/downstream/cache/ (made here by data.py: the device has
 # no nilearn).
 # Phases: (1) models per hour at 192 px, fast schedule, K = 1 16 64, then K = 64 with cuDNN's benchmark mode;
