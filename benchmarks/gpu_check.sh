@@ -3,9 +3,10 @@
 # a deadline per phase, for a session that is lent a GPU (the `device` tool runs it in the repository root; figures
 # go to $OUT after every phase, so a phase that runs out of time still leaves the earlier ones).
 #   bash benchmarks/gpu_check.sh            # at most 9 minutes on an H200
-# The device image has torch but not MONAI: carry wheels in .whl/ (monai, nibabel, pydicom, pytorch-ignite, einops; see
-# docs/benchmarks.md) and the study's datasets in benchmarks/downstream/cache/ (made here by data.py: the device has
-# no nilearn).
+# The device image has torch but not MONAI: carry wheels in .whl/, made here with
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux2014_x86_64 -d .whl monai==1.6.1 nibabel==5.4.2 pydicom==3.0.2 pytorch-ignite==0.5.5 einops
+# and the study's datasets in benchmarks/downstream/cache/ (made here by data.py: the device has no nilearn).
 # Phases: (1) models per hour at 192 px, fast schedule, K = 1 16 64, then K = 64 with cuDNN's benchmark mode;
 # (2) the downstream study's generators (nuclei tiles and MNI152 ventricle slices, one model per training image,
 # fast schedule, max size 192), both datasets at once, checkpoints packed for the trip back (resumable on a CPU).
