@@ -163,9 +163,11 @@ class SinGANSeg(nn.Module):
         stop = self.trained_scales if stop_scale is None else stop_scale
         if not 0 <= start_scale < max(stop, 1):
             raise ValueError(f"start_scale must lie in [0, {stop - 1}], got {start_scale}.")
-        weight = torch.as_tensor(diversity, dtype=torch.float32, device=self.device).reshape(-1)
+        # checked on the CPU: a few numbers, and no device round trip per call on the transform's per-sample path
+        weight = torch.as_tensor(diversity, dtype=torch.float32).detach().cpu().reshape(-1)
         if weight.numel() not in (1, num) or not bool(((weight >= 0) & (weight <= 1)).all()):
             raise ValueError(f"diversity must lie in [0, 1], one number or one per sample, got {diversity}.")
+        mix = bool((weight < 1).any())
         shapes = self.scaled_shapes(scale_ratio)
         channels = self.config.channels
         if initial is not None:
@@ -178,9 +180,9 @@ class SinGANSeg(nn.Module):
         for k in range(start_scale, stop):
             x = resize(x, shapes[k])
             z = draw_noise(num, channels, shapes[k], k == 0, generator, self.device)
-            if k == start_scale and initial is None and bool((weight < 1).any()):
+            if k == start_scale and initial is None and mix:
                 # both terms are standard normal and independent, so the mix keeps the noise's variance
-                d = weight.reshape(-1, *([1] * (z.ndim - 1)))
+                d = weight.to(self.device).reshape(-1, *([1] * (z.ndim - 1)))
                 z_rec = resize(self.fixed_noise, shapes[0]) if k == 0 else torch.zeros_like(z)
                 z = d * z + torch.sqrt(1 - d**2) * z_rec
             x = self.generators[k](self.noise_amps[k] * z, x)
