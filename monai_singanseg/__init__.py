@@ -14,6 +14,8 @@ from monai_singanseg.transforms import (
     SinGANSegAugmentd,
     SinGANSegHarmonize,
     SinGANSegHarmonized,
+    SyntheticPairAugment,
+    SyntheticPairAugmentd,
     model_name,
 )
 
@@ -36,6 +38,8 @@ __all__ = [
     "SinGANSegHarmonized",
     "SinGANSegInputError",
     "SinGANSegTrainer",
+    "SyntheticPairAugment",
+    "SyntheticPairAugmentd",
     "TrainingPair",
     "load_training_pair",
     "model_name",

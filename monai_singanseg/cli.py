@@ -1,5 +1,8 @@
 """The ``singanseg`` command: ``train`` a model on one image + mask, ``train-many`` over a datalist, ``sample``.
 
+``train-diffusion`` trains the second generator (a pair-diffusion model, optionally one per k-means cluster);
+``sample`` and ``report`` take a checkpoint of either kind.
+
 Bad input ends with one line ``singanseg: error: <file>: <problem>`` and exit status 2, before anything is written.
 """
 
@@ -23,6 +26,7 @@ from monai_singanseg.config import (
     PyramidConfig,
     SinGANSegConfig,
 )
+from monai_singanseg.diffusion.config import CLUSTER_FEATURES, SAMPLERS, DiffusionConfig, DiffusionSampling
 from monai_singanseg.errors import SinGANSegInputError
 
 __all__ = ["build_parser", "main"]
@@ -101,8 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "network (default: 1 on a CPU, where grouping does not pay, and 32 on a GPU)")
     _add_training_options(many)
 
-    sample = sub.add_parser("sample", help="write new image + label pairs from a trained model")
-    sample.add_argument("model", help="checkpoint written by 'singanseg train'")
+    _add_diffusion_parser(sub)
+
+    sample = sub.add_parser("sample", help="write new image + label pairs from a trained model (either kind)")
+    sample.add_argument("model", help="checkpoint written by 'singanseg train' or 'singanseg train-diffusion'")
     sample.add_argument("--num", type=int, required=True, help="number of pairs")
     sample.add_argument("--start-scale", type=int, default=0, help="0 = most diverse; higher keeps more layout")
     sample.add_argument("--diversity", type=float, default=1.0,
@@ -131,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"content:style loss weights (default {content_style})")
     sample.add_argument("--style-steps", type=int, default=STYLE_STEPS,
                         help=f"L-BFGS iterations per sample (vgg; default {STYLE_STEPS})")
+    _add_diffusion_sampling_options(sample)
     for name, mode in (("harmonize", "harmonize"), ("edit", "edit")):
         h = sub.add_parser(name, help=f"paste a donor lesion into the target and {name} it by injection at a scale")
         h.add_argument("model", help="checkpoint trained on the target (healthy) image")
@@ -149,14 +156,81 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_diffusion_parser(sub) -> None:
+    diff = sub.add_parser("train-diffusion", help="train a pair-diffusion model (image + mask channels) on the pairs "
+                                                  "of a datalist, or one per k-means cluster of them")
+    source = diff.add_mutually_exclusive_group(required=True)
+    source.add_argument("--datalist", help="Decathlon-style datalist JSON; relative paths are relative to its folder")
+    source.add_argument("--image", nargs="+", help="one pair's image file(s) (several: stacked as channels)")
+    diff.add_argument("--label", help="the mask of --image")
+    diff.add_argument("--section", default="training", help="datalist key to train on (default: training)")
+    diff.add_argument("--out", required=True,
+                      help="checkpoint file (one model), or folder of cluster_<k>.pt + clusters.json (--clusters K)")
+    diff.add_argument("--resume", action="store_true", help="continue interrupted trainings in --out")
+    diff.add_argument("--clusters", type=_positive_int, default=1,
+                      help="k-means clusters of the pairs, one model each (default 1: one model for all)")
+    diff.add_argument("--cluster-features", choices=CLUSTER_FEATURES, default=CLUSTER_FEATURES[0],
+                      help="features to cluster on: intensity statistics, mask layout and a thumbnail (no weights), "
+                           "or Inception-v3 features (local weights)")
+    diff.add_argument("--inception-weights", default=None,
+                      help="Inception-v3 weight file for --cluster-features inception (default: "
+                           "$SINGANSEG_INCEPTION_WEIGHTS, then the torch hub cache); nothing is downloaded")
+    diff.add_argument("--resize", type=int, nargs="+", default=None, metavar="SIZE",
+                      help="resize every pair to this spatial size first (pairs of one model must share a shape)")
+    defaults = DiffusionConfig()
+    diff.add_argument("--image-size", type=int, nargs="+", default=list(defaults.image_size),
+                      help="training crop size, each side a multiple of 2^(UNet levels - 1) (default "
+                           f"{' '.join(map(str, defaults.image_size))})")
+    diff.add_argument("--unet-channels", type=int, nargs="+", default=list(defaults.unet_channels),
+                      help="feature maps per UNet level (default "
+                           f"{' '.join(map(str, defaults.unet_channels))}; attention at the deepest level)")
+    diff.add_argument("--train-steps", type=_positive_int, default=defaults.train_steps)
+    diff.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    diff.add_argument("--lr", type=float, default=defaults.lr)
+    diff.add_argument("--timesteps", type=int, default=defaults.num_train_timesteps,
+                      help=f"diffusion steps T of the forward process (default {defaults.num_train_timesteps})")
+    diff.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every)
+    diff.add_argument("--no-flips", action="store_true", help="no random flips of the training crops")
+    diff.add_argument("--seed", type=int, default=0)
+    diff.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: GPU LOCAL_RANK if any, else cpu)")
+    diff.add_argument("--num-classes", type=int, default=None, help="the masks hold class indices 0..K-1")
+    diff.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                      help="map these intensity percentiles to the range ends (default: min and max)")
+    diff.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                      help="fixed intensity window, e.g. -160 240 HU for CT")
+    diff.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_diffusion_sampling_options(parser: argparse.ArgumentParser, inpaint_files: bool = True) -> None:
+    defaults = DiffusionSampling()
+    group = parser.add_argument_group("diffusion models")
+    group.add_argument("--steps", type=_positive_int, default=defaults.steps,
+                       help=f"denoising steps (default {defaults.steps})")
+    group.add_argument("--sampler", choices=SAMPLERS, default=defaults.sampler,
+                       help="ddim (default: good in few steps) or ddpm; inpainting always takes DDPM steps")
+    if inpaint_files:
+        group.add_argument("--inpaint-image", nargs="+", default=None,
+                           help="a real image (file(s), stacked as channels) to redraw the --inpaint-label region "
+                                "of, with RePaint, instead of drawing whole new pairs")
+        group.add_argument("--inpaint-label", default=None, help="the mask whose region (dilated) is redrawn")
+    group.add_argument("--dilation", type=int, default=defaults.dilation,
+                       help=f"pixels the inpainting mask is dilated by (default {defaults.dilation})")
+    group.add_argument("--jump-length", type=_positive_int, default=defaults.jump_length,
+                       help=f"RePaint jump length (default {defaults.jump_length})")
+    group.add_argument("--resample", type=_positive_int, default=defaults.resample,
+                       help=f"RePaint resamplings per jump (default {defaults.resample}; 1 = none)")
+
+
 def _add_report_parser(sub) -> None:
     report = sub.add_parser("report", help="quality report: samples per start scale, mask statistics, SIFID, SWD, "
                                            "diversity and memorisation as PNG, JSON and markdown")
-    report.add_argument("model", help="checkpoint written by 'singanseg train'")
+    report.add_argument("model", help="checkpoint written by 'singanseg train' or 'singanseg train-diffusion'")
     report.add_argument("--image", nargs="+", required=True, help="the training image file(s), as given to train")
     report.add_argument("--label", required=True, help="the training mask")
     report.add_argument("--out", required=True, help="report folder")
-    report.add_argument("--start-scales", type=int, nargs="+", default=None, help="default: every trained scale")
+    report.add_argument("--start-scales", type=int, nargs="+", default=None,
+                        help="default: every trained scale (SinGAN-Seg; a diffusion model reports new and inpainted "
+                             "pairs instead)")
     report.add_argument("--num", type=int, default=16, help="samples per start scale (default 16)")
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--inception-weights", default=None,
@@ -165,19 +239,24 @@ def _add_report_parser(sub) -> None:
     report.add_argument("--device", default="cpu")
     report.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_diffusion_sampling_options(report, inpaint_files=False)
 
 
 def _report(args: argparse.Namespace) -> None:
-    from monai_singanseg.checkpoint import load_model
+    from monai_singanseg.generators import is_diffusion, load_generator
     from monai_singanseg.io import model_name, read_image, read_stacked_images
     from monai_singanseg.report import write_report
 
-    model, _ = load_model(args.model, device=args.device)
+    model = load_generator(args.model, device=_device(args.device), require_complete=False)
     image = read_stacked_images(args.image).as_tensor()
     label = read_image(args.label).as_tensor()
+    sampling = None
+    if is_diffusion(model):
+        sampling = DiffusionSampling(steps=args.steps, sampler=args.sampler, jump_length=args.jump_length,
+                                     resample=args.resample, dilation=args.dilation)
     report = write_report(model, image, label, args.out, args.start_scales, args.num, args.seed,
                           inception_weights=args.inception_weights, overwrite=args.overwrite,
-                          progress=not args.quiet, name=model_name(args.model))
+                          progress=not args.quiet, name=model_name(args.model), sampling=sampling)
     sifid = "" if report["sifid_available"] else f"; SIFID left out: {report['sifid_note']}"
     print(f"wrote {len(report['files'])} files to {args.out}{sifid}")
 
@@ -324,11 +403,86 @@ def _train(args: argparse.Namespace) -> None:
           f"{pair.image_channels} image + {pair.labels.channels} mask channels")
 
 
-def _sample(args: argparse.Namespace) -> None:
-    from monai_singanseg.checkpoint import load_model
-    from monai_singanseg.generation import write_samples
+def _train_diffusion(args: argparse.Namespace) -> None:
+    from monai_singanseg.diffusion.many import load_datalist_pairs, resize_pair, train_diffusion_models
+    from monai_singanseg.io import check_percentiles, load_training_pair, model_name
 
-    model, _ = load_model(args.model, device=_device(args.device), require_complete=True)
+    check_percentiles(args.percentiles)
+    device = None if args.device is None else _device(args.device)
+    reader = {"num_classes": args.num_classes, "percentiles": args.percentiles, "window": args.window}
+    if args.image is not None:
+        if args.label is None:
+            raise SinGANSegInputError("--image needs --label (the pair's mask).")
+        pair = load_training_pair(args.image, args.label, **reader)
+        names, pairs = [model_name(args.image[0])], [resize_pair(pair, args.resize) if args.resize else pair]
+    else:
+        names, pairs = load_datalist_pairs(args.datalist, args.section, args.resize, **reader)
+    out = Path(args.out)
+    if args.clusters == 1:
+        _check_output_file(out)
+    elif out.exists() and not out.is_dir():
+        raise SinGANSegInputError(f"{out}: exists and is not a folder; with --clusters the output is a folder.")
+    shapes = sorted({tuple(p.real.shape[1:]) for p in pairs})
+    if len(shapes) > 1:
+        raise SinGANSegInputError(f"{args.datalist}: pairs of {len(shapes)} spatial shapes ({shapes[0]}, "
+                                  f"{shapes[1]}, ...); pass --resize to bring them to one.")
+
+    def make_config(pair) -> DiffusionConfig:
+        size = args.image_size * pair.spatial_dims if len(args.image_size) == 1 else args.image_size
+        levels = len(args.unet_channels)
+        try:
+            return DiffusionConfig(
+                spatial_dims=pair.spatial_dims, image_channels=pair.image_channels, mask_channels=pair.labels.channels,
+                image_size=size, unet_channels=args.unet_channels,
+                attention_levels=[False] * (levels - 1) + [True], num_head_channels=min(32, args.unet_channels[-1]),
+                norm_num_groups=_common_groups(args.unet_channels), num_train_timesteps=args.timesteps,
+                lr=args.lr, train_steps=args.train_steps, batch_size=args.batch_size,
+                checkpoint_every=args.checkpoint_every, flips=not args.no_flips, seed=args.seed,
+            ).validate()
+        except ValueError as err:
+            raise SinGANSegInputError(f"invalid option: {err}") from err
+
+    options = {"method": args.cluster_features, "inception_weights": args.inception_weights, "seed": args.seed}
+    summary = train_diffusion_models(names, pairs, out, make_config, args.clusters, options, device=device,
+                                     resume=args.resume, progress=not args.quiet)
+    for record in summary["models"]:
+        print(f"wrote {record['checkpoint']}: {record['pairs']} pair(s), {record['steps']} steps")
+
+
+def _common_groups(channels: Sequence[int]) -> int:
+    """The most group-norm groups (up to 32, MONAI's default) that divide every UNet width."""
+    return next(g for g in range(32, 0, -1) if all(c % g == 0 for c in channels))
+
+
+def _sample_diffusion(args: argparse.Namespace, model) -> None:
+    from monai_singanseg.generation import write_diffusion_samples
+    from monai_singanseg.io import read_image, read_stacked_images
+
+    if args.style != "none" or args.start_scale != 0 or args.diversity != 1.0 or args.scale_ratio is not None:
+        raise SinGANSegInputError(f"{args.model}: a diffusion model; --style, --start-scale, --diversity and "
+                                  "--scale-ratio are SinGAN-Seg options.")
+    if (args.inpaint_image is None) != (args.inpaint_label is None):
+        raise SinGANSegInputError("--inpaint-image and --inpaint-label go together.")
+    sampling = DiffusionSampling(steps=args.steps, sampler=args.sampler, jump_length=args.jump_length,
+                                 resample=args.resample, dilation=args.dilation)
+    context = None
+    if args.inpaint_image is not None:
+        context = (read_stacked_images(args.inpaint_image).as_tensor(), read_image(args.inpaint_label).as_tensor())
+    items = write_diffusion_samples(model, args.out, args.num, sampling, context, seed=args.seed, fmt=args.format,
+                                    overwrite=args.overwrite, batch_size=args.batch_size, name=str(args.model))
+    print(f"wrote {len(items)} pairs and {Path(args.out) / 'preview.png'}")
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from monai_singanseg.generation import write_samples
+    from monai_singanseg.generators import is_diffusion, load_generator
+
+    model = load_generator(args.model, device=_device(args.device), require_complete=True)
+    if is_diffusion(model):
+        return _sample_diffusion(args, model)
+    if args.inpaint_image is not None:
+        raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; inpainting (--inpaint-image) needs a diffusion "
+                                  "model (SinGAN-Seg inserts lesions with 'singanseg harmonize').")
     ratio = None
     if args.scale_ratio is not None:
         ratio = args.scale_ratio[0] if len(args.scale_ratio) == 1 else args.scale_ratio
@@ -368,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(message)s")
     logging.getLogger("ignite").setLevel(logging.WARNING)  # ignite's per-run INFO lines duplicate the progress bar
     try:
-        commands = {"train": _train, "train-many": _train_many, "sample": _sample, "harmonize": _harmonize,
+        commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion, "sample": _sample, "harmonize": _harmonize,
                     "edit": _harmonize, "report": _report}
         commands[args.command](args)
     except SinGANSegInputError as err:
@@ -376,7 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         # checkpoints and outputs are written atomically, so what was finished is intact
-        resumable = " (finished scales are saved: continue with --resume)" if args.command == "train" else ""
+        resumable = {"train": " (finished scales are saved: continue with --resume)",
+                     "train-diffusion": " (the last checkpoint is saved: continue with --resume)"}.get(args.command, "")
         print(f"singanseg: interrupted{resumable}", file=sys.stderr)
         return 130
     return 0

@@ -49,6 +49,15 @@ class JsonConfig:
     def from_json(cls, text: str):
         return cls.from_dict(json.loads(text))
 
+    @classmethod
+    def from_flat_dict(cls, data: dict[str, Any]):
+        """Build and validate a config without nested configs from ``data``, refusing unknown keys (a typo in a bundle
+        or a JSON file must not pass silently)."""
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {unknown}.")
+        return cls(**data).validate()
+
 
 @dataclass
 class PyramidConfig:

@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from monai_singanseg.checkpoint import load_model
+from monai_singanseg.diffusion.config import DiffusionSampling
+from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
+from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write, atomic_write_together, check_output_folder
+from monai_singanseg.generators import PairGenerator, is_diffusion, load_generator
 from monai_singanseg.io import image_writer
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.visualize import save_pair_grid
 
-__all__ = ["output_affine", "sample_bank", "write_samples"]
+__all__ = ["output_affine", "output_format", "sample_bank", "write_diffusion_samples", "write_generated", "write_samples"]
 
 
-def output_affine(model: SinGANSeg, shape: Sequence[int]) -> np.ndarray:
-    """The source affine with its spacing stretched from the source shape to ``shape`` (origin kept)."""
+def output_affine(model: PairGenerator, shape: Sequence[int]) -> np.ndarray:
+    """The source affine with its spacing stretched from the source shape to ``shape`` (origin kept); a diffusion
+    model works at the training images' own resolution, so its samples keep the source spacing."""
     affine = np.asarray(model.source.get("affine", np.eye(4)), dtype=np.float64).copy()
+    if is_diffusion(model):
+        return affine
     source_shape = model.source.get("shape") or list(shape)
     for axis, (src, dst) in enumerate(zip(source_shape, shape)):
         affine[:3, axis] *= src / dst
@@ -61,6 +67,28 @@ def write_samples(
     Returns:
         One datalist item per pair: ``{"image": path or [paths], "label": path}``.
     """
+    output_format(model, fmt, name)  # refuse a format the model cannot fill before anything else
+    if num < 1:
+        raise SinGANSegInputError("the number of samples must be >= 1.")
+    if not 0 <= start_scale < model.num_scales:
+        raise SinGANSegInputError(f"{name}: start scale must lie in [0, {model.num_scales - 1}].")
+    if not 0.0 <= diversity <= 1.0:
+        raise SinGANSegInputError(f"diversity must lie in [0, 1], got {diversity}.")
+    try:
+        model.scaled_shapes(scale_ratio)
+    except ValueError as err:
+        raise SinGANSegInputError(f"scale ratio: {err}") from err
+    return write_generated(
+        model, out, num, lambda count, generator: model.generate(count, start_scale, scale_ratio, generator=generator,
+                                                                 diversity=diversity),
+        seed=seed, fmt=fmt, overwrite=overwrite, prefix=prefix, batch_size=batch_size, name=name,
+        title=f"{name}: start scale {start_scale}" + (f", diversity {diversity:g}" if diversity < 1 else ""),
+        style=style, style_reference=style_reference, style_options=style_options)
+
+
+def output_format(model: PairGenerator, fmt: str | None, name: str) -> str:
+    """``fmt``, or the default for ``model`` (PNG for 2D images of 1 or 3 channels in 0..65535, else NIfTI), checked
+    against what the model makes."""
     cfg = model.config
     # PNG holds 2D images of 1 or 3 channels with values 0..65535: CT windows in HU, say, need NIfTI
     png_range = min(model.intensity.lower) >= 0 and max(model.intensity.upper) <= 65535
@@ -75,16 +103,31 @@ def write_samples(
             f"{name}: the model's intensities span {min(model.intensity.lower):g}..{max(model.intensity.upper):g}; "
             "PNG holds 0..65535 only: use nii.gz."
         )
+    return fmt
+
+
+def write_generated(
+    model: PairGenerator,
+    out: str | os.PathLike,
+    num: int,
+    draw: Callable[[int, torch.Generator], torch.Tensor],
+    seed: int = 0,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    prefix: str = "sample",
+    batch_size: int = 16,
+    name: str = "model",
+    title: str | None = None,
+    style: str = "none",
+    style_reference: torch.Tensor | None = None,
+    style_options: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Write ``num`` pairs made by ``draw(count, generator)`` (raw ``(count, C, *spatial)`` in ``[-1, 1]``) of
+    either kind of model: the files, the preview and the returned datalist items of :func:`write_samples`."""
+    cfg = model.config
+    fmt = output_format(model, fmt, name)
     if num < 1:
         raise SinGANSegInputError("the number of samples must be >= 1.")
-    if not 0 <= start_scale < model.num_scales:
-        raise SinGANSegInputError(f"{name}: start scale must lie in [0, {model.num_scales - 1}].")
-    if not 0.0 <= diversity <= 1.0:
-        raise SinGANSegInputError(f"diversity must lie in [0, 1], got {diversity}.")
-    try:
-        model.scaled_shapes(scale_ratio)
-    except ValueError as err:
-        raise SinGANSegInputError(f"scale ratio: {err}") from err
     out = check_output_folder(out)
     contrasts = model.source.get("contrasts") or []
     image_names = contrasts if fmt == "nii.gz" and len(contrasts) == cfg.image_channels > 1 else ["image"]
@@ -115,7 +158,7 @@ def write_samples(
     images, labels = [], []
     for first in range(0, num, batch_size):
         count = min(batch_size, num - first)
-        x = model.generate(count, start_scale, scale_ratio, generator=generator, diversity=diversity)
+        x = draw(count, generator)
         if style != "none":
             x = refine_samples(x, cfg.image_channels, style_reference, style, **style_options)
         image, label = model.split(x)
@@ -128,11 +171,71 @@ def write_samples(
                                   + [(label_path, image_writer(label[i], label_path, meta, is_label=True))])
         images.append(image[:16].cpu())
         labels.append(label[:16].cpu())
-    save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=f"{name}: start scale {start_scale}"
-                   + (f", diversity {diversity:g}" if diversity < 1 else ""),
+    save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=title or name,
                    intensity_range=(model.intensity.lower, model.intensity.upper))
     return [{"image": [str(p) for p in imgs] if len(imgs) > 1 else str(imgs[0]), "label": str(lab)}
             for imgs, lab in names]
+
+
+def write_diffusion_samples(
+    model: PairDiffusion,
+    out: str | os.PathLike,
+    num: int,
+    sampling: DiffusionSampling | dict[str, Any] | None = None,
+    context: tuple[torch.Tensor, torch.Tensor] | None = None,
+    seed: int = 0,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    prefix: str = "sample",
+    batch_size: int = 16,
+    name: str = "model",
+) -> list[dict[str, Any]]:
+    """Write ``num`` pairs of a diffusion model like :func:`write_samples`: new pairs of the training crop size, or,
+    with ``context``, redraws of the label's region (dilated) inside a real image (RePaint).
+
+    Args:
+        model: the diffusion model.
+        out: output folder.
+        num: pairs to write.
+        sampling: steps, sampler, RePaint settings and the label dilation (``mode`` is ignored: ``context`` decides).
+        context: ``(image (C_img, *spatial) in the training image's units, label (1, *spatial))`` to inpaint into;
+            the label's foreground (any nonzero; class indices for one-hot models) dilated is the redrawn region.
+        seed, fmt, overwrite, prefix, batch_size, name: as in :func:`write_samples`.
+
+    Raises:
+        SinGANSegInputError: bad sampling options, a context that does not fit the model, or an empty context label.
+    """
+    try:
+        sampling = DiffusionSampling.of(sampling)
+    except ValueError as err:
+        raise SinGANSegInputError(f"diffusion sampling: {err}") from err
+    cfg = model.config
+    if context is None:
+        title = f"{name}: {sampling.sampler.upper()}, {sampling.steps} steps"
+
+        def draw(count: int, generator: torch.Generator) -> torch.Tensor:
+            return model.generate(count, sampling.steps, sampling.sampler, generator=generator, eta=sampling.eta)
+    else:
+        image, label = (torch.as_tensor(t).float() for t in context)
+        if image.shape[0] != cfg.image_channels or image.ndim - 1 != cfg.spatial_dims:
+            raise SinGANSegInputError(
+                f"{name}: the context image is {image.ndim - 1}D with {image.shape[0]} channel(s); the model makes "
+                f"{cfg.spatial_dims}D images with {cfg.image_channels} channel(s)."
+            )
+        if tuple(label.shape[1:]) != tuple(image.shape[1:]):
+            raise SinGANSegInputError(f"{name}: the context label's size {tuple(label.shape[1:])} differs from the "
+                                      f"image's {tuple(image.shape[1:])}.")
+        index = label if model.labels.one_hot else (label != 0).float()
+        region = label_region(index[:1], sampling.dilation)
+        if not bool(region.any()):
+            raise SinGANSegInputError(f"{name}: the context label is empty: there is no region to redraw.")
+        pair = torch.cat([model.intensity.normalize(image).clamp(-1.0, 1.0), model.labels.encode_indices(index)])
+        title = f"{name}: inpainted, {sampling.steps} steps, resample {sampling.resample}"
+
+        def draw(count: int, generator: torch.Generator) -> torch.Tensor:
+            return inpaint_pair(model, pair, region, sampling, count, generator)
+    return write_generated(model, out, num, draw, seed=seed, fmt=fmt, overwrite=overwrite, prefix=prefix,
+                           batch_size=batch_size, name=name, title=title)
 
 
 def sample_bank(
@@ -146,12 +249,15 @@ def sample_bank(
     device: str = "cpu",
     style: str = "none",
     style_options: dict[str, Any] | None = None,
+    diffusion: DiffusionSampling | dict[str, Any] | None = None,
 ) -> Path:
     """Sample ``num`` pairs from every ``*.pt`` model of ``models_dir`` into ``out_dir/<model name>/``.
 
     Writes ``out_dir/synthetic_datalist.json`` (``{"training": [...]}``, paths relative to ``out_dir``), ready to
     train on or to share, and returns its path. Start scales beyond a model's pyramid are clipped. ``style`` refines
-    the images towards each model's reconstruction of its training image (see :func:`write_samples`).
+    the images towards each model's reconstruction of its training image (see :func:`write_samples`). Diffusion
+    checkpoints in the folder draw new pairs with ``diffusion`` (a :class:`DiffusionSampling` or its fields; start
+    scale and style are SinGAN-Seg's).
     """
     models = sorted(Path(models_dir).glob("*.pt"))
     if not models:
@@ -159,7 +265,11 @@ def sample_bank(
     out_dir = Path(out_dir)
     items = []
     for index, path in enumerate(models):
-        model, _ = load_model(path, device=device, require_complete=True)
+        model = load_generator(path, device=device, require_complete=True)
+        if is_diffusion(model):
+            items += write_diffusion_samples(model, out_dir / path.stem, num, diffusion, seed=seed + index, fmt=fmt,
+                                             overwrite=overwrite, name=str(path))
+            continue
         items += write_samples(model, out_dir / path.stem, num, min(start_scale, model.num_scales - 1),
                                seed=seed + index, fmt=fmt, overwrite=overwrite, name=str(path), style=style,
                                style_options=style_options)
@@ -167,7 +277,7 @@ def sample_bank(
     def relative(p: str | list[str]) -> str | list[str]:
         return [relative(q) for q in p] if isinstance(p, list) else os.path.relpath(p, out_dir)
 
-    datalist = {"description": f"synthetic pairs from the SinGAN-Seg models in {models_dir}",
+    datalist = {"description": f"synthetic pairs from the models in {models_dir}",
                 "training": [{k: relative(v) for k, v in item.items()} for item in items]}
     target = out_dir / "synthetic_datalist.json"
     atomic_write(target, lambda tmp: Path(tmp).write_text(json.dumps(datalist, indent=2)))

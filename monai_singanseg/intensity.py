@@ -80,6 +80,14 @@ class LabelEncoding:
             return (label == values.reshape(shape)).float() * 2.0 - 1.0
         return (label[:1] == self.values[1]).float() * 2.0 - 1.0
 
+    def encode_indices(self, index: torch.Tensor) -> torch.Tensor:
+        """Class indices ``(1, *spatial)`` (0 = background; for a binary label, any nonzero is foreground) ->
+        ``(channels, *spatial)`` in ``[-1, 1]``: the inverse of :meth:`indices`, whatever values the label holds."""
+        if self.one_hot:
+            classes = torch.arange(len(self.values), device=index.device).reshape([-1] + [1] * (index.ndim - 1))
+            return (index[:1].long() == classes).float() * 2.0 - 1.0
+        return (index[:1] != 0).float() * 2.0 - 1.0
+
     def indices(self, mask: torch.Tensor, channel_dim: int = 0) -> torch.Tensor:
         """Mask channels in ``[-1, 1]`` → class indices (0 = background), one channel."""
         if self.one_hot:

@@ -1,18 +1,25 @@
 """A quality report of a trained model: samples at every start scale beside the training pair, mask statistics,
-and the metrics of :mod:`monai_singanseg.metrics` as JSON and as a markdown table (``singanseg report``)."""
+and the metrics of :mod:`monai_singanseg.metrics` as JSON and as a markdown table (``singanseg report``).
+
+A diffusion model is reported the same way, with two rows instead of start scales: whole new pairs (DDIM or DDPM)
+and redraws of the training pair's mask region (RePaint inpainting)."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from monai_singanseg.diffusion.config import DiffusionSampling
+from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
+from monai_singanseg.generators import PairGenerator, is_diffusion
 from monai_singanseg.metrics import (
     FeatureExtractor,
     foreground,
@@ -30,11 +37,14 @@ from monai_singanseg.visualize import display_slice, pyplot, save_figure, save_p
 __all__ = [
     "METRIC_COLUMNS",
     "REPORT_FILES",
+    "ReportRow",
+    "diffusion_samples",
     "generate_samples",
     "markdown_table",
     "metrics_row",
     "metrics_table",
     "real_pair",
+    "report_rows",
     "write_report",
 ]
 
@@ -44,8 +54,9 @@ REPORT_FILES = ("mask_mean_std.png", "foreground_fraction_hist.png", "metrics.js
 SWD_OPTIONS = {"patch_size": 7, "num_projections": 128, "levels": 1, "stride": 1, "seed": 0}
 
 
-def real_pair(model: SinGANSeg, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """The training pair as the model sees it: ``(1, C, *finest)`` in ``[-1, 1]``.
+def real_pair(model: PairGenerator, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """The training pair as the model sees it: ``(1, C, *finest)`` in ``[-1, 1]`` (a diffusion model: the pair's own
+    size, at which it was cropped for training).
 
     Args:
         model: the trained model (its intensity map and label encoding are used, not refitted).
@@ -62,6 +73,8 @@ def real_pair(model: SinGANSeg, image: torch.Tensor, label: torch.Tensor) -> tor
     if label.shape[0] > 1:
         label = label.argmax(0, keepdim=True).float()
     x = torch.cat([model.intensity.normalize(image), model.labels.encode(label)])[None].to(model.device)
+    if is_diffusion(model):
+        return x.clamp(-1.0, 1.0)
     x = resize(x, model.shapes[-1]).clamp(-1.0, 1.0)
     # mask channels are resized smoothly and then snapped back to -1/+1, as the augmentation transforms do
     n_img = model.config.image_channels
@@ -77,8 +90,62 @@ def generate_samples(model: SinGANSeg, num: int, start_scale: int, seed: int, ba
                       for i in range(0, num, batch_size)])
 
 
-def _plot_mask_mean_std(path: Path, real_mask: torch.Tensor, masks: dict[int, torch.Tensor]) -> None:
-    """One row per start scale: the real mask, the pixel-wise mean and the pixel-wise std of the generated masks."""
+def diffusion_samples(
+    model: PairGenerator, shape: Sequence[int], num: int, seed: int, sampling: DiffusionSampling, batch_size: int = 4
+) -> torch.Tensor:
+    """``num`` new pairs ``(num, C, *shape)`` of a diffusion model at any ``shape``: drawn at the next multiple of its
+    UNet's downsampling (the UNet is convolutional) and cropped."""
+    multiple = model.config.size_multiple
+    padded = [-(-int(s) // multiple) * multiple for s in shape]
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    crop = (slice(None), slice(None), *(slice(0, int(s)) for s in shape))
+    return torch.cat([model.generate(min(batch_size, num - i), sampling.steps, sampling.sampler, generator=generator,
+                                     shape=padded, eta=sampling.eta)[crop] for i in range(0, num, batch_size)])
+
+
+@dataclass
+class ReportRow:
+    """One row of a report: its key in ``metrics.json``, its grid file, its title and how to draw its samples."""
+
+    key: str
+    grid: str
+    title: str
+    draw: Callable[[int, int], torch.Tensor]  # (num, seed) -> (num, C, *spatial) in [-1, 1]
+
+
+def report_rows(
+    model: PairGenerator, real: torch.Tensor, start_scales: Sequence[int] | None = None,
+    sampling: DiffusionSampling | None = None,
+) -> tuple[str, list[ReportRow]]:
+    """The section of ``metrics.json`` and its rows: one per start scale of a SinGAN-Seg model; for a diffusion model,
+    new pairs (``sampling``'s sampler and steps) and, when the training mask is not empty, inpainted redraws of its
+    region in the training pair (RePaint)."""
+    if not is_diffusion(model):
+        scales = list(range(model.trained_scales)) if start_scales is None else [int(s) for s in start_scales]
+        if not scales or any(not 0 <= s < model.trained_scales for s in scales):
+            raise SinGANSegInputError(f"start scales {scales} must lie in [0, {model.trained_scales - 1}].")
+        return "start_scales", [
+            ReportRow(str(s), f"grid_start_scale_{s}.png", f"start scale {s}",
+                      lambda num, seed, s=s: generate_samples(model, num, s, seed)) for s in scales]
+    if start_scales is not None:
+        raise SinGANSegInputError("start scales are SinGAN-Seg's; a diffusion model has none.")
+    sampling = DiffusionSampling.of(sampling)
+    n_img = model.config.image_channels
+    region = label_region(model.labels.indices(real[0, n_img:]), sampling.dilation)
+    rows = [ReportRow("sample", "grid_sample.png", f"{sampling.sampler.upper()} {sampling.steps} steps",
+                      lambda num, seed: diffusion_samples(model, real.shape[2:], num, seed, sampling))]
+    if bool(region.any()):
+        def inpainted(num: int, seed: int) -> torch.Tensor:
+            generator = torch.Generator(device=model.device).manual_seed(seed)
+            return inpaint_pair(model, real[0], region, sampling, num, generator)
+
+        rows.append(ReportRow("inpainted", "grid_inpainted.png", f"inpainted (resample {sampling.resample})",
+                              inpainted))
+    return "samplers", rows
+
+
+def _plot_mask_mean_std(path: Path, real_mask: torch.Tensor, masks: dict[str, torch.Tensor]) -> None:
+    """One row per report row: the real mask, the pixel-wise mean and the pixel-wise std of the generated masks."""
     plt = pyplot()
     fig, axes = plt.subplots(len(masks), 3, figsize=(8.4, 2.6 * len(masks)), squeeze=False)
     real = display_slice(real_mask, [0.0], [1.0])
@@ -88,17 +155,17 @@ def _plot_mask_mean_std(path: Path, real_mask: torch.Tensor, masks: dict[int, to
                   (display_slice(std, [0.0], [1.0]), "std", 0.5, "magma"))
         for ax, (shown, name, top, cmap) in zip(row, panels):
             im = ax.imshow(shown, vmin=0.0, vmax=top, cmap=cmap, interpolation="nearest")
-            ax.set_title(f"start scale {scale}: {name}" if name != "real mask" else name, fontsize=9)
+            ax.set_title(f"{scale}: {name}" if name != "real mask" else name, fontsize=9)
             ax.axis("off")
             if name != "real mask":
                 fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.suptitle(f"foreground of {next(iter(masks.values())).shape[0]} generated masks per start scale", fontsize=10)
+    fig.suptitle(f"foreground of {next(iter(masks.values())).shape[0]} generated masks per row", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def _plot_fraction_histograms(path: Path, real_fraction: float, fractions: dict[int, torch.Tensor]) -> None:
-    """One histogram of the synthetic foreground fractions per start scale, the real fraction as a red line."""
+def _plot_fraction_histograms(path: Path, real_fraction: float, fractions: dict[str, torch.Tensor]) -> None:
+    """One histogram of the synthetic foreground fractions per report row, the real fraction as a red line."""
     plt = pyplot()
     # one range for all panels, around every value seen, so the panels compare at a glance
     seen = torch.cat([*fractions.values(), torch.tensor([real_fraction])])
@@ -110,11 +177,11 @@ def _plot_fraction_histograms(path: Path, real_fraction: float, fractions: dict[
         ax.stairs(hist["counts"], hist["edges"], fill=True, color="#4c72b0", label="samples")
         ax.axvline(real_fraction, color="#c00000", linewidth=1.5, label="real")
         ax.set_xlim(*value_range)
-        ax.set_title(f"start scale {scale}", fontsize=9)
+        ax.set_title(scale, fontsize=9)
         ax.set_xlabel("foreground fraction", fontsize=8)
     axes[0, 0].set_ylabel("samples", fontsize=8)
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"foreground fraction of {len(next(iter(fractions.values())))} generated masks per start scale",
+    fig.suptitle(f"foreground fraction of {len(next(iter(fractions.values())))} generated masks per row",
                  fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
@@ -148,14 +215,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def metrics_table(report: dict) -> str:
     """The markdown page of a report (``metrics.md``): the table of metrics per start scale and how to read it."""
-    rows = [[scale, *metrics_row(m)] for scale, m in report["start_scales"].items()]
+    section = "start_scales" if "start_scales" in report else "samplers"
+    rows = [[scale, *metrics_row(m)] for scale, m in report[section].items()]
     sifid = "" if report["sifid_available"] else f"\n**SIFID not computed**: {report['sifid_note']}\n"
     ms = report["settings"]["ms_ssim"]
     return (
         f"# Quality report: {report['model']}\n\n"
-        f"{report['num_samples']} samples per start scale (seed {report['seed']}) against the training pair, "
-        f"{report['spatial_dims']}D, finest scale {tuple(report['shape'])}.\n{sifid}\n"
-        + markdown_table(["start scale", *METRIC_COLUMNS], rows)
+        f"{report['num_samples']} samples per row (seed {report['seed']}) against the training pair, "
+        f"{report['spatial_dims']}D, {tuple(report['shape'])}.\n{sifid}\n"
+        + markdown_table(["start scale" if section == "start_scales" else "sampling", *METRIC_COLUMNS], rows)
         + "\n- **SIFID**: Fréchet distance of Inception-v3 stem features (64 channels, before the second pooling), "
         "sample vs training image, mean ± std over samples; 0 = identical statistics.\n"
         f"- **SWD**: sliced Wasserstein distance of {report['settings']['swd']['patch_size']}-pixel patches "
@@ -167,12 +235,14 @@ def metrics_table(report: dict) -> str:
         "mask; histograms in `foreground_fraction_hist.png`, pixel-wise mean/std in `mask_mean_std.png`.\n"
         "- **closest to real / spread**: the smallest ratio of a sample's RMS distance to the training image over "
         "the median distance between samples; about 0.7 for independent variations of the training image, near 0 "
-        f"for a copy. Samples under {report['settings']['memorisation_fraction']} are flagged as copies.\n"
+        f"for a copy. Samples under {report['settings']['memorisation_fraction']} are flagged as copies"
+        + (" (inpainted pairs keep the training pair outside the redrawn region, so they sit closer to it by design)."
+           if section == "samplers" else ".") + "\n"
     )
 
 
 def write_report(
-    model: SinGANSeg,
+    model: PairGenerator,
     real_image: torch.Tensor,
     real_label: torch.Tensor,
     out_dir: str | os.PathLike,
@@ -184,8 +254,12 @@ def write_report(
     overwrite: bool = False,
     progress: bool = True,
     name: str = "model",
+    sampling: DiffusionSampling | None = None,
 ) -> dict:
     """Sample the model at every start scale, measure the samples against the training pair, write the report.
+
+    A diffusion model has rows ``sample`` and ``inpainted`` instead of start scales (:func:`report_rows`; section
+    ``samplers`` of ``metrics.json``, grids ``grid_sample.png`` and ``grid_inpainted.png``), drawn with ``sampling``.
 
     Writes into ``out_dir`` (every file atomically): ``grid_start_scale_<k>.png`` (the training pair and the first
     samples, masks outlined), ``mask_mean_std.png``, ``foreground_fraction_hist.png``, ``metrics.json`` and
@@ -198,7 +272,7 @@ def write_report(
         real_image: the training image ``(image_channels, *spatial)`` in its own units.
         real_label: its label ``(1, *spatial)`` (training label values) or one-hot ``(K, *spatial)``.
         out_dir: the report folder.
-        start_scales: start scales to sample (default: all trained scales).
+        start_scales: start scales to sample (default: all trained scales); SinGAN-Seg only.
         num_samples: samples per start scale, at least 2.
         seed: seed of the noise; every start scale draws from a generator seeded with it.
         extractor: SIFID feature extractor ``(N, 3, H, W) -> (N, F, h, w)``.
@@ -206,6 +280,7 @@ def write_report(
         overwrite: replace the files of an existing report.
         progress: progress bar over start scales.
         name: the model's name in the report.
+        sampling: how a diffusion model draws (default :class:`DiffusionSampling`).
 
     Returns:
         The contents of ``metrics.json``.
@@ -214,17 +289,16 @@ def write_report(
         SinGANSegInputError: report files exist and ``overwrite`` is false; bad start scales; unfit inputs.
     """
     out = Path(out_dir)
-    scales = list(range(model.trained_scales)) if start_scales is None else [int(s) for s in start_scales]
-    if not scales or any(not 0 <= s < model.trained_scales for s in scales):
-        raise SinGANSegInputError(f"start scales {scales} must lie in [0, {model.trained_scales - 1}].")
     if num_samples < 2:
         raise SinGANSegInputError(f"num_samples must be at least 2 (diversity compares pairs), got {num_samples}.")
-    files = [f"grid_start_scale_{s}.png" for s in scales] + list(REPORT_FILES)
+    real = real_pair(model, real_image, real_label)
+    section, rows = report_rows(model, real, start_scales, sampling)
+    files = [row.grid for row in rows] + list(REPORT_FILES)
     existing = [str(out / f) for f in files if (out / f).exists()]
     if existing and not overwrite:
         raise SinGANSegInputError(f"{existing[0]}: already exists; overwrite it or choose another output folder.")
-    real = real_pair(model, real_image, real_label)
     n_img = model.config.image_channels
+    shape = list(real.shape[2:])
     sifid_note = None
     if extractor is None and model.config.spatial_dims != 2:
         sifid_note = "SIFID is defined on 2D images; this model is 3D."
@@ -237,26 +311,28 @@ def write_report(
             sifid_note = str(err)
     report = {
         "model": name, "num_samples": num_samples, "seed": seed, "spatial_dims": model.config.spatial_dims,
-        "shape": list(model.shapes[-1]), "image_channels": n_img, "sifid_available": sifid_note is None,
+        "shape": shape, "image_channels": n_img, "sifid_available": sifid_note is None,
         "sifid_note": sifid_note,
-        "settings": {"swd": SWD_OPTIONS, "ms_ssim": ms_ssim_settings(model.shapes[-1]), "memorisation_fraction": 0.5},
-        "start_scales": {}, "files": files,
+        "settings": {"swd": SWD_OPTIONS, "ms_ssim": ms_ssim_settings(shape), "memorisation_fraction": 0.5},
+        section: {}, "files": files,
     }
     real_units = model.split(real)
     real_fg = foreground(real[:, n_img:], model.labels)
     masks, fractions = {}, {}
-    for scale in tqdm(scales, desc="report: start scales", disable=not progress):
-        x = generate_samples(model, num_samples, scale, seed)
+    for row in tqdm(rows, desc="report", disable=not progress):
+        x = row.draw(num_samples, seed)
         metrics = quality_metrics(real, x, n_img, model.labels, extractor, SWD_OPTIONS,
                                   report["settings"]["memorisation_fraction"])
-        masks[scale] = foreground(x[:, n_img:], model.labels).cpu()
-        fractions[scale] = foreground_fraction(masks[scale])
-        metrics["foreground_histogram"] = fraction_histogram(metrics["foreground_fraction"]["real"], fractions[scale])
-        report["start_scales"][str(scale)] = metrics
+        masks[row.title] = foreground(x[:, n_img:], model.labels).cpu()
+        fractions[row.title] = foreground_fraction(masks[row.title])
+        metrics["foreground_histogram"] = fraction_histogram(metrics["foreground_fraction"]["real"],
+                                                             fractions[row.title])
+        report[section][row.key] = metrics
         images, labels = model.split(x[:7])
-        save_pair_grid(out / f"grid_start_scale_{scale}.png", images.cpu(), labels.cpu(),
+        of = f" of {model.trained_scales}" if section == "start_scales" else ""
+        save_pair_grid(out / row.grid, images.cpu(), labels.cpu(),
                        real=(real_units[0][0].cpu(), real_units[1][0].cpu()), columns=4,
-                       title=f"{name}: training pair and samples from start scale {scale} of {model.trained_scales}",
+                       title=f"{name}: training pair and samples, {row.title}{of}",
                        intensity_range=(model.intensity.lower, model.intensity.upper))
     _plot_mask_mean_std(out / "mask_mean_std.png", real_fg[0].cpu(), masks)
     _plot_fraction_histograms(out / "foreground_fraction_hist.png", float(foreground_fraction(real_fg)[0]), fractions)

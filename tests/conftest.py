@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from monai_singanseg import OptimConfig, PyramidConfig, SinGANSegConfig, SinGANSegTrainer, load_training_pair
+from monai_singanseg.diffusion import DiffusionConfig
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nuclei"
 NUCLEI_IMAGE = DATA / "nuclei_image.png"
@@ -37,6 +38,14 @@ def tiny_config(image_channels: int = 1, mask_channels: int = 1, spatial_dims: i
     )
     config.network.base_channels = 8
     return config.validate()
+
+
+def tiny_diffusion_config(**fields) -> DiffusionConfig:
+    """A diffusion UNet of two levels (16, 32 feature maps) on 32x32 crops: trains 10 steps in about a second."""
+    base = {"image_channels": 1, "mask_channels": 1, "image_size": 32, "unet_channels": (16, 32),
+            "attention_levels": (False, False), "num_res_blocks": 1, "norm_num_groups": 8, "num_head_channels": 16,
+            "num_train_timesteps": 100, "train_steps": 10, "batch_size": 4, "checkpoint_every": 5, "seed": 3}
+    return DiffusionConfig(**{**base, **fields}).validate()
 
 
 def mni_crop(path: Path, box: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:

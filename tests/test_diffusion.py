@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import GM, T1, WM, mni_crop
+from conftest import tiny_diffusion_config as tiny
 from ignite.engine import Events
 from torch import nn
 
@@ -26,14 +27,6 @@ from monai_singanseg.diffusion import (
     stack_pairs,
 )
 from monai_singanseg.intensity import IntensityMapping
-
-
-def tiny(**fields) -> DiffusionConfig:
-    """A UNet of two levels (16, 32 feature maps) on 32x32 crops: trains 10 steps in about a second."""
-    base = {"image_channels": 1, "mask_channels": 1, "image_size": 32, "unet_channels": (16, 32),
-            "attention_levels": (False, False), "num_res_blocks": 1, "norm_num_groups": 8, "num_head_channels": 16,
-            "num_train_timesteps": 100, "train_steps": 10, "batch_size": 4, "checkpoint_every": 5, "seed": 3}
-    return DiffusionConfig(**{**base, **fields}).validate()
 
 
 def unet_weights(model: PairDiffusion) -> list[torch.Tensor]:

@@ -1,6 +1,7 @@
 """A second generator: a denoising diffusion model of image + mask pairs (2D or 3D), with RePaint inpainting.
 
-Built on MONAI's generative parts (``DiffusionModelUNet``, ``DDPMScheduler`` / ``DDIMScheduler``,
+Optional k-means clustering of the training pairs (scikit-learn) gives one model per cluster. Built on MONAI's
+generative parts (``DiffusionModelUNet``, ``DDPMScheduler`` / ``DDIMScheduler``,
 ``DiffusionInferer``); the same stacked ``[-1, 1]`` tensors, intensity maps and label encodings as SinGAN-Seg.
 See ``docs/diffusion.md``.
 """
@@ -15,7 +16,17 @@ from monai_singanseg.diffusion.checkpoint import (
     read_diffusion_checkpoint,
     save_diffusion,
 )
-from monai_singanseg.diffusion.config import NOISE_SCHEDULES, SAMPLERS, DiffusionConfig
+from monai_singanseg.diffusion.clustering import PairClusters, cluster_pairs, pair_features
+from monai_singanseg.diffusion.config import (
+    CLUSTER_FEATURES,
+    DIFFUSION_MODES,
+    NOISE_SCHEDULES,
+    SAMPLERS,
+    DiffusionConfig,
+    DiffusionSampling,
+)
+from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
+from monai_singanseg.diffusion.many import load_datalist_pairs, resize_pair, train_diffusion_models
 from monai_singanseg.diffusion.model import PairDiffusion, build_unet, default_labels
 from monai_singanseg.diffusion.schedule import (
     noise_scheduler,
@@ -33,26 +44,37 @@ from monai_singanseg.diffusion.trainer import (
 )
 
 __all__ = [
+    "CLUSTER_FEATURES",
     "DIFFUSION_FORMAT",
     "DIFFUSION_FORMAT_VERSION",
+    "DIFFUSION_MODES",
     "NOISE_SCHEDULES",
     "SAMPLERS",
     "DiffusionConfig",
+    "DiffusionSampling",
     "DiffusionStep",
     "DiffusionTrainer",
     "DiffusionTrainingState",
+    "PairClusters",
     "PairDiffusion",
     "TrainingData",
     "build_unet",
+    "cluster_pairs",
     "default_labels",
     "draw_batch",
+    "inpaint_pair",
+    "label_region",
+    "load_datalist_pairs",
     "load_diffusion",
     "noise_scheduler",
+    "pair_features",
     "read_diffusion_checkpoint",
     "repaint_levels",
+    "resize_pair",
     "respaced_scheduler",
     "sampling_timesteps",
     "save_diffusion",
     "stack_pairs",
     "step_seed",
+    "train_diffusion_models",
 ]

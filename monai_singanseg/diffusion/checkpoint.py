@@ -67,7 +67,8 @@ class DiffusionTrainingState:
         step: optimisation steps done.
         complete: ``step`` reached the configured ``train_steps``.
         optimizer: the Adam state dict (``None`` before the first step).
-        log: one record per checkpoint written (step, mean loss since the previous record, seconds).
+        log: one record per checkpoint written (step, mean loss since the previous record, seconds of training
+            so far, resumed runs included).
     """
 
     fingerprint: str

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from monai_singanseg.config import JsonConfig
 
-__all__ = ["NOISE_SCHEDULES", "SAMPLERS", "DiffusionConfig"]
+__all__ = ["CLUSTER_FEATURES", "DIFFUSION_MODES", "NOISE_SCHEDULES", "SAMPLERS", "DiffusionConfig", "DiffusionSampling"]
 
 NOISE_SCHEDULES = ("linear_beta", "scaled_linear_beta", "sigmoid_beta", "cosine")
 """Names of MONAI's noise schedules (``monai.networks.schedulers.NoiseSchedules``)."""
 
 SAMPLERS = ("ddpm", "ddim")
+
+CLUSTER_FEATURES = ("intensity", "inception")
+"""Features the training pairs can be clustered on (:mod:`monai_singanseg.diffusion.clustering`)."""
+
+DIFFUSION_MODES = ("inpaint", "sample")
+"""How a diffusion model makes a pair in the transforms: redraw the lesion region of the incoming real pair, or draw
+a whole new pair."""
 
 
 def _tuple(value: Any, length: int, kind: type) -> tuple:
@@ -148,9 +154,66 @@ class DiffusionConfig(JsonConfig):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DiffusionConfig:
         """Build and validate a config from :meth:`to_dict`'s output (unknown keys are refused)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown DiffusionConfig fields: {unknown}.")
-        return cls(**data).validate()
+        return cls.from_flat_dict(data)
 
+
+
+@dataclass
+class DiffusionSampling(JsonConfig):
+    """How a diffusion model makes pairs where a transform, the CLI or a bundle asks for one.
+
+    Args:
+        mode: ``"inpaint"`` (default: redraw the region of the incoming label, dilated by ``dilation``, inside the
+            real image with RePaint, so a new structure and its mask appear in a real context; samples with an empty
+            label pass through) or ``"sample"`` (a whole new pair of the training crop size).
+        steps: denoising steps of one pass.
+        sampler: ``"ddim"`` or ``"ddpm"`` for ``"sample"`` (inpainting always takes DDPM steps, as RePaint does).
+        eta: DDIM's noise weight (0: deterministic given the start noise).
+        jump_length: RePaint's jump back, in steps.
+        resample: RePaint's resampling count per stretch (1: plain replacement, no harmonising jumps).
+        dilation: pixels (voxels) the incoming label is dilated by to make the redrawn region, so the border of the
+            structure is redrawn with it.
+
+    Example:
+        >>> DiffusionSampling(mode="sample", steps=20).validate().sampler
+        'ddim'
+    """
+
+    mode: str = "inpaint"
+    steps: int = 50
+    sampler: str = "ddim"
+    eta: float = 0.0
+    jump_length: int = 10
+    resample: int = 5
+    dilation: int = 4
+
+    def validate(self) -> DiffusionSampling:
+        """Check every field; returns ``self``.
+
+        Raises:
+            ValueError: a field out of range, naming it.
+        """
+        if self.mode not in DIFFUSION_MODES:
+            raise ValueError(f"mode must be one of {DIFFUSION_MODES}, got {self.mode!r}.")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}.")
+        if min(self.steps, self.jump_length, self.resample) < 1:
+            raise ValueError(f"steps, jump_length and resample must be >= 1, got {self.steps}, {self.jump_length}, "
+                             f"{self.resample}.")
+        if self.dilation < 0:
+            raise ValueError(f"dilation must be >= 0, got {self.dilation}.")
+        if not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"eta must lie in [0, 1], got {self.eta}.")
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiffusionSampling:
+        """Build and validate from a dict (a bundle's config; unknown keys are refused)."""
+        return cls.from_flat_dict(data)
+
+    @classmethod
+    def of(cls, value: DiffusionSampling | dict[str, Any] | None) -> DiffusionSampling:
+        """``value`` as a checked :class:`DiffusionSampling` (``None``: the defaults)."""
+        if value is None:
+            return cls()
+        return value.validate() if isinstance(value, DiffusionSampling) else cls.from_dict(dict(value))

@@ -257,7 +257,8 @@ class DiffusionTrainer:
             return model.eval()
         engine = Engine(DiffusionStep(model, optimizer, real))
         losses: list[float] = []
-        start = time.perf_counter()
+        # the log's seconds count the whole training, across resumed runs
+        start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
 
         def save(engine: Engine | None = None) -> None:
             step = state.step + (0 if engine is None else engine.state.iteration)

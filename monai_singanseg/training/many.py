@@ -42,7 +42,7 @@ from monai_singanseg.training.trainer import (
     verify_checkpoint_data,
 )
 
-__all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "cpu_threads_per_rank", "train_many"]
+__all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "cpu_threads_per_rank", "distributed_ranks", "train_many"]
 
 SUMMARY_NAME = "train_many_summary.json"
 DEFAULT_GROUP_SIZE = {"cpu": 1, "cuda": 32}
@@ -75,7 +75,7 @@ def _status(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _distributed() -> Iterator[tuple[int, int, int, int]]:
+def distributed_ranks() -> Iterator[tuple[int, int, int, int]]:
     """(rank, world size, local rank, local world size) of this process, for the block.
 
     A process group that is already initialised (the caller's) is used and left as it is. Otherwise, under torchrun
@@ -152,7 +152,7 @@ def train_many(
     created for the call and destroyed before it returns. The number of CPU threads is the caller's to set (the
     ``singanseg train-many`` command gives each rank of a machine its share, :func:`cpu_threads_per_rank`).
     """
-    with _distributed() as (rank, world, local_rank, _):
+    with distributed_ranks() as (rank, world, local_rank, _):
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda":

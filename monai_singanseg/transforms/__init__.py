@@ -1,10 +1,10 @@
-"""MONAI transforms: SinGAN-Seg augmentation and lesion harmonization, each as an array transform and its dictionary
+"""MONAI transforms: synthetic-pair augmentation (SinGAN-Seg or diffusion) and lesion harmonization, each as an array transform and its dictionary
 wrapper."""
 
 from __future__ import annotations
 
 from monai_singanseg.io import model_name
-from monai_singanseg.transforms.array import SinGANSegAugment
+from monai_singanseg.transforms.array import SinGANSegAugment, SyntheticPairAugment
 from monai_singanseg.transforms.dictionary import (
     SinGANSegAugmentD,
     SinGANSegAugmentd,
@@ -12,9 +12,11 @@ from monai_singanseg.transforms.dictionary import (
     SinGANSegHarmonizeD,
     SinGANSegHarmonized,
     SinGANSegHarmonizeDict,
+    SyntheticPairAugmentd,
 )
 from monai_singanseg.transforms.harmonize import SinGANSegHarmonize
 from monai_singanseg.transforms.model_bank import ModelBank
 
 __all__ = ["ModelBank", "SinGANSegAugment", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd",
-           "SinGANSegHarmonize", "SinGANSegHarmonizeD", "SinGANSegHarmonizeDict", "SinGANSegHarmonized", "model_name"]
+           "SinGANSegHarmonize", "SinGANSegHarmonizeD", "SinGANSegHarmonizeDict", "SinGANSegHarmonized", "SyntheticPairAugment",
+           "SyntheticPairAugmentd", "model_name"]

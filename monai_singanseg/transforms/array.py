@@ -13,13 +13,15 @@ from monai.config import NdarrayOrTensor
 from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, look_up_option
 
+from monai_singanseg.diffusion.config import DiffusionSampling
+from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.generators import PairGenerator, is_diffusion
 from monai_singanseg.intensity import IntensityMapping
-from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.pyramid import resize
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
 
-__all__ = ["SinGANSegAugment"]
+__all__ = ["SinGANSegAugment", "SyntheticPairAugment"]
 
 MODEL_CHOICES = ("matched", "random")
 ON_MISSING = ("error", "skip")
@@ -31,7 +33,7 @@ class _PooledSample:
     """One pooled sample: the model's raw output, and what it became at each output shape it was served at.
 
     Attributes:
-        raw: ``(1, C, *model_spatial)`` in ``[-1, 1]``, straight from :meth:`SinGANSeg.generate`.
+        raw: ``(1, C, *model_spatial)`` in ``[-1, 1]``, straight from the model's ``generate``.
         finished: per output spatial shape, the (image ``(C_img, *spatial)`` in ``[-1, 1]``, label indices
             ``(1, *spatial)``) of :meth:`SinGANSegAugment._finish`, so a sample served again at the same shape
             skips the resize and the label decoding.
@@ -53,18 +55,24 @@ def _sample_name_or_none(name: Any) -> str | None:
 
 
 class SinGANSegAugment(RandomizableTransform):
-    """With probability ``prob``, replace an image and its label by a synthetic pair drawn from a SinGAN-Seg model.
+    """With probability ``prob``, replace an image and its label by a synthetic pair from a SinGAN-Seg model or a
+    pair-diffusion model (also exported as ``SyntheticPairAugment``).
 
     SinGAN-Seg (Thambawita et al., PLOS ONE 2022) trains one model per real image; by default the model trained on
     the very sample is used (``model_choice="matched"``, the sample's name given at call time; a bank of one model
     serves every sample), else a random model of the bank (``"random"``). The output keeps the input's spatial
     shape (the sample is resized: image and mask channels smoothly, the mask thresholded after), type (numpy or
     MetaTensor, metadata and affine included), dtype, and label values.
+    A diffusion checkpoint (:mod:`monai_singanseg.diffusion`) in the bank works the same way; by default it redraws
+    the region of the incoming label (dilated) inside the real image with RePaint, so a new structure and its mask
+    appear in the real context and everything outside the region stays as it was (``diffusion`` says how; samples
+    with an empty label pass through).
     All randomness comes from ``self.R``, so ``set_random_state`` reproduces a sample exactly. Nothing is recorded
     in ``applied_operations``: the pair is replaced, not moved, and earlier spatial transforms stay invertible.
 
     Args:
-        models: checkpoint path, folder of checkpoints, loaded models, a list of these, or a :class:`ModelBank`.
+        models: checkpoint path, folder of checkpoints, loaded models, a list of these, or a :class:`ModelBank`;
+            SinGAN-Seg and diffusion checkpoints alike.
         prob: probability of replacing a sample.
         start_scale: an int, or an inclusive ``(low, high)`` range drawn per sample. 0 is the most diverse, higher
             keeps more of the real image's layout. A drawn scale above a model's last one is clipped to it (a bank
@@ -92,6 +100,10 @@ class SinGANSegAugment(RandomizableTransform):
             units, and warns when the first sample's intensity range shares less than half with theirs.
         intensity_percentiles: with ``match_intensity``, the ``(low, high)`` percentiles of the incoming image that
             the model's ``[-1, 1]`` maps to; use the ones the model was trained with (``--percentiles``).
+        diffusion: how diffusion models of the bank make pairs: a :class:`DiffusionSampling` or its fields as a
+            dict (mode ``"inpaint"`` or ``"sample"``, steps, sampler, RePaint's jump length and resampling, label
+            dilation); ignored by SinGAN-Seg models. ``start_scale`` and ``diversity`` are SinGAN-Seg's and are
+            ignored by diffusion models.
 
     Example:
         >>> aug = SinGANSegAugment("models/", prob=0.5, start_scale=(0, 2), model_choice="random")  # doctest: +SKIP
@@ -114,8 +126,10 @@ class SinGANSegAugment(RandomizableTransform):
         match_intensity: bool = False,
         intensity_percentiles: Sequence[float] | None = None,
         diversity: float | Sequence[float] = 0.4,
+        diffusion: DiffusionSampling | dict[str, Any] | None = None,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
+        self.diffusion = DiffusionSampling.of(diffusion)
         if not 0.0 <= prob <= 1.0:  # NaN fails too: a transform that silently never fires helps nobody
             raise ValueError(f"prob must lie in [0, 1], got {prob}.")
         self.match_intensity = bool(match_intensity)
@@ -167,7 +181,7 @@ class SinGANSegAugment(RandomizableTransform):
         names = self.bank.names
         self._random_name = names[int(self.R.randint(len(names)))]
 
-    def select_model(self, name: str | None) -> tuple[str, SinGANSeg] | None:
+    def select_model(self, name: str | None) -> tuple[str, PairGenerator] | None:
         """The model for a sample named ``name`` (``None`` when it has none and ``on_missing="skip"``)."""
         if self.model_choice == "random":
             return self._random_name, self.bank.get(self._random_name)
@@ -192,22 +206,22 @@ class SinGANSegAugment(RandomizableTransform):
         )
 
     @staticmethod
-    def _finish(model: SinGANSeg, x: torch.Tensor, spatial: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _finish(model: PairGenerator, x: torch.Tensor, spatial: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw sample ``(1, C, *shape)`` in ``[-1, 1]`` -> image channels ``(C_img, *spatial)`` still in ``[-1, 1]``
-        and label indices ``(1, *spatial)``; :meth:`_units` maps the image to the output's units."""
+        and label indices ``(1, *spatial)``; :meth:`_mapping` gives the map to the output's units."""
         n_img = model.config.image_channels
         resized = resize(x, spatial)[0]  # one resize of all channels
         # resizing the continuous mask channels before thresholding keeps outlines as smooth as the image's
         index = model.labels.indices(resized[n_img:], channel_dim=0).float()
         return resized[:n_img].clamp(-1.0, 1.0), index
 
-    def _units(self, model: SinGANSeg, raw_image: torch.Tensor, image: NdarrayOrTensor) -> torch.Tensor:
-        """The synthetic image channels ``[-1, 1]`` in the incoming image's units (``match_intensity``) or in the
-        training image's (checked on the first sample: a warning when the two ranges share less than half of their
-        union)."""
+    def _mapping(self, model: PairGenerator, image: NdarrayOrTensor) -> IntensityMapping:
+        """The map between the model's ``[-1, 1]`` and the output's units: the incoming image's intensities
+        (``match_intensity``) or the training image's (checked on the first sample: a warning when the two ranges
+        share less than half of their union)."""
         if self.match_intensity:
             incoming = torch.as_tensor(image).as_subclass(torch.Tensor).float()
-            return IntensityMapping.fit(incoming, self.intensity_percentiles).denormalize(raw_image, channel_dim=0)
+            return IntensityMapping.fit(incoming, self.intensity_percentiles)
         if not self._units_checked:  # a units mismatch is a property of the chain: the first sample shows it
             self._units_checked = True
             low, high = model.intensity.lower, model.intensity.upper
@@ -220,22 +234,25 @@ class SinGANSegAugment(RandomizableTransform):
                         f"SinGANSegAugment: the incoming image spans {s_lo:.3g}..{s_hi:.3g} but the model's training "
                         f"image spanned {lo:.3g}..{hi:.3g}; synthetic images come back in the training image's units. "
                         "Pass match_intensity=True (or place the transform before the intensity normalisation).",
-                        stacklevel=3,
+                        stacklevel=4,
                     )
                     break
-        return model.intensity.denormalize(raw_image, channel_dim=0)
+        return model.intensity
 
-    def _generate(self, model: SinGANSeg, num: int, start: int) -> torch.Tensor:
+    def _generate(self, model: PairGenerator, num: int, start: int) -> torch.Tensor:
         """``num`` raw samples from the noise seeded by this call's draw from ``self.R`` (a pooled batch draws each
         sample's diversity from that seed too)."""
         generator = torch.Generator(device=model.device).manual_seed(self._seed)
+        if is_diffusion(model):
+            d = self.diffusion
+            return model.generate(num, d.steps, d.sampler, generator=generator, eta=d.eta)
         low, high = self.diversity_range
         diversity: float | torch.Tensor = self._diversity
         if num > 1 and high > low:
             diversity = low + (high - low) * torch.rand(num, generator=generator, device=model.device)
         return model.generate(num, start_scale=start, generator=generator, diversity=diversity)
 
-    def _draw(self, name: str, model: SinGANSeg, start: int, spatial: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    def _draw(self, name: str, model: PairGenerator, start: int, spatial: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
         """A synthetic (image, label indices) at ``spatial``: generated now, or served from the pool."""
         if self.pool_size <= 0:
             return self._finish(model, self._generate(model, 1, start), spatial)
@@ -276,29 +293,69 @@ class SinGANSegAugment(RandomizableTransform):
                     f"{where}: model makes {cfg.image_channels} image channel(s), the data has {image.shape[0]}."
                 )
             raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
-        last = model.num_scales - 1
-        if self.start_range[0] > last:  # every draw would be clipped: the range asked for does not exist here
-            raise SinGANSegInputError(
-                f"{self.bank.path(model_name) or model_name}: start_scale {self.start_range[0]} is beyond the "
-                f"model's last scale {last} ({model.num_scales} scales); ask for at most {last}."
-            )
-        start = min(self._start, last)  # a range reaching past a smaller model of the bank ends at its last scale
-        raw_image, index = self._draw(model_name, model, start, tuple(image.shape[1:]))
-        fake_image = self._units(model, raw_image, image)
-        label_t = torch.as_tensor(label)
-        if model.labels.one_hot:
-            fake_label = index
-        else:
-            # the label's foreground value (1 after AsDiscreted, 255 from a PNG); plain tensor: MetaTensor ops are slow
-            plain = label_t.as_subclass(torch.Tensor)
-            top = float(plain.max()) if label_t.numel() else 0.0
-            if bool(((plain != 0) & (plain != top)).any()):  # e.g. 0/0.5/1 from an interpolating resize
+        top = self._label_top(model, model_name, label, name)
+        if is_diffusion(model) and self.diffusion.mode == "inpaint":
+            return self._inpaint(model, image, label, top)
+        start = 0
+        if not is_diffusion(model):
+            last = model.num_scales - 1
+            if self.start_range[0] > last:  # every draw would be clipped: the range asked for does not exist here
                 raise SinGANSegInputError(
-                    f"{_sample_name_or_none(name) or 'sample'}: the label is not binary (values other than 0 and "
-                    f"{top:g}); the model {self.bank.path(model_name) or model_name} makes binary masks. Threshold "
-                    "it first (AsDiscreted) or resize labels with mode='nearest'."
+                    f"{self.bank.path(model_name) or model_name}: start_scale {self.start_range[0]} is beyond the "
+                    f"model's last scale {last} ({model.num_scales} scales); ask for at most {last}."
                 )
-            fake_label = index * (top if top > 0 else 1.0)
+            start = min(self._start, last)  # a range reaching past a smaller model of the bank ends at its last scale
+        raw_image, index = self._draw(model_name, model, start, tuple(image.shape[1:]))
+        fake_image = self._mapping(model, image).denormalize(raw_image, channel_dim=0)
+        return self._output(image, label, fake_image, index, top)
+
+    def _label_top(self, model: PairGenerator, model_name: str, label: NdarrayOrTensor, name: str | None) -> float:
+        """The foreground value of a binary ``label`` (1 after AsDiscreted, 255 from a PNG), checked binary; 0 for the
+        class indices a one-hot model takes."""
+        if model.labels.one_hot:
+            return 0.0
+        # plain tensor: MetaTensor ops are slow
+        plain = torch.as_tensor(label).as_subclass(torch.Tensor)
+        top = float(plain.max()) if plain.numel() else 0.0
+        if bool(((plain != 0) & (plain != top)).any()):  # e.g. 0/0.5/1 from an interpolating resize
+            raise SinGANSegInputError(
+                f"{_sample_name_or_none(name) or 'sample'}: the label is not binary (values other than 0 and "
+                f"{top:g}); the model {self.bank.path(model_name) or model_name} makes binary masks. Threshold "
+                "it first (AsDiscreted) or resize labels with mode='nearest'."
+            )
+        return top
+
+    @staticmethod
+    def _output(
+        image: NdarrayOrTensor, label: NdarrayOrTensor, fake_image: torch.Tensor, index: torch.Tensor, top: float
+    ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
+        """The synthetic image (output units) and label indices in the incoming image's and label's type, dtype and
+        values (a binary label's foreground value ``top``; class indices for one-hot models)."""
+        label_t = torch.as_tensor(label)
+        fake_label = index * top if top > 0 else index
         out_image = convert_to_dst_type(fake_image.to(torch.as_tensor(image).device), image, dtype=image.dtype)[0]
         out_label = convert_to_dst_type(fake_label.to(label_t.device), label, dtype=label.dtype)[0]
         return out_image, out_label
+
+    def _inpaint(
+        self, model: PairGenerator, image: NdarrayOrTensor, label: NdarrayOrTensor, top: float
+    ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
+        """Redraw the incoming label's region (dilated) inside the incoming image with the diffusion ``model``."""
+        index = torch.as_tensor(label).as_subclass(torch.Tensor).float()
+        index = (index != 0).float() if top > 0 else index
+        region = label_region(index, self.diffusion.dilation)
+        if not bool(region.any()):  # nothing to redraw around: the sample passes through
+            return image, label
+        mapping = self._mapping(model, image)
+        real_image = torch.as_tensor(image).as_subclass(torch.Tensor).float().cpu()
+        pair = torch.cat([mapping.normalize(real_image).clamp(-1.0, 1.0), model.labels.encode_indices(index)])
+        generator = torch.Generator(device=model.device).manual_seed(self._seed)
+        out = inpaint_pair(model, pair, region, self.diffusion, 1, generator)[0].cpu()
+        n_img = model.config.image_channels
+        # outside the region the incoming values themselves, not a round trip through [-1, 1]
+        fake_image = torch.where(region, mapping.denormalize(out[:n_img]), real_image)
+        new_index = torch.where(region, model.labels.indices(out[n_img:]).float(), index)
+        return self._output(image, label, fake_image, new_index, top)
+
+
+SyntheticPairAugment = SinGANSegAugment

@@ -13,6 +13,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type
 
+from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.io import model_name
 from monai_singanseg.transforms.array import SinGANSegAugment
@@ -20,7 +21,7 @@ from monai_singanseg.transforms.harmonize import SinGANSegHarmonize
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
 
 __all__ = ["SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd", "SinGANSegHarmonizeD",
-           "SinGANSegHarmonizeDict", "SinGANSegHarmonized"]
+           "SinGANSegHarmonizeDict", "SinGANSegHarmonized", "SyntheticPairAugmentd"]
 
 
 def sample_name(data: Mapping[Hashable, Any], key: Hashable) -> str | None:
@@ -35,7 +36,8 @@ def sample_name(data: Mapping[Hashable, Any], key: Hashable) -> str | None:
 
 
 class SinGANSegAugmentd(RandomizableTransform, MapTransform):
-    """Dictionary wrapper of :class:`SinGANSegAugment`: replaces ``keys`` + ``label_key`` by a synthetic pair.
+    """Dictionary wrapper of :class:`SinGANSegAugment`: replaces ``keys`` + ``label_key`` by a synthetic pair from a
+    SinGAN-Seg or a diffusion model (also exported as ``SyntheticPairAugmentd``).
 
     Several ``keys`` (e.g. ``["t1", "t2", "flair"]``) are stacked as channels in that order, as the model was
     trained, and split back after generation; a single key may hold several channels.
@@ -51,7 +53,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
             path string or a MetaTensor whose ``filename_or_obj`` is used; defaults to ``keys[0]``.
         model_choice: ``"matched"`` (by ``model_key``) or ``"random"``.
         on_missing: ``"error"`` or ``"skip"`` when no model matches.
-        cache_size, device, pool_size, pool_refresh, match_intensity, intensity_percentiles: see
+        cache_size, device, pool_size, pool_refresh, match_intensity, intensity_percentiles, diffusion: see
             :class:`SinGANSegAugment`.
         allow_missing_keys: don't raise when a key is missing.
 
@@ -79,6 +81,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         intensity_percentiles: Sequence[float] | None = None,
         diversity: float | Sequence[float] = 0.4,
         allow_missing_keys: bool = False,
+        diffusion: DiffusionSampling | dict[str, Any] | None = None,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         if not 0.0 <= prob <= 1.0:
@@ -90,6 +93,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
             models, prob=1.0, start_scale=start_scale, model_choice=model_choice, on_missing=on_missing,
             cache_size=cache_size, device=device, pool_size=pool_size, pool_refresh=pool_refresh,
             match_intensity=match_intensity, intensity_percentiles=intensity_percentiles, diversity=diversity,
+            diffusion=diffusion,
         )
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
@@ -132,7 +136,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         return d
 
 
-SinGANSegAugmentD = SinGANSegAugmentDict = SinGANSegAugmentd
+SinGANSegAugmentD = SinGANSegAugmentDict = SyntheticPairAugmentd = SinGANSegAugmentd
 
 
 class SinGANSegHarmonized(RandomizableTransform, MapTransform):

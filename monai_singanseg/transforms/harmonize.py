@@ -81,10 +81,16 @@ class SinGANSegHarmonize(RandomizableTransform):
     def select_model(self, name: str | None) -> SinGANSeg:
         """The model trained on the image named ``name`` (the only one when the bank holds one and no name is given)."""
         if name is None and len(self.bank) == 1:
-            return self.bank.get(self.bank.names[0])
+            name = self.bank.names[0]
         if name is None or name not in self.bank:
             raise SinGANSegInputError(f"no SinGAN-Seg model for sample {name!r}: train one on this image first.")
-        return self.bank.get(name)
+        model = self.bank.get(name)
+        if not isinstance(model, SinGANSeg):  # injection at a scale needs a pyramid; use SyntheticPairAugment's inpaint
+            raise SinGANSegInputError(
+                f"{self.bank.path(name) or name}: a diffusion model; harmonization injects at a scale of a SinGAN-Seg "
+                "model (diffusion models insert structures by inpainting: SyntheticPairAugment)."
+            )
+        return model
 
     def __call__(
         self,

@@ -1,4 +1,5 @@
-"""A bank of SinGAN-Seg models: checkpoints found by name, loaded lazily, a bounded number kept in memory."""
+"""A bank of generators (SinGAN-Seg or diffusion): checkpoints found by name, loaded lazily, a bounded number kept
+in memory."""
 
 from __future__ import annotations
 
@@ -10,20 +11,24 @@ from typing import Any, Union
 
 import torch
 
-from monai_singanseg.checkpoint import load_model
+from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.generators import PairGenerator, load_generator
 from monai_singanseg.io import model_name
 from monai_singanseg.networks import SinGANSeg
 
 __all__ = ["ModelBank", "model_name"]
 
-ModelSource = Union[str, os.PathLike, SinGANSeg, Sequence[Union[str, os.PathLike, SinGANSeg]], "ModelBank"]
+ModelSource = Union[str, os.PathLike, SinGANSeg, PairDiffusion,
+                    Sequence[Union[str, os.PathLike, SinGANSeg, PairDiffusion]], "ModelBank"]
+
+
 class ModelBank:
     """Models by name, loaded on first use, at most ``cache_size`` kept (least recently used dropped).
 
     Args:
-        models: a checkpoint path, a folder of ``*.pt`` checkpoints, loaded :class:`SinGANSeg` objects, or a list
-            mixing these.
+        models: a checkpoint path, a folder of ``*.pt`` checkpoints, loaded :class:`SinGANSeg` or
+            :class:`~monai_singanseg.diffusion.PairDiffusion` objects, or a list mixing these.
         cache_size: loaded models kept in memory at once (loaded objects passed in are always kept).
         device: where loaded models run.
 
@@ -35,9 +40,9 @@ class ModelBank:
             models = list(models._paths.values()) + list(models._fixed.values())
         items = list(models) if isinstance(models, (list, tuple)) else [models]
         self._paths: dict[str, Path] = {}
-        self._fixed: dict[str, SinGANSeg] = {}
+        self._fixed: dict[str, PairGenerator] = {}
         for item in items:
-            if isinstance(item, SinGANSeg):
+            if isinstance(item, (SinGANSeg, PairDiffusion)):
                 self._fixed[f"model_{len(self._fixed)}"] = item.to(device).eval()
                 continue
             path = Path(item)
@@ -51,11 +56,11 @@ class ModelBank:
             else:
                 raise SinGANSegInputError(f"{path}: model checkpoint or folder not found.")
         if not self._paths and not self._fixed:
-            raise SinGANSegInputError("no SinGAN-Seg model given.")
+            raise SinGANSegInputError("no model given.")
         self._names = sorted(list(self._paths) + list(self._fixed))  # fixed after construction; read per sample
         self.cache_size = max(1, int(cache_size))
         self.device = torch.device(device)
-        self._cache: OrderedDict[str, SinGANSeg] = OrderedDict()
+        self._cache: OrderedDict[str, PairGenerator] = OrderedDict()
 
     @property
     def names(self) -> list[str]:
@@ -71,7 +76,7 @@ class ModelBank:
     def path(self, name: str) -> Path | None:
         return self._paths.get(name)
 
-    def get(self, name: str) -> SinGANSeg:
+    def get(self, name: str) -> PairGenerator:
         """The model called ``name``, loading it (and dropping the least recently used one) when needed."""
         if name in self._fixed:
             return self._fixed[name]
@@ -80,7 +85,7 @@ class ModelBank:
             return self._cache[name]
         if name not in self._paths:
             raise KeyError(name)
-        model, _ = load_model(self._paths[name], device=self.device, require_complete=True)
+        model = load_generator(self._paths[name], device=self.device, require_complete=True)
         self._cache[name] = model
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

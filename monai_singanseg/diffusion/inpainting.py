@@ -1,0 +1,73 @@
+"""Inpainting a real pair at any size: the region to redraw from a label, and padding to the UNet's multiple.
+
+The diffusion model trains on crops of the training pairs at their own resolution, so a real pair is inpainted at its
+own resolution too (no resize that would change the scale of the structures): it is padded up to the next multiple
+of the UNet's downsampling and cropped back afterwards.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.transforms.utils_morphological_ops import dilate
+
+from monai_singanseg.diffusion.config import DiffusionSampling
+from monai_singanseg.diffusion.model import PairDiffusion
+
+__all__ = ["inpaint_pair", "label_region"]
+
+
+def label_region(index: torch.Tensor, dilation: int) -> torch.Tensor:
+    """Where to redraw: the foreground of ``index`` ``(1, *spatial)`` (class indices, 0 = background) dilated by
+    ``dilation`` pixels with MONAI's binary dilation (a cubic box); boolean ``(1, *spatial)``."""
+    region = index != 0
+    if dilation > 0 and bool(region.any()):
+        region = dilate(region[None].float(), filter_size=2 * dilation + 1)[0] > 0.5
+    return region
+
+
+def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, list[int]]:
+    """``x`` ``(N, C, *spatial)`` padded at the far end of each axis (edge values repeated) to multiples of
+    ``multiple``; returns the padded tensor and the original spatial shape."""
+    spatial = list(x.shape[2:])
+    pad: list[int] = []
+    for side in reversed(spatial):  # F.pad lists the last axis first
+        pad += [0, (-side) % multiple]
+    if any(pad):
+        x = F.pad(x, pad, mode="replicate")
+    return x, spatial
+
+
+@torch.no_grad()
+def inpaint_pair(
+    model: PairDiffusion,
+    pair: torch.Tensor,
+    region: torch.Tensor,
+    sampling: DiffusionSampling | None = None,
+    num: int = 1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``num`` redraws of ``region`` of the real ``pair`` ``(C, *spatial)`` in ``[-1, 1]``, any spatial size.
+
+    Args:
+        model: the diffusion model.
+        pair: the stacked real pair (image channels, then mask channels), e.g. ``model.join(image, label)``.
+        region: ``(1, *spatial)`` or ``(*spatial)``, nonzero where to redraw (:func:`label_region`).
+        sampling: steps, jump length and resampling (the defaults of :class:`DiffusionSampling` when ``None``).
+        num: redraws.
+        generator: the random generator on the model's device.
+
+    Returns:
+        ``(num, C, *spatial)`` in ``[-1, 1]``, equal to ``pair`` outside ``region``.
+    """
+    sampling = DiffusionSampling.of(sampling)
+    device = model.device
+    pair = torch.as_tensor(pair, dtype=torch.float32, device=device)
+    region = torch.as_tensor(region, device=device).reshape(1, 1, *pair.shape[1:]).float()
+    padded, spatial = _pad_to_multiple(pair[None].expand(num, -1, *pair.shape[1:]), model.config.size_multiple)
+    padded_region, _ = _pad_to_multiple(region, model.config.size_multiple)
+    out = model.inpaint(padded, padded_region, steps=sampling.steps, jump_length=sampling.jump_length,
+                        resample=sampling.resample, generator=generator)
+    out = out[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+    keep = region == 0
+    return torch.where(keep, pair[None], out)  # the kept region bit for bit, not through the last noising step

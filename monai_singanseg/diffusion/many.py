@@ -1,0 +1,162 @@
+"""Train diffusion models on the pairs of a datalist: one model for all, or one per k-means cluster.
+
+The labelled-polyp diffusion pipeline clusters a small dataset and trains one model per cluster, so each model learns
+one appearance; here the clusters come from :func:`~monai_singanseg.diffusion.clustering.cluster_pairs`. Clusters are
+independent trainings, so they are sharded over ``torchrun`` ranks like ``train-many``'s items (rank ``r`` trains
+clusters ``r, r + world_size, ...``, on GPU ``LOCAL_RANK`` when GPUs exist), and each one resumes on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.data import load_decathlon_datalist
+
+from monai_singanseg.diffusion.checkpoint import read_diffusion_checkpoint
+from monai_singanseg.diffusion.config import DiffusionConfig
+from monai_singanseg.diffusion.trainer import DiffusionTrainer
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.files import atomic_write
+from monai_singanseg.io import TrainingPair, load_training_pair, model_name
+from monai_singanseg.pyramid import resize
+from monai_singanseg.training.many import distributed_ranks
+
+__all__ = ["CLUSTERS_NAME", "cluster_checkpoint", "load_datalist_pairs", "resize_pair", "train_diffusion_models"]
+
+CLUSTERS_NAME = "clusters.json"
+
+
+def cluster_checkpoint(out_dir: str | os.PathLike, cluster: int) -> Path:
+    """The checkpoint of cluster ``cluster`` in ``out_dir``."""
+    return Path(out_dir) / f"cluster_{cluster}.pt"
+
+
+def resize_pair(pair: TrainingPair, shape: Sequence[int]) -> TrainingPair:
+    """``pair`` resized to the spatial ``shape`` (one size for every axis, or one per axis): image channels smoothly
+    (antialiased when shrinking), the mask channels smoothly too and then re-binarised (re-one-hot), so outlines stay
+    as smooth as the image's."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 1:
+        shape = shape * pair.spatial_dims
+    if len(shape) != pair.spatial_dims:
+        raise SinGANSegInputError(f"resize to {shape}: the pair is {pair.spatial_dims}D.")
+    if tuple(pair.real.shape[1:]) == shape:
+        return pair
+    n_img = pair.real.shape[0] - pair.labels.channels
+    resized = resize(pair.real[None].float(), shape)[0]
+    mask = pair.labels.encode_indices(pair.labels.indices(resized[n_img:]))
+    real = torch.cat([resized[:n_img].clamp(-1.0, 1.0), mask])
+    return TrainingPair(real, pair.intensity, pair.labels, dict(pair.meta))
+
+
+def load_datalist_pairs(
+    datalist: str | os.PathLike,
+    section: str = "training",
+    resize_to: Sequence[int] | None = None,
+    **reader: Any,
+) -> tuple[list[str], list[TrainingPair]]:
+    """The names and training pairs of ``datalist[section]`` (Decathlon style; paths relative to the file).
+
+    Args:
+        datalist: the datalist JSON.
+        section: its key to read.
+        resize_to: resize every pair to this spatial shape (a diffusion model trains on pairs of one shape).
+        reader: options of :func:`~monai_singanseg.io.load_training_pair` (``num_classes``, ``percentiles``,
+            ``window``, ``slice_axis``, ``slice_index``).
+
+    Raises:
+        SinGANSegInputError: an unreadable datalist, an item without a label, or a bad file (named).
+    """
+    try:
+        items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=section)
+    except Exception as err:
+        raise SinGANSegInputError(f"{datalist}: cannot read section {section!r} of the datalist ({err}).") from err
+    if not items:
+        raise SinGANSegInputError(f"{datalist}: section {section!r} lists no item.")
+    names, pairs = [], []
+    for item in items:
+        images = [str(v) for v in item["image"]] if isinstance(item["image"], (list, tuple)) else [str(item["image"])]
+        if "label" not in item:
+            raise SinGANSegInputError(f"{datalist}: item {images[0]} has no 'label'.")
+        pair = load_training_pair(images, item["label"], **reader)
+        names.append(model_name(images[0]))
+        pairs.append(resize_pair(pair, resize_to) if resize_to is not None else pair)
+    return names, pairs
+
+
+def train_diffusion_models(
+    names: Sequence[str],
+    pairs: Sequence[TrainingPair],
+    out: str | os.PathLike,
+    make_config: Callable[[TrainingPair], DiffusionConfig],
+    num_clusters: int = 1,
+    cluster_options: dict[str, Any] | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train one diffusion model on ``pairs``, or one per cluster.
+
+    Args:
+        names: a name per pair (recorded in ``clusters.json``).
+        pairs: the training pairs, all of one spatial shape (:func:`resize_pair` them first otherwise).
+        out: with one cluster, the checkpoint file; with several, the folder of ``cluster_<k>.pt`` checkpoints and
+            ``clusters.json`` (which pair went where, and how the clusters were made).
+        make_config: the model configuration, from the first pair.
+        num_clusters: k-means clusters (1: no clustering).
+        cluster_options: keyword options of :func:`~monai_singanseg.diffusion.clustering.cluster_pairs` (``method``,
+            ``inception_weights``, ``seed``).
+        device: training device (default: GPU ``LOCAL_RANK`` when GPUs exist, else the CPU).
+        resume: continue checkpoints that exist (a finished one is left as it is); without it an existing checkpoint
+            is an error, so nothing is overwritten.
+        progress: show progress bars.
+
+    Returns:
+        A summary: per cluster its checkpoint, members, steps and seconds (this rank's clusters).
+    """
+    if len(names) != len(pairs) or not pairs:
+        raise SinGANSegInputError(f"{len(pairs)} pairs and {len(names)} names; need one name per pair, >= 1 pair.")
+    out = Path(out)
+    clusters: dict[str, Any]
+    if num_clusters == 1:
+        assignments = [0] * len(pairs)
+        paths = [out]
+        clusters = {"num_clusters": 1}
+    else:
+        from monai_singanseg.diffusion.clustering import cluster_pairs
+
+        if out.suffix == ".pt":
+            raise SinGANSegInputError(f"{out}: with {num_clusters} clusters the output is a folder, not a .pt file.")
+        found = cluster_pairs(pairs, num_clusters, names=list(names), **(cluster_options or {}))
+        assignments = list(found.assignments)
+        paths = [cluster_checkpoint(out, k) for k in range(num_clusters)]
+        clusters = {**found.to_dict(), "members": {str(k): [n for n, a in zip(names, assignments) if a == k]
+                                                   for k in range(num_clusters)}}
+    existing = [p for p in paths if p.exists()]
+    if existing and not resume:
+        raise SinGANSegInputError(f"{existing[0]}: already exists; pass resume to continue it, or choose another "
+                                  "output.")
+    config = make_config(pairs[0])
+    summary: dict[str, Any] = {"clusters": clusters, "models": []}
+    with distributed_ranks() as (rank, world, local_rank, _):
+        if device is None:
+            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        if num_clusters > 1 and rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(clusters, indent=2)
+            atomic_write(out / CLUSTERS_NAME, lambda tmp: Path(tmp).write_text(text))
+        for k in range(rank, len(paths), world):
+            members = [p for p, a in zip(pairs, assignments) if a == k]
+            start = time.perf_counter()
+            trainer = DiffusionTrainer(config, device=device, progress=progress)
+            trainer.fit(members, paths[k], resume=resume and paths[k].exists())
+            state = read_diffusion_checkpoint(paths[k])["training"]
+            summary["models"].append({"cluster": k, "checkpoint": str(paths[k]), "pairs": len(members),
+                                      "steps": state["step"], "seconds": round(time.perf_counter() - start, 1)})
+    return summary

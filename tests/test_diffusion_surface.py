@@ -1,0 +1,229 @@
+"""The diffusion generator behind the user surface shared with SinGAN-Seg: the transforms (inpainting the incoming
+pair, or new pairs), the model bank and checkpoint dispatch, ``singanseg train-diffusion`` (one model, or one per
+cluster), ``sample`` and ``report``; on the real nuclei sample."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import NUCLEI_IMAGE, NUCLEI_LABEL, tiny_diffusion_config
+from monai.data import MetaTensor
+
+from monai_singanseg import (
+    SinGANSegAugment,
+    SinGANSegAugmentd,
+    SinGANSegHarmonize,
+    SinGANSegInputError,
+    SyntheticPairAugment,
+    SyntheticPairAugmentd,
+    TrainingPair,
+    read_image,
+)
+from monai_singanseg.cli import main
+from monai_singanseg.diffusion import DiffusionSampling, DiffusionTrainer, PairDiffusion
+from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
+from monai_singanseg.generation import write_diffusion_samples
+from monai_singanseg.generators import checkpoint_kind, is_diffusion, load_generator
+from monai_singanseg.report import write_report
+
+FAST = {"steps": 4, "jump_length": 2, "resample": 2, "dilation": 2}  # a few network calls per sample
+
+
+@pytest.fixture(scope="module")
+def diffusion(tmp_path_factory, nuclei_pair) -> tuple[PairDiffusion, object]:
+    """(model, checkpoint) of a tiny diffusion model trained 10 steps on a 64x64 crop of the real nuclei pair."""
+    real = nuclei_pair.real[:, 64:128, 112:176].clone()
+    path = tmp_path_factory.mktemp("diffusion") / "nuclei.pt"
+    crop = TrainingPair(real, nuclei_pair.intensity, nuclei_pair.labels, nuclei_pair.meta)
+    return DiffusionTrainer(tiny_diffusion_config(), progress=False).fit([crop], path), path
+
+
+@pytest.fixture(scope="module")
+def real_crop() -> tuple[np.ndarray, np.ndarray]:
+    """A 41x50 crop (sides no multiple of the UNet's 2) of the real nuclei image (0..255) and its 0/255 mask."""
+    image = read_image(NUCLEI_IMAGE).as_tensor().numpy()[:, 70:111, 120:170].astype(np.float32)
+    label = read_image(NUCLEI_LABEL).as_tensor().numpy()[:, 70:111, 120:170].astype(np.float32)
+    assert set(np.unique(label)) == {0.0, 255.0} and 0.05 < (label > 0).mean() < 0.6
+    return image, label
+
+
+def region_of(label: np.ndarray, dilation: int) -> np.ndarray:
+    return label_region(torch.as_tensor(label != 0).float(), dilation).numpy()
+
+
+def test_checkpoint_kind_and_loading(diffusion, nuclei_model, tmp_path):
+    _, path = diffusion
+    assert checkpoint_kind(path) == "diffusion" and checkpoint_kind(nuclei_model[1]) == "singanseg"
+    assert is_diffusion(load_generator(path)) and not is_diffusion(load_generator(nuclei_model[1]))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(SinGANSegInputError, match="foreign.pt: not a monai-singanseg checkpoint"):
+        load_generator(foreign)
+
+
+def test_unfinished_diffusion_checkpoint_refused(nuclei_pair, tmp_path):
+    path = tmp_path / "half.pt"
+    real = nuclei_pair.real[:, :64, :64].clone()
+    DiffusionTrainer(tiny_diffusion_config(), progress=False, stop_after=5).fit([real], path)
+    with pytest.raises(SinGANSegInputError, match="stopped at step 5 of 10"):
+        load_generator(path)
+    assert is_diffusion(load_generator(path, require_complete=False))
+
+
+def test_inpaint_transform_redraws_the_region_only(diffusion, real_crop):
+    model, _ = diffusion
+    image, label = real_crop
+    augment = SyntheticPairAugment(model, prob=1.0, diffusion=FAST).set_random_state(5)
+    out_image, out_label = augment(image, label)
+    assert type(out_image) is np.ndarray and out_image.dtype == image.dtype and out_image.shape == image.shape
+    assert out_label.shape == label.shape and set(np.unique(out_label)) <= {0.0, 255.0}
+    region = region_of(label, FAST["dilation"])
+    outside = ~region[0]
+    assert np.array_equal(out_image[0][outside], image[0][outside])  # the real context, bit for bit
+    assert np.array_equal(out_label[0][outside], label[0][outside])
+    assert np.abs(out_image[0][region[0]] - image[0][region[0]]).mean() > 1.0  # redrawn in the image's units
+    again = SyntheticPairAugment(model, prob=1.0, diffusion=FAST).set_random_state(5)(image, label)
+    assert np.array_equal(again[0], out_image) and np.array_equal(again[1], out_label)
+    other = SyntheticPairAugment(model, prob=1.0, diffusion=FAST).set_random_state(6)(image, label)
+    assert not np.array_equal(other[0], out_image)
+
+
+def test_inpaint_transform_passes_an_empty_label_through(diffusion, real_crop):
+    model, _ = diffusion
+    image, label = real_crop
+    empty = np.zeros_like(label)
+    out_image, out_label = SinGANSegAugment(model, prob=1.0, diffusion=FAST)(image, empty)
+    assert out_image is image and out_label is empty
+
+
+def test_sample_mode_makes_a_whole_new_pair_of_the_input_size(diffusion, real_crop):
+    model, _ = diffusion
+    image, label = real_crop
+    augment = SyntheticPairAugment(model, prob=1.0, diffusion={"mode": "sample", "steps": 3})
+    out_image, out_label = augment(torch.as_tensor(image), torch.as_tensor(label))
+    assert out_image.shape == image.shape and set(torch.unique(out_label).tolist()) <= {0.0, 255.0}
+    assert not np.array_equal(out_image.numpy(), image)
+    low, high = model.intensity.lower[0], model.intensity.upper[0]
+    assert low - 1e-3 <= float(out_image.min()) and float(out_image.max()) <= high + 1e-3
+
+
+def test_dictionary_transform_takes_a_diffusion_checkpoint(diffusion, real_crop):
+    _, path = diffusion
+    image, label = real_crop
+    affine = np.diag([0.5, 0.5, 1.0, 1.0])
+    data = {"image": MetaTensor(torch.as_tensor(image), affine=affine), "label": MetaTensor(torch.as_tensor(label))}
+    augment = SyntheticPairAugmentd(["image"], "label", str(path), prob=1.0, diffusion=FAST)
+    assert SyntheticPairAugmentd is SinGANSegAugmentd
+    out = augment.set_random_state(1)(data)
+    assert isinstance(out["image"], MetaTensor) and np.allclose(out["image"].affine.numpy(), affine)
+    outside = ~region_of(label, FAST["dilation"])[0]
+    assert torch.equal(out["image"][0][outside], data["image"][0][outside])
+
+
+def test_a_bank_mixes_both_kinds(diffusion, nuclei_model, real_crop, tmp_path):
+    (tmp_path / "bank").mkdir()
+    (tmp_path / "bank" / "gan.pt").write_bytes(nuclei_model[1].read_bytes())
+    (tmp_path / "bank" / "diffusion.pt").write_bytes(diffusion[1].read_bytes())
+    image, label = real_crop
+    augment = SyntheticPairAugment(tmp_path / "bank", prob=1.0, model_choice="random", diffusion=FAST)
+    kinds = set()
+    for seed in range(6):
+        augment.set_random_state(seed)
+        out_image, out_label = augment(image, label)
+        assert out_image.shape == image.shape and set(np.unique(out_label)) <= {0.0, 255.0}
+        kinds.add(augment._random_name)
+    assert kinds == {"gan", "diffusion"}
+
+
+def test_harmonization_refuses_a_diffusion_model(diffusion, real_crop):
+    image, label = real_crop
+    harmonize = SinGANSegHarmonize(diffusion[0], donors=[(image, label)], prob=1.0, at_scale=1)
+    with pytest.raises(SinGANSegInputError, match="a diffusion model; harmonization injects"):
+        harmonize(image, None)
+
+
+def test_inpaint_pair_pads_any_size_and_keeps_the_context(diffusion, nuclei_pair):
+    model, _ = diffusion
+    pair = nuclei_pair.real[:, 10:47, 20:59]  # 37 x 39
+    region = label_region(model.labels.indices(pair[1:]), 1)
+    out = inpaint_pair(model, pair, region, DiffusionSampling(**FAST), num=2,
+                       generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 2, 37, 39)
+    assert torch.equal(out[:, :, ~region[0]], pair[None].expand(2, -1, -1, -1)[:, :, ~region[0]])
+    assert not torch.equal(out[0], out[1])  # two redraws differ
+
+
+def test_write_diffusion_samples_refuses_an_empty_context(diffusion, real_crop, tmp_path):
+    model, _ = diffusion
+    image, label = real_crop
+    with pytest.raises(SinGANSegInputError, match="context label is empty"):
+        write_diffusion_samples(model, tmp_path / "s", 1, FAST, context=(torch.as_tensor(image),
+                                                                         torch.zeros_like(torch.as_tensor(label))))
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def test_cli_train_diffusion_sample_and_report(tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    options = ["--image-size", "32", "--unet-channels", "16", "32", "--train-steps", "6", "--batch-size", "2",
+               "--timesteps", "50", "--checkpoint-every", "3", "--quiet"]
+    assert main(["train-diffusion", "--image", str(NUCLEI_IMAGE), "--label", str(NUCLEI_LABEL), "--resize", "64",
+                 "--out", str(model), *options]) == 0
+    assert checkpoint_kind(model) == "diffusion"
+    assert main(["train-diffusion", "--image", str(NUCLEI_IMAGE), "--label", str(NUCLEI_LABEL), "--resize", "64",
+                 "--out", str(model), *options]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["sample", str(model), "--num", "2", "--out", str(tmp_path / "new"), "--steps", "3"]) == 0
+    written = read_image(tmp_path / "new" / "sample_0000_label.png").as_tensor()
+    assert written.shape[1:] == (32, 32) and set(torch.unique(written).tolist()) <= {0.0, 255.0}
+    crop = tmp_path / "crop"
+    crop.mkdir()
+    image, label = read_image(NUCLEI_IMAGE), read_image(NUCLEI_LABEL)
+    from monai_singanseg.io import write_image
+
+    write_image(image.as_tensor()[:, 64:128, 112:176], crop / "image.png", dict(image.meta))
+    write_image(label.as_tensor()[:, 64:128, 112:176], crop / "label.png", dict(label.meta), is_label=True)
+    args = ["--steps", "3", "--resample", "1", "--dilation", "2"]
+    assert main(["sample", str(model), "--num", "2", "--out", str(tmp_path / "inpainted"), "--inpaint-image",
+                 str(crop / "image.png"), "--inpaint-label", str(crop / "label.png"), *args]) == 0
+    redrawn = read_image(tmp_path / "inpainted" / "sample_0001_image.png").as_tensor()
+    real = read_image(crop / "image.png").as_tensor()
+    outside = ~region_of(read_image(crop / "label.png").as_tensor().numpy(), 2)
+    assert redrawn.shape == real.shape and torch.equal(redrawn[torch.as_tensor(outside)],
+                                                       real[torch.as_tensor(outside)])
+    assert main(["sample", str(model), "--num", "1", "--out", str(tmp_path / "x"), "--start-scale", "1"]) == 2
+    assert "SinGAN-Seg options" in capsys.readouterr().err
+    assert main(["report", str(model), "--image", str(crop / "image.png"), "--label", str(crop / "label.png"),
+                 "--out", str(tmp_path / "report"), "--num", "2", "--quiet", *args]) == 0
+    report = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert list(report["samplers"]) == ["sample", "inpainted"] and report["shape"] == [64, 64]
+    for name in ("grid_sample.png", "grid_inpainted.png", "metrics.md", "mask_mean_std.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+    inpainted, sampled = report["samplers"]["inpainted"], report["samplers"]["sample"]
+    # redraws keep the real context: closer to the training pair than whole new pairs of a barely trained model
+    assert inpainted["swd"]["mean"] < sampled["swd"]["mean"]
+
+
+def test_cli_train_diffusion_one_model_per_cluster(tmp_path):
+    tiles = NUCLEI_IMAGE.parent / "tiles"
+    items = [{"image": str(tiles / f"nuclei_tile_{t}_image.png"), "label": str(tiles / f"nuclei_tile_{t}_label.png")}
+             for t in "abcd"]
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": items}))
+    out = tmp_path / "models"
+    args = ["train-diffusion", "--datalist", str(datalist), "--out", str(out), "--clusters", "2", "--resize", "32",
+            "--image-size", "32", "--unet-channels", "16", "32", "--train-steps", "2", "--batch-size", "2",
+            "--timesteps", "50", "--quiet"]
+    assert main(args) == 0
+    clusters = json.loads((out / "clusters.json").read_text())
+    members = clusters["members"]
+    assert sorted(sum(members.values(), [])) == [f"nuclei_tile_{t}_image" for t in "abcd"]
+    assert all(members[k] for k in ("0", "1"))  # k-means leaves no cluster empty
+    for k in (0, 1):
+        model = load_generator(out / f"cluster_{k}.pt")
+        assert is_diffusion(model) and model.config.image_size == (32, 32)
+    before = (out / "cluster_0.pt").read_bytes()
+    assert main([*args, "--resume"]) == 0  # finished models are left as they are
+    assert (out / "cluster_0.pt").read_bytes() == before
