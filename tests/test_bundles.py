@@ -9,22 +9,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
+from monai.data import load_decathlon_datalist
+from PIL import Image
 
 from monai_singanseg import SinGANSeg, SinGANSegAugmentd
+from monai_singanseg.diffusion import PairDiffusion
+from monai_singanseg.generators import checkpoint_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
 SCHEMA = BUNDLES / "schema" / "meta_schema_20240725.json"
 SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"  # bundles/schema/README.md
 SEGMENTATION = BUNDLES / "singanseg_segmentation" / "configs"
+DIFFUSION = BUNDLES / "diffusion_generation" / "configs"
 
 
 def _bundle(config: str | list[str], *overrides: str, command: str = "run") -> subprocess.CompletedProcess:
     files = config if isinstance(config, str) else repr(config)
     cmd = [sys.executable, "-m", "monai.bundle", command, "--config_file", files, *overrides]
-    return subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    return subprocess.run(cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +178,71 @@ def test_both_bundles_run_in_3d_on_real_mni_volumes(tmp_path):
     assert np.allclose(prediction.affine, nib.load(tmp_path / "case_d.nii.gz").affine, atol=1e-4)  # same grid
     rows = dict(csv.reader((tmp_path / "eval" / "metrics.csv").open()))
     assert 0.0 <= float(rows["test_mean_iou"]) <= float(rows["test_mean_dice"]) <= 1.0
+
+
+def _tiny_diffusion(**overrides: str) -> list[str]:
+    """Command-line overrides for a diffusion model small and short enough for a test (seconds on one CPU thread)."""
+    options = {"train_steps": "4", "image_size": "32", "unet_channels": "[16, 32]", "batch_size": "2", **overrides}
+    return [arg for key, value in options.items() for arg in (f"--{key}", value)]
+
+
+def test_diffusion_metadata_is_valid_against_the_shipped_schema_offline(tmp_path):
+    schema = tmp_path / SCHEMA.name
+    shutil.copy(SCHEMA, schema)  # verify_metadata only downloads when the file is missing
+    verify_metadata(meta_file=str(DIFFUSION / "metadata.json"), filepath=str(schema), hash_val=SCHEMA_MD5)
+
+
+def test_diffusion_train_defaults_build_the_network_the_metadata_describes():
+    parser = ConfigParser()
+    parser.read_config(str(DIFFUSION / "train.json"))
+    assert parser["datalist"] == "data/nuclei/tiles/datalist.json" and parser["clusters"] == 1
+    parser["datalist"] = str(ROOT / parser["datalist"])  # the bundle runs from the repository root; pytest may not
+    names, pairs = parser.get_parsed_content("datalist_pairs")
+    assert names == ["nuclei_tile_a_image", "nuclei_tile_b_image"]
+    config = parser.get_parsed_content("make_config")(pairs[0])
+    assert config.image_size == (64, 64) and config.unet_channels == (32, 64, 64, 64)
+    assert config.attention_levels == (False, False, False, True) and config.train_steps == 10000
+    assert parser.get_parsed_content("out") == "bundles/diffusion_generation/models/diffusion.pt"
+
+    network = json.loads((DIFFUSION / "metadata.json").read_text())["network_data_format"]
+    image, timesteps = network["inputs"]["image"], network["inputs"]["timesteps"]
+    assert image["num_channels"] == config.channels == network["outputs"]["pred"]["num_channels"]
+    assert image["spatial_shape"] == [f"{config.size_multiple}*n"] * 2
+    assert timesteps["value_range"] == [0, config.num_train_timesteps - 1]
+    model = PairDiffusion(config)
+    x = torch.randn(2, image["num_channels"], 40, 64)  # any sides that are multiples of 8, not only the crop size
+    assert model.predict_noise(x, timesteps["value_range"][1]).shape == x.shape
+
+
+def test_diffusion_bundle_trains_one_model_then_samples_a_shareable_datalist(tmp_path):
+    models, synthetic = tmp_path / "models", tmp_path / "synthetic"
+    done = _bundle("bundles/diffusion_generation/configs/train.json", *_tiny_diffusion(), "--output_dir", str(models))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert sorted(p.name for p in models.iterdir()) == ["diffusion.pt"]  # one model for both training tiles
+    assert checkpoint_kind(models / "diffusion.pt") == "diffusion"
+    config = PairDiffusion.load(models / "diffusion.pt").config
+    assert (config.image_channels, config.mask_channels, config.image_size) == (1, 1, (32, 32))
+    assert config.unet_channels == (16, 32) and config.train_steps == 4
+
+    done = _bundle("bundles/diffusion_generation/configs/inference.json", "--models_dir", str(models),
+                   "--output_dir", str(synthetic), "--num_samples", "3", "--steps", "2")
+    assert done.returncode == 0, done.stdout[-3000:]
+    items = load_decathlon_datalist(str(synthetic / "synthetic_datalist.json"), data_list_key="training")
+    written = sorted((synthetic / "diffusion").glob("sample_*_label.png"))
+    assert len(written) == 3 and sorted(Path(i["label"]).resolve() for i in items) == written
+    assert (synthetic / "diffusion" / "preview.png").is_file()
+    for item in items:
+        image, label = np.asarray(Image.open(item["image"])), np.asarray(Image.open(item["label"]))
+        assert image.shape == label.shape == (32, 32)  # the training crop size
+        assert set(np.unique(label).tolist()) <= {0, 255}  # binary, in the training masks' values
+
+
+def test_diffusion_bundle_trains_one_model_per_cluster(tmp_path):
+    out = tmp_path / "clusters"
+    done = _bundle("bundles/diffusion_generation/configs/train.json", *_tiny_diffusion(train_steps="2"),
+                   "--clusters", "2", "--output_dir", str(out))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["cluster_0.pt", "cluster_1.pt", "clusters.json"]
+    assert all(checkpoint_kind(out / f"cluster_{k}.pt") == "diffusion" for k in range(2))
+    clusters = json.loads((out / "clusters.json").read_text())
+    assert clusters["members"] == {"0": ["nuclei_tile_a_image"], "1": ["nuclei_tile_b_image"]}

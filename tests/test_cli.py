@@ -250,3 +250,21 @@ def test_a_pair_interrupted_between_its_renames_leaves_neither_file(tmp_path, mo
         files.atomic_write_together([(tmp_path / "b_image.png", lambda t: open(t, "wb").write(b"x")),
                                      (tmp_path / "b_label.png", lambda t: open(t, "wb").write(b"y"))])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_low_memory_changes_memory_use_only(cli_model, tmp_path):
+    """--low-memory retunes the allocator of its own process (so it runs in a fresh one here): same weights."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "low.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    done = subprocess.run([sys.executable, "-m", "monai_singanseg.cli", *TRAIN, "--low-memory", "--out", str(path)],
+                          env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "mallopt" not in done.stderr  # glibc took the setting: no warning
+    ours, theirs = (torch.load(p, weights_only=True)["generators"] for p in (path, cli_model))
+    for a, b in zip(ours, theirs, strict=True):
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)

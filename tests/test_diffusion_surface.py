@@ -27,7 +27,6 @@ from monai_singanseg.diffusion import DiffusionSampling, DiffusionTrainer, PairD
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
 from monai_singanseg.generation import write_diffusion_samples
 from monai_singanseg.generators import checkpoint_kind, is_diffusion, load_generator
-from monai_singanseg.report import write_report
 
 FAST = {"steps": 4, "jump_length": 2, "resample": 2, "dilation": 2}  # a few network calls per sample
 
@@ -219,7 +218,7 @@ def test_cli_train_diffusion_one_model_per_cluster(tmp_path):
     assert main(args) == 0
     clusters = json.loads((out / "clusters.json").read_text())
     members = clusters["members"]
-    assert sorted(sum(members.values(), [])) == [f"nuclei_tile_{t}_image" for t in "abcd"]
+    assert sorted(name for names in members.values() for name in names) == [f"nuclei_tile_{t}_image" for t in "abcd"]
     assert all(members[k] for k in ("0", "1"))  # k-means leaves no cluster empty
     for k in (0, 1):
         model = load_generator(out / f"cluster_{k}.pt")

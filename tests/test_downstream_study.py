@@ -46,3 +46,19 @@ def test_study_runs_every_kind_of_condition_and_reports(tmp_path):
     assert all(0.0 <= r["test_dice"] <= 1.0 and r["n"] == 1 for r in records)
     assert len(list((tmp_path / "models" / "nuclei_fast_32").glob("*.pt"))) == 8  # one generator per pool image
     assert "nuclei" in (results / "downstream.md").read_text() and (results / "downstream.png").stat().st_size > 0
+
+
+def test_study_runs_the_diffusion_conditions(tmp_path):
+    study = _study()
+    results = tmp_path / "results"
+    study.main(["--datasets", "ventricles", "--n", "1", "--seeds", "0", "--conditions", "dif_inpaint_p50",
+                "dif_sample_p50", "--iterations", "2", "--validate-every", "2", "--batch-size", "2", "--patch", "64",
+                "--diffusion-crop", "32", "--diffusion-channels", "8", "16", "--diffusion-steps", "2",
+                "--diffusion-timesteps", "20", "--diffusion-sampling-steps", "2", "--diffusion-resample", "1",
+                "--results", str(results), "--workdir", str(tmp_path)])
+    records = json.loads((results / "results.json").read_text())
+    assert [r["condition"] for r in records] == ["dif_inpaint_p50", "dif_sample_p50"]
+    assert all(0.0 <= r["test_dice"] <= 1.0 and r["diffusion_steps"] == 2 for r in records)
+    models = sorted((tmp_path / "models" / "ventricles_diffusion_32").glob("*.pt"))
+    assert len(models) == 5  # one diffusion model per pool image, none of SinGAN-Seg
+    assert not (tmp_path / "models" / "ventricles_fast_192").exists()

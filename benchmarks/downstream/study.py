@@ -11,11 +11,14 @@ training pool shuffled by the seed; the seed also drives the UNet's initialisati
 
 Conditions (``CONDITIONS``): ``standard`` (flips, small affine, intensity scale/shift, Gaussian noise); ``sgs_*``:
 the same chain with ``SinGANSegAugmentd`` first (``prob``, ``start_scale``, ``model_choice``); ``synthetic_only``:
-the UNet sees only synthetic pairs from the N images' models (the data-sharing use), with the standard chain on top.
+the UNet sees only synthetic pairs from the N images' models (the data-sharing use), with the standard chain on top;
+``dif_*``: the same transform with diffusion models (``dif_inpaint_*``: the incoming pair's structures redrawn in
+place by RePaint; ``dif_sample_*``: whole new pairs of the diffusion training crop size).
 
-Generators: one SinGAN-Seg model per training-pool image, trained once by the project's CLI (``singanseg
-train-many``, ``--schedule`` / ``--max-size`` of this script) into ``benchmarks/downstream/models/<dataset>/`` and
-reused by every N, seed and condition. Results: ``benchmarks/results/downstream/results.json`` (one record per
+Generators: one model per training-pool image, trained once by the project's CLI and reused by every N, seed and
+condition, so every condition's generators saw exactly the N training images: SinGAN-Seg by ``singanseg
+train-many`` (``--schedule`` / ``--max-size``) into ``models/<dataset>_<schedule>_<max size>/``, diffusion (the
+small UNet of ``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``. Results: ``benchmarks/results/downstream/results.json`` (one record per
 dataset, N, seed, condition; appended as runs finish, so an interrupted study resumes), ``downstream.md`` (mean ±
 sd over seeds) and ``downstream.png`` (test Dice against N).
 """
@@ -74,11 +77,21 @@ CONDITIONS: dict[str, dict | None] = {
     "sgs_p50_s0_d04": {"prob": 0.5, "start_scale": 0, "diversity": 0.4},
     "sgs_p50_s0_d06": {"prob": 0.5, "start_scale": 0, "diversity": 0.6},
     "sgs_p50_s0_d03-08": {"prob": 0.5, "start_scale": 0, "diversity": (0.3, 0.8)},
+    # the second generator, one diffusion model per image as for SinGAN-Seg (sampling options: --diffusion-*)
+    "dif_inpaint_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "inpaint"}},
+    "dif_sample_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "sample"}},
 }
 
 
-def train_generators(dataset: str, datalist: Path, args: argparse.Namespace) -> Path:
-    """One SinGAN-Seg model per training-pool image, by ``singanseg train-many`` (resumable; reused)."""
+def generator_kind(condition: dict | None) -> str | None:
+    """``"singanseg"``, ``"diffusion"`` or ``None`` (no generator) for a condition."""
+    return None if condition is None else condition.get("generator", "singanseg")
+
+
+def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kind: str = "singanseg") -> Path:
+    """One generator per training-pool image, by the project's command line (resumable; reused)."""
+    if kind == "diffusion":
+        return train_diffusion_generators(dataset, datalist, args)
     schedule, max_size = args.schedule, args.max_size
     out = Path(args.workdir) / "models" / f"{dataset}_{schedule}_{max_size}"
     cmd = [sys.executable, "-m", "monai_singanseg.cli", "train-many", str(datalist), "--out", str(out),
@@ -87,6 +100,28 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace) -> 
         cmd += ["--iters", str(args.generator_iters)]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
+    return out
+
+
+def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Namespace) -> Path:
+    """One diffusion model per training-pool image, trained with the library in this process (resumed when a
+    checkpoint exists; a finished one is kept as it is)."""
+    from monai_singanseg import load_training_pair
+    from monai_singanseg.diffusion import DiffusionConfig, DiffusionTrainer
+
+    out = Path(args.workdir) / "models" / f"{dataset}_diffusion_{args.diffusion_crop}"
+    out.mkdir(parents=True, exist_ok=True)
+    device = args.diffusion_device or ("cuda" if torch.cuda.is_available() else "cpu")
+    for item in json.loads(datalist.read_text())["training"]:
+        image, label = (datalist.parent / item[k] for k in ("image", "label"))
+        pair = load_training_pair([image], label)
+        config = DiffusionConfig.for_pair(pair, image_size=args.diffusion_crop, unet_channels=args.diffusion_channels,
+                                          num_res_blocks=1, train_steps=args.diffusion_steps, lr=2e-4,
+                                          num_train_timesteps=args.diffusion_timesteps)
+        path = out / f"{image.stem}.pt"
+        start = time.perf_counter()
+        DiffusionTrainer(config, device=device, progress=False).fit([pair], path, resume=path.exists())
+        print(f"diffusion model {path.name}: {time.perf_counter() - start:.0f} s", flush=True)
     return out
 
 
@@ -99,8 +134,9 @@ def chains(condition: dict | None, models: list[Path] | None, patch: int, pool: 
             ScaleIntensityd("image"), AsDiscreted("label", threshold=0.5)]
     synthetic = []
     if condition is not None:
+        options = {k: v for k, v in condition.items() if k != "generator"}
         synthetic = [SinGANSegAugmentd(["image"], "label", models=[str(m) for m in models], match_intensity=True,
-                                       pool_size=pool[0], pool_refresh=pool[1], **condition),
+                                       pool_size=pool[0], pool_refresh=pool[1], **options),
                      AsDiscreted("label", threshold=0.5)]
     standard = [
         SpatialPadd(["image", "label"], patch),
@@ -161,6 +197,22 @@ def run_one(items: dict, condition: dict | None, models: list[Path] | None, seed
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+def with_sampling(condition: dict | None, args: argparse.Namespace) -> dict | None:
+    """A diffusion condition with the sampling options of the command line filled in."""
+    if generator_kind(condition) != "diffusion":
+        return condition
+    sampling = {"steps": args.diffusion_sampling_steps, "resample": args.diffusion_resample,
+                **condition["diffusion"]}
+    return {**condition, "diffusion": sampling}
+
+
+def diffusion_protocol(args: argparse.Namespace) -> dict:
+    """What a diffusion record also depends on: how its generators were trained and how they sample."""
+    return {"diffusion_crop": args.diffusion_crop, "diffusion_steps": args.diffusion_steps,
+            "diffusion_channels": list(args.diffusion_channels), "diffusion_sampling_steps":
+            args.diffusion_sampling_steps, "diffusion_resample": args.diffusion_resample}
+
+
 def subset(pool: list[dict], n: int, seed: int) -> list[dict]:
     order = np.random.default_rng(seed).permutation(len(pool))
     return [pool[i] for i in order[:n]]
@@ -182,9 +234,8 @@ def study(args: argparse.Namespace) -> None:
         datalist = prepare(dataset, Path(args.workdir) / "cache")
         sections = json.loads(datalist.read_text())
         pool = absolute(sections["training"], datalist.parent)
-        models = None
-        if any(CONDITIONS[c] is not None for c in args.conditions):
-            models = train_generators(dataset, datalist, args)
+        kinds = {generator_kind(CONDITIONS[c]) for c in args.conditions} - {None}
+        models = {kind: train_generators(dataset, datalist, args, kind) for kind in sorted(kinds)}
         # "all" may equal a number given too (5 training slices): each size once
         sizes = list(dict.fromkeys(len(pool) if t == "all" else min(int(t), len(pool)) for t in args.n))
         for n in sizes:
@@ -192,16 +243,17 @@ def study(args: argparse.Namespace) -> None:
                 chosen = subset(pool, n, seed)
                 items = {"training": chosen, "validation": absolute(sections["validation"], datalist.parent),
                          "test": absolute(sections["test"], datalist.parent)}
-                bank = [models / f"{Path(i['image']).stem}.pt" for i in chosen] if models else None
                 for name in args.conditions:
+                    kind = generator_kind(CONDITIONS[name])
+                    bank = [models[kind] / f"{Path(i['image']).stem}.pt" for i in chosen] if kind else None
                     if (dataset, n, seed, name, *mine) in done:
                         continue
                     done.add((dataset, n, seed, name, *mine))
-                    result = run_one(items, CONDITIONS[name], bank, seed, args)
+                    result = run_one(items, with_sampling(CONDITIONS[name], args), bank, seed, args)
                     record = {"dataset": dataset, "n": n, "seed": seed, "condition": name,
                               "iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
                               "pool_size": args.pool_size, "pool_refresh": args.pool_refresh,
-                              **result}
+                              **(diffusion_protocol(args) if kind == "diffusion" else {}), **result}
                     # read late and write atomically: one process per dataset may share the file
                     records = json.loads(path.read_text()) if path.exists() else []
                     records.append(record)
@@ -279,6 +331,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generator-iters", type=int, default=None, help="SinGAN-Seg iterations per scale "
                         "(default: the schedule's)")
     parser.add_argument("--group-size", type=int, default=1, help="generators trained side by side (1 on a CPU)")
+    parser.add_argument("--diffusion-crop", type=int, default=64, help="diffusion training crop (multiple of 8)")
+    parser.add_argument("--diffusion-channels", type=int, nargs="+", default=[32, 64, 64, 64],
+                        help="diffusion UNet widths (bench_diffusion.py's small UNet)")
+    parser.add_argument("--diffusion-steps", type=int, default=3000, help="diffusion training steps per image")
+    parser.add_argument("--diffusion-timesteps", type=int, default=1000, help="diffusion T")
+    parser.add_argument("--diffusion-sampling-steps", type=int, default=50, help="denoising steps per pair")
+    parser.add_argument("--diffusion-resample", type=int, default=5, help="RePaint resamplings (inpainting)")
+    parser.add_argument("--diffusion-device", default=None, help="device of diffusion training (default: cuda "
+                        "when there is one)")
     parser.add_argument("--results", default=str(RESULTS), help="where results.json, the table and the plot go")
     parser.add_argument("--workdir", default=str(WORK), help="where the datasets and generators are kept")
     parser.add_argument("--report", action="store_true", help="only rebuild the table and plot")

@@ -156,6 +156,29 @@ class DiffusionConfig(JsonConfig):
         """Build and validate a config from :meth:`to_dict`'s output (unknown keys are refused)."""
         return cls.from_flat_dict(data)
 
+    @classmethod
+    def for_pair(cls, pair: Any, **fields: Any) -> DiffusionConfig:
+        """A checked config for pairs shaped like ``pair`` (a :class:`~monai_singanseg.io.TrainingPair`).
+
+        The layout (``spatial_dims``, ``image_channels``, ``mask_channels``) comes from the pair; fields not given
+        that depend on ``unet_channels`` are derived from it: attention at the deepest level only, attention heads
+        of ``min(32, deepest width)`` channels, and the most group-norm groups (up to 32, MONAI's default) that
+        divide every width. The command line and the bundle build their configs here.
+
+        Example:
+            >>> DiffusionConfig.for_pair(pair, unet_channels=(16, 24), image_size=32).norm_num_groups  # doctest: +SKIP
+            8
+        """
+        channels = _tuple(fields.get("unet_channels", cls.unet_channels), 1, int)
+        derived = {
+            "attention_levels": (False,) * (len(channels) - 1) + (True,),
+            "num_head_channels": min(32, channels[-1]),
+            "norm_num_groups": next(g for g in range(32, 0, -1) if all(c % g == 0 for c in channels)),
+        }
+        layout = {"spatial_dims": pair.spatial_dims, "image_channels": pair.image_channels,
+                  "mask_channels": pair.labels.channels}
+        return cls(**{**derived, **layout, **fields}).validate()
+
 
 
 @dataclass
