@@ -335,7 +335,9 @@ def train_run(args: argparse.Namespace, pair: TrainingPair, mode: str, size: int
         model = trainer.fit([data], path, resume=path.exists())
         _, state = checkpoint_state(path)
         new = [r for r in state["log"] if r["step"] > done]
-        seconds = new[-1]["seconds"]  # the trainer's clock, from the start of this fit call
+        # the trainer's log counts seconds of training so far, resumed runs included: this stretch is the difference
+        before = [r["seconds"] for r in state["log"] if r["step"] <= done]
+        seconds = new[-1]["seconds"] - (before[-1] if before else 0.0)
         record["segments"].append({"from": done, "to": state["step"], "seconds": round(seconds, 3),
                                    "s_per_step": round(seconds / max(state["step"] - done, 1), 4),
                                    "loss": round(new[-1]["loss"], 6),

@@ -213,6 +213,8 @@ def _add_diffusion_sampling_options(parser: argparse.ArgumentParser, inpaint_fil
                            help="a real image (file(s), stacked as channels) to redraw the --inpaint-label region "
                                 "of, with RePaint, instead of drawing whole new pairs")
         group.add_argument("--inpaint-label", default=None, help="the mask whose region (dilated) is redrawn")
+        group.add_argument("--inpaint-region", default=None,
+                           help="a mask of the region to redraw instead of the dilated --inpaint-label")
     group.add_argument("--dilation", type=int, default=defaults.dilation,
                        help=f"pixels the inpainting mask is dilated by (default {defaults.dilation})")
     group.add_argument("--jump-length", type=_positive_int, default=defaults.jump_length,
@@ -476,10 +478,14 @@ def _sample_diffusion(args: argparse.Namespace, model) -> None:
         raise SinGANSegInputError("--inpaint-image and --inpaint-label go together.")
     sampling = DiffusionSampling(steps=args.steps, sampler=args.sampler, jump_length=args.jump_length,
                                  resample=args.resample, dilation=args.dilation)
-    context = None
+    context = region = None
     if args.inpaint_image is not None:
         context = (read_stacked_images(args.inpaint_image).as_tensor(), read_image(args.inpaint_label).as_tensor())
-    items = write_diffusion_samples(model, args.out, args.num, sampling, context, seed=args.seed, fmt=args.format,
+    if args.inpaint_region is not None:
+        if context is None:
+            raise SinGANSegInputError("--inpaint-region needs --inpaint-image and --inpaint-label.")
+        region = read_image(args.inpaint_region).as_tensor()
+    items = write_diffusion_samples(model, args.out, args.num, sampling, context, region, seed=args.seed, fmt=args.format,
                                     overwrite=args.overwrite, batch_size=args.batch_size, name=str(args.model))
     print(f"wrote {len(items)} pairs and {Path(args.out) / 'preview.png'}")
 

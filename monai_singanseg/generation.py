@@ -183,6 +183,7 @@ def write_diffusion_samples(
     num: int,
     sampling: DiffusionSampling | dict[str, Any] | None = None,
     context: tuple[torch.Tensor, torch.Tensor] | None = None,
+    region: torch.Tensor | None = None,
     seed: int = 0,
     fmt: str | None = None,
     overwrite: bool = False,
@@ -200,6 +201,8 @@ def write_diffusion_samples(
         sampling: steps, sampler, RePaint settings and the label dilation (``mode`` is ignored: ``context`` decides).
         context: ``(image (C_img, *spatial) in the training image's units, label (1, *spatial))`` to inpaint into;
             the label's foreground (any nonzero; class indices for one-hot models) dilated is the redrawn region.
+        region: ``(1, *spatial)``, nonzero where to redraw in ``context`` instead of the dilated label (a region
+            the user draws; the label inside it is redrawn too, outside it kept).
         seed, fmt, overwrite, prefix, batch_size, name: as in :func:`write_samples`.
 
     Raises:
@@ -226,9 +229,16 @@ def write_diffusion_samples(
             raise SinGANSegInputError(f"{name}: the context label's size {tuple(label.shape[1:])} differs from the "
                                       f"image's {tuple(image.shape[1:])}.")
         index = label if model.labels.one_hot else (label != 0).float()
-        region = label_region(index[:1], sampling.dilation)
+        if region is None:
+            region = label_region(index[:1], sampling.dilation)
+        else:
+            region = torch.as_tensor(region)
+            if tuple(region.shape[1:]) != tuple(image.shape[1:]):
+                raise SinGANSegInputError(f"{name}: the inpainting region's size {tuple(region.shape[1:])} differs "
+                                          f"from the image's {tuple(image.shape[1:])}.")
+            region = region[:1] != 0
         if not bool(region.any()):
-            raise SinGANSegInputError(f"{name}: the context label is empty: there is no region to redraw.")
+            raise SinGANSegInputError(f"{name}: the region to redraw is empty (an empty context label or region).")
         pair = torch.cat([model.intensity.normalize(image).clamp(-1.0, 1.0), model.labels.encode_indices(index)])
         title = f"{name}: inpainted, {sampling.steps} steps, resample {sampling.resample}"
 

@@ -158,10 +158,23 @@ def test_inpaint_pair_pads_any_size_and_keeps_the_context(diffusion, nuclei_pair
 def test_write_diffusion_samples_refuses_an_empty_context(diffusion, real_crop, tmp_path):
     model, _ = diffusion
     image, label = real_crop
-    with pytest.raises(SinGANSegInputError, match="context label is empty"):
+    with pytest.raises(SinGANSegInputError, match="region to redraw is empty"):
         write_diffusion_samples(model, tmp_path / "s", 1, FAST, context=(torch.as_tensor(image),
                                                                          torch.zeros_like(torch.as_tensor(label))))
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def test_write_diffusion_samples_redraws_a_region_the_user_gives(diffusion, real_crop, tmp_path):
+    model, _ = diffusion
+    image, label = (torch.as_tensor(a) for a in real_crop)
+    region = torch.zeros_like(label)
+    region[:, 5:20, 10:30] = 1  # a box, wherever the nuclei are
+    write_diffusion_samples(model, tmp_path, 1, FAST, context=(image, label), region=region)
+    out_image = read_image(tmp_path / "sample_0000_image.png").as_tensor()
+    out_label = read_image(tmp_path / "sample_0000_label.png").as_tensor()
+    outside = region == 0
+    assert torch.equal(out_image[outside], image[outside].round()) and torch.equal(out_label[outside], label[outside])
+    assert not torch.equal(out_image[~outside], image[~outside].round())
 
 
 def test_cli_train_diffusion_sample_and_report(tmp_path, capsys):
