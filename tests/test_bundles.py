@@ -201,7 +201,7 @@ def test_diffusion_train_defaults_build_the_network_the_metadata_describes():
     assert names == ["nuclei_tile_a_image", "nuclei_tile_b_image"]
     config = parser.get_parsed_content("make_config")(pairs[0])
     assert config.image_size == (64, 64) and config.unet_channels == (32, 64, 64, 64)
-    assert config.attention_levels == (False, False, False, True) and config.train_steps == 10000
+    assert config.attention_levels == (False, False, False, True) and config.train_steps == 3000
     assert parser.get_parsed_content("out") == "bundles/diffusion_generation/models/diffusion.pt"
 
     network = json.loads((DIFFUSION / "metadata.json").read_text())["network_data_format"]
