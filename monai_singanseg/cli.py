@@ -201,6 +201,15 @@ def _add_diffusion_parser(sub) -> None:
     diff.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _diffusion_sampling(args: argparse.Namespace) -> DiffusionSampling:
+    """The diffusion sampling options of ``sample`` / ``report``, checked (one line for a bad one)."""
+    try:
+        return DiffusionSampling(steps=args.steps, sampler=args.sampler, jump_length=args.jump_length,
+                                 resample=args.resample, dilation=args.dilation).validate()
+    except ValueError as err:
+        raise SinGANSegInputError(f"diffusion sampling: {err}") from err
+
+
 def _add_diffusion_sampling_options(parser: argparse.ArgumentParser, inpaint_files: bool = True) -> None:
     defaults = DiffusionSampling()
     group = parser.add_argument_group("diffusion models")
@@ -254,8 +263,7 @@ def _report(args: argparse.Namespace) -> None:
     label = read_image(args.label).as_tensor()
     sampling = None
     if is_diffusion(model):
-        sampling = DiffusionSampling(steps=args.steps, sampler=args.sampler, jump_length=args.jump_length,
-                                     resample=args.resample, dilation=args.dilation)
+        sampling = _diffusion_sampling(args).check_model(model.config, str(args.model))
     report = write_report(model, image, label, args.out, args.start_scales, args.num, args.seed,
                           inception_weights=args.inception_weights, overwrite=args.overwrite,
                           progress=not args.quiet, name=model_name(args.model), sampling=sampling)
@@ -461,8 +469,11 @@ def _train_diffusion(args: argparse.Namespace) -> None:
             raise SinGANSegInputError(f"invalid option: {err}") from err
 
     options = {"method": args.cluster_features, "inception_weights": args.inception_weights, "seed": args.seed}
-    summary = train_diffusion_models(names, pairs, out, make_config, args.clusters, options, device=device,
-                                     resume=args.resume, progress=not args.quiet)
+    try:
+        summary = train_diffusion_models(names, pairs, out, make_config, args.clusters, options, device=device,
+                                         resume=args.resume, progress=not args.quiet)
+    except ImportError as err:  # scikit-learn for --clusters, einops for the UNet's attention
+        raise SinGANSegInputError(f"a package is missing: {err}") from err
     for record in summary["models"]:
         print(f"wrote {record['checkpoint']}: {record['pairs']} pair(s), {record['steps']} steps")
 
@@ -476,11 +487,10 @@ def _sample_diffusion(args: argparse.Namespace, model) -> None:
                                   "--scale-ratio are SinGAN-Seg options.")
     if (args.inpaint_image is None) != (args.inpaint_label is None):
         raise SinGANSegInputError("--inpaint-image and --inpaint-label go together.")
-    sampling = DiffusionSampling(steps=args.steps, sampler=args.sampler, jump_length=args.jump_length,
-                                 resample=args.resample, dilation=args.dilation)
+    sampling = _diffusion_sampling(args).check_model(model.config, str(args.model))
     context = region = None
     if args.inpaint_image is not None:
-        context = (read_stacked_images(args.inpaint_image).as_tensor(), read_image(args.inpaint_label).as_tensor())
+        context = (read_stacked_images(args.inpaint_image), read_image(args.inpaint_label).as_tensor())
     if args.inpaint_region is not None:
         if context is None:
             raise SinGANSegInputError("--inpaint-region needs --inpaint-image and --inpaint-label.")

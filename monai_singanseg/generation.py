@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.data import MetaTensor
 
 from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
@@ -121,9 +122,13 @@ def write_generated(
     style: str = "none",
     style_reference: torch.Tensor | None = None,
     style_options: dict[str, Any] | None = None,
+    affine: np.ndarray | None = None,
+    split: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> list[dict[str, Any]]:
     """Write ``num`` pairs made by ``draw(count, generator)`` (raw ``(count, C, *spatial)`` in ``[-1, 1]``) of
-    either kind of model: the files, the preview and the returned datalist items of :func:`write_samples`."""
+    either kind of model: the files, the preview and the returned datalist items of :func:`write_samples`.
+    ``affine`` (default: :func:`output_affine`) is the written files' affine; ``split`` (default: the model's) maps
+    raw samples to (image in its units, label)."""
     cfg = model.config
     fmt = output_format(model, fmt, name)
     if num < 1:
@@ -161,8 +166,8 @@ def write_generated(
         x = draw(count, generator)
         if style != "none":
             x = refine_samples(x, cfg.image_channels, style_reference, style, **style_options)
-        image, label = model.split(x)
-        meta = {"affine": output_affine(model, image.shape[2:])}
+        image, label = (split or model.split)(x)
+        meta = {"affine": output_affine(model, image.shape[2:]) if affine is None else affine}
         for i in range(count):
             image_paths, label_path = names[first + i]
             parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
@@ -200,7 +205,9 @@ def write_diffusion_samples(
         num: pairs to write.
         sampling: steps, sampler, RePaint settings and the label dilation (``mode`` is ignored: ``context`` decides).
         context: ``(image (C_img, *spatial) in the training image's units, label (1, *spatial))`` to inpaint into;
-            the label's foreground (any nonzero; class indices for one-hot models) dilated is the redrawn region.
+            the label's foreground (any nonzero; class indices, or one-hot channels, for multi-class models) dilated
+            is the redrawn region. A MetaTensor image gives the written files its affine; outside the region its
+            values are written as they are.
         region: ``(1, *spatial)``, nonzero where to redraw in ``context`` instead of the dilated label (a region
             the user draws; the label inside it is redrawn too, outside it kept).
         seed, fmt, overwrite, prefix, batch_size, name: as in :func:`write_samples`.
@@ -213,13 +220,18 @@ def write_diffusion_samples(
     except ValueError as err:
         raise SinGANSegInputError(f"diffusion sampling: {err}") from err
     cfg = model.config
+    context_affine = None
+    if context is not None and isinstance(context[0], MetaTensor):  # the files written sit where the context does
+        context_affine = np.asarray(context[0].affine, dtype=np.float64)
     if context is None:
         title = f"{name}: {sampling.sampler.upper()}, {sampling.steps} steps"
 
         def draw(count: int, generator: torch.Generator) -> torch.Tensor:
             return model.generate(count, sampling.steps, sampling.sampler, generator=generator, eta=sampling.eta)
     else:
-        image, label = (torch.as_tensor(t).float() for t in context)
+        image, label = (torch.as_tensor(t).as_subclass(torch.Tensor).float() for t in context)
+        if label.shape[0] > 1:  # a one-hot label: its class indices
+            label = label.argmax(0, keepdim=True).float()
         if image.shape[0] != cfg.image_channels or image.ndim - 1 != cfg.spatial_dims:
             raise SinGANSegInputError(
                 f"{name}: the context image is {image.ndim - 1}D with {image.shape[0]} channel(s); the model makes "
@@ -244,8 +256,17 @@ def write_diffusion_samples(
 
         def draw(count: int, generator: torch.Generator) -> torch.Tensor:
             return inpaint_pair(model, pair, region, sampling, count, generator)
+
+        def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """Outside the region the context's own values, also those beyond the model's intensity range."""
+            new_image, new_label = model.split(x)
+            inside = region.to(x.device)
+            return (torch.where(inside, new_image, image.to(x.device)),
+                    torch.where(inside, new_label, model.labels.decode(pair[cfg.image_channels:]).to(x.device)))
+    sampling.check_model(cfg, name)
     return write_generated(model, out, num, draw, seed=seed, fmt=fmt, overwrite=overwrite, prefix=prefix,
-                           batch_size=batch_size, name=name, title=title)
+                           batch_size=batch_size, name=name, title=title, affine=context_affine,
+                           split=None if context is None else split)
 
 
 def sample_bank(

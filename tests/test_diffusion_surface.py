@@ -239,3 +239,69 @@ def test_cli_train_diffusion_one_model_per_cluster(tmp_path):
     before = (out / "cluster_0.pt").read_bytes()
     assert main([*args, "--resume"]) == 0  # finished models are left as they are
     assert (out / "cluster_0.pt").read_bytes() == before
+
+
+def test_inpaint_keeps_float64_values_and_refuses_a_label_of_another_size(diffusion, real_crop):
+    model, _ = diffusion
+    image, label = real_crop
+    image64 = image.astype(np.float64) + 0.123456789  # values a float32 round trip would change
+    out_image, _ = SyntheticPairAugment(model, prob=1.0, diffusion=FAST).set_random_state(2)(image64, label)
+    outside = ~region_of(label, FAST["dilation"])[0]
+    assert out_image.dtype == np.float64 and np.array_equal(out_image[0][outside], image64[0][outside])
+    with pytest.raises(SinGANSegInputError, match="one-channel label of the image's size"):
+        SyntheticPairAugment(model, prob=1.0, diffusion=FAST)(image, label[:, :-3])
+
+
+def test_sample_mode_draws_at_the_input_size_not_a_resized_crop(diffusion):
+    model, _ = diffusion
+    augment = SyntheticPairAugment(model, prob=1.0, diffusion={"mode": "sample", "steps": 2})
+    assert augment._generate(model, 2, 0, (41, 50)).shape == (2, 2, 41, 50)
+
+
+def test_bad_diffusion_sampling_options_end_with_one_line(diffusion, real_crop, tmp_path, capsys):
+    _, path = diffusion  # trained with 100 timesteps
+    assert main(["sample", str(path), "--num", "1", "--out", str(tmp_path / "a"), "--steps", "101"]) == 2
+    assert "101 denoising steps; this model was trained with 100 timesteps" in capsys.readouterr().err
+    image = tmp_path / "image.nii.gz"
+    from monai_singanseg.io import write_image
+
+    write_image(torch.as_tensor(real_crop[0]), image, {})
+    assert main(["report", str(path), "--image", str(image), "--label", str(image), "--out", str(tmp_path / "r"),
+                 "--dilation", "-1"]) == 2
+    assert "dilation must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SinGANSegInputError, match="101 denoising steps"):
+        SyntheticPairAugment(path, prob=1.0, diffusion={"steps": 101})(*real_crop)
+
+
+def test_inpainted_files_take_the_context_affine_and_values(diffusion, real_crop, tmp_path):
+    model, _ = diffusion
+    image, label = (torch.as_tensor(a) for a in real_crop)
+    affine = np.diag([2.0, 3.0, 1.0, 1.0])
+    bright = image.clone()
+    bright[0, 0, :] = 400.0  # beyond the model's 0..255: kept as it is outside the region
+    write_diffusion_samples(model, tmp_path, 1, {**FAST, "dilation": 0}, fmt="nii.gz",
+                            context=(MetaTensor(bright, affine=affine), label))
+    written = read_image(tmp_path / "sample_0000_image.nii.gz")
+    assert np.allclose(written.affine.numpy(), affine)
+    outside = region_of(label.numpy(), 0)[0] == 0
+    torch.testing.assert_close(written.as_tensor()[0][torch.as_tensor(outside)].float(),
+                               bright[0][torch.as_tensor(outside)], rtol=0, atol=1e-3)
+
+
+def test_resuming_clusters_keeps_them_and_refuses_another_count(tmp_path, capsys):
+    from monai_singanseg.diffusion.config import DiffusionConfig  # noqa: F401 - the CLI builds it
+
+    tiles = NUCLEI_IMAGE.parent / "tiles"
+    items = [{"image": str(tiles / f"nuclei_tile_{t}_image.png"), "label": str(tiles / f"nuclei_tile_{t}_label.png")}
+             for t in "abc"]
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": items}))
+    out = tmp_path / "models"
+    args = ["train-diffusion", "--datalist", str(datalist), "--out", str(out), "--resize", "32", "--image-size", "32",
+            "--unet-channels", "16", "48", "--train-steps", "1", "--batch-size", "2", "--timesteps", "20", "--quiet"]
+    assert main([*args, "--clusters", "2"]) == 0  # 48 wide: attention heads of gcd(32, 48) = 16 channels
+    record = (out / "clusters.json").read_text()
+    assert main([*args, "--clusters", "3", "--resume"]) == 2
+    assert "resuming needs the same pairs and --clusters" in capsys.readouterr().err
+    assert main([*args, "--clusters", "2"]) == 2 and "already exists" in capsys.readouterr().err
+    assert (out / "clusters.json").read_text() == record and not (out / "cluster_2.pt").exists()

@@ -59,6 +59,6 @@ def test_study_runs_the_diffusion_conditions(tmp_path):
     records = json.loads((results / "results.json").read_text())
     assert [r["condition"] for r in records] == ["dif_inpaint_p50", "dif_sample_p50"]
     assert all(0.0 <= r["test_dice"] <= 1.0 and r["diffusion_steps"] == 2 for r in records)
-    models = sorted((tmp_path / "models" / "ventricles_diffusion_32").glob("*.pt"))
+    models = sorted((tmp_path / "models" / "ventricles_diffusion_32_8-16_2").glob("*.pt"))
     assert len(models) == 5  # one diffusion model per pool image, none of SinGAN-Seg
     assert not (tmp_path / "models" / "ventricles_fast_192").exists()

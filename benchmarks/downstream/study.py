@@ -109,7 +109,8 @@ def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Name
     from monai_singanseg import load_training_pair
     from monai_singanseg.diffusion import DiffusionConfig, DiffusionTrainer
 
-    out = Path(args.workdir) / "models" / f"{dataset}_diffusion_{args.diffusion_crop}"
+    widths = "-".join(map(str, args.diffusion_channels))
+    out = Path(args.workdir) / "models" / f"{dataset}_diffusion_{args.diffusion_crop}_{widths}_{args.diffusion_steps}"
     out.mkdir(parents=True, exist_ok=True)
     device = args.diffusion_device or ("cuda" if torch.cuda.is_available() else "cpu")
     for item in json.loads(datalist.read_text())["training"]:
@@ -227,7 +228,9 @@ def study(args: argparse.Namespace) -> None:
     results.mkdir(parents=True, exist_ok=True)
     path = results / "results.json"
     records = json.loads(path.read_text()) if path.exists() else []
-    protocol = lambda r: (r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0))
+    # a diffusion record also depends on how its generators were trained and sample
+    protocol = lambda r: (r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0),
+                          json.dumps({k: v for k, v in r.items() if k.startswith("diffusion_")}, sort_keys=True))
     done = {(r["dataset"], r["n"], r["seed"], r["condition"], *protocol(r)) for r in records}
     mine = (args.iterations, args.pool_size, args.pool_refresh)
     for dataset in args.datasets:
@@ -246,14 +249,16 @@ def study(args: argparse.Namespace) -> None:
                 for name in args.conditions:
                     kind = generator_kind(CONDITIONS[name])
                     bank = [models[kind] / f"{Path(i['image']).stem}.pt" for i in chosen] if kind else None
-                    if (dataset, n, seed, name, *mine) in done:
+                    extra = diffusion_protocol(args) if kind == "diffusion" else {}
+                    key = (dataset, n, seed, name, *mine, json.dumps(extra, sort_keys=True))
+                    if key in done:
                         continue
-                    done.add((dataset, n, seed, name, *mine))
+                    done.add(key)
                     result = run_one(items, with_sampling(CONDITIONS[name], args), bank, seed, args)
                     record = {"dataset": dataset, "n": n, "seed": seed, "condition": name,
                               "iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
                               "pool_size": args.pool_size, "pool_refresh": args.pool_refresh,
-                              **(diffusion_protocol(args) if kind == "diffusion" else {}), **result}
+                              **extra, **result}
                     # read late and write atomically: one process per dataset may share the file
                     records = json.loads(path.read_text()) if path.exists() else []
                     records.append(record)

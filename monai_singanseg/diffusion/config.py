@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,7 +165,7 @@ class DiffusionConfig(JsonConfig):
 
         The layout (``spatial_dims``, ``image_channels``, ``mask_channels``) comes from the pair; fields not given
         that depend on ``unet_channels`` are derived from it: attention at the deepest level only, attention heads
-        of ``min(32, deepest width)`` channels, and the most group-norm groups (up to 32, MONAI's default) that
+        of ``gcd(32, deepest width)`` channels, and the most group-norm groups (up to 32, MONAI's default) that
         divide every width. The command line and the bundle build their configs here.
 
         Example:
@@ -174,7 +175,7 @@ class DiffusionConfig(JsonConfig):
         channels = _tuple(fields.get("unet_channels", cls.unet_channels), 1, int)
         derived = {
             "attention_levels": (False,) * (len(channels) - 1) + (True,),
-            "num_head_channels": min(32, channels[-1]),
+            "num_head_channels": math.gcd(32, channels[-1]),
             "norm_num_groups": next(g for g in range(32, 0, -1) if all(c % g == 0 for c in channels)),
         }
         layout = {"spatial_dims": pair.spatial_dims, "image_channels": pair.image_channels,
@@ -235,6 +236,19 @@ class DiffusionSampling(JsonConfig):
     def from_dict(cls, data: dict[str, Any]) -> DiffusionSampling:
         """Build and validate from a dict (a bundle's config; unknown keys are refused)."""
         return cls.from_flat_dict(data)
+
+    def check_model(self, config: DiffusionConfig, name: str = "model") -> DiffusionSampling:
+        """Refuse settings a model of ``config`` cannot sample with; returns ``self``.
+
+        Raises:
+            SinGANSegInputError: more denoising steps than the model's ``num_train_timesteps``, naming ``name``.
+        """
+        from monai_singanseg.errors import SinGANSegInputError
+
+        if self.steps > config.num_train_timesteps:
+            raise SinGANSegInputError(f"{name}: {self.steps} denoising steps; this model was trained with "
+                                      f"{config.num_train_timesteps} timesteps, so at most that many.")
+        return self
 
     @classmethod
     def of(cls, value: DiffusionSampling | dict[str, Any] | None) -> DiffusionSampling:

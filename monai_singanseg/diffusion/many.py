@@ -133,11 +133,27 @@ def train_diffusion_models(
 
         if out.suffix == ".pt":
             raise SinGANSegInputError(f"{out}: with {num_clusters} clusters the output is a folder, not a .pt file.")
-        found = cluster_pairs(pairs, num_clusters, names=list(names), **(cluster_options or {}))
-        assignments = list(found.assignments)
+        record = out / CLUSTERS_NAME
+        if record.exists():
+            if not resume:
+                raise SinGANSegInputError(f"{record}: already exists; pass resume to continue these clusters' "
+                                          "models, or choose another output folder.")
+            # resuming keeps the clusters the checkpoints were trained on (k-means is not recomputed)
+            clusters = json.loads(record.read_text())
+            if clusters.get("num_clusters") != num_clusters or clusters.get("names") != list(names):
+                raise SinGANSegInputError(
+                    f"{record}: holds {clusters.get('num_clusters')} clusters of {len(clusters.get('names', []))} "
+                    f"pairs; resuming needs the same pairs and --clusters as then ({num_clusters} asked for "
+                    f"{len(names)} pairs)."
+                )
+            assignments = list(clusters["assignments"])
+        else:
+            # every rank clusters the same pairs with the same seed, so all agree without talking to each other
+            found = cluster_pairs(pairs, num_clusters, names=list(names), **(cluster_options or {}))
+            assignments = list(found.assignments)
+            clusters = {**found.to_dict(), "members": {str(k): [n for n, a in zip(names, assignments) if a == k]
+                                                       for k in range(num_clusters)}}
         paths = [cluster_checkpoint(out, k) for k in range(num_clusters)]
-        clusters = {**found.to_dict(), "members": {str(k): [n for n, a in zip(names, assignments) if a == k]
-                                                   for k in range(num_clusters)}}
     existing = [p for p in paths if p.exists()]
     if existing and not resume:
         raise SinGANSegInputError(f"{existing[0]}: already exists; pass resume to continue it, or choose another "
@@ -147,7 +163,7 @@ def train_diffusion_models(
     with distributed_ranks() as (rank, world, local_rank, _):
         if device is None:
             device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        if num_clusters > 1 and rank == 0:
+        if num_clusters > 1 and rank == 0 and not (out / CLUSTERS_NAME).exists():
             out.mkdir(parents=True, exist_ok=True)
             text = json.dumps(clusters, indent=2)
             atomic_write(out / CLUSTERS_NAME, lambda tmp: Path(tmp).write_text(text))

@@ -157,7 +157,8 @@ class SinGANSegAugment(RandomizableTransform):
         # this call's pool draws: where in the pool the served sample sits (in [0, 1)), and whether it leaves
         self._pool_position = 0.0
         self._drop_served = True
-        self._pools: dict[tuple[str, int], list[_PooledSample]] = {}  # by (model name, start scale)
+        # by (model name, start scale); a diffusion model's by (model name, output spatial shape)
+        self._pools: dict[tuple[str, Any], list[_PooledSample]] = {}
         self._seed = 0
         self._start = low
         self._random_name = self.bank.names[0]
@@ -215,7 +216,7 @@ class SinGANSegAugment(RandomizableTransform):
         index = model.labels.indices(resized[n_img:], channel_dim=0).float()
         return resized[:n_img].clamp(-1.0, 1.0), index
 
-    def _mapping(self, model: PairGenerator, image: NdarrayOrTensor) -> IntensityMapping:
+    def _mapping(self, model: PairGenerator, image: NdarrayOrTensor, stacklevel: int = 4) -> IntensityMapping:
         """The map between the model's ``[-1, 1]`` and the output's units: the incoming image's intensities
         (``match_intensity``) or the training image's (checked on the first sample: a warning when the two ranges
         share less than half of their union)."""
@@ -234,18 +235,22 @@ class SinGANSegAugment(RandomizableTransform):
                         f"SinGANSegAugment: the incoming image spans {s_lo:.3g}..{s_hi:.3g} but the model's training "
                         f"image spanned {lo:.3g}..{hi:.3g}; synthetic images come back in the training image's units. "
                         "Pass match_intensity=True (or place the transform before the intensity normalisation).",
-                        stacklevel=4,
+                        stacklevel=stacklevel,  # the line that called the transform
                     )
                     break
         return model.intensity
 
-    def _generate(self, model: PairGenerator, num: int, start: int) -> torch.Tensor:
+    def _generate(self, model: PairGenerator, num: int, start: int, spatial: tuple[int, ...]) -> torch.Tensor:
         """``num`` raw samples from the noise seeded by this call's draw from ``self.R`` (a pooled batch draws each
-        sample's diversity from that seed too)."""
+        sample's diversity from that seed too). A diffusion model draws them at ``spatial`` itself (rounded up to its
+        UNet's multiple, then cropped), at the resolution it was trained at, instead of resizing its crop size."""
         generator = torch.Generator(device=model.device).manual_seed(self._seed)
         if is_diffusion(model):
             d = self.diffusion
-            return model.generate(num, d.steps, d.sampler, generator=generator, eta=d.eta)
+            multiple = model.config.size_multiple
+            padded = [-(-s // multiple) * multiple for s in spatial]
+            x = model.generate(num, d.steps, d.sampler, generator=generator, shape=padded, eta=d.eta)
+            return x[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
         low, high = self.diversity_range
         diversity: float | torch.Tensor = self._diversity
         if num > 1 and high > low:
@@ -255,10 +260,12 @@ class SinGANSegAugment(RandomizableTransform):
     def _draw(self, name: str, model: PairGenerator, start: int, spatial: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
         """A synthetic (image, label indices) at ``spatial``: generated now, or served from the pool."""
         if self.pool_size <= 0:
-            return self._finish(model, self._generate(model, 1, start), spatial)
-        pool = self._pools.setdefault((name, start), [])
+            return self._finish(model, self._generate(model, 1, start, spatial), spatial)
+        # a diffusion model's samples are drawn at the output's size: one pool per size
+        pool = self._pools.setdefault((name, spatial if is_diffusion(model) else start), [])
         if len(pool) <= self.pool_size // 2:
-            pool.extend(_PooledSample(x) for x in self._generate(model, self.pool_size - len(pool), start).split(1))
+            more = self._generate(model, self.pool_size - len(pool), start, spatial)
+            pool.extend(_PooledSample(x) for x in more.split(1))
         index = min(int(self._pool_position * len(pool)), len(pool) - 1)
         entry = pool.pop(index) if self._drop_served else pool[index]
         if spatial not in entry.finished:  # a sample served again at the same size skips the resize and decoding
@@ -294,6 +301,8 @@ class SinGANSegAugment(RandomizableTransform):
                 )
             raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
         top = self._label_top(model, model_name, label, name)
+        if is_diffusion(model):
+            self.diffusion.check_model(model.config, str(self.bank.path(model_name) or model_name))
         if is_diffusion(model) and self.diffusion.mode == "inpaint":
             return self._inpaint(model, image, label, top)
         start = 0
@@ -306,7 +315,7 @@ class SinGANSegAugment(RandomizableTransform):
                 )
             start = min(self._start, last)  # a range reaching past a smaller model of the bank ends at its last scale
         raw_image, index = self._draw(model_name, model, start, tuple(image.shape[1:]))
-        fake_image = self._mapping(model, image).denormalize(raw_image, channel_dim=0)
+        fake_image = self._mapping(model, image, stacklevel=3).denormalize(raw_image, channel_dim=0)
         return self._output(image, label, fake_image, index, top)
 
     def _label_top(self, model: PairGenerator, model_name: str, label: NdarrayOrTensor, name: str | None) -> float:
@@ -341,19 +350,31 @@ class SinGANSegAugment(RandomizableTransform):
         self, model: PairGenerator, image: NdarrayOrTensor, label: NdarrayOrTensor, top: float
     ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
         """Redraw the incoming label's region (dilated) inside the incoming image with the diffusion ``model``."""
-        index = torch.as_tensor(label).as_subclass(torch.Tensor).float()
-        index = (index != 0).float() if top > 0 else index
+        # all on the CPU (the model's device only inside inpaint_pair), whatever device the chain put the data on
+        index = torch.as_tensor(label).as_subclass(torch.Tensor).detach().cpu().float()
+        if index.shape[0] != 1 or tuple(index.shape[1:]) != tuple(image.shape[1:]):
+            raise SinGANSegInputError(
+                f"label of shape {tuple(index.shape)} for an image of shape {tuple(image.shape)}: inpainting takes a "
+                "one-channel label of the image's size (class indices for a multi-class model; AsDiscreted(argmax))."
+            )
+        if top > 0:
+            index = (index != 0).float()
+        elif bool(((index < 0) | (index >= model.labels.channels) | (index != index.round())).any()):
+            raise SinGANSegInputError(
+                f"the label holds values other than the class indices 0..{model.labels.channels - 1} of this "
+                f"{model.labels.channels}-class model."
+            )
         region = label_region(index, self.diffusion.dilation)
         if not bool(region.any()):  # nothing to redraw around: the sample passes through
             return image, label
         mapping = self._mapping(model, image)
-        real_image = torch.as_tensor(image).as_subclass(torch.Tensor).float().cpu()
-        pair = torch.cat([mapping.normalize(real_image).clamp(-1.0, 1.0), model.labels.encode_indices(index)])
+        real_image = torch.as_tensor(image).as_subclass(torch.Tensor).detach().cpu()
+        pair = torch.cat([mapping.normalize(real_image.float()).clamp(-1.0, 1.0), model.labels.encode_indices(index)])
         generator = torch.Generator(device=model.device).manual_seed(self._seed)
         out = inpaint_pair(model, pair, region, self.diffusion, 1, generator)[0].cpu()
         n_img = model.config.image_channels
-        # outside the region the incoming values themselves, not a round trip through [-1, 1]
-        fake_image = torch.where(region, mapping.denormalize(out[:n_img]), real_image)
+        # outside the region the incoming values themselves (dtype too), not a round trip through [-1, 1]
+        fake_image = torch.where(region, mapping.denormalize(out[:n_img]).to(real_image.dtype), real_image)
         new_index = torch.where(region, model.labels.indices(out[n_img:]).float(), index)
         return self._output(image, label, fake_image, new_index, top)
 
