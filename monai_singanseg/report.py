@@ -135,9 +135,10 @@ def report_rows(
     rows = [ReportRow("sample", "grid_sample.png", f"{sampling.sampler.upper()} {sampling.steps} steps",
                       lambda num, seed: diffusion_samples(model, real.shape[2:], num, seed, sampling))]
     if bool(region.any()):
-        def inpainted(num: int, seed: int) -> torch.Tensor:
+        def inpainted(num: int, seed: int, batch_size: int = 4) -> torch.Tensor:
             generator = torch.Generator(device=model.device).manual_seed(seed)
-            return inpaint_pair(model, real[0], region, sampling, num, generator)
+            return torch.cat([inpaint_pair(model, real[0], region, sampling, min(batch_size, num - i), generator)
+                              for i in range(0, num, batch_size)])
 
         rows.append(ReportRow("inpainted", "grid_inpainted.png", f"inpainted (resample {sampling.resample})",
                               inpainted))

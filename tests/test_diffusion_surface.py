@@ -49,6 +49,16 @@ def real_crop() -> tuple[np.ndarray, np.ndarray]:
     return image, label
 
 
+def tiles_datalist(folder, tiles: str):
+    """A datalist of the shipped real nuclei tiles named in ``tiles`` (of "abcd")."""
+    where = NUCLEI_IMAGE.parent / "tiles"
+    items = [{"image": str(where / f"nuclei_tile_{t}_image.png"), "label": str(where / f"nuclei_tile_{t}_label.png")}
+             for t in tiles]
+    datalist = folder / "datalist.json"
+    datalist.write_text(json.dumps({"training": items}))
+    return datalist
+
+
 def region_of(label: np.ndarray, dilation: int) -> np.ndarray:
     return label_region(torch.as_tensor(label != 0).float(), dilation).numpy()
 
@@ -219,11 +229,7 @@ def test_cli_train_diffusion_sample_and_report(tmp_path, capsys):
 
 
 def test_cli_train_diffusion_one_model_per_cluster(tmp_path):
-    tiles = NUCLEI_IMAGE.parent / "tiles"
-    items = [{"image": str(tiles / f"nuclei_tile_{t}_image.png"), "label": str(tiles / f"nuclei_tile_{t}_label.png")}
-             for t in "abcd"]
-    datalist = tmp_path / "datalist.json"
-    datalist.write_text(json.dumps({"training": items}))
+    datalist = tiles_datalist(tmp_path, "abcd")
     out = tmp_path / "models"
     args = ["train-diffusion", "--datalist", str(datalist), "--out", str(out), "--clusters", "2", "--resize", "32",
             "--image-size", "32", "--unet-channels", "16", "32", "--train-steps", "2", "--batch-size", "2",
@@ -268,7 +274,7 @@ def test_bad_diffusion_sampling_options_end_with_one_line(diffusion, real_crop, 
     write_image(torch.as_tensor(real_crop[0]), image, {})
     assert main(["report", str(path), "--image", str(image), "--label", str(image), "--out", str(tmp_path / "r"),
                  "--dilation", "-1"]) == 2
-    assert "dilation must be >= 0" in capsys.readouterr().err
+    assert "dilation and context_margin must be >= 0, got -1" in capsys.readouterr().err
     with pytest.raises(SinGANSegInputError, match="101 denoising steps"):
         SyntheticPairAugment(path, prob=1.0, diffusion={"steps": 101})(*real_crop)
 
@@ -289,13 +295,7 @@ def test_inpainted_files_take_the_context_affine_and_values(diffusion, real_crop
 
 
 def test_resuming_clusters_keeps_them_and_refuses_another_count(tmp_path, capsys):
-    from monai_singanseg.diffusion.config import DiffusionConfig  # noqa: F401 - the CLI builds it
-
-    tiles = NUCLEI_IMAGE.parent / "tiles"
-    items = [{"image": str(tiles / f"nuclei_tile_{t}_image.png"), "label": str(tiles / f"nuclei_tile_{t}_label.png")}
-             for t in "abc"]
-    datalist = tmp_path / "datalist.json"
-    datalist.write_text(json.dumps({"training": items}))
+    datalist = tiles_datalist(tmp_path, "abc")
     out = tmp_path / "models"
     args = ["train-diffusion", "--datalist", str(datalist), "--out", str(out), "--resize", "32", "--image-size", "32",
             "--unet-channels", "16", "48", "--train-steps", "1", "--batch-size", "2", "--timesteps", "20", "--quiet"]
@@ -305,3 +305,21 @@ def test_resuming_clusters_keeps_them_and_refuses_another_count(tmp_path, capsys
     assert "resuming needs the same pairs and --clusters" in capsys.readouterr().err
     assert main([*args, "--clusters", "2"]) == 2 and "already exists" in capsys.readouterr().err
     assert (out / "clusters.json").read_text() == record and not (out / "cluster_2.pt").exists()
+
+
+def test_inpainting_sees_the_region_and_its_margin_only(diffusion, nuclei_pair, monkeypatch):
+    model, _ = diffusion
+    pair = nuclei_pair.real  # the whole 256 x 256 pair
+    region = torch.zeros(1, 256, 256, dtype=torch.bool)
+    region[:, 100:110, 40:52] = True
+    seen = []
+    inpaint = model.inpaint
+    monkeypatch.setattr(model, "inpaint", lambda x, r, **kw: seen.append(tuple(x.shape)) or inpaint(x, r, **kw))
+    out = inpaint_pair(model, pair, region, DiffusionSampling(**{**FAST, "context_margin": 6}), num=1,
+                       generator=torch.Generator().manual_seed(0))
+    assert seen == [(1, 2, 22, 24)]  # (10 + 2 * 6) x (12 + 2 * 6), already multiples of 2
+    assert out.shape == (1, 2, 256, 256) and torch.equal(out[0][:, ~region[0]], pair[:, ~region[0]])
+    assert not torch.equal(out[0][:, region[0]], pair[:, region[0]])
+    whole = inpaint_pair(model, pair[:, :40, :40], region[:, :40, :40] | True, DiffusionSampling(
+        **{**FAST, "context_margin": None}), generator=torch.Generator().manual_seed(0))
+    assert whole.shape == (1, 2, 40, 40)

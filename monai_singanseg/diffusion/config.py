@@ -199,6 +199,9 @@ class DiffusionSampling(JsonConfig):
         resample: RePaint's resampling count per stretch (1: plain replacement, no harmonising jumps).
         dilation: pixels (voxels) the incoming label is dilated by to make the redrawn region, so the border of the
             structure is redrawn with it.
+        context_margin: inpainting sees the region's bounding box widened by this many pixels on every side (the
+            context the redrawn part must agree with), not the whole image, so its cost follows the region's size;
+            ``None``: the whole image.
 
     Example:
         >>> DiffusionSampling(mode="sample", steps=20).validate().sampler
@@ -212,6 +215,7 @@ class DiffusionSampling(JsonConfig):
     jump_length: int = 10
     resample: int = 5
     dilation: int = 4
+    context_margin: int | None = 32
 
     def validate(self) -> DiffusionSampling:
         """Check every field; returns ``self``.
@@ -226,8 +230,9 @@ class DiffusionSampling(JsonConfig):
         if min(self.steps, self.jump_length, self.resample) < 1:
             raise ValueError(f"steps, jump_length and resample must be >= 1, got {self.steps}, {self.jump_length}, "
                              f"{self.resample}.")
-        if self.dilation < 0:
-            raise ValueError(f"dilation must be >= 0, got {self.dilation}.")
+        if self.dilation < 0 or (self.context_margin is not None and self.context_margin < 0):
+            raise ValueError(f"dilation and context_margin must be >= 0, got {self.dilation} and "
+                             f"{self.context_margin}.")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta}.")
         return self

@@ -1,8 +1,9 @@
 """Inpainting a real pair at any size: the region to redraw from a label, and padding to the UNet's multiple.
 
 The diffusion model trains on crops of the training pairs at their own resolution, so a real pair is inpainted at its
-own resolution too (no resize that would change the scale of the structures): it is padded up to the next multiple
-of the UNet's downsampling and cropped back afterwards.
+own resolution too (no resize that would change the scale of the structures): the region's bounding box widened by
+``context_margin`` is cut out, padded up to the next multiple of the UNet's downsampling, inpainted, and put back, so
+the cost follows the size of the region, not of the image.
 """
 
 from __future__ import annotations
@@ -64,10 +65,26 @@ def inpaint_pair(
     device = model.device
     pair = torch.as_tensor(pair, dtype=torch.float32, device=device)
     region = torch.as_tensor(region, device=device).reshape(1, 1, *pair.shape[1:]).float()
-    padded, spatial = _pad_to_multiple(pair[None].expand(num, -1, *pair.shape[1:]), model.config.size_multiple)
-    padded_region, _ = _pad_to_multiple(region, model.config.size_multiple)
-    out = model.inpaint(padded, padded_region, steps=sampling.steps, jump_length=sampling.jump_length,
-                        resample=sampling.resample, generator=generator)
-    out = out[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
-    keep = region == 0
-    return torch.where(keep, pair[None], out)  # the kept region bit for bit, not through the last noising step
+    box = _context_box(region[0, 0], sampling.context_margin)
+    part, part_region = pair[(slice(None), *box)], region[(slice(None), slice(None), *box)]
+    padded, spatial = _pad_to_multiple(part[None].expand(num, -1, *part.shape[1:]), model.config.size_multiple)
+    padded_region, _ = _pad_to_multiple(part_region, model.config.size_multiple)
+    redrawn = model.inpaint(padded, padded_region, steps=sampling.steps, jump_length=sampling.jump_length,
+                            resample=sampling.resample, generator=generator)
+    out = pair[None].repeat(num, *[1] * pair.ndim)
+    out[(slice(None), slice(None), *box)] = redrawn[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+    return torch.where(region == 0, pair[None], out)  # the kept region bit for bit, not through the last noising step
+
+
+def _context_box(region: torch.Tensor, margin: int | None) -> tuple[slice, ...]:
+    """The bounding box of ``region`` ``(*spatial)`` widened by ``margin`` on every side, within the image (the whole
+    image for ``None`` or an empty region)."""
+    if margin is None or not bool(region.any()):
+        return tuple(slice(0, s) for s in region.shape)
+    box = []
+    for axis in range(region.ndim):
+        others = [a for a in range(region.ndim) if a != axis]
+        hits = torch.nonzero(region.amax(dim=others) if others else region).flatten()
+        low, high = int(hits.min()) - margin, int(hits.max()) + 1 + margin
+        box.append(slice(max(low, 0), min(high, region.shape[axis])))
+    return tuple(box)
