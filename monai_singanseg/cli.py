@@ -507,9 +507,14 @@ def _sample(args: argparse.Namespace) -> None:
     model = load_generator(args.model, device=_device(args.device), require_complete=True)
     if is_diffusion(model):
         return _sample_diffusion(args, model)
-    if args.inpaint_image is not None:
-        raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; inpainting (--inpaint-image) needs a diffusion "
+    if any(v is not None for v in (args.inpaint_image, args.inpaint_label, args.inpaint_region)):
+        raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; inpainting (--inpaint-*) needs a diffusion "
                                   "model (SinGAN-Seg inserts lesions with 'singanseg harmonize').")
+    defaults = DiffusionSampling()
+    if (args.steps, args.sampler, args.dilation, args.jump_length, args.resample) != (
+            defaults.steps, defaults.sampler, defaults.dilation, defaults.jump_length, defaults.resample):
+        raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; --steps, --sampler, --dilation, --jump-length "
+                                  "and --resample are diffusion options.")
     ratio = None
     if args.scale_ratio is not None:
         ratio = args.scale_ratio[0] if len(args.scale_ratio) == 1 else args.scale_ratio

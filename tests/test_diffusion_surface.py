@@ -165,6 +165,15 @@ def test_inpaint_pair_pads_any_size_and_keeps_the_context(diffusion, nuclei_pair
     assert not torch.equal(out[0], out[1])  # two redraws differ
 
 
+def test_a_singanseg_model_refuses_diffusion_options(nuclei_model, tmp_path, capsys):
+    path = str(nuclei_model[1])
+    assert main(["sample", path, "--num", "1", "--out", str(tmp_path / "a"), "--steps", "20"]) == 2
+    assert "diffusion options" in capsys.readouterr().err
+    assert main(["sample", path, "--num", "1", "--out", str(tmp_path / "b"), "--inpaint-region", path]) == 2
+    assert "needs a diffusion model" in capsys.readouterr().err
+    assert main(["sample", path, "--num", "1", "--out", str(tmp_path / "c")]) == 0
+
+
 def test_write_diffusion_samples_refuses_an_empty_context(diffusion, real_crop, tmp_path):
     model, _ = diffusion
     image, label = real_crop
