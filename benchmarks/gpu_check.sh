@@ -6,6 +6,7 @@
 # The device image has torch but not MONAI: carry wheels in .whl/, made here with
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 -d .whl monai==1.6.1 nibabel==5.4.2 pydicom==3.0.2 pytorch-ignite==0.5.5 einops
+#   (scikit-learn is imported only by diffusion clustering, lazily: not needed for these checks)
 # and the study's datasets in benchmarks/downstream/cache/ (made here by data.py: the device has no nilearn).
 # Phases: (1) models per hour at 192 px, fast schedule, K = 1 16 64, then K = 64 with cuDNN's benchmark mode;
 # (2) the downstream study's generators (nuclei tiles and MNI152 ventricle slices, one model per training image,
