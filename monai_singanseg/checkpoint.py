@@ -110,10 +110,11 @@ def load_weights_only(path: str | os.PathLike, kind: str = "monai-singanseg") ->
         ) from err
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load the raw checkpoint dict, with a clear error when ``path`` is not one of ours."""
+def read_checkpoint(path: str | os.PathLike, payload: Any = None) -> dict[str, Any]:
+    """Load the raw checkpoint dict, with a clear error when ``path`` is not one of ours (``payload``: the file's
+    contents already read with :func:`load_weights_only`, checked without reading it again)."""
     path = Path(path)
-    payload = load_weights_only(path)
+    payload = load_weights_only(path) if payload is None else payload
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SinGANSegInputError(f"{path}: not a monai-singanseg checkpoint (no '{FORMAT}' format marker).")
     version = payload.get("format_version")
@@ -136,6 +137,7 @@ def load_model(
     device: str | torch.device = "cpu",
     for_training: bool = False,
     require_complete: bool = False,
+    payload: dict[str, Any] | None = None,
 ):
     """Rebuild the model stored at ``path``.
 
@@ -144,12 +146,13 @@ def load_model(
         device: where the model runs.
         for_training: keep the layout training used (a resumed run must repeat its arithmetic exactly).
         require_complete: refuse (with a clear error) a checkpoint whose training is not finished.
+        payload: the file's contents when already read (:func:`load_weights_only`), so it is not read twice.
 
     Returns:
         ``(model, training)``: the model in eval mode on ``device`` and its :class:`TrainingState` (``None`` when the
         file holds none).
     """
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path, payload)
     try:
         model = SinGANSeg(
             SinGANSegConfig.from_json(payload["config"]),

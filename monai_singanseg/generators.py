@@ -26,12 +26,8 @@ PairGenerator = Union[SinGANSeg, PairDiffusion]
 GENERATOR_KINDS = {SINGANSEG_FORMAT: "singanseg", DIFFUSION_FORMAT: "diffusion"}
 
 
-def checkpoint_kind(path: str | os.PathLike) -> str:
-    """``"singanseg"`` or ``"diffusion"``: the kind of model the checkpoint at ``path`` holds.
-
-    Raises:
-        SinGANSegInputError: the file is missing, unreadable as weights only, or of neither kind.
-    """
+def _read(path: str | os.PathLike) -> tuple[str, dict]:
+    """The kind and the contents of the checkpoint at ``path``, read once."""
     payload = load_weights_only(path)
     marker = payload.get("format") if isinstance(payload, dict) else None
     if marker not in GENERATOR_KINDS:
@@ -39,13 +35,22 @@ def checkpoint_kind(path: str | os.PathLike) -> str:
             f"{path}: not a monai-singanseg checkpoint (format marker {marker!r}; expected one of "
             f"{', '.join(repr(k) for k in GENERATOR_KINDS)})."
         )
-    return GENERATOR_KINDS[marker]
+    return GENERATOR_KINDS[marker], payload
+
+
+def checkpoint_kind(path: str | os.PathLike) -> str:
+    """``"singanseg"`` or ``"diffusion"``: the kind of model the checkpoint at ``path`` holds.
+
+    Raises:
+        SinGANSegInputError: the file is missing, unreadable as weights only, or of neither kind.
+    """
+    return _read(path)[0]
 
 
 def load_generator(
     path: str | os.PathLike, device: str | torch.device = "cpu", require_complete: bool = True
 ) -> PairGenerator:
-    """The model stored at ``path``, of either kind, in eval mode on ``device``.
+    """The model stored at ``path``, of either kind, in eval mode on ``device`` (the file is read once).
 
     Args:
         path: a checkpoint written by SinGAN-Seg or diffusion training.
@@ -56,9 +61,10 @@ def load_generator(
     Raises:
         SinGANSegInputError: the file is missing, foreign, damaged, or unfinished with ``require_complete``.
     """
-    if checkpoint_kind(path) == "singanseg":
-        return load_model(path, device=device, require_complete=require_complete)[0]
-    model, state = load_diffusion(path, device=device)
+    kind, payload = _read(path)
+    if kind == "singanseg":
+        return load_model(path, device=device, require_complete=require_complete, payload=payload)[0]
+    model, state = load_diffusion(path, device=device, payload=payload)
     if require_complete and state is not None and not state.complete:
         raise SinGANSegInputError(
             f"{path}: diffusion training stopped at step {state.step} of {model.config.train_steps}; finish it "

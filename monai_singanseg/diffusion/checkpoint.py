@@ -103,10 +103,11 @@ def save_diffusion(model: PairDiffusion, path: str | os.PathLike,
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def read_diffusion_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load the raw checkpoint dict (``weights_only=True``), with a clear error when ``path`` is not one of ours."""
+def read_diffusion_checkpoint(path: str | os.PathLike, payload: Any = None) -> dict[str, Any]:
+    """Load the raw checkpoint dict (``weights_only=True``), with a clear error when ``path`` is not one of ours
+    (``payload``: the file's contents already read, checked without reading it again)."""
     path = Path(path)
-    payload = load_weights_only(path, "monai-singanseg diffusion")
+    payload = load_weights_only(path, "monai-singanseg diffusion") if payload is None else payload
     marker = payload.get("format") if isinstance(payload, dict) else None
     if marker == SINGANSEG_FORMAT:
         raise SinGANSegInputError(f"{path}: a SinGAN-Seg checkpoint, not a diffusion one; load it with SinGANSeg.load.")
@@ -120,9 +121,9 @@ def read_diffusion_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_diffusion(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
+    path: str | os.PathLike, device: str | torch.device = "cpu", payload: dict[str, Any] | None = None
 ) -> tuple[PairDiffusion, DiffusionTrainingState | None]:
-    """Rebuild the model stored at ``path``.
+    """Rebuild the model stored at ``path`` (``payload``: its contents when already read, not read twice).
 
     Returns:
         ``(model, training)``: the model in eval mode on ``device`` and its resume state (``None`` when the file
@@ -131,7 +132,7 @@ def load_diffusion(
     Raises:
         SinGANSegInputError: the file is missing, foreign, of another version, or damaged.
     """
-    payload = read_diffusion_checkpoint(path)
+    payload = read_diffusion_checkpoint(path, payload)
     try:
         model = PairDiffusion(DiffusionConfig.from_json(payload["config"]), IntensityMapping(**payload["intensity"]),
                               LabelEncoding(**payload["labels"]), payload.get("source"))
