@@ -319,3 +319,32 @@ def test_a_start_scale_beyond_the_model_is_refused_and_a_range_past_it_is_clippe
     ranged = SinGANSegAugment(model_dir, prob=1.0, start_scale=(last, last + 3)).set_random_state(0)
     for _ in range(3):  # draws above the last scale are served from the last scale
         assert ranged(image, label, name="nuclei_image")[0].shape == image.shape
+
+
+def test_keep_original_adds_synthetic_pairs_beside_the_real_one_in_every_batch(model_dir):
+    from monai.data import DataLoader, Dataset
+    from monai.transforms import RandSpatialCropd
+
+    items = [{"image": str(NUCLEI_IMAGE), "label": str(NUCLEI_LABEL)}] * 3
+    load = LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True)
+    real = load(dict(items[0]))
+    add = SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0, num_samples=3, keep_original=True)
+    out = add.set_random_state(0)(real)
+    assert isinstance(out, list) and len(out) == 3
+    assert torch.equal(out[0]["image"], real["image"]) and torch.equal(out[0]["label"], real["label"])
+    assert not torch.equal(out[1]["image"], real["image"]) and not torch.equal(out[1]["image"], out[2]["image"])
+    assert all(set(o["label"].unique().tolist()) <= {0.0, 255.0} for o in out)
+    # in a chain the later transforms run on every item, and the loader's collate puts them all in the batch
+    chain = Compose([load, SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0, num_samples=2,
+                                             keep_original=True),
+                     RandSpatialCropd(["image", "label"], (64, 64), random_size=False)]).set_random_state(0)
+    batch = next(iter(DataLoader(Dataset(items, chain), batch_size=3)))
+    assert batch["image"].shape == (6, 1, 64, 64)
+    # without keep_original every item is its own draw: prob 0 keeps all of them real
+    same = SinGANSegAugmentd(["image"], "label", model_dir, prob=0.0, num_samples=2)(real)
+    assert len(same) == 2 and all(torch.equal(o["image"], real["image"]) for o in same)
+    assert same[1]["image"] is not real["image"]  # a copy: a later in-place step cannot reach the original
+    with pytest.raises(ValueError, match="num_samples"):
+        SinGANSegAugmentd(["image"], "label", model_dir, num_samples=0)
+    with pytest.raises(ValueError, match="keep_original"):
+        SinGANSegAugmentd(["image"], "label", model_dir, keep_original=True)

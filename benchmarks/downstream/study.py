@@ -30,6 +30,7 @@ import json
 import subprocess
 import sys
 import time
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ from monai.transforms import (
     Compose,
     DivisiblePadd,
     EnsureTyped,
+    Lambda,
     LoadImaged,
     RandAffined,
     RandFlipd,
@@ -77,6 +79,11 @@ CONDITIONS: dict[str, dict | None] = {
     "sgs_p50_s0_d04": {"prob": 0.5, "start_scale": 0, "diversity": 0.4},
     "sgs_p50_s0_d06": {"prob": 0.5, "start_scale": 0, "diversity": 0.6},
     "sgs_p50_s0_d03-08": {"prob": 0.5, "start_scale": 0, "diversity": (0.3, 0.8)},
+    # synthetic pairs added beside the real ones, a fixed half of every batch (num_samples=2, keep_original=True);
+    # their control is standard_x2, every real sample twice under independent augmentation (the same batch size)
+    "standard_x2": {"generator": None, "copies": 2},
+    "sgs_add1_s0": {"prob": 1.0, "start_scale": 0, "diversity": 1.0, "num_samples": 2, "keep_original": True},
+    "sgs_add1_s0_d04": {"prob": 1.0, "start_scale": 0, "diversity": 0.4, "num_samples": 2, "keep_original": True},
     # the second generator, one diffusion model per image as for SinGAN-Seg (sampling options: --diffusion-*)
     "dif_inpaint_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "inpaint"}},
     "dif_sample_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "sample"}},
@@ -85,7 +92,7 @@ CONDITIONS: dict[str, dict | None] = {
 
 def generator_kind(condition: dict | None) -> str | None:
     """``"singanseg"``, ``"diffusion"`` or ``None`` (no generator) for a condition."""
-    return None if condition is None else condition.get("generator", "singanseg")
+    return None if condition is None else condition.get("generator", "singanseg")  # standard_x2: None
 
 
 def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kind: str = "singanseg") -> Path:
@@ -134,7 +141,10 @@ def chains(condition: dict | None, models: list[Path] | None, patch: int, pool: 
     load = [LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True),
             ScaleIntensityd("image"), AsDiscreted("label", threshold=0.5)]
     synthetic = []
-    if condition is not None:
+    if condition is not None and "copies" in condition:
+        copies = condition["copies"]
+        synthetic = [Lambda(lambda d: [d] + [deepcopy(d) for _ in range(copies - 1)])]
+    elif condition is not None:
         options = {k: v for k, v in condition.items() if k != "generator"}
         synthetic = [SinGANSegAugmentd(["image"], "label", models=[str(m) for m in models], match_intensity=True,
                                        pool_size=pool[0], pool_refresh=pool[1], **options),

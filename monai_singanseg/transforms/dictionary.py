@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Mapping, Sequence
+from copy import deepcopy
 from typing import Any
 
 import numpy as np
@@ -56,9 +57,19 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         cache_size, device, pool_size, pool_refresh, match_intensity, intensity_percentiles, diffusion: see
             :class:`SinGANSegAugment`.
         allow_missing_keys: don't raise when a key is missing.
+        num_samples: dictionaries returned per incoming one. Above 1 the transform returns a list, MONAI's
+            multi-sample convention (as ``RandCropByPosNegLabeld``): the following transforms of a ``Compose`` run
+            on each item and ``list_data_collate`` puts them all in the batch.
+        keep_original: with ``num_samples`` above 1, the first item is the incoming sample untouched and the
+            others are synthetic with probability ``prob`` each: ``num_samples=2, keep_original=True, prob=1.0``
+            gives every batch a fixed half of synthetic pairs *beside* the real ones, instead of replacing real
+            samples by a per-sample coin.
 
     Example:
         >>> SinGANSegAugmentd(keys=["image"], label_key="label", models="models/", prob=0.5)  # doctest: +SKIP
+        >>> # every real sample plus one synthetic pair of its model: half of each batch synthetic
+        >>> SinGANSegAugmentd(keys=["image"], label_key="label", models="models/", prob=1.0,
+        ...                   num_samples=2, keep_original=True)  # doctest: +SKIP
     """
 
     backend = SinGANSegAugment.backend
@@ -82,11 +93,18 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         diversity: float | Sequence[float] = 0.4,
         allow_missing_keys: bool = False,
         diffusion: DiffusionSampling | dict[str, Any] | None = None,
+        num_samples: int = 1,
+        keep_original: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"prob must lie in [0, 1], got {prob}.")
+        if int(num_samples) != num_samples or num_samples < 1:
+            raise ValueError(f"num_samples must be a whole number of at least 1, got {num_samples}.")
+        if keep_original and num_samples < 2:
+            raise ValueError("keep_original=True needs num_samples of at least 2 (the original plus synthetic ones).")
         RandomizableTransform.__init__(self, prob)
+        self.num_samples, self.keep_original = int(num_samples), keep_original
         self.label_key = label_key
         self.model_key = model_key if model_key is not None else self.keys[0]
         self.augment = SinGANSegAugment(
@@ -106,7 +124,15 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         if self._do_transform:
             self.augment.randomize()
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any] | list[dict[Hashable, Any]]:
+        if self.num_samples == 1:
+            return self._one(data)
+        first = [dict(data)] if self.keep_original else []
+        # each further item gets its own copies, so a later in-place step on one never reaches another
+        return first + [self._one(deepcopy(dict(data))) for _ in range(self.num_samples - len(first))]
+
+    def _one(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """One draw: the incoming sample, or with probability ``prob`` a synthetic pair in its place."""
         d = dict(data)
         self.randomize()
         if not self._do_transform:
