@@ -62,7 +62,13 @@ from ignite.engine import Events
 
 from monai_singanseg import SinGANSeg, SinGANSegTrainer, TrainingPair
 from monai_singanseg.checkpoint import read_checkpoint
-from monai_singanseg.diffusion import DiffusionConfig, DiffusionTrainer, PairDiffusion, read_diffusion_checkpoint
+from monai_singanseg.diffusion import (
+    DiffusionConfig,
+    DiffusionTrainer,
+    PairDiffusion,
+    read_diffusion_checkpoint,
+    stored_config,
+)
 from monai_singanseg.files import atomic_write
 from monai_singanseg.metrics import foreground, foreground_fraction, ms_ssim_diversity, sliced_wasserstein
 from monai_singanseg.pyramid import build_pyramid
@@ -100,7 +106,7 @@ def diffusion_config(args: argparse.Namespace, size: int, steps: int) -> Diffusi
         attention_levels=tuple(i == len(channels) - 1 for i in range(len(channels))),
         num_res_blocks=args.res_blocks, norm_num_groups=args.norm_groups, num_head_channels=args.head_channels,
         num_train_timesteps=args.timesteps, lr=args.lr, train_steps=steps, batch_size=args.batch_size,
-        checkpoint_every=args.eval_every, seed=args.seed,
+        checkpoint_every=args.eval_every, seed=args.seed, ema_decay=args.ema_decay,
     ).validate()
 
 
@@ -289,7 +295,7 @@ def stop_at(deadline: Deadline):
 
 def checkpoint_state(path: Path) -> tuple[DiffusionConfig, dict]:
     payload = read_diffusion_checkpoint(path)
-    return DiffusionConfig.from_json(payload["config"]), payload["training"] or {}
+    return stored_config(payload), payload["training"] or {}
 
 
 def usable_point(evals: list[dict]) -> dict | None:
@@ -349,6 +355,11 @@ def train_run(args: argparse.Namespace, pair: TrainingPair, mode: str, size: int
             start = time.perf_counter()
             samples = ddim_samples(model, args.eval_num, args.eval_steps, EVAL_SEED)
             quality = measure(real, samples, model.labels)
+            if state.get("online") is not None:  # the model samples with the average: the training weights beside
+                online = PairDiffusion(model.config, model.intensity, model.labels, model.source)
+                online.unet.load_state_dict(state["online"])
+                quality["online"] = measure(real, ddim_samples(online.eval(), args.eval_num, args.eval_steps,
+                                                               EVAL_SEED), model.labels)
             record["evals"].append({"step": done, "train_seconds": record["train_seconds"],
                                     "loss": round(new[-1]["loss"], 6), **quality,
                                     "eval_seconds": round(time.perf_counter() - start, 2)})
@@ -356,7 +367,9 @@ def train_run(args: argparse.Namespace, pair: TrainingPair, mode: str, size: int
                       f"diffusion {key}: step {done}, DDIM {args.eval_steps} steps")
             print(f"  step {done}: {record['train_seconds'] / 60:.1f} train min, SWD {quality['swd']:.4f}, "
                   f"diversity {quality['diversity']:.3f}, fg error {quality['fg_error']:.4f}, closest/spread "
-                  f"{quality['min_ratio']}", flush=True)
+                  f"{quality['min_ratio']}" + (f"; training weights: SWD {quality['online']['swd']:.4f}, fg error "
+                                               f"{quality['online']['fg_error']:.4f}" if "online" in quality else ""),
+                  flush=True)
         summarise_training(record)
         store(args, "train", key, record)
     if done < config.train_steps:
@@ -632,12 +645,18 @@ def write_markdown(results: dict) -> str:
                                    "usable at", *QUALITY_HEADER], rows))
         for key, r in train.items():
             if r["evals"]:
-                out += [f"Curve {key}:", ""]
+                ema = r["config"].get("ema_decay", 0.0)
+                out += [f"Curve {key}" + (f" (samples from the moving average of the weights, decay {ema}; the "
+                                          "training weights' own samples in the last columns)" if ema else "") + ":",
+                        ""]
+                online = ["SWD, training weights ↓", "fg error, training weights ↓"] if ema else []
                 out.append(markdown_table(["step", "training min", "loss", "SWD ↓", "diversity ↑", "fg error ↓",
-                                           "closest / spread"],
+                                           "closest / spread", *online],
                                           [[e["step"], _minutes(e["train_seconds"]), f"{e['loss']:.4f}",
                                             f"{e['swd']:.4f}", f"{e['diversity']:.3f}", f"{e['fg_error']:.4f}",
-                                            _ratio(e)] for e in r["evals"]]))
+                                            _ratio(e), *([f"{e['online']['swd']:.4f}", f"{e['online']['fg_error']:.4f}"]
+                                                         if "online" in e else [""] * len(online))]
+                                           for e in r["evals"]]))
         out.append("Curves: `diffusion_training.png`; latest samples of each run: `diffusion_train_<run>.png`.\n")
     sampling_results = results["sampling"]
     if sampling_results:
@@ -740,6 +759,9 @@ def main() -> None:
     train_args.add_argument("--head-channels", type=int, default=32)
     train_args.add_argument("--timesteps", type=int, default=1000)
     train_args.add_argument("--lr", type=float, default=2e-4)
+    train_args.add_argument("--ema-decay", type=float, default=0.0, help="moving average of the weights that "
+                            "samples (0: none, as the runs of 2026-11-30 morning); with one, every evaluation also "
+                            "measures the training weights")
     train_args.add_argument("--batch-size", type=int, default=8)
     train_args.add_argument("--fresh", action="store_true", help="delete the runs' checkpoints and records first")
     sample_args = parser.add_argument_group("sampling")

@@ -187,6 +187,9 @@ def _add_diffusion_parser(sub) -> None:
     diff.add_argument("--train-steps", type=_positive_int, default=defaults.train_steps)
     diff.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
     diff.add_argument("--lr", type=float, default=defaults.lr)
+    diff.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
+                      help="moving average of the weights, the weights that sample (0: off; default "
+                           f"{defaults.ema_decay})")
     diff.add_argument("--timesteps", type=int, default=defaults.num_train_timesteps,
                       help=f"diffusion steps T of the forward process (default {defaults.num_train_timesteps})")
     diff.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every)
@@ -463,7 +466,8 @@ def _train_diffusion(args: argparse.Namespace) -> None:
             return DiffusionConfig.for_pair(
                 pair, image_size=args.image_size[0] if len(args.image_size) == 1 else args.image_size,
                 unet_channels=args.unet_channels, num_train_timesteps=args.timesteps, lr=args.lr,
-                train_steps=args.train_steps, batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
+                ema_decay=args.ema_decay, train_steps=args.train_steps, batch_size=args.batch_size,
+                checkpoint_every=args.checkpoint_every,
                 flips=not args.no_flips, seed=args.seed)
         except ValueError as err:
             raise SinGANSegInputError(f"invalid option: {err}") from err

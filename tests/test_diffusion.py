@@ -4,6 +4,7 @@ against exact noise predictors of known data distributions, where the right answ
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -211,6 +212,37 @@ def test_a_finished_run_extends_as_if_trained_longer_at_once(tmp_path, trained, 
     other = TrainingPair(nuclei_crop.real.flip(-1), nuclei_crop.intensity, nuclei_crop.labels)
     with pytest.raises(SinGANSegInputError, match="trained on other data"):
         DiffusionTrainer(tiny(train_steps=20), progress=False).fit([other], path, resume=True)
+
+
+def test_the_moving_average_samples_and_travels_beside_the_training_weights(tmp_path, nuclei_crop):
+    """The checkpoint's unet is the warmed-up moving average of the weights after every step; the training weights
+    travel in the resume state; ema_decay 0 stores the training weights themselves."""
+    # the training weights after each step: runs without an average of 1..4 steps (same seed, same draws)
+    seen = [DiffusionTrainer(tiny(ema_decay=0.0, train_steps=k), progress=False).fit([nuclei_crop],
+                                                                                   tmp_path / f"raw{k}.pt")
+            .unet.state_dict() for k in range(1, 5)]
+    assert torch.load(tmp_path / "raw4.pt", weights_only=True)["training"]["online"] is None
+    model = DiffusionTrainer(tiny(ema_decay=0.6, train_steps=4), progress=False).fit([nuclei_crop],
+                                                                                    tmp_path / "ema.pt")
+    expected = {k: v.clone() for k, v in PairDiffusion(tiny()).unet.state_dict().items()}  # the seeded start
+    for step, weights in enumerate(seen):
+        decay = min(0.6, (1 + step) / (10 + step))
+        expected = {name: decay * expected[name] + (1 - decay) * weights[name] for name in expected}
+    for name, value in model.unet.state_dict().items():
+        torch.testing.assert_close(value, expected[name], atol=1e-6, rtol=1e-5)
+    payload = torch.load(tmp_path / "ema.pt", weights_only=True)
+    online = payload["training"]["online"]
+    assert all(torch.equal(online[k], seen[-1][k]) for k in online)  # the training weights, for resuming
+    assert all(torch.equal(payload["unet"][k], v) for k, v in model.unet.state_dict().items())
+    assert not all(torch.equal(payload["unet"][k], online[k]) for k in online)
+    with pytest.raises(ValueError, match="ema_decay"):
+        tiny(ema_decay=1.0)
+    # a checkpoint written before the average existed holds the training weights: it reads as ema_decay 0
+    old = torch.load(tmp_path / "raw4.pt", weights_only=True)
+    config = json.loads(old["config"])
+    del config["ema_decay"]
+    torch.save({**old, "config": json.dumps(config)}, tmp_path / "old.pt")
+    assert load_diffusion(tmp_path / "old.pt")[0].config.ema_decay == 0.0
 
 
 def test_inpainting_keeps_the_known_region_and_redraws_the_rest(trained, nuclei_crop):

@@ -199,10 +199,11 @@ def test_write_diffusion_samples_redraws_a_region_the_user_gives(diffusion, real
 def test_cli_train_diffusion_sample_and_report(tmp_path, capsys):
     model = tmp_path / "m.pt"
     options = ["--image-size", "32", "--unet-channels", "16", "32", "--train-steps", "6", "--batch-size", "2",
-               "--timesteps", "50", "--checkpoint-every", "3", "--quiet"]
+               "--timesteps", "50", "--checkpoint-every", "3", "--ema-decay", "0.99", "--quiet"]
     assert main(["train-diffusion", "--image", str(NUCLEI_IMAGE), "--label", str(NUCLEI_LABEL), "--resize", "64",
                  "--out", str(model), *options]) == 0
     assert checkpoint_kind(model) == "diffusion"
+    assert load_generator(model).config.ema_decay == 0.99
     assert main(["train-diffusion", "--image", str(NUCLEI_IMAGE), "--label", str(NUCLEI_LABEL), "--resize", "64",
                  "--out", str(model), *options]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from monai_singanseg.diffusion.checkpoint import (
     load_diffusion,
     read_diffusion_checkpoint,
     save_diffusion,
+    stored_config,
 )
 from monai_singanseg.diffusion.clustering import PairClusters, cluster_pairs, pair_features
 from monai_singanseg.diffusion.config import (
@@ -38,6 +39,7 @@ from monai_singanseg.diffusion.trainer import (
     DiffusionStep,
     DiffusionTrainer,
     TrainingData,
+    WeightAverage,
     draw_batch,
     stack_pairs,
     step_seed,
@@ -58,6 +60,7 @@ __all__ = [
     "PairClusters",
     "PairDiffusion",
     "TrainingData",
+    "WeightAverage",
     "build_unet",
     "cluster_pairs",
     "default_labels",
@@ -76,5 +79,6 @@ __all__ = [
     "save_diffusion",
     "stack_pairs",
     "step_seed",
+    "stored_config",
     "train_diffusion_models",
 ]

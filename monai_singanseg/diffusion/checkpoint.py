@@ -4,12 +4,14 @@ Layout (a plain dict, readable with ``torch.load(path, weights_only=True)``)::
 
     format, format_version      "monai-singanseg-diffusion", 1
     config                      the DiffusionConfig as JSON text
-    unet                        the UNet's state dict
+    unet                        the UNet's state dict: the weights that sample (the moving average of the
+                                training weights when ``ema_decay`` > 0)
     intensity, labels           maps back to the image's units and the label's values (IntensityMapping /
                                 LabelEncoding as plain dicts, as in SinGAN-Seg checkpoints)
     source                      the first training image's affine, shape and contrast names (no pixel data)
     training                    a DiffusionTrainingState as a dict: data fingerprint, steps done, whether training
-                                is finished, the Adam state (plain tensors and numbers), a log per checkpoint
+                                is finished, the Adam state (plain tensors and numbers), the training weights
+                                themselves when ``unet`` holds their average, a log per checkpoint
 
 Every tensor is stored on the CPU, so a checkpoint written on a GPU loads anywhere. There is no random-generator
 state: the random draws of step ``k`` come from a stream seeded with ``(seed, k)``
@@ -19,6 +21,7 @@ marker differs from SinGAN-Seg's, so neither loader mistakes the other's file fo
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ __all__ = [
     "load_diffusion",
     "read_diffusion_checkpoint",
     "save_diffusion",
+    "stored_config",
 ]
 
 DIFFUSION_FORMAT = "monai-singanseg-diffusion"
@@ -69,6 +73,8 @@ class DiffusionTrainingState:
         optimizer: the Adam state dict (``None`` before the first step).
         log: one record per checkpoint written (step, mean loss since the previous record, seconds of training
             so far, resumed runs included).
+        online: the UNet's training weights when the checkpoint's ``unet`` holds their moving average (``None``
+            without an average: then ``unet`` holds the training weights themselves).
     """
 
     fingerprint: str
@@ -76,25 +82,28 @@ class DiffusionTrainingState:
     complete: bool = False
     optimizer: dict[str, Any] | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
+    online: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"fingerprint": self.fingerprint, "step": int(self.step), "complete": bool(self.complete),
-                "optimizer": _to_cpu(self.optimizer), "log": list(self.log)}
+                "optimizer": _to_cpu(self.optimizer), "log": list(self.log), "online": _to_cpu(self.online)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DiffusionTrainingState:
         return cls(str(data["fingerprint"]), int(data["step"]), bool(data["complete"]), data.get("optimizer"),
-                   list(data.get("log", [])))
+                   list(data.get("log", [])), data.get("online"))
 
 
 def save_diffusion(model: PairDiffusion, path: str | os.PathLike,
-                   training: DiffusionTrainingState | None = None) -> None:
-    """Write ``model`` and optional resume state to ``path`` atomically (CPU tensors, no pickled code)."""
+                   training: DiffusionTrainingState | None = None, weights: dict[str, Any] | None = None) -> None:
+    """Write ``model`` and optional resume state to ``path`` atomically (CPU tensors, no pickled code);
+    ``weights``: the UNet state dict to store as the sampling weights instead of the model's own (the moving
+    average during training)."""
     payload = {
         "format": DIFFUSION_FORMAT,
         "format_version": DIFFUSION_FORMAT_VERSION,
         "config": model.config.to_json(),
-        "unet": _to_cpu(model.unet.state_dict()),
+        "unet": _to_cpu(model.unet.state_dict() if weights is None else weights),
         "intensity": model.intensity.to_dict(),
         "labels": model.labels.to_dict(),
         "source": model.source,
@@ -120,6 +129,14 @@ def read_diffusion_checkpoint(path: str | os.PathLike, payload: Any = None) -> d
     return payload
 
 
+def stored_config(payload: dict[str, Any]) -> DiffusionConfig:
+    """The config of a checkpoint's contents. A config without ``ema_decay`` was written before the moving average
+    existed: its ``unet`` holds the training weights, so it reads as ``ema_decay=0`` (not the current default)."""
+    data = json.loads(payload["config"])
+    data.setdefault("ema_decay", 0.0)
+    return DiffusionConfig.from_dict(data)
+
+
 def load_diffusion(
     path: str | os.PathLike, device: str | torch.device = "cpu", payload: dict[str, Any] | None = None
 ) -> tuple[PairDiffusion, DiffusionTrainingState | None]:
@@ -134,7 +151,7 @@ def load_diffusion(
     """
     payload = read_diffusion_checkpoint(path, payload)
     try:
-        model = PairDiffusion(DiffusionConfig.from_json(payload["config"]), IntensityMapping(**payload["intensity"]),
+        model = PairDiffusion(stored_config(payload), IntensityMapping(**payload["intensity"]),
                               LabelEncoding(**payload["labels"]), payload.get("source"))
         model.unet.load_state_dict(payload["unet"])
         state = None if payload.get("training") is None else DiffusionTrainingState.from_dict(payload["training"])

@@ -58,6 +58,10 @@ class DiffusionConfig(JsonConfig):
         train_steps: optimisation steps (batches) in all.
         batch_size: crops per step.
         flips: flip each crop along every spatial axis with probability 1/2 (off for data with a handedness).
+        ema_decay: decay of the exponential moving average of the weights kept during training; the average is the
+            model that samples and that the checkpoint's ``unet`` holds (0: no average, the last weights sample).
+            Warmed up by step: step ``k`` uses ``min(ema_decay, (1 + k) / (10 + k))``, so a short run is not
+            dragged back to its initial weights.
         checkpoint_every: write the checkpoint every this many steps (and always at the end).
         seed: seed of the weight initialisation and of every random draw in training.
 
@@ -85,6 +89,7 @@ class DiffusionConfig(JsonConfig):
     train_steps: int = 3000
     batch_size: int = 8
     flips: bool = True
+    ema_decay: float = 0.999
     checkpoint_every: int = 500
     seed: int = 0
 
@@ -150,6 +155,8 @@ class DiffusionConfig(JsonConfig):
             raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start} and {self.beta_end}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
         if min(self.train_steps, self.batch_size, self.checkpoint_every) < 1:
             raise ValueError("train_steps, batch_size and checkpoint_every must be >= 1.")
         return self

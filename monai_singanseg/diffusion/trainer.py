@@ -34,7 +34,8 @@ from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
 from monai_singanseg.training.trainer import config_differences, fingerprint
 
-__all__ = ["DiffusionStep", "DiffusionTrainer", "TrainingData", "draw_batch", "stack_pairs", "step_seed"]
+__all__ = ["DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage", "draw_batch", "stack_pairs",
+           "step_seed"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,13 +166,44 @@ def draw_batch(real: torch.Tensor, config: DiffusionConfig, rng: torch.Generator
     return torch.stack(crops)
 
 
+class WeightAverage:
+    """Exponential moving average of a network's weights (Ho et al. 2020 sample from such an average), with a
+    warm-up that depends on the global step only: step ``k`` uses ``min(decay, (1 + k) / (10 + k))``. The step, not
+    a count of updates held in memory (as ``torch.optim.swa_utils.AveragedModel`` keeps), sets the decay, so a run
+    resumed from a checkpoint averages exactly as an uninterrupted one.
+
+    Args:
+        network: the network whose weights are averaged.
+        decay: the long-run decay, in ``(0, 1)``.
+        weights: the average to start from (default: a copy of the network's weights).
+    """
+
+    def __init__(self, network: torch.nn.Module, decay: float, weights: dict[str, torch.Tensor] | None = None) -> None:
+        self.decay = decay
+        source = network.state_dict() if weights is None else weights
+        self.weights = {name: value.detach().clone() for name, value in source.items()}
+
+    @torch.no_grad()
+    def update(self, network: torch.nn.Module, step: int) -> None:
+        """Move the average towards the network's weights after optimisation step ``step`` (0-based)."""
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for name, value in network.state_dict().items():
+            average = self.weights[name]
+            if average.is_floating_point():
+                average.lerp_(value, 1.0 - decay)
+            else:
+                average.copy_(value)
+
+
 class DiffusionStep:
     """One optimisation step (ignite's process function): a batch of crops, noise at uniform random timesteps,
     the MSE between the UNet's noise prediction and the noise, one Adam step. ``DiffusionStep(engine, step)``
-    returns ``{"loss": ...}``; ``step`` is the 0-based global step, which seeds every draw."""
+    returns ``{"loss": ...}``; ``step`` is the 0-based global step, which seeds every draw. ``average``: the
+    moving average updated after each step."""
 
-    def __init__(self, model: PairDiffusion, optimizer: torch.optim.Optimizer, real: torch.Tensor) -> None:
-        self.model, self.optimizer, self.real = model, optimizer, real
+    def __init__(self, model: PairDiffusion, optimizer: torch.optim.Optimizer, real: torch.Tensor,
+                 average: WeightAverage | None = None) -> None:
+        self.model, self.optimizer, self.real, self.average = model, optimizer, real, average
         self.config = model.config
         self.inferer = DiffusionInferer(noise_scheduler(model.config))
 
@@ -187,6 +219,8 @@ class DiffusionStep:
         loss = F.mse_loss(prediction.float(), noise)
         loss.backward()
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.model.unet, step)
         return {"loss": loss.detach()}
 
 
@@ -255,7 +289,13 @@ class DiffusionTrainer:
         last = cfg.train_steps if self.stop_after is None else min(self.stop_after, cfg.train_steps)
         if state.step >= last:
             return model.eval()
-        engine = Engine(DiffusionStep(model, optimizer, real))
+        average = None
+        if cfg.ema_decay > 0:
+            # the model holds the checkpoint's sampling weights: the average, with the training weights beside it
+            average = WeightAverage(model.unet, cfg.ema_decay)
+            if state.online is not None:
+                model.unet.load_state_dict(state.online)
+        engine = Engine(DiffusionStep(model, optimizer, real, average))
         losses: list[float] = []
         # the log's seconds count the whole training, across resumed runs
         start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
@@ -267,9 +307,10 @@ class DiffusionTrainer:
             state.log.append({"step": step, "loss": sum(losses) / max(len(losses), 1),
                               "seconds": time.perf_counter() - start})
             losses.clear()
+            online = None if average is None else model.unet.state_dict()
             done = DiffusionTrainingState(state.fingerprint, step, step >= cfg.train_steps, optimizer.state_dict(),
-                                          state.log)
-            save_diffusion(model, checkpoint, done)
+                                          state.log, online)
+            save_diffusion(model, checkpoint, done, weights=None if average is None else average.weights)
 
         @engine.on(Events.ITERATION_COMPLETED)
         def _after_step(engine: Engine) -> None:
@@ -285,6 +326,8 @@ class DiffusionTrainer:
         save(engine)
         logger.info("diffusion training: step %d/%d, %.1f s, last loss %.4f", state.step + engine.state.iteration,
                     cfg.train_steps, time.perf_counter() - start, float(engine.state.output["loss"]))
+        if average is not None:
+            model.unet.load_state_dict(average.weights)  # the average samples
         return model.eval()
 
     def _start(
