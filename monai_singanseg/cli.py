@@ -207,8 +207,9 @@ def _add_diffusion_parser(sub) -> None:
 def _diffusion_sampling(args: argparse.Namespace) -> DiffusionSampling:
     """The diffusion sampling options of ``sample`` / ``report``, checked (one line for a bad one)."""
     try:
+        style = {"style": args.style, "style_weights": args.style_weights} if hasattr(args, "style") else {}
         return DiffusionSampling(steps=args.steps, sampler=args.sampler, jump_length=args.jump_length,
-                                 resample=args.resample, dilation=args.dilation).validate()
+                                 resample=args.resample, dilation=args.dilation, **style).validate()
     except ValueError as err:
         raise SinGANSegInputError(f"diffusion sampling: {err}") from err
 
@@ -486,11 +487,18 @@ def _sample_diffusion(args: argparse.Namespace, model) -> None:
     from monai_singanseg.generation import write_diffusion_samples
     from monai_singanseg.io import read_image, read_stacked_images
 
-    if args.style != "none" or args.start_scale != 0 or args.diversity != 1.0 or args.scale_ratio is not None:
-        raise SinGANSegInputError(f"{args.model}: a diffusion model; --style, --start-scale, --diversity and "
-                                  "--scale-ratio are SinGAN-Seg options.")
+    if args.start_scale != 0 or args.diversity != 1.0 or args.scale_ratio is not None:
+        raise SinGANSegInputError(f"{args.model}: a diffusion model; --start-scale, --diversity and --scale-ratio "
+                                  "are SinGAN-Seg options.")
+    if args.style_image is not None or args.style_steps != STYLE_STEPS or args.content_style != ":".join(
+            f"{w:g}" for w in STYLE_CONTENT_STYLE):
+        raise SinGANSegInputError(f"{args.model}: a diffusion model; its styling pass after inpainting takes "
+                                  "--style and --style-weights only (the style is the real context).")
     if (args.inpaint_image is None) != (args.inpaint_label is None):
         raise SinGANSegInputError("--inpaint-image and --inpaint-label go together.")
+    if args.style != "none" and args.inpaint_image is None:
+        raise SinGANSegInputError(f"{args.model}: --style with a diffusion model is a pass after inpainting; give "
+                                  "--inpaint-image and --inpaint-label.")
     sampling = _diffusion_sampling(args).check_model(model.config, str(args.model))
     context = region = None
     if args.inpaint_image is not None:

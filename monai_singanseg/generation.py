@@ -220,6 +220,8 @@ def write_diffusion_samples(
     except ValueError as err:
         raise SinGANSegInputError(f"diffusion sampling: {err}") from err
     cfg = model.config
+    if context is None and sampling.style != "none":
+        raise SinGANSegInputError(f"{name}: style {sampling.style!r} is a pass after inpainting; give a context.")
     context_affine = None
     if context is not None and isinstance(context[0], MetaTensor):  # the files written sit where the context does
         context_affine = np.asarray(context[0].affine, dtype=np.float64)

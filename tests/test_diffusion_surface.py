@@ -219,7 +219,8 @@ def test_cli_train_diffusion_sample_and_report(tmp_path, capsys):
     write_image(label.as_tensor()[:, 64:128, 112:176], crop / "label.png", dict(label.meta), is_label=True)
     args = ["--steps", "3", "--resample", "1", "--dilation", "2"]
     assert main(["sample", str(model), "--num", "2", "--out", str(tmp_path / "inpainted"), "--inpaint-image",
-                 str(crop / "image.png"), "--inpaint-label", str(crop / "label.png"), *args]) == 0
+                 str(crop / "image.png"), "--inpaint-label", str(crop / "label.png"), "--style", "histogram",
+                 *args]) == 0
     redrawn = read_image(tmp_path / "inpainted" / "sample_0001_image.png").as_tensor()
     real = read_image(crop / "image.png").as_tensor()
     outside = ~region_of(read_image(crop / "label.png").as_tensor().numpy(), 2)
@@ -227,6 +228,8 @@ def test_cli_train_diffusion_sample_and_report(tmp_path, capsys):
                                                        real[torch.as_tensor(outside)])
     assert main(["sample", str(model), "--num", "1", "--out", str(tmp_path / "x"), "--start-scale", "1"]) == 2
     assert "SinGAN-Seg options" in capsys.readouterr().err
+    assert main(["sample", str(model), "--num", "1", "--out", str(tmp_path / "x"), "--style-steps", "5"]) == 2
+    assert "--style and --style-weights only" in capsys.readouterr().err
     assert main(["report", str(model), "--image", str(crop / "image.png"), "--label", str(crop / "label.png"),
                  "--out", str(tmp_path / "report"), "--num", "2", "--quiet", *args]) == 0
     report = json.loads((tmp_path / "report" / "metrics.json").read_text())
@@ -333,3 +336,33 @@ def test_inpainting_sees_the_region_and_its_margin_only(diffusion, nuclei_pair, 
     whole = inpaint_pair(model, pair[:, :40, :40], region[:, :40, :40] | True, DiffusionSampling(
         **{**FAST, "context_margin": None}), generator=torch.Generator().manual_seed(0))
     assert whole.shape == (1, 2, 40, 40)
+
+
+def test_the_styling_pass_after_inpainting_changes_the_region_only(diffusion, real_crop, nuclei_pair, tmp_path,
+                                                                    capsys):
+    """A tiny, briefly trained model redraws with the wrong brightness; histogram matching of the context box to
+    the real box brings the box's distribution back, inside the region only, and leaves the label as drawn."""
+    model, path = diffusion
+    pair = nuclei_pair.real[:, 10:47, 20:59]
+    region = label_region(model.labels.indices(pair[1:]), 1)
+    seed = lambda: torch.Generator().manual_seed(0)
+    plain = inpaint_pair(model, pair, region, DiffusionSampling(**FAST), generator=seed())[0]
+    styled = inpaint_pair(model, pair, region, DiffusionSampling(**FAST, style="histogram"), generator=seed())[0]
+    outside = ~region[0]
+    assert torch.equal(styled[:, outside], pair[:, outside])  # the real context stays bit for bit
+    assert torch.equal(styled[1:], plain[1:])  # the label is the one drawn
+    assert not torch.equal(styled[0, region[0]], plain[0, region[0]])
+    # the redrawn region's values now follow the real image's distribution more closely than before
+    real_values = torch.sort(pair[0].flatten()).values
+    gap = lambda x: (torch.sort(x[0].flatten()).values - real_values).abs().mean()
+    assert gap(styled) < gap(plain)
+    # the transform and the command line take it too; new pairs refuse it (it is a pass after inpainting)
+    image, label = real_crop
+    out_image, _ = SyntheticPairAugment(model, prob=1.0, diffusion={**FAST, "style": "histogram"}).set_random_state(
+        5)(image, label)
+    kept = ~region_of(label, FAST["dilation"])[0]
+    assert np.array_equal(out_image[0][kept], image[0][kept])
+    with pytest.raises(ValueError, match="pass after inpainting"):
+        DiffusionSampling(mode="sample", style="histogram").validate()
+    assert main(["sample", str(path), "--num", "1", "--out", str(tmp_path / "s"), "--style", "histogram"]) == 2
+    assert "pass after inpainting" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from monai_singanseg.config import JsonConfig
+from monai_singanseg.config import STYLE_METHODS, JsonConfig
 
 __all__ = ["CLUSTER_FEATURES", "DIFFUSION_MODES", "NOISE_SCHEDULES", "SAMPLERS", "DiffusionConfig", "DiffusionSampling"]
 
@@ -209,6 +209,12 @@ class DiffusionSampling(JsonConfig):
         context_margin: inpainting sees the region's bounding box widened by this many pixels on every side (the
             context the redrawn part must agree with), not the whole image, so its cost follows the region's size;
             ``None``: the whole image.
+        style: a styling pass after inpainting (:func:`monai_singanseg.style.refine`): ``"none"``, ``"histogram"``
+            (the context box's histogram made the real one's) or ``"vgg"`` (Gatys style transfer with the real
+            context box as the style, 2D, local VGG weights); the image channels change inside the redrawn region
+            only, the label never. Inpainting only.
+        style_weights: VGG weights file for ``style="vgg"`` (default: ``$SINGANSEG_VGG_WEIGHTS``, then the torch hub
+            cache).
 
     Example:
         >>> DiffusionSampling(mode="sample", steps=20).validate().sampler
@@ -223,6 +229,8 @@ class DiffusionSampling(JsonConfig):
     resample: int = 5
     dilation: int = 4
     context_margin: int | None = 32
+    style: str = "none"
+    style_weights: str | None = None
 
     def validate(self) -> DiffusionSampling:
         """Check every field; returns ``self``.
@@ -242,6 +250,11 @@ class DiffusionSampling(JsonConfig):
                              f"{self.context_margin}.")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta}.")
+        if self.style not in STYLE_METHODS:
+            raise ValueError(f"style must be one of {STYLE_METHODS}, got {self.style!r}.")
+        if self.style != "none" and self.mode != "inpaint":
+            raise ValueError(f"style {self.style!r} is a pass after inpainting (mode 'inpaint'); refine new pairs "
+                             "with monai_singanseg.style.refine and a real image of your choice.")
         return self
 
     @classmethod

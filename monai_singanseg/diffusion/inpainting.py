@@ -71,8 +71,15 @@ def inpaint_pair(
     padded_region, _ = _pad_to_multiple(part_region, model.config.size_multiple)
     redrawn = model.inpaint(padded, padded_region, steps=sampling.steps, jump_length=sampling.jump_length,
                             resample=sampling.resample, generator=generator)
+    redrawn = redrawn[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+    if sampling.style != "none":  # the styling pass: the box towards the real box, kept inside the region below
+        from monai_singanseg.style import refine
+
+        n = model.config.image_channels
+        redrawn = redrawn.clone()
+        redrawn[:, :n] = refine(redrawn[:, :n], part[None, :n], sampling.style, weights=sampling.style_weights)
     out = pair[None].repeat(num, *[1] * pair.ndim)
-    out[(slice(None), slice(None), *box)] = redrawn[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+    out[(slice(None), slice(None), *box)] = redrawn
     return torch.where(region == 0, pair[None], out)  # the kept region bit for bit, not through the last noising step
 
 
