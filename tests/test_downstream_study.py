@@ -62,3 +62,16 @@ def test_study_runs_the_diffusion_conditions(tmp_path):
     models = sorted((tmp_path / "models" / "ventricles_diffusion_32_8-16_2").glob("*.pt"))
     assert len(models) == 5  # one diffusion model per pool image, none of SinGAN-Seg
     assert not (tmp_path / "models" / "ventricles_fast_192").exists()
+
+
+def test_gains_are_paired_by_seed_and_headroom_is_what_all_real_images_add():
+    study = _study()
+    rows = [{"dataset": "d", "condition": c, "n": n, "seed": s, "test_dice": v} for c, n, s, v in [
+        ("standard", 1, 0, 0.60), ("standard", 1, 1, 0.80), ("standard", 1, 2, 0.70), ("standard", 3, 0, 0.90),
+        ("aug", 1, 0, 0.65), ("aug", 1, 1, 0.83), ("aug", 1, 2, 0.69), ("aug", 1, 7, 0.99)]]  # seed 7: no pair
+    (gain,) = study.paired_gains(rows)
+    assert (gain["condition"], gain["n"], gain["seeds"], gain["wins"]) == ("aug", 1, 3, 2)
+    assert np.isclose(gain["mean"], (0.05 + 0.03 - 0.01) / 3)
+    assert np.isclose(gain["se"], np.std([0.05, 0.03, -0.01], ddof=1) / np.sqrt(3))
+    room = study.headroom(rows)["d"]  # standard at N = 3 (all) minus at N = 1: 0.90 - mean(0.6, 0.8, 0.7)
+    assert set(room) == {1, 3} and np.isclose(room[1], 0.20) and room[3] == 0.0

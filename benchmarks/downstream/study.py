@@ -278,6 +278,41 @@ def study(args: argparse.Namespace) -> None:
     report(results)
 
 
+def paired_gains(records: list[dict], baseline: str = "standard") -> list[dict]:
+    """Test Dice change of every condition against ``baseline``, paired by seed: a seed picks the same N images, the
+    same UNet initialisation and the same draws for every condition, so per-seed differences cancel what the seed
+    alone decides (which images, how lucky the start) and their spread is the condition's own.
+
+    Returns one row per (dataset, condition, N) with a baseline run of the same seed: ``mean`` and ``sd`` of the
+    differences, ``se`` = sd / sqrt(k), ``wins`` (differences > 0) and ``seeds`` (k).
+    """
+    score = {(r["dataset"], r["condition"], r["n"], r["seed"]): r["test_dice"] for r in records}
+    rows = []
+    for dataset, condition, n in sorted({(d, c, n) for d, c, n, _ in score if c != baseline}):
+        diffs = [score[(dataset, condition, n, seed)] - score[(dataset, baseline, n, seed)]
+                 for d, c, m, seed in sorted(score) if (d, c, m) == (dataset, condition, n)
+                 and (dataset, baseline, n, seed) in score]
+        if diffs:
+            sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
+            rows.append({"dataset": dataset, "condition": condition, "n": n, "mean": float(np.mean(diffs)), "sd": sd,
+                         "se": sd / np.sqrt(len(diffs)), "wins": sum(d > 0 for d in diffs), "seeds": len(diffs)})
+    return rows
+
+
+def headroom(records: list[dict], baseline: str = "standard") -> dict[str, dict[int, float]]:
+    """Per dataset and N: the baseline's mean test Dice with every training image minus with N. What more real
+    images give is a yardstick for what synthetic pairs of the N images can be expected to give."""
+    out: dict[str, dict[int, float]] = {}
+    for dataset in sorted({r["dataset"] for r in records}):
+        means = {n: float(np.mean([r["test_dice"] for r in records if (r["dataset"], r["condition"], r["n"]) ==
+                                   (dataset, baseline, n)]))
+                 for n in sorted({r["n"] for r in records if (r["dataset"], r["condition"]) == (dataset, baseline)})}
+        if means:
+            top = means[max(means)]
+            out[dataset] = {n: top - m for n, m in means.items()}
+    return out
+
+
 def report(results: Path) -> None:
     records = json.loads((results / "results.json").read_text())
     keys = sorted({(r["dataset"], r["condition"]) for r in records})
@@ -296,6 +331,28 @@ def report(results: Path) -> None:
                 curve.append((n, float(np.mean(values)), float(np.std(values))))
         curves[(dataset, condition)] = curve
         lines.append(f"| {dataset} | {condition} | " + " | ".join(cells) + " |")
+    for baseline in ("standard", "standard_x2"):
+        gains = paired_gains(records, baseline)
+        if not gains:
+            continue
+        if baseline == "standard_x2":  # the control of the conditions that add pairs beside the real ones
+            gains = [g for g in gains if g["condition"].startswith("sgs_add")]
+        lines += ["", f"## Change against `{baseline}`, paired by seed", "",
+                  "Mean ± standard error of the per-seed test Dice differences (wins / seeds).", "",
+                  "| dataset | condition | " + " | ".join(f"N = {n}" for n in sizes) + " |",
+                  "| --- " * (len(sizes) + 2) + "|"]
+        for dataset, condition in sorted({(g["dataset"], g["condition"]) for g in gains}):
+            cells = []
+            for n in sizes:
+                g = next((g for g in gains if (g["dataset"], g["condition"], g["n"]) == (dataset, condition, n)), None)
+                cells.append("" if g is None else f"{g['mean']:+.3f} ± {g['se']:.3f} ({g['wins']}/{g['seeds']})")
+            lines.append(f"| {dataset} | {condition} | " + " | ".join(cells) + " |")
+    room = headroom(records)
+    if room:
+        lines += ["", "## Headroom: what every real training image adds to N of them (`standard`)", "",
+                  "| dataset | " + " | ".join(f"N = {n}" for n in sizes) + " |", "| --- " * (len(sizes) + 1) + "|"]
+        lines += [f"| {d} | " + " | ".join(f"{room[d][n]:+.3f}" if n in room[d] else "" for n in sizes) + " |"
+                  for d in room]
     text = "\n".join(lines) + "\n"
     (results / "downstream.md").write_text(text)
     print(text)
