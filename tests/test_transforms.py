@@ -340,6 +340,15 @@ def test_keep_original_adds_synthetic_pairs_beside_the_real_one_in_every_batch(m
                      RandSpatialCropd(["image", "label"], (64, 64), random_size=False)]).set_random_state(0)
     batch = next(iter(DataLoader(Dataset(items, chain), batch_size=3)))
     assert batch["image"].shape == (6, 1, 64, 64)
+    # a second multi-sample transform nests the lists: MONAI's FlattenSequence after it makes them one again
+    from monai.transforms import FlattenSequence, RandSpatialCropSamplesd
+
+    chain = Compose([load, SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0, num_samples=2,
+                                             keep_original=True),
+                     RandSpatialCropSamplesd(["image", "label"], (64, 64), num_samples=2, random_size=False),
+                     FlattenSequence()]).set_random_state(0)
+    batch = next(iter(DataLoader(Dataset(items, chain), batch_size=3)))
+    assert batch["image"].shape == (12, 1, 64, 64)
     # without keep_original every item is its own draw: prob 0 keeps all of them real
     same = SinGANSegAugmentd(["image"], "label", model_dir, prob=0.0, num_samples=2)(real)
     assert len(same) == 2 and all(torch.equal(o["image"], real["image"]) for o in same)
