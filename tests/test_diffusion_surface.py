@@ -366,3 +366,25 @@ def test_the_styling_pass_after_inpainting_changes_the_region_only(diffusion, re
         DiffusionSampling(mode="sample", style="histogram").validate()
     assert main(["sample", str(path), "--num", "1", "--out", str(tmp_path / "s"), "--style", "histogram"]) == 2
     assert "pass after inpainting" in capsys.readouterr().err
+
+
+def test_inpainting_pools_the_redraws_of_each_input(diffusion, real_crop, monkeypatch):
+    """With a pool, the redraws of one input are made in one batch and served from it; another input gets its own."""
+    import monai_singanseg.transforms.array as array_module
+
+    model, _ = diffusion
+    image, label = real_crop
+    calls = []
+    real_inpaint = array_module.inpaint_pair
+    monkeypatch.setattr(array_module, "inpaint_pair", lambda *a, **k: calls.append(a[4]) or real_inpaint(*a, **k))
+    augment = SyntheticPairAugment(model, prob=1.0, diffusion=FAST, pool_size=4, pool_refresh=1.0)
+    augment.set_random_state(0)
+    outs = [augment(image, label)[0] for _ in range(3)]
+    assert calls == [4, 2]  # one batch of 4; topped up with 2 once half had been served
+    kept = ~region_of(label, FAST["dilation"])[0]
+    assert all(np.array_equal(o[0][kept], image[0][kept]) for o in outs)  # the context still bit for bit
+    assert not np.array_equal(outs[0], outs[1])  # served redraws differ
+    other = image.copy()
+    other[0, 0, 0] += 1.0  # another input: its own pool
+    augment(other, label)
+    assert calls == [4, 2, 4]

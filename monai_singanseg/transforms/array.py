@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,7 +89,9 @@ class SinGANSegAugment(RandomizableTransform):
         cache_size: checkpoints kept loaded at once.
         device: where generation runs (``"cuda"`` with MONAI's ``ThreadDataLoader`` for GPU generation).
         pool_size: when > 0, keep a pool of this many samples per model and start scale, generated in batches,
-            and serve a random one of them per call: batching makes generation cheaper per sample.
+            and serve a random one of them per call: batching makes generation cheaper per sample. Diffusion
+            inpainting pools the redraws of each distinct input (image, label and region), so a cached sample that
+            comes before the chain's random crops is redrawn in batches too.
         pool_refresh: with a pool, the fraction of calls after which the served sample is dropped (drawn per call);
             the pool is topped up in one batch once half of it is gone. ``1.0`` serves every sample once; ``0.25``
             serves each about four times (with the chain's later random crops and flips on top) for a quarter of the
@@ -304,7 +307,7 @@ class SinGANSegAugment(RandomizableTransform):
         if is_diffusion(model):
             self.diffusion.check_model(model.config, str(self.bank.path(model_name) or model_name))
         if is_diffusion(model) and self.diffusion.mode == "inpaint":
-            return self._inpaint(model, image, label, top)
+            return self._inpaint(model_name, model, image, label, top)
         start = 0
         if not is_diffusion(model):
             last = model.num_scales - 1
@@ -347,9 +350,10 @@ class SinGANSegAugment(RandomizableTransform):
         return out_image, out_label
 
     def _inpaint(
-        self, model: PairGenerator, image: NdarrayOrTensor, label: NdarrayOrTensor, top: float
+        self, name: str, model: PairGenerator, image: NdarrayOrTensor, label: NdarrayOrTensor, top: float
     ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
-        """Redraw the incoming label's region (dilated) inside the incoming image with the diffusion ``model``."""
+        """Redraw the incoming label's region (dilated) inside the incoming image with the diffusion ``model``
+        (``name``: its name in the bank, for the pool)."""
         # all on the CPU (the model's device only inside inpaint_pair), whatever device the chain put the data on
         index = torch.as_tensor(label).as_subclass(torch.Tensor).detach().cpu().float()
         if index.shape[0] != 1 or tuple(index.shape[1:]) != tuple(image.shape[1:]):
@@ -371,12 +375,29 @@ class SinGANSegAugment(RandomizableTransform):
         real_image = torch.as_tensor(image).as_subclass(torch.Tensor).detach().cpu()
         pair = torch.cat([mapping.normalize(real_image.float()).clamp(-1.0, 1.0), model.labels.encode_indices(index)])
         generator = torch.Generator(device=model.device).manual_seed(self._seed)
-        out = inpaint_pair(model, pair, region, self.diffusion, 1, generator)[0].cpu()
+        out = self._redraw(name, model, pair, region, generator)
         n_img = model.config.image_channels
         # outside the region the incoming values themselves (dtype too), not a round trip through [-1, 1]
         fake_image = torch.where(region, mapping.denormalize(out[:n_img]).to(real_image.dtype), real_image)
         new_index = torch.where(region, model.labels.indices(out[n_img:]).float(), index)
         return self._output(image, label, fake_image, new_index, top)
+
+
+    def _redraw(self, name: str, model: PairGenerator, pair: torch.Tensor, region: torch.Tensor,
+                generator: torch.Generator) -> torch.Tensor:
+        """One inpainted ``pair`` ``(C, *spatial)``: drawn now, or with a pool, served from the redraws of this very
+        input (the same image, label and region: a cached sample before the chain's random crops), which are made
+        in batches of ``pool_size`` like the pools of new pairs."""
+        if self.pool_size <= 0:
+            return inpaint_pair(model, pair, region, self.diffusion, 1, generator)[0].cpu()
+        digest = hashlib.sha1(pair.numpy().tobytes() + region.numpy().tobytes()).hexdigest()
+        pool = self._pools.setdefault((name, ("inpaint", tuple(pair.shape), digest)), [])
+        if len(pool) <= self.pool_size // 2:
+            more = inpaint_pair(model, pair, region, self.diffusion, self.pool_size - len(pool), generator).cpu()
+            pool.extend(_PooledSample(x) for x in more.split(1))
+        index = min(int(self._pool_position * len(pool)), len(pool) - 1)
+        entry = pool.pop(index) if self._drop_served else pool[index]
+        return entry.raw[0].clone()
 
 
 SyntheticPairAugment = SinGANSegAugment
