@@ -490,8 +490,10 @@ def _sample_diffusion(args: argparse.Namespace, model) -> None:
     if args.start_scale != 0 or args.diversity != 1.0 or args.scale_ratio is not None:
         raise SinGANSegInputError(f"{args.model}: a diffusion model; --start-scale, --diversity and --scale-ratio "
                                   "are SinGAN-Seg options.")
-    if args.style_image is not None or args.style_steps != STYLE_STEPS or args.content_style != ":".join(
-            f"{w:g}" for w in STYLE_CONTENT_STYLE):
+    from monai_singanseg.style import parse_content_style
+
+    if args.style_image is not None or args.style_steps != STYLE_STEPS or parse_content_style(
+            args.content_style) != STYLE_CONTENT_STYLE:
         raise SinGANSegInputError(f"{args.model}: a diffusion model; its styling pass after inpainting takes "
                                   "--style and --style-weights only (the style is the real context).")
     if (args.inpaint_image is None) != (args.inpaint_label is None):

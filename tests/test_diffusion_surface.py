@@ -364,6 +364,13 @@ def test_the_styling_pass_after_inpainting_changes_the_region_only(diffusion, re
     assert np.array_equal(out_image[0][kept], image[0][kept])
     with pytest.raises(ValueError, match="pass after inpainting"):
         DiffusionSampling(mode="sample", style="histogram").validate()
+    from monai_singanseg.style.vgg import VGGWeightsNotFoundError
+
+    vgg = DiffusionSampling(style="vgg", style_weights=str(tmp_path / "missing.pth")).validate()
+    with pytest.raises(VGGWeightsNotFoundError, match="not found"):  # before any RePaint run, not after it
+        vgg.check_model(model.config)
+    with pytest.raises(SinGANSegInputError, match="2D images"):
+        vgg.check_model(tiny_diffusion_config(spatial_dims=3, image_size=16))
     assert main(["sample", str(path), "--num", "1", "--out", str(tmp_path / "s"), "--style", "histogram"]) == 2
     assert "pass after inpainting" in capsys.readouterr().err
 
@@ -377,7 +384,12 @@ def test_inpainting_pools_the_redraws_of_each_input(diffusion, real_crop, monkey
     calls = []
     real_inpaint = array_module.inpaint_pair
     monkeypatch.setattr(array_module, "inpaint_pair", lambda *a, **k: calls.append(a[4]) or real_inpaint(*a, **k))
-    augment = SyntheticPairAugment(model, prob=1.0, diffusion=FAST, pool_size=4, pool_refresh=1.0)
+    unpooled = SyntheticPairAugment(model, prob=1.0, diffusion=FAST, pool_size=4).set_random_state(0)
+    unpooled(image, label), unpooled(image, label)
+    assert calls == [1, 1]  # pooling redraws is opt-in: a pool of new pairs alone redraws every time
+    calls.clear()
+    augment = SyntheticPairAugment(model, prob=1.0, diffusion={**FAST, "pool_redraws": True}, pool_size=4,
+                                   pool_refresh=1.0)
     augment.set_random_state(0)
     outs = [augment(image, label)[0] for _ in range(3)]
     assert calls == [4, 2]  # one batch of 4; topped up with 2 once half had been served
@@ -388,3 +400,6 @@ def test_inpainting_pools_the_redraws_of_each_input(diffusion, real_crop, monkey
     other[0, 0, 0] += 1.0  # another input: its own pool
     augment(other, label)
     assert calls == [4, 2, 4]
+    monkeypatch.setattr(array_module, "REDRAW_POOL_INPUTS", 1)  # only the last input's redraws are kept
+    augment(other, label), augment(image, label)
+    assert calls == [4, 2, 4, 4]  # the first input's pool was dropped for the other's: a new batch

@@ -85,7 +85,8 @@ CONDITIONS: dict[str, dict | None] = {
     "sgs_add1_s0": {"prob": 1.0, "start_scale": 0, "diversity": 1.0, "num_samples": 2, "keep_original": True},
     "sgs_add1_s0_d04": {"prob": 1.0, "start_scale": 0, "diversity": 0.4, "num_samples": 2, "keep_original": True},
     # the second generator, one diffusion model per image as for SinGAN-Seg (sampling options: --diffusion-*)
-    "dif_inpaint_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "inpaint"}},
+    # the redraws of each cached slice are pooled like the SinGAN-Seg pairs (the transform comes before the crops)
+    "dif_inpaint_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "inpaint", "pool_redraws": True}},
     "dif_sample_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "sample"}},
 }
 
@@ -117,7 +118,9 @@ def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Name
     from monai_singanseg.diffusion import DiffusionConfig, DiffusionTrainer
 
     widths = "-".join(map(str, args.diffusion_channels))
-    out = Path(args.workdir) / "models" / f"{dataset}_diffusion_{args.diffusion_crop}_{widths}_{args.diffusion_steps}"
+    ema = "" if args.diffusion_ema_decay == DiffusionConfig.ema_decay else f"_ema{args.diffusion_ema_decay:g}"
+    out = (Path(args.workdir) / "models" /
+           f"{dataset}_diffusion_{args.diffusion_crop}_{widths}_{args.diffusion_steps}{ema}")
     out.mkdir(parents=True, exist_ok=True)
     device = args.diffusion_device or ("cuda" if torch.cuda.is_available() else "cpu")
     for item in json.loads(datalist.read_text())["training"]:
@@ -125,7 +128,8 @@ def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Name
         pair = load_training_pair([image], label)
         config = DiffusionConfig.for_pair(pair, image_size=args.diffusion_crop, unet_channels=args.diffusion_channels,
                                           num_res_blocks=1, train_steps=args.diffusion_steps, lr=2e-4,
-                                          num_train_timesteps=args.diffusion_timesteps)
+                                          num_train_timesteps=args.diffusion_timesteps,
+                                          ema_decay=args.diffusion_ema_decay)
         path = out / f"{image.stem}.pt"
         start = time.perf_counter()
         DiffusionTrainer(config, device=device, progress=False).fit([pair], path, resume=path.exists())
@@ -221,7 +225,8 @@ def diffusion_protocol(args: argparse.Namespace) -> dict:
     """What a diffusion record also depends on: how its generators were trained and how they sample."""
     return {"diffusion_crop": args.diffusion_crop, "diffusion_steps": args.diffusion_steps,
             "diffusion_channels": list(args.diffusion_channels), "diffusion_sampling_steps":
-            args.diffusion_sampling_steps, "diffusion_resample": args.diffusion_resample}
+            args.diffusion_sampling_steps, "diffusion_resample": args.diffusion_resample,
+            "diffusion_ema_decay": args.diffusion_ema_decay}
 
 
 def subset(pool: list[dict], n: int, seed: int) -> list[dict]:
@@ -313,8 +318,24 @@ def headroom(records: list[dict], baseline: str = "standard") -> dict[str, dict[
     return out
 
 
+def one_protocol(records: list[dict]) -> list[dict]:
+    """``records`` checked to be one study: one UNet protocol (iterations, synthetic pool) and one record per
+    (dataset, N, seed, condition), so that means and pairs compare like with like.
+
+    Raises:
+        SystemExit: several protocols or duplicate runs, saying to keep them in separate ``--results`` folders.
+    """
+    protocols = {(r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0)) for r in records}
+    keys = [(r["dataset"], r["n"], r["seed"], r["condition"]) for r in records]
+    if len(protocols) > 1 or len(set(keys)) < len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})[:3]
+        raise SystemExit(f"the results mix {len(protocols)} protocol(s) (iterations, pool) or hold runs twice "
+                         f"(e.g. {twice}): keep each protocol in its own --results folder.")
+    return records
+
+
 def report(results: Path) -> None:
-    records = json.loads((results / "results.json").read_text())
+    records = one_protocol(json.loads((results / "results.json").read_text()))
     keys = sorted({(r["dataset"], r["condition"]) for r in records})
     sizes = sorted({r["n"] for r in records})
     lines = ["# Few-shot segmentation: test Dice, mean ± sd over seeds", "",
@@ -410,6 +431,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--diffusion-timesteps", type=int, default=1000, help="diffusion T")
     parser.add_argument("--diffusion-sampling-steps", type=int, default=50, help="denoising steps per pair")
     parser.add_argument("--diffusion-resample", type=int, default=5, help="RePaint resamplings (inpainting)")
+    parser.add_argument("--diffusion-ema-decay", type=float, default=0.999, help="moving average of the "
+                        "diffusion weights that samples (0: the last weights)")
     parser.add_argument("--diffusion-device", default=None, help="device of diffusion training (default: cuda "
                         "when there is one)")
     parser.add_argument("--results", default=str(RESULTS), help="where results.json, the table and the plot go")

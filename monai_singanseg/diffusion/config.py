@@ -215,6 +215,11 @@ class DiffusionSampling(JsonConfig):
             only, the label never. Inpainting only.
         style_weights: VGG weights file for ``style="vgg"`` (default: ``$SINGANSEG_VGG_WEIGHTS``, then the torch hub
             cache).
+        pool_redraws: with the transform's ``pool_size``, keep the redraws of each distinct input (the same image,
+            label and region) and serve them like the pools of new pairs, made in batches. Pays only when the same
+            inputs come back: a cached sample before the chain's random crops, with ``num_workers=0``, a
+            ``ThreadDataLoader`` or persistent workers (a worker that restarts starts with empty pools). The last
+            64 inputs are kept.
 
     Example:
         >>> DiffusionSampling(mode="sample", steps=20).validate().sampler
@@ -231,6 +236,7 @@ class DiffusionSampling(JsonConfig):
     context_margin: int | None = 32
     style: str = "none"
     style_weights: str | None = None
+    pool_redraws: bool = False
 
     def validate(self) -> DiffusionSampling:
         """Check every field; returns ``self``.
@@ -266,13 +272,22 @@ class DiffusionSampling(JsonConfig):
         """Refuse settings a model of ``config`` cannot sample with; returns ``self``.
 
         Raises:
-            SinGANSegInputError: more denoising steps than the model's ``num_train_timesteps``, naming ``name``.
+            SinGANSegInputError: more denoising steps than the model's ``num_train_timesteps``, or a VGG styling
+                pass for a 3D model, naming ``name``.
+            VGGWeightsNotFoundError: ``style="vgg"`` and no VGG weights found (before any sampling is done).
         """
         from monai_singanseg.errors import SinGANSegInputError
 
         if self.steps > config.num_train_timesteps:
             raise SinGANSegInputError(f"{name}: {self.steps} denoising steps; this model was trained with "
                                       f"{config.num_train_timesteps} timesteps, so at most that many.")
+        if self.style == "vgg":
+            if config.spatial_dims != 2:
+                raise SinGANSegInputError(f"{name}: the VGG styling pass works on 2D images; this model makes "
+                                          f"{config.spatial_dims}D pairs. Use style 'histogram'.")
+            from monai_singanseg.style.vgg import find_vgg_weights
+
+            find_vgg_weights(self.style_weights)
         return self
 
     @classmethod

@@ -8,6 +8,8 @@ the cost follows the size of the region, not of the image.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from monai.transforms.utils_morphological_ops import dilate
@@ -76,11 +78,21 @@ def inpaint_pair(
         from monai_singanseg.style import refine
 
         n = model.config.image_channels
+        features = _vgg(sampling.style_weights, str(device)) if sampling.style == "vgg" else None
         redrawn = redrawn.clone()
-        redrawn[:, :n] = refine(redrawn[:, :n], part[None, :n], sampling.style, weights=sampling.style_weights)
+        redrawn[:, :n] = refine(redrawn[:, :n], part[None, :n], sampling.style, weights=sampling.style_weights,
+                                features=features)
     out = pair[None].repeat(num, *[1] * pair.ndim)
     out[(slice(None), slice(None), *box)] = redrawn
     return torch.where(region == 0, pair[None], out)  # the kept region bit for bit, not through the last noising step
+
+
+@functools.lru_cache(maxsize=2)
+def _vgg(weights: str | None, device: str) -> torch.nn.Module:
+    """VGG features for the styling pass, loaded once per weights file and device (a transform styles every draw)."""
+    from monai_singanseg.style.vgg import load_vgg_features
+
+    return load_vgg_features(weights, pooling="avg", device=device)[0]
 
 
 def _context_box(region: torch.Tensor, margin: int | None) -> tuple[slice, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -27,6 +28,10 @@ __all__ = ["SinGANSegAugment", "SyntheticPairAugment"]
 MODEL_CHOICES = ("matched", "random")
 ON_MISSING = ("error", "skip")
 _MAX_NAME_LENGTH = 255  # longest file name most file systems allow: anything longer is not a sample's name
+
+
+REDRAW_POOL_INPUTS = 64
+"""Distinct inputs whose pooled inpainting redraws a transform keeps (``DiffusionSampling.pool_redraws``)."""
 
 
 @dataclass
@@ -90,8 +95,7 @@ class SinGANSegAugment(RandomizableTransform):
         device: where generation runs (``"cuda"`` with MONAI's ``ThreadDataLoader`` for GPU generation).
         pool_size: when > 0, keep a pool of this many samples per model and start scale, generated in batches,
             and serve a random one of them per call: batching makes generation cheaper per sample. Diffusion
-            inpainting pools the redraws of each distinct input (image, label and region), so a cached sample that
-            comes before the chain's random crops is redrawn in batches too.
+            inpainting pools the redraws of each distinct input only with ``DiffusionSampling.pool_redraws``.
         pool_refresh: with a pool, the fraction of calls after which the served sample is dropped (drawn per call);
             the pool is topped up in one batch once half of it is gone. ``1.0`` serves every sample once; ``0.25``
             serves each about four times (with the chain's later random crops and flips on top) for a quarter of the
@@ -162,6 +166,8 @@ class SinGANSegAugment(RandomizableTransform):
         self._drop_served = True
         # by (model name, start scale); a diffusion model's by (model name, output spatial shape)
         self._pools: dict[tuple[str, Any], list[_PooledSample]] = {}
+        # inpainting redraws by (model name, digest of the input pair and region), least recently used first
+        self._redraw_pools: OrderedDict[tuple[str, str], list[_PooledSample]] = OrderedDict()
         self._seed = 0
         self._start = low
         self._random_name = self.bank.names[0]
@@ -169,6 +175,7 @@ class SinGANSegAugment(RandomizableTransform):
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
         super().set_random_state(seed, state)
         self._pools.clear()  # pooled samples came from the old random stream
+        self._redraw_pools.clear()
         return self
 
     def randomize(self, data: Any = None) -> None:
@@ -388,10 +395,13 @@ class SinGANSegAugment(RandomizableTransform):
         """One inpainted ``pair`` ``(C, *spatial)``: drawn now, or with a pool, served from the redraws of this very
         input (the same image, label and region: a cached sample before the chain's random crops), which are made
         in batches of ``pool_size`` like the pools of new pairs."""
-        if self.pool_size <= 0:
+        if self.pool_size <= 0 or not self.diffusion.pool_redraws:
             return inpaint_pair(model, pair, region, self.diffusion, 1, generator)[0].cpu()
         digest = hashlib.sha1(pair.numpy().tobytes() + region.numpy().tobytes()).hexdigest()
-        pool = self._pools.setdefault((name, ("inpaint", tuple(pair.shape), digest)), [])
+        pool = self._redraw_pools.setdefault((name, digest), [])
+        self._redraw_pools.move_to_end((name, digest))  # least recently used first, dropped beyond the limit
+        while len(self._redraw_pools) > REDRAW_POOL_INPUTS:
+            self._redraw_pools.popitem(last=False)
         if len(pool) <= self.pool_size // 2:
             more = inpaint_pair(model, pair, region, self.diffusion, self.pool_size - len(pool), generator).cpu()
             pool.extend(_PooledSample(x) for x in more.split(1))
