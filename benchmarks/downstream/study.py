@@ -96,10 +96,13 @@ def generator_kind(condition: dict | None) -> str | None:
     return None if condition is None else condition.get("generator", "singanseg")  # standard_x2: None
 
 
-def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kind: str = "singanseg") -> Path:
-    """One generator per training-pool image, by the project's command line (resumable; reused)."""
+def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kind: str = "singanseg",
+                     needed: set[str] | None = None) -> Path:
+    """One generator per training-pool image, by the project's command line (resumable; reused). Diffusion models
+    are trained only for the pool images in ``needed`` (image paths as in the datalist; all when ``None``): the
+    runs asked for may use a few of them, and each costs minutes on a CPU."""
     if kind == "diffusion":
-        return train_diffusion_generators(dataset, datalist, args)
+        return train_diffusion_generators(dataset, datalist, args, needed)
     schedule, max_size = args.schedule, args.max_size
     out = Path(args.workdir) / "models" / f"{dataset}_{schedule}_{max_size}"
     cmd = [sys.executable, "-m", "monai_singanseg.cli", "train-many", str(datalist), "--out", str(out),
@@ -111,9 +114,10 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
     return out
 
 
-def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Namespace) -> Path:
-    """One diffusion model per training-pool image, trained with the library in this process (resumed when a
-    checkpoint exists; a finished one is kept as it is)."""
+def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Namespace,
+                               needed: set[str] | None = None) -> Path:
+    """One diffusion model per training-pool image in ``needed`` (all when ``None``), trained with the library in
+    this process (resumed when a checkpoint exists; a finished one is kept as it is)."""
     from monai_singanseg import load_training_pair
     from monai_singanseg.diffusion import DiffusionConfig, DiffusionTrainer
 
@@ -125,6 +129,8 @@ def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Name
     device = args.diffusion_device or ("cuda" if torch.cuda.is_available() else "cpu")
     for item in json.loads(datalist.read_text())["training"]:
         image, label = (datalist.parent / item[k] for k in ("image", "label"))
+        if needed is not None and str(image) not in needed:
+            continue
         pair = load_training_pair([image], label)
         config = DiffusionConfig.for_pair(pair, image_size=args.diffusion_crop, unet_channels=args.diffusion_channels,
                                           num_res_blocks=1, train_steps=args.diffusion_steps, lr=2e-4,
@@ -253,9 +259,10 @@ def study(args: argparse.Namespace) -> None:
         sections = json.loads(datalist.read_text())
         pool = absolute(sections["training"], datalist.parent)
         kinds = {generator_kind(CONDITIONS[c]) for c in args.conditions} - {None}
-        models = {kind: train_generators(dataset, datalist, args, kind) for kind in sorted(kinds)}
         # "all" may equal a number given too (5 training slices): each size once
         sizes = list(dict.fromkeys(len(pool) if t == "all" else min(int(t), len(pool)) for t in args.n))
+        needed = {item["image"] for n in sizes for seed in args.seeds for item in subset(pool, n, seed)}
+        models = {kind: train_generators(dataset, datalist, args, kind, needed) for kind in sorted(kinds)}
         for n in sizes:
             for seed in args.seeds:
                 chosen = subset(pool, n, seed)
