@@ -116,6 +116,12 @@ def test_segmentation_chain_caches_the_deterministic_part_and_augments_in_the_ra
     # without augmentation the chain needs no SinGAN-Seg model at all (baseline runs)
     baseline = _preprocessing(augment_prob=0, synthetic_models="/nonexistent")
     assert "SinGANSegAugmentd" not in [type(t).__name__ for t in baseline.transforms]
+    # synthetic pairs beside the real ones: each tile and one synthetic pair, each cut into patches_per_image
+    beside = _preprocessing(synthetic_models=str(generation_models), synthetic_per_image=1, augment_prob=1.0)
+    assert (beside.transforms[3].num_samples, beside.transforms[3].keep_original) == (2, True)
+    tile = str(ROOT / "data" / "nuclei" / "tiles" / "nuclei_tile_a_image.png")
+    out = beside.set_random_state(0)({"image": tile, "label": tile.replace("_image", "_label")})
+    assert len(out) == 2 * 4 and all(o["image"].shape == (1, 128, 128) for o in out)  # flat: one batch of 8
 
 
 @pytest.mark.parametrize("variant", [["train.json"], ["train.json", "unetplusplus.json"]])
