@@ -111,14 +111,16 @@ def test_segmentation_chain_caches_the_deterministic_part_and_augments_in_the_ra
     assert kinds[:3] == ["LoadImaged", "EnsureChannelFirstd", "AsDiscreted"]  # cached by CacheDataset
     assert kinds[3] == "SinGANSegAugmentd"  # the first random transform: caching stops here
     augment = chain.transforms[3]
-    assert isinstance(augment, SinGANSegAugmentd) and augment.prob == 0.5
+    assert isinstance(augment, SinGANSegAugmentd) and augment.prob == 1.0
+    assert (augment.num_samples, augment.keep_original) == (2, True)  # pairs beside the real ones, the default
     assert augment.augment.bank.names == ["nuclei_tile_a_image", "nuclei_tile_b_image"]
     # without augmentation the chain needs no SinGAN-Seg model at all (baseline runs)
     baseline = _preprocessing(augment_prob=0, synthetic_models="/nonexistent")
     assert "SinGANSegAugmentd" not in [type(t).__name__ for t in baseline.transforms]
-    # synthetic pairs beside the real ones: each tile and one synthetic pair, each cut into patches_per_image
-    beside = _preprocessing(synthetic_models=str(generation_models), synthetic_per_image=1, augment_prob=1.0)
-    assert (beside.transforms[3].num_samples, beside.transforms[3].keep_original) == (2, True)
+    # the older per-sample replacement, and the defaults: each tile and one synthetic pair, cut into patches
+    replace = _preprocessing(synthetic_models=str(generation_models), synthetic_per_image=0, augment_prob=0.5)
+    assert (replace.transforms[3].num_samples, replace.transforms[3].keep_original) == (1, False)
+    beside = _preprocessing(synthetic_models=str(generation_models))
     tile = str(ROOT / "data" / "nuclei" / "tiles" / "nuclei_tile_a_image.png")
     out = beside.set_random_state(0)({"image": tile, "label": tile.replace("_image", "_label")})
     assert len(out) == 2 * 4 and all(o["image"].shape == (1, 128, 128) for o in out)  # flat: one batch of 8
