@@ -60,7 +60,10 @@ def test_study_runs_the_diffusion_conditions(tmp_path):
     assert [r["condition"] for r in records] == ["dif_inpaint_p50", "dif_sample_p50"]
     assert all(0.0 <= r["test_dice"] <= 1.0 and r["diffusion_steps"] == 2 for r in records)
     models = sorted((tmp_path / "models" / "ventricles_diffusion_32_8-16_2").glob("*.pt"))
-    assert len(models) == 5  # one diffusion model per pool image, none of SinGAN-Seg
+    # one diffusion model for the one pool image that N = 1, seed 0 trains on (not all five), none of SinGAN-Seg
+    chosen = study.subset(json.loads((tmp_path / "cache" / "ventricles" / "datalist.json").read_text())["training"],
+                          1, 0)
+    assert [m.stem for m in models] == [Path(chosen[0]["image"]).stem]
     assert not (tmp_path / "models" / "ventricles_fast_192").exists()
 
 
