@@ -12,6 +12,7 @@ import functools
 
 import torch
 import torch.nn.functional as F
+from monai.transforms.utils import generate_spatial_bounding_box
 from monai.transforms.utils_morphological_ops import dilate
 
 from monai_singanseg.diffusion.config import DiffusionSampling
@@ -97,13 +98,8 @@ def _vgg(weights: str | None, device: str) -> torch.nn.Module:
 
 def _context_box(region: torch.Tensor, margin: int | None) -> tuple[slice, ...]:
     """The bounding box of ``region`` ``(*spatial)`` widened by ``margin`` on every side, within the image (the whole
-    image for ``None`` or an empty region)."""
+    image for ``None`` or an empty region); MONAI's ``generate_spatial_bounding_box`` finds and clips it."""
     if margin is None or not bool(region.any()):
         return tuple(slice(0, s) for s in region.shape)
-    box = []
-    for axis in range(region.ndim):
-        others = [a for a in range(region.ndim) if a != axis]
-        hits = torch.nonzero(region.amax(dim=others) if others else region).flatten()
-        low, high = int(hits.min()) - margin, int(hits.max()) + 1 + margin
-        box.append(slice(max(low, 0), min(high, region.shape[axis])))
-    return tuple(box)
+    low, high = generate_spatial_bounding_box(region[None], margin=margin, allow_smaller=True)
+    return tuple(slice(lo, hi) for lo, hi in zip(low, high))
