@@ -128,8 +128,13 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         if self.num_samples == 1:
             return self._one(data)
         first = [dict(data)] if self.keep_original else []
-        # each further item gets its own copies, so a later in-place step on one never reaches another
-        return first + [self._one(deepcopy(dict(data))) for _ in range(self.num_samples - len(first))]
+        return first + [self._own(self._one(data), data) for _ in range(self.num_samples - len(first))]
+
+    @staticmethod
+    def _own(item: dict[Hashable, Any], data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """``item`` with its own copy of every value it still shares with ``data`` (a synthetic image and label are
+        new already), so a later in-place step on one item never reaches another."""
+        return {k: deepcopy(v) if k in data and v is data[k] else v for k, v in item.items()}
 
     def _one(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """One draw: the incoming sample, or with probability ``prob`` a synthetic pair in its place."""
