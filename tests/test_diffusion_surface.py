@@ -230,6 +230,12 @@ def test_cli_train_diffusion_sample_and_report(tmp_path, capsys):
     assert "SinGAN-Seg options" in capsys.readouterr().err
     assert main(["sample", str(model), "--num", "1", "--out", str(tmp_path / "x"), "--style-steps", "5"]) == 2
     assert "--style and --style-weights only" in capsys.readouterr().err
+    # VGG weights that are not there: one line before any sampling, nothing written
+    assert main(["sample", str(model), "--num", "1", "--out", str(tmp_path / "vgg"), "--inpaint-image",
+                 str(crop / "image.png"), "--inpaint-label", str(crop / "label.png"), "--style", "vgg",
+                 "--style-weights", str(tmp_path / "missing.pth"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "missing.pth" in err and "Traceback" not in err and not (tmp_path / "vgg").exists()
     assert main(["report", str(model), "--image", str(crop / "image.png"), "--label", str(crop / "label.png"),
                  "--out", str(tmp_path / "report"), "--num", "2", "--quiet", *args]) == 0
     report = json.loads((tmp_path / "report" / "metrics.json").read_text())
