@@ -89,6 +89,7 @@ CONDITIONS: dict[str, dict | None] = {
     "dif_inpaint_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "inpaint", "pool_redraws": True}},
     "dif_sample_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "sample"}},
 }
+SHIPPED = "sgs_add1_s0_d04"  # the study's winner: the segmentation bundle's defaults (docs/downstream.md)
 
 
 def generator_kind(condition: dict | None) -> str | None:
@@ -387,26 +388,43 @@ def report(results: Path) -> None:
     from monai_singanseg.visualize import pyplot, save_figure
 
     datasets = sorted({d for d, _ in keys})
-    # one colour per condition in every panel; the baseline black and dashed, so gains read against it
+    gains = paired_gains(records)
+    # one colour per condition in every panel; the baseline black and dashed, the shipped recipe and its same-batch
+    # control drawn bold, every other condition thin and faint: the picture is the shipped recipe against both
     conditions = sorted({c for _, c in keys} - {"standard"})
-    colours = {c: f"C{i % 10}" for i, c in enumerate(conditions)} | {"standard": "black"}
+    colours = {c: f"C{i % 10}" for i, c in enumerate(conditions)} | {"standard": "black", "standard_x2": "grey"}
+    bold = {"standard", "standard_x2", SHIPPED}
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
+    fig, axes = plt.subplots(2, len(datasets), figsize=(5.5 * len(datasets), 7.6), squeeze=False,
+                             gridspec_kw={"height_ratios": (3, 2)})
+    for column, dataset in enumerate(datasets):
+        top, bottom = axes[0, column], axes[1, column]
         for (d, condition), curve in curves.items():
             if d == dataset and curve:
                 n, mean, sd = zip(*curve)
-                baseline = condition == "standard"
-                ax.errorbar(n, mean, yerr=sd, marker="o", capsize=3, label=condition, color=colours[condition],
-                            linestyle="--" if baseline else "-", linewidth=2.2 if baseline else 1.2)
-        ax.set_xscale("log")
+                style = {"linewidth": 2.4, "alpha": 1.0, "zorder": 3} if condition in bold else \
+                    {"linewidth": 1.0, "alpha": 0.35, "zorder": 2}
+                top.errorbar(n, mean, yerr=sd, marker="o", capsize=3, label=condition, color=colours[condition],
+                             linestyle="--" if condition == "standard" else "-", **style)
+        shown = sorted({g["condition"] for g in gains if g["dataset"] == dataset})
+        for offset, condition in enumerate(shown):
+            points = sorted((g["n"], g["mean"], g["se"]) for g in gains
+                            if (g["dataset"], g["condition"]) == (dataset, condition))
+            n, mean, se = zip(*points)
+            shift = 1 + 0.02 * (offset - len(shown) / 2)  # side by side on the log axis, so bars do not hide
+            bottom.errorbar([x * shift for x in n], mean, yerr=se, marker="o", capsize=2, color=colours[condition],
+                            linewidth=2.4 if condition in bold else 1.0, alpha=1.0 if condition in bold else 0.35)
+        bottom.axhline(0.0, color="black", linestyle="--", linewidth=1.2)
         ticks = sorted({n for (d, _), curve in curves.items() if d == dataset for n, _, _ in curve})
-        ax.set_xticks(ticks, [str(t) for t in ticks])
-        ax.minorticks_off()
-        ax.set_xlabel("real training images N")
-        ax.set_ylabel("test Dice")
-        ax.set_title(dataset)
-        ax.legend(fontsize=7)
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
+        bottom.set_xlabel("real training images N")
+        top.set_ylabel("test Dice (mean ± sd over seeds)")
+        bottom.set_ylabel("Dice change vs standard\n(paired by seed, mean ± se)")
+        top.set_title(f"{dataset}: shipped recipe {SHIPPED} in bold")
+        top.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, results / "downstream.png")
 
