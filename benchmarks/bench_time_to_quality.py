@@ -3,6 +3,7 @@
     python benchmarks/bench_time_to_quality.py run --data nuclei --max-size 96 --schedule fast --iters 200 400
     python benchmarks/bench_time_to_quality.py timing         # idle seconds per iteration of every run's config
     python benchmarks/bench_time_to_quality.py table          # markdown table + PNG curves from the saved runs
+    python benchmarks/bench_time_to_quality.py hybrid --coarse-from A.pt --fine-from B.pt   # which scales differ
 
 ``run`` trains one model per ``--iters`` value (iterations per scale; the fast schedule's plateau stop may use
 fewer) on a real pair, then measures the quality of its samples against the pair as the model sees it (finest
@@ -20,10 +21,12 @@ Samples: ``--num`` (24) at start scale 0, seeded. Training seconds are the train
 - ``mni``: axial slice z = 80 of nilearn's MNI152 T1 template (1 mm), mask = white-matter probability > 0.5.
 
 Runs append to ``benchmarks/results/time_to_quality.json`` (one record per data, size, schedule, iterations,
-threads, device). Quality does not depend on how busy the machine was, but wall time does, and the long faithful
+threads, seed, device). Quality does not depend on how busy the machine was, but wall time does, and the long faithful
 runs shared the CPU with other work: so the training time in the table is the number of iterations each run made
 at each scale times the seconds per iteration that ``timing`` measures there on an idle machine
-(``time_to_quality_timings.json``). ``table`` writes ``time_to_quality.md`` and ``time_to_quality.png``.
+(``time_to_quality_timings.json``). ``table`` writes ``time_to_quality.md`` and ``time_to_quality.png``:
+one row per recipe, the mean ± sd over the training seeds run (``--seed``; one recipe's models differ a lot by
+seed, so compare means, not single runs).
 """
 
 from __future__ import annotations
@@ -66,17 +69,19 @@ def load_pair(name: str):
 
 
 def make_config(pair, max_size: int, schedule: str, iters: int, seed: int, overrides: str = "") -> SinGANSegConfig:
-    """The run's config; ``overrides`` like ``"optim.generator_steps=2,optim.plateau_tolerance=0.01"``."""
-    config = SinGANSegConfig.for_schedule(schedule, spatial_dims=pair.spatial_dims,
+    """The run's config; ``overrides`` like ``"optim.generator_steps=2,optim.coarse.iters_per_scale=2000"``."""
+    config = SinGANSegConfig.for_schedule(schedule, iters_per_scale=iters, spatial_dims=pair.spatial_dims,
                                           image_channels=pair.image_channels, mask_channels=pair.labels.channels,
                                           seed=seed)
     config.pyramid.max_size = max_size
-    config.optim.iters_per_scale = iters
     for item in filter(None, overrides.split(",")):
         key, value = item.split("=")
-        section, name = key.split(".")
+        section, name, *inner = key.split(".")
         owner = getattr(config, section)
-        setattr(owner, name, type(getattr(owner, name))(value))
+        if inner:  # "optim.coarse.iters_per_scale=2000": an entry of the coarse scales' overrides
+            owner.coarse[inner[0]] = type(getattr(owner, inner[0]))(value)
+        else:
+            setattr(owner, name, type(getattr(owner, name))(value))
     return config.validate()
 
 
@@ -162,6 +167,33 @@ def estimated_seconds(record: dict, timings: dict, device: str, threads: int) ->
     return sum(n * s for n, s in zip(record["iterations_run"], seconds))
 
 
+METRICS = ("swd", "diversity", "fg_error", "rec_mse")
+
+
+def variant_rows(records: list[dict]) -> list[dict]:
+    """One row per (data, size, schedule, overrides, iterations): the mean and sd of every figure over the training
+    seeds run (models of one recipe differ a lot by seed, so single runs are not compared)."""
+    rows: dict[tuple, list[dict]] = {}
+    for r in records:
+        rows.setdefault((r["data"], r["max_size"], r["schedule"], r.get("overrides", ""), r["iters"]), []).append(r)
+    out = []
+    for (data, size, schedule, overrides, iters), runs in rows.items():
+        row = {"data": data, "max_size": size, "schedule": schedule, "overrides": overrides, "iters": iters,
+               "seeds": sorted(r["seed"] for r in runs), "iterations_run": [r["iterations_run"] for r in runs]}
+        for name in (*METRICS, "idle_seconds"):
+            values = [r[name] for r in runs if r.get(name) is not None]
+            row[name] = float(np.mean(values)) if values else None
+            row[name + "_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        out.append(row)
+    out.sort(key=lambda r: (r["data"], r["max_size"], r["schedule"] != "faithful", r["overrides"], r["iters"]))
+    return out
+
+
+def _mean_sd(row: dict, name: str, digits: int) -> str:
+    sd = row[name + "_sd"]
+    return f"{row[name]:.{digits}f}" + ("" if sd is None else f" ± {sd:.{digits}f}")
+
+
 def table(args: argparse.Namespace) -> None:
     from monai_singanseg.visualize import pyplot, save_figure
 
@@ -169,54 +201,93 @@ def table(args: argparse.Namespace) -> None:
     records = json.loads(RECORDS.read_text())
     for r in records:
         r["idle_seconds"] = estimated_seconds(r, timings, args.device, args.threads)
-    records.sort(key=lambda r: (r["data"], r["max_size"], r["schedule"] != "faithful", r["iters"]))
-    metrics = ("swd", "diversity", "fg_error", "rec_mse")
+    rows = variant_rows(records)
     lines = [f"# Time to quality (start scale 0 samples vs the real pair; {args.device}, {args.threads} threads)", "",
-             "Training time: iterations run at each scale x seconds per iteration measured there on an idle "
-             "machine (`bench_time_to_quality.py timing`). Ratios: fast / faithful 2000 of the same data and size.",
-             "", "| data | max size | schedule | iters/scale (run) | training min | SWD | diversity | fg error | "
-             "rec MSE | time ratio | SWD / div / fg / rec ratio |", "| --- " * 11 + "|"]
-    for r in records:
-        base = next((b for b in records if (b["data"], b["max_size"], b["schedule"], b["iters"]) ==
-                     (r["data"], r["max_size"], "faithful", 2000)), None)
+             ("Training time: iterations run at each scale x seconds per iteration measured there on an idle "
+             "machine (`bench_time_to_quality.py timing`). Figures: mean ± sd over the training seeds listed. "
+             "Ratios: mean over mean, against faithful 2000 of the same data and size."),
+             "", ("| data | max size | schedule | seeds | iters/scale (run, first seed) | training min | SWD | diversity "
+             "| fg error | rec MSE | time ratio | SWD / div / fg / rec ratio |"), "| --- " * 12 + "|"]
+    for r in rows:
+        base = next((b for b in rows if (b["data"], b["max_size"], b["schedule"], b["overrides"], b["iters"]) ==
+                     (r["data"], r["max_size"], "faithful", "", 2000)), None)
         minutes = "" if r["idle_seconds"] is None else f"{r['idle_seconds'] / 60:.1f}"
         ratios = time_ratio = ""
         if base is not None and r is not base:
-            ratios = " / ".join(f"{r[m] / base[m]:.2f}" for m in metrics)
+            ratios = " / ".join(f"{r[m] / base[m]:.2f}" for m in METRICS)
             if r["idle_seconds"] and base["idle_seconds"]:
                 time_ratio = f"1/{base['idle_seconds'] / r['idle_seconds']:.1f}"
-        run = ",".join(str(n) for n in r["iterations_run"])
-        schedule = r["schedule"] + (f" ({r['overrides']})" if r.get("overrides") else "")
-        lines.append(f"| {r['data']} | {r['max_size']} | {schedule} | {r['iters']} ({run}) | {minutes} | "
-                     f"{r['swd']:.4f} | {r['diversity']:.3f} | {r['fg_error']:.4f} | {r['rec_mse']:.5f} | "
-                     f"{time_ratio} | {ratios} |")
+        run = ",".join(str(n) for n in r["iterations_run"][0])
+        schedule = r["schedule"] + (f" ({r['overrides']})" if r["overrides"] else "")
+        seeds = ",".join(str(s) for s in r["seeds"])
+        lines.append(f"| {r['data']} | {r['max_size']} | {schedule} | {seeds} | {r['iters']} ({run}) | {minutes} | "
+                     f"{_mean_sd(r, 'swd', 4)} | {_mean_sd(r, 'diversity', 3)} | {_mean_sd(r, 'fg_error', 4)} | "
+                     f"{_mean_sd(r, 'rec_mse', 5)} | {time_ratio} | {ratios} |")
     text = "\n".join(lines) + "\n"
     (RESULTS / "time_to_quality.md").write_text(text)
     print(text)
-    groups = sorted({(r["data"], r["max_size"]) for r in records})
-    labels = sorted({(r["schedule"], r.get("overrides", "")) for r in records})
-    colours = {label: f"C{i}" for i, label in enumerate(labels)}  # one colour per schedule in every panel
+    groups = sorted({(r["data"], r["max_size"]) for r in rows})
+    labels = sorted({(r["schedule"], r["overrides"]) for r in rows})
+    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}  # one colour per schedule in every panel
     plt = pyplot()
-    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(4 * len(metrics), 3 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), len(METRICS), figsize=(4 * len(METRICS), 3 * len(groups)), squeeze=False)
     for row, group in zip(axes, groups):
-        for ax, metric in zip(row, metrics):
-            variants = sorted({(r["schedule"], r.get("overrides", "")) for r in records
-                               if (r["data"], r["max_size"]) == group})
-            for schedule, overrides in variants:
-                points = sorted((r for r in records if (r["data"], r["max_size"]) == group and r["idle_seconds"]
-                                 and (r["schedule"], r.get("overrides", "")) == (schedule, overrides)),
+        for ax, metric in zip(row, METRICS):
+            for schedule, overrides in labels:
+                points = sorted((r for r in rows if (r["data"], r["max_size"]) == group and r["idle_seconds"]
+                                 and (r["schedule"], r["overrides"]) == (schedule, overrides)),
                                 key=lambda r: r["idle_seconds"])
                 if points:
-                    ax.plot([p["idle_seconds"] / 60 for p in points], [p[metric] for p in points],
-                            "o-" if schedule == "faithful" else "s-", color=colours[(schedule, overrides)],
-                            label=f"{schedule} {overrides.replace('optim.', '')}".strip())
+                    ax.errorbar([p["idle_seconds"] / 60 for p in points], [p[metric] for p in points],
+                                yerr=[p[metric + "_sd"] or 0.0 for p in points], capsize=3,
+                                fmt="o-" if schedule == "faithful" else "s-", color=colours[(schedule, overrides)],
+                                label=f"{schedule} {overrides.replace('optim.', '')}".strip())
             ax.set_xscale("log")
             ax.set_xlabel("training minutes (log)")
-            ax.set_title(f"{group[0]} {group[1]} px: {metric}", fontsize=9)
-    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_lines()}
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+            ax.set_title(f"{group[0]} {group[1]} px: {metric} (mean ± sd over seeds)", fontsize=9)
+    handles = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 4), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     save_figure(fig, RESULTS / "time_to_quality.png")
+
+
+HYBRIDS = RESULTS / "time_to_quality_hybrids.json"
+
+
+def hybrid(args: argparse.Namespace) -> None:
+    """Which scales carry a quality gap between two trained models of one pair: sample from hybrids that take the
+    generators (and noise amplitudes) of the scales below k from ``--coarse-from`` and the rest from ``--fine-from``,
+    for every k. A scale was trained on its own coarser scales' outputs, so a mixed pyramid is a diagnostic, not a
+    model; where the hybrid with one model's coarse scales matches that model, the other's fine scales are not the
+    gap."""
+    import copy
+
+    from monai_singanseg.checkpoint import load_model
+
+    torch.set_num_threads(args.threads)
+    coarse, fine = (load_model(MODELS / name)[0] for name in (args.coarse_from, args.fine_from))
+    if coarse.shapes != fine.shapes:
+        raise SystemExit("the two models have different pyramids")
+    real = build_pyramid(load_pair(args.data).real.unsqueeze(0), coarse.shapes)[-1]
+    rows = []
+    for k in range(coarse.num_scales + 1):
+        model = copy.deepcopy(coarse)
+        for scale in range(k, coarse.num_scales):
+            model.generators[scale] = copy.deepcopy(fine.generators[scale])
+            model.noise_amps[scale] = fine.noise_amps[scale]
+        if k == 0:
+            model.fixed_noise.copy_(fine.fixed_noise)  # the reconstruction path starts at the coarsest scale
+        model._reconstructions.clear()  # cached reconstructions of the copied model
+        rows.append({"coarse_from": args.coarse_from, "fine_from": args.fine_from, "coarse_scales": k,
+                     **measure(model, real, args.num, args.seed)})
+        print(f"scales < {k} from {args.coarse_from}, the rest from {args.fine_from}:",
+              {m: round(rows[-1][m], 4) for m in METRICS}, flush=True)
+    records = json.loads(HYBRIDS.read_text()) if HYBRIDS.exists() else []
+    records = [r for r in records if (r["coarse_from"], r["fine_from"]) != (args.coarse_from, args.fine_from)]
+    HYBRIDS.write_text(json.dumps(records + rows, indent=1))
 
 
 def main() -> None:
@@ -239,8 +310,15 @@ def main() -> None:
         t.add_argument("--device", default="cpu")
         t.add_argument("--measure", type=int, default=4, help="iterations timed per scale (timing)")
         t.add_argument("--again", action="store_true", help="measure configs that have timings already (timing)")
+    h = sub.add_parser("hybrid")
+    h.add_argument("--data", choices=("nuclei", "mni"), default="nuclei")
+    h.add_argument("--coarse-from", required=True, help="checkpoint name in results/models/time_to_quality")
+    h.add_argument("--fine-from", required=True)
+    h.add_argument("--threads", type=int, default=1)
+    h.add_argument("--num", type=int, default=24)
+    h.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    {"run": run, "timing": timing, "table": table}[args.command](args)
+    {"run": run, "timing": timing, "table": table, "hybrid": hybrid}[args.command](args)
 
 
 if __name__ == "__main__":

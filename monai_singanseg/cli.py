@@ -363,13 +363,11 @@ def _low_memory() -> None:
 def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
     """The config for ``pair`` from the command-line options."""
     try:
-        config = SinGANSegConfig.for_schedule(args.schedule, spatial_dims=pair.spatial_dims,
-                                              image_channels=pair.image_channels, mask_channels=pair.labels.channels,
-                                              seed=args.seed)
+        config = SinGANSegConfig.for_schedule(args.schedule, iters_per_scale=args.iters,
+                                              spatial_dims=pair.spatial_dims, image_channels=pair.image_channels,
+                                              mask_channels=pair.labels.channels, seed=args.seed)
         config.pyramid = PyramidConfig(min_size=args.min_size, max_size=args.max_size, scale_factor=args.scale_factor)
         config.network = NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels)
-        if args.iters is not None:
-            config.optim.iters_per_scale = args.iters
         return config.validate()
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err

@@ -143,6 +143,11 @@ class OptimConfig:
             before: the learning rates are decayed then (if not yet), and the scale stops at the next plateau.
             0 = always ``iters_per_scale`` iterations (the reference).
         plateau_tolerance: relative fall of the reconstruction loss below which a window counts as a plateau.
+        coarse_scales: the first (coarsest) ``coarse_scales`` scales train with ``coarse`` applied over these
+            values. They lay out the whole image (the hybrid-model test in docs/benchmarks.md) and an iteration
+            there costs a few percent of the finest scale's, so a fast schedule can afford longer training there.
+            0 = every scale alike (the reference).
+        coarse: overrides of the fields above for the coarse scales (``{"iters_per_scale": 2000, ...}``).
         schedule: the name of the :data:`SCHEDULES` entry these values came from (provenance only).
     """
 
@@ -160,6 +165,8 @@ class OptimConfig:
     gp_every: int = 1
     plateau_window: int = 0
     plateau_tolerance: float = 0.02
+    coarse_scales: int = 0
+    coarse: dict[str, Any] = field(default_factory=dict)
     schedule: str = "faithful"
 
     def validate(self) -> None:
@@ -169,6 +176,29 @@ class OptimConfig:
             raise ValueError("plateau_window and plateau_tolerance must be >= 0.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}.")
+        if self.coarse_scales < 0:
+            raise ValueError(f"coarse_scales must be >= 0, got {self.coarse_scales}.")
+        allowed = {f.name for f in dataclasses.fields(self)} - {"coarse", "coarse_scales", "schedule"}
+        unknown = sorted(set(self.coarse) - allowed)
+        if unknown:
+            raise ValueError(f"coarse may override {sorted(allowed)}, not {unknown}.")
+        if self.coarse:
+            try:
+                self.at_coarse_scale()  # the coarse recipe must be valid too
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"coarse scales' recipe {self.coarse}: {error}") from error
+
+    def at_coarse_scale(self) -> OptimConfig:
+        """The recipe of a coarse scale: ``coarse`` applied over these values."""
+        values = {**dataclasses.asdict(self), **self.coarse, "coarse": {}, "coarse_scales": 0}
+        values["betas"] = tuple(values["betas"])
+        recipe = OptimConfig(**values)
+        recipe.validate()
+        return recipe
+
+    def at_scale(self, scale: int) -> OptimConfig:
+        """The recipe of pyramid level ``scale`` (0 = coarsest)."""
+        return self.at_coarse_scale() if self.coarse and scale < self.coarse_scales else self
 
 
 @dataclass
@@ -226,7 +256,8 @@ class SinGANSegConfig(JsonConfig):
 
         Args:
             schedule: a key of :data:`SCHEDULES`.
-            iters_per_scale: overrides the schedule's iterations per scale (``None``: the schedule's).
+            iters_per_scale: overrides the schedule's iterations per scale (``None``: the schedule's); the coarse
+                scales' iterations (``OptimConfig.coarse``) change in proportion.
             fields: other :class:`SinGANSegConfig` fields (``spatial_dims``, ``pyramid``, ...).
 
         Example:
@@ -238,7 +269,12 @@ class SinGANSegConfig(JsonConfig):
         preset = SCHEDULES[schedule]
         optim = {**preset.get("optim", {}), "schedule": schedule}
         if iters_per_scale is not None:
-            optim["iters_per_scale"] = iters_per_scale
+            # the coarse scales keep their share: a shorter run is shorter at every scale
+            coarse = dict(optim.get("coarse", {}))
+            if "iters_per_scale" in coarse:
+                ratio = iters_per_scale / optim.get("iters_per_scale", OptimConfig.iters_per_scale)
+                coarse["iters_per_scale"] = max(1, round(coarse["iters_per_scale"] * ratio))
+            optim.update(iters_per_scale=iters_per_scale, coarse=coarse)
         fields.setdefault("pyramid", PyramidConfig(**preset.get("pyramid", {})))
         fields.setdefault("network", NetworkConfig(**preset.get("network", {})))
         return cls(optim=OptimConfig(**optim), **fields).validate()

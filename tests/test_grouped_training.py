@@ -95,6 +95,36 @@ def test_plateau_stop_decays_then_ends_a_scale_early(tmp_path, nuclei_pair):
     assert all(r["iterations"] <= 12 for r in load_model(tmp_path / "n.pt")[1].log)
 
 
+def test_coarse_scales_train_with_their_own_recipe(tmp_path, nuclei_pair):
+    config = tiny_config(iters=3, coarse_scales=1, coarse={"iters_per_scale": 5, "critic_steps": 2})
+    SinGANSegTrainer(config, progress=False).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "m.pt")
+    model, state = load_model(tmp_path / "m.pt")
+    assert model.num_scales >= 2
+    assert [r["iterations"] for r in state.log] == [5] + [3] * (model.num_scales - 1)
+    assert model.config.optim.coarse == {"iters_per_scale": 5, "critic_steps": 2}  # stored with the checkpoint
+    recipe = config.optim.at_scale(0)
+    assert (recipe.iters_per_scale, recipe.critic_steps, recipe.coarse) == (5, 2, {})
+    assert config.optim.at_scale(1) is config.optim
+
+
+@pytest.mark.parametrize("coarse", [{"schedule": "fast"}, {"coarse_scales": 2}, {"critic_steps": 0}])
+def test_coarse_recipe_is_validated(coarse):
+    with pytest.raises(ValueError, match="coarse"):
+        tiny_config(coarse_scales=1, coarse=coarse)
+
+
+def test_fewer_iterations_shorten_the_coarse_scales_in_proportion(monkeypatch):
+    from monai_singanseg import config as config_module
+
+    preset = {"optim": {"iters_per_scale": 600, "coarse_scales": 4, "coarse": {"iters_per_scale": 2000}}}
+    monkeypatch.setitem(config_module.SCHEDULES, "fast", preset)
+    short = SinGANSegConfig.for_schedule("fast", iters_per_scale=60, image_channels=1)
+    assert short.optim.iters_per_scale == 60 and short.optim.at_scale(0).iters_per_scale == 200
+    assert SinGANSegConfig.for_schedule("fast", image_channels=1).optim.at_scale(3).iters_per_scale == 2000
+    assert preset["optim"]["coarse"] == {"iters_per_scale": 2000}  # the preset itself is left alone
+
+
 def test_fast_schedule_preset():
     fast = SinGANSegConfig.for_schedule("fast", image_channels=1)
     assert fast.optim.schedule == "fast" and fast.optim.gp_every > 1 and fast.optim.plateau_window > 0

@@ -517,10 +517,11 @@ class SinGANSegTrainer:
         generator, critic = self._networks(members, scale, rngs)
         amps, rec_noise, rec_previous = self._reconstruction_inputs(members, scale, rngs)
         real = torch.cat([m.pyramid[scale] for m in members], 1)
+        optim = cfg.optim.at_scale(scale)
         step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
-                         (rec_noise, rec_previous), self._coarser(members, scale), rngs, cfg.optim)
+                         (rec_noise, rec_previous), self._coarser(members, scale), rngs, optim)
         engine = Engine(step)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, cfg.optim))
+        engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, optim))
         if self.progress:
             group = f" x{len(members)}" if len(members) > 1 else ""
             bar = ProgressBar(persist=True, desc=f"scale {scale + 1}/{first.num_scales} {first.shapes[scale]}{group}")
@@ -530,7 +531,7 @@ class SinGANSegTrainer:
         if board is not None:
             board.attach(engine, scale)
         start = time.perf_counter()
-        engine.run(range(cfg.optim.iters_per_scale), max_epochs=1)
+        engine.run(range(optim.iters_per_scale), max_epochs=1)
         seconds = time.perf_counter() - start
         return self._freeze(members, scale, generator, critic, amps, engine, seconds)
 
