@@ -72,7 +72,7 @@ def run_ours(max_size: int, iters: int, num_samples: int) -> dict:
 
 def in_subprocess(cmd: list[str], out: Path) -> dict | None:
     print("$", " ".join(cmd), flush=True)
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
         return None
@@ -81,8 +81,8 @@ def in_subprocess(cmd: list[str], out: Path) -> dict | None:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| max size | scales | implementation | finest scale s/iter | all scales s/iter | train s | "
-        "samples/s (1 by 1) | samples/s (batched) | peak RSS MiB |",
+        ("| max size | scales | implementation | finest scale s/iter | all scales s/iter | train s | "
+        "samples/s (1 by 1) | samples/s (batched) | peak RSS MiB |"),
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -226,7 +228,7 @@ def test_an_interrupted_pair_leaves_neither_file(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        atomic_write_together([(tmp_path / "a_image.png", lambda t: open(t, "wb").write(b"x")),
+        atomic_write_together([(tmp_path / "a_image.png", lambda t: Path(t).write_bytes(b"x")),
                                (tmp_path / "a_label.png", fail)])
     assert list(tmp_path.iterdir()) == []  # no image without its label, and no temporary file
 
@@ -247,8 +249,8 @@ def test_a_pair_interrupted_between_its_renames_leaves_neither_file(tmp_path, mo
 
     monkeypatch.setattr(files.os, "replace", replace_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        files.atomic_write_together([(tmp_path / "b_image.png", lambda t: open(t, "wb").write(b"x")),
-                                     (tmp_path / "b_label.png", lambda t: open(t, "wb").write(b"y"))])
+        files.atomic_write_together([(tmp_path / "b_image.png", lambda t: Path(t).write_bytes(b"x")),
+                                     (tmp_path / "b_label.png", lambda t: Path(t).write_bytes(b"y"))])
     assert list(tmp_path.iterdir()) == []
 
 

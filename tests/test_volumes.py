@@ -47,7 +47,7 @@ def test_contrasts_must_be_coregistered(volumes, tmp_path):
 
 
 def test_two_contrasts_2d_slice_sample_one_file_per_contrast_with_affine(volumes, tmp_path):
-    folder, affine = volumes
+    folder, _ = volumes
     model_path = tmp_path / "m.pt"
     assert main(["train", "--image", str(folder / "t1.nii.gz"), str(folder / "gm.nii.gz"), "--label",
                  str(folder / "wm.nii.gz"), "--out", str(model_path), "--slice-axis", "2", "--max-size", "28"]

@@ -69,29 +69,29 @@ INPUT_NAME = "input.png"  # the reference strips the last 4 characters of this n
 TORCHVISION_STANDIN = ("torchvision", "torchvision.datasets", "torchvision.transforms", "torchvision.utils")
 
 PATCHES = [
-    "torchvision stand-in: empty modules torchvision, torchvision.datasets, torchvision.transforms and "
+    ("torchvision stand-in: empty modules torchvision, torchvision.datasets, torchvision.transforms and "
     "torchvision.utils are registered in sys.modules before importing singan_seg_polyp.SinGAN.manipulate, which "
     "imports them at module level but never uses them on the SinGAN_generate path; any attribute access on them "
-    "raises. Reason: released torchvision wheels do not import beside the CPU torch 2.13.0 build.",
-    "timing shim: singan_seg_polyp.SinGAN.training.train_single_scale is wrapped (in that module's namespace) to "
-    "record the wall time of each scale; arguments and return value pass through unchanged.",
-    "I/O accounting: matplotlib.pyplot.imsave and torch.save are wrapped to add up the time spent in them; calls "
-    "pass through unchanged.",
+    "raises. Reason: released torchvision wheels do not import beside the CPU torch 2.13.0 build."),
+    ("timing shim: singan_seg_polyp.SinGAN.training.train_single_scale is wrapped (in that module's namespace) to "
+    "record the wall time of each scale; arguments and return value pass through unchanged."),
+    ("I/O accounting: matplotlib.pyplot.imsave and torch.save are wrapped to add up the time spent in them; calls "
+    "pass through unchanged."),
 ]
 
 NOTES = [
-    "Training loop not patched: singan-seg-polyp 1.0.7 already has SinGAN-Seg's workaround for the generator-step "
+    ("Training loop not patched: singan-seg-polyp 1.0.7 already has SinGAN-Seg's workaround for the generator-step "
     "retain_graph/in-place failure (optimizerG.step() after the Gsteps loop, netG.zero_grad() inside it), so it runs "
-    "as shipped on torch 2.13.0: 3 generator forward/backward passes per iteration, one effective G step.",
-    "seconds_per_iter is the wall time of the reference's train_single_scale for one scale divided by --iters; it "
+    "as shipped on torch 2.13.0: 3 generator forward/backward passes per iteration, one effective G step."),
+    ("seconds_per_iter is the wall time of the reference's train_single_scale for one scale divided by --iters; it "
     "includes that function's own per-scale set-up and its file writes (PNG previews at the first and last "
-    "iteration, torch.save of z_opt/netG/netD). io_seconds gives the part spent in plt.imsave/torch.save.",
-    "Before timing, one throwaway torch.optim.Adam is built so that its one-time lazy import of torch._dynamo "
-    "(seconds) is not charged to scale 0.",
+    "iteration, torch.save of z_opt/netG/netD). io_seconds gives the part spent in plt.imsave/torch.save."),
+    ("Before timing, one throwaway torch.optim.Adam is built so that its one-time lazy import of torch._dynamo "
+    "(seconds) is not charged to scale 0."),
     "total_train_seconds is the wall time of training.train (all scales, model construction, pyramid pickling).",
-    "samples_per_second is for the reference's SinGAN_generate, which keeps every sample of a scale in memory and "
+    ("samples_per_second is for the reference's SinGAN_generate, which keeps every sample of a scale in memory and "
     "writes an image PNG and a mask PNG per sample at the last scale; "
-    "samples_per_second_excluding_png_writes leaves out the time spent in plt.imsave.",
+    "samples_per_second_excluding_png_writes leaves out the time spent in plt.imsave."),
 ]
 
 
