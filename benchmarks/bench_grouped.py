@@ -67,6 +67,8 @@ def seconds_per_iteration(config, pairs: list, device: str = "cpu", measure_iter
     config = type(config).from_dict(config.to_dict())
     config.optim.iters_per_scale = measure_iters
     config.optim.plateau_window = 0
+    if config.optim.coarse:  # the coarse scales' step mix is timed too, for as many iterations
+        config.optim.coarse.update(iters_per_scale=measure_iters, plateau_window=0)
     stamps: dict[int, list[float]] = {}
 
     def timer(engine, scale):
@@ -138,7 +140,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from monai_singanseg import SinGANSegConfig
 
-    iters = args.iters_per_scale or SinGANSegConfig.for_schedule(args.schedule).optim.iters_per_scale
+    optim = SinGANSegConfig.for_schedule(args.schedule, iters_per_scale=args.iters_per_scale).optim
     records = []
     for size in args.sizes:
         for groups in args.groups:
@@ -147,12 +149,13 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--one", str(size), str(groups), "--out", str(out),
                        "--schedule", args.schedule, "--measure", str(args.measure), "--device", args.device,
                        "--threads", str(args.threads)] + ["--cudnn-benchmark"] * args.cudnn_benchmark
-                done = subprocess.run(cmd, capture_output=True, text=True)
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     print(f"size {size} K {groups}: failed\n{done.stderr[-1500:]}", file=sys.stderr)
                     continue
                 record = json.loads(out.read_text())
-            seconds_per_model = iters * sum(record["seconds_per_iteration"]) / groups
+            iters = [optim.at_scale(scale).iters_per_scale for scale in range(len(record["scales"]))]
+            seconds_per_model = sum(n * s for n, s in zip(iters, record["seconds_per_iteration"])) / groups
             record.update(iters_per_scale=iters, seconds_per_model=round(seconds_per_model, 1),
                           models_per_hour=round(3600 / seconds_per_model, 2),
                           training_mib_per_model=round(
@@ -173,10 +176,11 @@ def main() -> None:
     records = sorted([r for r in saved if tuple(r.get(k, False) for k in key) not in fresh] + records,
                      key=lambda r: tuple(r.get(k, False) for k in key))
     lines = [f"# Grouped training: models per hour on {args.device}", "",
-             "Models per hour = 3600 x K / (iterations per scale x seconds per grouped iteration, summed over "
-             "scales); iterations per scale: the schedule's maximum (600 fast, 2000 faithful).", "",
-             "| schedule | threads | max size | K | scales | s per grouped iteration (coarsest → finest) | "
-             "s per model | models/h | peak RSS MiB | training MiB per model | peak GPU MiB |",
+             ("Models per hour = 3600 x K / (iterations at each scale x seconds per grouped iteration there, "
+              "summed over scales); iterations: the schedule's maximum at each scale (fast: 600, and 2000 at its "
+              "coarse scales since 2026-11-30; faithful: 2000)."), "",
+             ("| schedule | threads | max size | K | scales | s per grouped iteration (coarsest → finest) | "
+             "s per model | models/h | peak RSS MiB | training MiB per model | peak GPU MiB |"),
              "| --- " * 11 + "|"]
     for r in records:
         steps = " ".join(f"{s:.3f}" for s in r["seconds_per_iteration"])

@@ -32,10 +32,10 @@ PARTS = ("random_previous", "fake", "critic_update", "gradient_penalty", "genera
 def breakdown(schedule: str, size: int, iters: int, tmp: Path) -> dict:
     """Seconds per finest-scale iteration of ``schedule`` at max size ``size``, split by part."""
     pair = load_training_pair([DATA / "nuclei_image.png"], DATA / "nuclei_label.png")
-    config = SinGANSegConfig.for_schedule(schedule, image_channels=1, mask_channels=1)
+    config = SinGANSegConfig.for_schedule(schedule, iters_per_scale=iters, image_channels=1, mask_channels=1)
     config.pyramid.max_size = size
-    config.optim.iters_per_scale = iters
     config.optim.plateau_window = 0
+    config.optim.coarse.update(iters_per_scale=iters, plateau_window=0)  # the coarse scales are not profiled
     finest = len(scale_shapes(pair.real.shape[1:], config.pyramid)) - 1
     profiler = profile(activities=[ProfilerActivity.CPU])
     clock: dict[str, float] = {}
