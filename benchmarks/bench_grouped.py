@@ -154,7 +154,8 @@ def main() -> None:
                     print(f"size {size} K {groups}: failed\n{done.stderr[-1500:]}", file=sys.stderr)
                     continue
                 record = json.loads(out.read_text())
-            iters = [optim.at_scale(scale).iters_per_scale for scale in range(len(record["scales"]))]
+            num_scales = len(record["scales"])
+            iters = [optim.at_scale(scale, num_scales).iters_per_scale for scale in range(num_scales)]
             seconds_per_model = sum(n * s for n, s in zip(iters, record["seconds_per_iteration"])) / groups
             record.update(iters_per_scale=iters, seconds_per_model=round(seconds_per_model, 1),
                           models_per_hour=round(3600 / seconds_per_model, 2),

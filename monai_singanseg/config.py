@@ -143,8 +143,8 @@ class OptimConfig:
             before: the learning rates are decayed then (if not yet), and the scale stops at the next plateau.
             0 = always ``iters_per_scale`` iterations (the reference).
         plateau_tolerance: relative fall of the reconstruction loss below which a window counts as a plateau.
-        coarse_scales: the first (coarsest) ``coarse_scales`` scales train with ``coarse`` applied over these
-            values. They lay out the whole image (the hybrid-model test in docs/benchmarks.md) and an iteration
+        coarse_scales: the first (coarsest) ``coarse_scales`` scales, never the finest, train with ``coarse``
+            applied over these values. They lay out the whole image (the hybrid-model test in docs/benchmarks.md) and an iteration
             there costs a few percent of the finest scale's, so a fast schedule can afford longer training there.
             0 = every scale alike (the reference).
         coarse: overrides of the fields above for the coarse scales (``{"iters_per_scale": 2000, ...}``).
@@ -196,9 +196,11 @@ class OptimConfig:
         recipe.validate()
         return recipe
 
-    def at_scale(self, scale: int) -> OptimConfig:
-        """The recipe of pyramid level ``scale`` (0 = coarsest)."""
-        return self.at_coarse_scale() if self.coarse and scale < self.coarse_scales else self
+    def at_scale(self, scale: int, num_scales: int) -> OptimConfig:
+        """The recipe of pyramid level ``scale`` (0 = coarsest) of ``num_scales``; the finest is never coarse (it
+        is where the time goes, and a small pyramid has few scales)."""
+        coarse = scale < min(self.coarse_scales, num_scales - 1)
+        return self.at_coarse_scale() if self.coarse and coarse else self
 
 
 @dataclass

@@ -103,9 +103,11 @@ def test_coarse_scales_train_with_their_own_recipe(tmp_path, nuclei_pair):
     assert model.num_scales >= 2
     assert [r["iterations"] for r in state.log] == [5] + [3] * (model.num_scales - 1)
     assert model.config.optim.coarse == {"iters_per_scale": 5, "critic_steps": 2}  # stored with the checkpoint
-    recipe = config.optim.at_scale(0)
+    recipe = config.optim.at_scale(0, 3)
     assert (recipe.iters_per_scale, recipe.critic_steps, recipe.coarse) == (5, 2, {})
-    assert config.optim.at_scale(1) is config.optim
+    assert config.optim.at_scale(1, 3) is config.optim
+    config.optim.coarse_scales = 4
+    assert config.optim.at_scale(2, 4).iters_per_scale == 5 and config.optim.at_scale(3, 4) is config.optim
 
 
 @pytest.mark.parametrize("coarse", [{"schedule": "fast"}, {"coarse_scales": 2}, {"critic_steps": 0}])
@@ -120,8 +122,8 @@ def test_fewer_iterations_shorten_the_coarse_scales_in_proportion(monkeypatch):
     preset = {"optim": {"iters_per_scale": 600, "coarse_scales": 4, "coarse": {"iters_per_scale": 2000}}}
     monkeypatch.setitem(config_module.SCHEDULES, "fast", preset)
     short = SinGANSegConfig.for_schedule("fast", iters_per_scale=60, image_channels=1)
-    assert short.optim.iters_per_scale == 60 and short.optim.at_scale(0).iters_per_scale == 200
-    assert SinGANSegConfig.for_schedule("fast", image_channels=1).optim.at_scale(3).iters_per_scale == 2000
+    assert short.optim.iters_per_scale == 60 and short.optim.at_scale(0, 6).iters_per_scale == 200
+    assert SinGANSegConfig.for_schedule("fast", image_channels=1).optim.at_scale(3, 6).iters_per_scale == 2000
     assert preset["optim"]["coarse"] == {"iters_per_scale": 2000}  # the preset itself is left alone
 
 

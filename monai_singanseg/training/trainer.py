@@ -517,7 +517,7 @@ class SinGANSegTrainer:
         generator, critic = self._networks(members, scale, rngs)
         amps, rec_noise, rec_previous = self._reconstruction_inputs(members, scale, rngs)
         real = torch.cat([m.pyramid[scale] for m in members], 1)
-        optim = cfg.optim.at_scale(scale)
+        optim = cfg.optim.at_scale(scale, first.num_scales)
         step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
                          (rec_noise, rec_previous), self._coarser(members, scale), rngs, optim)
         engine = Engine(step)
