@@ -2,6 +2,7 @@
 
     python benchmarks/bench_grouped.py                                  # K = 1 4 16 at 96 and 192 px, this CPU
     python benchmarks/bench_grouped.py --sizes 192 --groups 1 4 16 64 --device cuda
+    python benchmarks/bench_grouped.py --recount --device cuda         # saved rows, current iterations per scale
 
 Each (size, K) runs in its own process (peak memory is its own). The K training pairs are real: the nuclei crop
 and the four nuclei tiles shipped in ``data/`` (256x256 each, grey image + mask) and their flips and rotations, so
@@ -11,8 +12,10 @@ every model of a group has its own image. Each scale runs ``--measure`` iteratio
 
     models per hour = 3600 x K / sum over scales (iters per scale x seconds per grouped iteration).
 
-``--iters-per-scale`` defaults to the schedule's ``iters_per_scale`` (600 fast / 2000 faithful), an upper bound:
-the fast schedule's plateau stop usually ends scales earlier (see ``time_to_quality.md`` for measured counts).
+``--iters-per-scale`` defaults to the schedule's ``iters_per_scale`` (600 fast / 2000 faithful; the fast
+schedule's four coarsest scales run 2000, in proportion to it), an upper bound: the fast schedule's plateau stop
+usually ends its other scales earlier (see ``time_to_quality.md`` for measured counts). ``--recount`` measures
+nothing and recounts the saved rows with the schedules' current iterations per scale.
 Peak RSS is the whole process's; "training MiB per model" is (peak - RSS before training) / K, what each model
 adds above the interpreter, libraries and data. Writes ``benchmarks/results/grouped_<device>.json`` and ``.md``
 and prints the table.
@@ -118,6 +121,15 @@ def measure(size: int, groups: int, schedule: str, measure_iters: int, device: s
     return record
 
 
+def count_models(record: dict, optim) -> None:
+    """Seconds per model and models per hour of ``record`` with the iterations ``optim`` runs at each scale."""
+    num_scales = len(record["scales"])
+    iters = [optim.at_scale(scale, num_scales).iters_per_scale for scale in range(num_scales)]
+    seconds_per_model = sum(n * s for n, s in zip(iters, record["seconds_per_iteration"])) / record["groups"]
+    record.update(iters_per_scale=iters, seconds_per_model=round(seconds_per_model, 1),
+                  models_per_hour=round(3600 / seconds_per_model, 2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[96, 192])
@@ -128,6 +140,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its algorithms per shape")
+    parser.add_argument("--recount", action="store_true",
+                        help="measure nothing: recount the saved rows with the schedules' current iterations per "
+                             "scale (valid while a schedule's step mix per scale is unchanged)")
     parser.add_argument("--one", nargs=2, type=int, default=None, help=argparse.SUPPRESS)  # size, K (child process)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -142,7 +157,7 @@ def main() -> None:
 
     optim = SinGANSegConfig.for_schedule(args.schedule, iters_per_scale=args.iters_per_scale).optim
     records = []
-    for size in args.sizes:
+    for size in [] if args.recount else args.sizes:
         for groups in args.groups:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "r.json"
@@ -154,13 +169,9 @@ def main() -> None:
                     print(f"size {size} K {groups}: failed\n{done.stderr[-1500:]}", file=sys.stderr)
                     continue
                 record = json.loads(out.read_text())
-            num_scales = len(record["scales"])
-            iters = [optim.at_scale(scale, num_scales).iters_per_scale for scale in range(num_scales)]
-            seconds_per_model = sum(n * s for n, s in zip(iters, record["seconds_per_iteration"])) / groups
-            record.update(iters_per_scale=iters, seconds_per_model=round(seconds_per_model, 1),
-                          models_per_hour=round(3600 / seconds_per_model, 2),
-                          training_mib_per_model=round(
-                              (record["peak_rss_mib"] - record["rss_before_training_mib"]) / groups, 1))
+            count_models(record, optim)
+            record["training_mib_per_model"] = round(
+                (record["peak_rss_mib"] - record["rss_before_training_mib"]) / groups, 1)
             records.append(record)
             print(json.dumps(record), flush=True)
     import torch
@@ -170,13 +181,20 @@ def main() -> None:
     path = HERE / "results" / f"{name}.json"
     saved = json.loads(path.read_text()) if path.exists() else []
     saved = saved["records"] if isinstance(saved, dict) else saved
+    if args.recount:
+        for r in saved:
+            count_models(r, SinGANSegConfig.for_schedule(r["schedule"], iters_per_scale=args.iters_per_scale).optim)
     key = ("schedule", "size", "groups", "threads", "cudnn_benchmark")
     fresh = {tuple(r.get(k, False) for k in key) for r in records}
     for r in records:
         r.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
     records = sorted([r for r in saved if tuple(r.get(k, False) for k in key) not in fresh] + records,
                      key=lambda r: tuple(r.get(k, False) for k in key))
-    lines = [f"# Grouped training: models per hour on {args.device}", "",
+    runs = sorted({(r.get("date", "?"), r.get("torch", "?"), r.get("gpu", "")) for r in records})
+    measured = "; ".join(f"{d}, torch {t}" + (f", {g}" if g else "") for d, t, g in runs)
+    recounted = f" Recounted {time.strftime('%Y-%m-%d')} with that day's schedules (`--recount`)." if args.recount \
+        else ""
+    lines = [f"# Grouped training: models per hour on {args.device}", "", f"Measured: {measured}.{recounted}", "",
              ("Models per hour = 3600 x K / (iterations at each scale x seconds per grouped iteration there, "
               "summed over scales); iterations: the schedule's maximum at each scale (fast: 600, and 2000 at its "
               "coarse scales since 2026-11-30; faithful: 2000)."), "",

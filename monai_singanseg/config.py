@@ -6,6 +6,7 @@ The defaults follow the SinGAN / SinGAN-Seg reference recipe (Shaham et al., ICC
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -26,11 +27,13 @@ SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     # the SinGAN / SinGAN-Seg reference recipe: the dataclass defaults
     "faithful": {},
     # fewer, cheaper iterations: one critic and one generator step, the gradient penalty every 4th critic step
-    # (weighted x4), and a per-scale stop once the reconstruction loss has stopped falling; chosen by
+    # (weighted x4), and a per-scale stop once the reconstruction loss has stopped falling; the four coarsest scales,
+    # which lay out the image and cost a few percent of the finest, run 2000 iterations without the stop. Chosen by
     # benchmarks/bench_time_to_quality.py (docs/benchmarks.md, "Time to quality")
     "fast": {
         "optim": {"iters_per_scale": 600, "critic_steps": 1, "generator_steps": 1, "gp_every": 4,
-                  "plateau_window": 50, "plateau_tolerance": 0.02},
+                  "plateau_window": 50, "plateau_tolerance": 0.02,
+                  "coarse_scales": 4, "coarse": {"iters_per_scale": 2000, "plateau_window": 0}},
     },
 }
 """Training schedules by name: overrides of the dataclass defaults, per sub-config."""
@@ -268,11 +271,11 @@ class SinGANSegConfig(JsonConfig):
         """
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {schedule!r}.")
-        preset = SCHEDULES[schedule]
+        preset = copy.deepcopy(SCHEDULES[schedule])  # the config owns its values: the preset stays as it is
         optim = {**preset.get("optim", {}), "schedule": schedule}
         if iters_per_scale is not None:
             # the coarse scales keep their share: a shorter run is shorter at every scale
-            coarse = dict(optim.get("coarse", {}))
+            coarse = optim.get("coarse", {})
             if "iters_per_scale" in coarse:
                 ratio = iters_per_scale / optim.get("iters_per_scale", OptimConfig.iters_per_scale)
                 coarse["iters_per_scale"] = max(1, round(coarse["iters_per_scale"] * ratio))

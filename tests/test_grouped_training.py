@@ -116,15 +116,15 @@ def test_coarse_recipe_is_validated(coarse):
         tiny_config(coarse_scales=1, coarse=coarse)
 
 
-def test_fewer_iterations_shorten_the_coarse_scales_in_proportion(monkeypatch):
-    from monai_singanseg import config as config_module
-
-    preset = {"optim": {"iters_per_scale": 600, "coarse_scales": 4, "coarse": {"iters_per_scale": 2000}}}
-    monkeypatch.setitem(config_module.SCHEDULES, "fast", preset)
-    short = SinGANSegConfig.for_schedule("fast", iters_per_scale=60, image_channels=1)
-    assert short.optim.iters_per_scale == 60 and short.optim.at_scale(0, 6).iters_per_scale == 200
-    assert SinGANSegConfig.for_schedule("fast", image_channels=1).optim.at_scale(3, 6).iters_per_scale == 2000
-    assert preset["optim"]["coarse"] == {"iters_per_scale": 2000}  # the preset itself is left alone
+def test_fewer_iterations_shorten_the_fast_schedules_coarse_scales_in_proportion():
+    fast = SinGANSegConfig.for_schedule("fast", image_channels=1).optim
+    assert (fast.iters_per_scale, fast.at_scale(3, 6).iters_per_scale, fast.at_scale(4, 6).iters_per_scale) == \
+        (600, 2000, 600)
+    assert fast.at_scale(0, 6).plateau_window == 0 and fast.at_scale(5, 6).plateau_window > 0
+    short = SinGANSegConfig.for_schedule("fast", iters_per_scale=60, image_channels=1).optim
+    assert short.iters_per_scale == 60 and short.at_scale(0, 6).iters_per_scale == 200
+    short.coarse["iters_per_scale"] = 1  # a config's values are its own, not the preset's
+    assert SinGANSegConfig.for_schedule("fast", image_channels=1).optim.coarse["iters_per_scale"] == 2000
 
 
 def test_fast_schedule_preset():
