@@ -190,8 +190,9 @@ def main() -> None:
         r.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
     records = sorted([r for r in saved if tuple(r.get(k, False) for k in key) not in fresh] + records,
                      key=lambda r: tuple(r.get(k, False) for k in key))
-    runs = sorted({(r.get("date", "?"), r.get("torch", "?"), r.get("gpu", "")) for r in records})
-    measured = "; ".join(f"{d}, torch {t}" + (f", {g}" if g else "") for d, t, g in runs)
+    runs = sorted({(r["date"], r["torch"], r.get("gpu", "")) for r in records if "date" in r})
+    measured = "; ".join(f"{d}, torch {t}" + (f", {g}" if g else "") for d, t, g in runs) + \
+        ("; some rows: date not recorded" if any("date" not in r for r in records) else "")
     recounted = f" Recounted {time.strftime('%Y-%m-%d')} with that day's schedules (`--recount`)." if args.recount \
         else ""
     lines = [f"# Grouped training: models per hour on {args.device}", "", f"Measured: {measured}.{recounted}", "",

@@ -35,7 +35,8 @@ def breakdown(schedule: str, size: int, iters: int, tmp: Path) -> dict:
     config = SinGANSegConfig.for_schedule(schedule, iters_per_scale=iters, image_channels=1, mask_channels=1)
     config.pyramid.max_size = size
     config.optim.plateau_window = 0
-    config.optim.coarse.update(iters_per_scale=iters, plateau_window=0)  # the coarse scales are not profiled
+    if config.optim.coarse:  # the coarse scales are not profiled: as short as the rest
+        config.optim.coarse.update(iters_per_scale=iters, plateau_window=0)
     finest = len(scale_shapes(pair.real.shape[1:], config.pyramid)) - 1
     profiler = profile(activities=[ProfilerActivity.CPU])
     clock: dict[str, float] = {}

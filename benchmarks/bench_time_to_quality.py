@@ -45,6 +45,7 @@ from monai_singanseg import SinGANSeg, SinGANSegConfig, SinGANSegTrainer, load_t
 from monai_singanseg.checkpoint import read_checkpoint
 from monai_singanseg.metrics import foreground, foreground_fraction, ms_ssim_diversity, sliced_wasserstein
 from monai_singanseg.pyramid import build_pyramid
+from monai_singanseg.training.trainer import config_differences
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -79,6 +80,8 @@ def make_config(pair, max_size: int, schedule: str, iters: int, seed: int, overr
         section, name, *inner = key.split(".")
         owner = getattr(config, section)
         if inner:  # "optim.coarse.iters_per_scale=2000": an entry of the coarse scales' overrides
+            if (section, name, len(inner)) != ("optim", "coarse", 1) or inner[0] == "betas":
+                raise SystemExit(f"--set {item}: only optim.coarse.<number field>=value goes one level down")
             owner.coarse[inner[0]] = type(getattr(owner, inner[0]))(value)
         else:
             setattr(owner, name, type(getattr(owner, name))(value))
@@ -115,6 +118,11 @@ def run(args: argparse.Namespace) -> None:
                          f"{where}.pt")
         config = make_config(pair, args.max_size, args.schedule, iters, args.seed, args.set)
         resume = path.exists()
+        if resume:  # a schedule may change under its name: never resume (or reuse) a model of another recipe
+            differences = config_differences(SinGANSegConfig.from_json(read_checkpoint(path)["config"]), config)
+            if differences:
+                raise SystemExit(f"{path.name} was trained with another recipe ({'; '.join(differences)}): "
+                                 "move it away or name the run's options with --set")
         start = time.perf_counter()
         model = SinGANSegTrainer(config, device=args.device, progress=not args.quiet).fit(
             pair.real, pair.intensity, pair.labels, path, resume=resume)

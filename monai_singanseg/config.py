@@ -28,7 +28,7 @@ SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     "faithful": {},
     # fewer, cheaper iterations: one critic and one generator step, the gradient penalty every 4th critic step
     # (weighted x4), and a per-scale stop once the reconstruction loss has stopped falling; the four coarsest scales,
-    # which lay out the image and cost a few percent of the finest, run 2000 iterations without the stop. Chosen by
+    # which lay out the image and cost little on a CPU, run 2000 iterations without the stop. Chosen by
     # benchmarks/bench_time_to_quality.py (docs/benchmarks.md, "Time to quality")
     "fast": {
         "optim": {"iters_per_scale": 600, "critic_steps": 1, "generator_steps": 1, "gp_every": 4,
@@ -147,10 +147,11 @@ class OptimConfig:
             0 = always ``iters_per_scale`` iterations (the reference).
         plateau_tolerance: relative fall of the reconstruction loss below which a window counts as a plateau.
         coarse_scales: the first (coarsest) ``coarse_scales`` scales, never the finest, train with ``coarse``
-            applied over these values. They lay out the whole image (the hybrid-model test in docs/benchmarks.md) and an iteration
-            there costs a few percent of the finest scale's, so a fast schedule can afford longer training there.
-            0 = every scale alike (the reference).
-        coarse: overrides of the fields above for the coarse scales (``{"iters_per_scale": 2000, ...}``).
+            applied over these values. They lay out the whole image (docs/benchmarks.md, "Where the fast schedule
+            lost quality") and, on a CPU, an iteration there costs a few percent of the finest scale's, so a fast
+            schedule can afford longer training there. 0 = every scale alike (the reference).
+        coarse: overrides of the fields above for the coarse scales (``{"iters_per_scale": 2000, ...}``); no effect
+            while ``coarse_scales`` is 0.
         schedule: the name of the :data:`SCHEDULES` entry these values came from (provenance only).
     """
 
@@ -172,6 +173,12 @@ class OptimConfig:
     coarse: dict[str, Any] = field(default_factory=dict)
     schedule: str = "faithful"
 
+    def __post_init__(self) -> None:
+        # JSON gives lists: the betas are a tuple, here and in the coarse scales' overrides
+        self.betas = tuple(self.betas)
+        if isinstance(self.coarse, dict) and "betas" in self.coarse:
+            self.coarse = {**self.coarse, "betas": tuple(self.coarse["betas"])}
+
     def validate(self) -> None:
         if min(self.iters_per_scale, self.critic_steps, self.generator_steps, self.gp_every) < 1:
             raise ValueError("iters_per_scale, critic_steps, generator_steps and gp_every must be >= 1.")
@@ -179,23 +186,28 @@ class OptimConfig:
             raise ValueError("plateau_window and plateau_tolerance must be >= 0.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}.")
+        # every config error is a ValueError, which the command line turns into one line naming the option
+        for name in ("iters_per_scale", "critic_steps", "generator_steps", "gp_every", "plateau_window",
+                     "coarse_scales"):
+            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}.")  # noqa: TRY004
         if self.coarse_scales < 0:
             raise ValueError(f"coarse_scales must be >= 0, got {self.coarse_scales}.")
+        if not isinstance(self.coarse, dict):
+            raise ValueError(f"coarse must be a dict of overrides, got {self.coarse!r}.")  # noqa: TRY004
         allowed = {f.name for f in dataclasses.fields(self)} - {"coarse", "coarse_scales", "schedule"}
         unknown = sorted(set(self.coarse) - allowed)
         if unknown:
             raise ValueError(f"coarse may override {sorted(allowed)}, not {unknown}.")
         if self.coarse:
             try:
-                self.at_coarse_scale()  # the coarse recipe must be valid too
+                self.coarse_recipe()  # the coarse recipe must be valid too
             except (TypeError, ValueError) as error:
-                raise ValueError(f"coarse scales' recipe {self.coarse}: {error}") from error
+                raise ValueError(f"the coarse scales' recipe {self.coarse}: {error}") from error
 
-    def at_coarse_scale(self) -> OptimConfig:
+    def coarse_recipe(self) -> OptimConfig:
         """The recipe of a coarse scale: ``coarse`` applied over these values."""
-        values = {**dataclasses.asdict(self), **self.coarse, "coarse": {}, "coarse_scales": 0}
-        values["betas"] = tuple(values["betas"])
-        recipe = OptimConfig(**values)
+        recipe = OptimConfig(**{**dataclasses.asdict(self), **self.coarse, "coarse": {}, "coarse_scales": 0})
         recipe.validate()
         return recipe
 
@@ -203,7 +215,7 @@ class OptimConfig:
         """The recipe of pyramid level ``scale`` (0 = coarsest) of ``num_scales``; the finest is never coarse (it
         is where the time goes, and a small pyramid has few scales)."""
         coarse = scale < min(self.coarse_scales, num_scales - 1)
-        return self.at_coarse_scale() if self.coarse and coarse else self
+        return self.coarse_recipe() if self.coarse and coarse else self
 
 
 @dataclass
@@ -243,13 +255,10 @@ class SinGANSegConfig(JsonConfig):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SinGANSegConfig:
         data = dict(data)
-        optim = dict(data.pop("optim", {}))
-        if "betas" in optim:
-            optim["betas"] = tuple(optim["betas"])
         return cls(
             pyramid=PyramidConfig(**data.pop("pyramid", {})),
             network=NetworkConfig(**data.pop("network", {})),
-            optim=OptimConfig(**optim),
+            optim=OptimConfig(**data.pop("optim", {})),
             **data,
         ).validate()
 

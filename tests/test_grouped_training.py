@@ -110,10 +110,42 @@ def test_coarse_scales_train_with_their_own_recipe(tmp_path, nuclei_pair):
     assert config.optim.at_scale(2, 4).iters_per_scale == 5 and config.optim.at_scale(3, 4) is config.optim
 
 
-@pytest.mark.parametrize("coarse", [{"schedule": "fast"}, {"coarse_scales": 2}, {"critic_steps": 0}])
-def test_coarse_recipe_is_validated(coarse):
-    with pytest.raises(ValueError, match="coarse"):
+def test_a_coarse_scale_keeps_its_own_plateau_rule(tmp_path, nuclei_pair):
+    # tolerance 1.0: every window is a plateau, so the other scales stop after 3 windows; the coarse scale may not
+    config = tiny_config(iters=40, plateau_window=5, plateau_tolerance=1.0, coarse_scales=1,
+                         coarse={"plateau_window": 0})
+    SinGANSegTrainer(config, progress=False).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "m.pt")
+    model, state = load_model(tmp_path / "m.pt")
+    assert [r["iterations"] for r in state.log] == [40] + [15] * (model.num_scales - 1)
+
+
+@pytest.mark.parametrize(("coarse", "message"), [
+    ({"schedule": "fast"}, "may override"), ({"coarse_scales": 2}, "may override"),
+    ({"critic_steps": 0}, "coarse scales' recipe"), ({"iters_per_scale": 2.5}, "coarse scales' recipe.*integer"),
+    (None, "dict of overrides"), ([], "dict of overrides")])
+def test_coarse_recipe_is_validated(coarse, message):
+    with pytest.raises(ValueError, match=message):
         tiny_config(coarse_scales=1, coarse=coarse)
+
+
+def test_configs_with_other_coarse_recipes_differ_in_both_directions():
+    from monai_singanseg.training.trainer import config_differences
+
+    fast, faithful = (SinGANSegConfig.for_schedule(s, image_channels=1) for s in ("fast", "faithful"))
+    assert "optim.coarse.iters_per_scale: 2000 kept (asked 'unset')" in config_differences(fast, faithful)
+    assert "optim.coarse.iters_per_scale: 'unset' kept (asked 2000)" in config_differences(faithful, fast)
+    assert config_differences(fast, SinGANSegConfig.for_schedule("fast", image_channels=1)) == []
+
+
+def test_config_json_round_trip_with_coarse_betas_and_without_the_new_fields():
+    config = tiny_config(coarse_scales=1, coarse={"betas": (0.5, 0.9), "iters_per_scale": 3})
+    again = SinGANSegConfig.from_json(config.to_json())
+    assert again == config and again.optim.coarse["betas"] == (0.5, 0.9)
+    old = config.to_dict()  # a checkpoint written before the coarse scales existed
+    del old["optim"]["coarse"], old["optim"]["coarse_scales"]
+    loaded = SinGANSegConfig.from_dict(old).optim
+    assert (loaded.coarse_scales, loaded.coarse) == (0, {}) and loaded.at_scale(0, 3) is loaded
 
 
 def test_fewer_iterations_shorten_the_fast_schedules_coarse_scales_in_proportion():

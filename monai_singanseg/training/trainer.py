@@ -99,7 +99,9 @@ def config_differences(stored: SinGANSegConfig, asked: SinGANSegConfig) -> list[
         return out
 
     old, new = flat(stored.to_dict()), flat(asked.to_dict())
-    return [f"{k}: {old[k]!r} kept (asked {new[k]!r})" for k in sorted(old) if old[k] != new.get(k)]
+    # a key may be on one side only (the coarse scales' overrides are a free-form dict)
+    return [f"{k}: {old.get(k, 'unset')!r} kept (asked {new.get(k, 'unset')!r})" for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k)]
 
 
 def scale_seed(seed: int, scale: int) -> int:
