@@ -317,12 +317,13 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-size", type=int, default=PyramidConfig.min_size)
     parser.add_argument("--scale-factor", type=float, default=PyramidConfig.scale_factor)
     parser.add_argument("--schedule", choices=tuple(SCHEDULES), default="fast",
-                        help="fast (default: 16-22x less training time, docs/benchmarks.md) or faithful (the "
+                        help="fast (default: 6-17x less training time, docs/benchmarks.md) or faithful (the "
                              "SinGAN-Seg reference recipe: 2000 iterations per scale, 3 critic + 3 generator steps; "
-                             "closer to the training image on textures)")
+                             "somewhat closer to the training image on textures)")
     parser.add_argument("--iters", type=int, default=None,
                         help="iterations per scale (default: the schedule's, 600 fast / 2000 faithful; the fast "
-                             "schedule may stop a scale earlier on a plateau)")
+                             "schedule's four coarsest scales run 10/3 as many, and its other scales may stop "
+                             "earlier on a plateau)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu; GPU per rank in train-many)")
     parser.add_argument("--num-classes", type=int, default=None, help="the mask holds class indices 0..K-1")
