@@ -12,21 +12,13 @@
 # (2) the downstream study's generators (nuclei tiles and MNI152 ventricle slices, one model per training image,
 # fast schedule, max size 192), both datasets at once, checkpoints packed for the trip back (resumable on a CPU).
 set -u
-export PYTHONUNBUFFERED=1
 OUT=${OUT:-benchmarks/results/gpu_run}
 # what comes back is limited to a few files: logs and figures travel as one archive, the checkpoints in 15 MB parts
 WORK=$(mktemp -d)
 LOGS=$WORK/logs
 mkdir -p "$OUT" "$LOGS"
-PY=${PY:-python3}
-T0=$SECONDS
-note() { echo "[$((SECONDS - T0)) s] $*" | tee -a "$OUT/summary.txt"; }
-if [ -d .whl ] && ! $PY -c "import monai" 2>/dev/null; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        >"$LOGS/pip.log" 2>&1
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
+PIP_LOG="$LOGS/pip.log"
+source benchmarks/gpu_setup.sh
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; $PY -c "import torch, monai, ignite; \
 print('torch', torch.__version__, 'monai', monai.__version__, 'ignite', ignite.__version__, \
 'cuda', torch.cuda.is_available())"; nproc; } >"$LOGS/env.txt" 2>&1

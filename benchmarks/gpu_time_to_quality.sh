@@ -9,20 +9,12 @@
 # in $OUT: the records (time_to_quality.json), the logs, and the checkpoints in 15 MB parts; on the CPU machine,
 #   cat OUT/models.tar.part-* | tar -xf -      # then commit the records, carry the checkpoints next time
 set -u
-export PYTHONUNBUFFERED=1
 OUT=${OUT:-benchmarks/results/gpu_run}
 FAST_S=${FAST_S:-240}
 FAITHFUL_S=${FAITHFUL_S:-270}
 mkdir -p "$OUT/logs"
-PY=${PY:-python3}
-T0=$SECONDS
-note() { echo "[$((SECONDS - T0)) s] $*" | tee -a "$OUT/summary.txt"; }
-if [ -d .whl ] && ! $PY -c "import monai" 2>/dev/null; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        >"$OUT/logs/pip.log" 2>&1
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
+PIP_LOG="$OUT/logs/pip.log"
+source benchmarks/gpu_setup.sh
 note "env: $($PY -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))" 2>&1)"
 pack() {
     cp benchmarks/results/time_to_quality.json "$OUT/" 2>/dev/null
