@@ -110,6 +110,105 @@ def test_coarse_scales_train_with_their_own_recipe(tmp_path, nuclei_pair):
     assert config.optim.at_scale(2, 4).iters_per_scale == 5 and config.optim.at_scale(3, 4) is config.optim
 
 
+def _scale_step(pair_reals, config, decayed=()):
+    """A ScaleStep at the coarsest scale for the models whose training tensors are ``pair_reals`` (one group)."""
+    from monai_singanseg.networks import ScaleCritic, ScaleGenerator, init_weights, stack_states
+    from monai_singanseg.training.trainer import ScaleStep, scale_seed
+
+    net, groups = config.network, len(pair_reals)
+    rngs = [torch.Generator().manual_seed(scale_seed(config.seed + k, 0)) for k in range(groups)]
+    generators, critics = [], []
+    for rng in rngs:
+        g, c = ScaleGenerator(2, config.channels, 8, net), ScaleCritic(2, config.channels, 8, net)
+        init_weights(g, rng)
+        init_weights(c, rng)
+        generators.append(g.state_dict())
+        critics.append(c.state_dict())
+    generator, critic = ScaleGenerator(2, config.channels, 8, net, groups), ScaleCritic(2, config.channels, 8, net, groups)
+    generator.load_state_dict(stack_states(generators))
+    critic.load_state_dict(stack_states(critics))
+    real = torch.cat(pair_reals, 1)
+    rec_noise = torch.cat([torch.randn(r.shape, generator=rng) for r, rng in zip(pair_reals, rngs)], 1)
+    step = ScaleStep(generator, critic, real, torch.ones(()), (rec_noise, torch.zeros_like(real)), [], rngs,
+                     config.optim)
+    step.decay_learning_rates(list(decayed))
+    return step
+
+
+def _blocks(step, k):
+    from monai_singanseg.networks import split_state
+
+    return [split_state(net.state_dict(), step.groups)[k] for net in (step.generator, step.critic)]
+
+
+def test_in_a_group_each_model_steps_at_its_own_learning_rate(nuclei_pair):
+    # model 1's rates have decayed (its first plateau), model 0's have not: each block must take the step its model
+    # takes alone, at its own rate (one step of each network: later steps amplify rounding, as in any group)
+    from monai_singanseg.pyramid import resize
+
+    config = tiny_config(critic_steps=1, generator_steps=1)
+    real = resize(nuclei_pair.real.unsqueeze(0), (24, 24))
+    reals = [real, real.flip(-1)]
+    group = _scale_step(reals, config, decayed=[1])
+    seeded = [SinGANSegConfig.from_dict({**config.to_dict(), "seed": config.seed + k}) for k in range(2)]
+    alone = [_scale_step([reals[0]], seeded[0]), _scale_step([reals[1]], seeded[1], decayed=[0])]
+    undecayed = _scale_step([reals[1]], seeded[1])
+    for step in (group, *alone, undecayed):
+        step(None, None)
+    for k in range(2):
+        for grouped, single in zip(_blocks(group, k), _blocks(alone[k], 0)):
+            for name in single:
+                torch.testing.assert_close(grouped[name], single[name], rtol=1e-5, atol=1e-6, msg=name)
+    # and the decay mattered: at the full rate model 1 would have moved elsewhere
+    moved = _blocks(undecayed, 0)[0]
+    assert any(not torch.allclose(moved[n], _blocks(alone[1], 0)[0][n], atol=1e-6) for n in moved)
+
+
+def test_each_model_of_a_group_follows_its_own_plateaus(nuclei_pair):
+    # made-up reconstruction losses (window 1, tolerance 10 %): model 0 levels off at once (decay at iteration 2,
+    # end at 3), model 1 halves three times first (decay at 5, end at 6); the group runs until both have ended
+    from ignite.engine import Engine, Events
+
+    from monai_singanseg.pyramid import resize
+    from monai_singanseg.training.trainer import _PlateauStop
+
+    config = tiny_config(iters=20, plateau_window=1, plateau_tolerance=0.1)
+    real = resize(nuclei_pair.real.unsqueeze(0), (24, 24))
+    step = _scale_step([real, real.flip(-1)], config)
+    losses = torch.tensor([[1.0, 1.0], [0.95, 0.5], [0.94, 0.25], [0.93, 0.125], [0.92, 0.12], [0.91, 0.119]]
+                          + [[0.9, 0.118]] * 14)
+    engine = Engine(lambda e, b: {**step(e, b), "rec_per_model": losses[e.state.iteration - 1]})
+    engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, config.optim))
+    history = []
+    engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: history.append(_blocks(step, 0)[0]))
+    engine.run(range(20), max_epochs=1)
+    assert engine.state.iteration == 6 and step.decayed == [True, True] and step.running == []
+    assert (step.stopped[0]["iterations"], step.stopped[1]["iterations"]) == (3, 6)
+    assert step.stopped[0]["rec"] == pytest.approx(0.94)
+    # model 0 keeps the weights it had when its scale ended, though the group went on computing its block
+    kept = step.stopped[0]["generator"]
+    assert all(torch.equal(kept[n], history[2][n]) for n in kept)
+    assert any(not torch.equal(kept[n], history[-1][n]) for n in kept)
+
+
+def test_a_group_ends_each_members_scale_where_it_would_end_alone(tmp_path, nuclei_pair):
+    # window 1, tolerance 10 %: the nuclei crop and tile a reach their plateaus at different iterations of the
+    # second scale (the margins to the tolerance are far above the rounding drift of a few iterations)
+    config = tiny_config(iters=40, plateau_window=1, plateau_tolerance=0.1)
+    tile = _tile("a")
+    trainer = SinGANSegTrainer(config, progress=False, stop_after_scales=2)
+    alone = []
+    for name, pair in (("a", nuclei_pair), ("b", tile)):
+        trainer.fit(pair.real, pair.intensity, pair.labels, tmp_path / f"{name}.pt")
+        alone.append([r["iterations"] for r in load_model(tmp_path / f"{name}.pt")[1].log])
+    trainer.fit_group([_item(nuclei_pair, tmp_path / "g0.pt"), _item(tile, tmp_path / "g1.pt")])
+    logs = [load_model(tmp_path / f"g{k}.pt")[1].log for k in range(2)]
+    assert [[r["iterations"] for r in log] for log in logs] == alone
+    assert alone[0] != alone[1]
+    for records in zip(*logs):
+        assert all(r["group_iterations"] == max(x["iterations"] for x in records) for r in records)
+
+
 def test_a_coarse_scale_keeps_its_own_plateau_rule(tmp_path, nuclei_pair):
     # tolerance 1.0: every window is a plateau, so the other scales stop after 3 windows; the coarse scale may not
     config = tiny_config(iters=40, plateau_window=5, plateau_tolerance=1.0, coarse_scales=1,

@@ -191,16 +191,50 @@ class ScaleStep:
         self.opt_generator = torch.optim.Adam(generator.parameters(), lr=optim.lr_g, betas=optim.betas)
         self.opt_critic = torch.optim.Adam(critic.parameters(), lr=optim.lr_d, betas=optim.betas)
         self.critic_updates = 0
-        self.decayed = False
+        self.decayed = [False] * self.groups
+        self.stopped: dict[int, dict[str, Any]] = {}
         self.last_penalty = torch.zeros(self.groups, device=real.device)
 
-    def decay_learning_rates(self) -> None:
-        """Multiply both learning rates by ``lr_gamma`` (once per scale)."""
-        if not self.decayed:
-            for optimizer in (self.opt_generator, self.opt_critic):
-                for group in optimizer.param_groups:
-                    group["lr"] *= self.optim.lr_gamma
-            self.decayed = True
+    def decay_learning_rates(self, models: Sequence[int] | None = None) -> None:
+        """Multiply the learning rates of ``models`` (default: all) by ``lr_gamma``, once per model and scale."""
+        for k in range(self.groups) if models is None else models:
+            self.decayed[k] = True
+
+    def stop(self, k: int, iteration: int, rec: float) -> None:
+        """End model ``k``'s scale here: keep a copy of its weights and norm statistics now, as training alone
+        would end; the group's later steps still compute its block (the others need the launch) but it is ignored."""
+        if k not in self.stopped:
+            self.stopped[k] = {"generator": _block(self.generator.state_dict(), k, self.groups),
+                               "critic": _block(self.critic.state_dict(), k, self.groups),
+                               "iterations": iteration, "rec": rec}
+
+    @property
+    def running(self) -> list[int]:
+        """Models of the group whose scale has not ended."""
+        return [k for k in range(self.groups) if k not in self.stopped]
+
+    def _step(self, optimizer: torch.optim.Optimizer, base_lr: float) -> None:
+        """``optimizer.step()`` at each model's own learning rate.
+
+        While every running model has the same rate it is the optimizer's. Otherwise the step runs at ``base_lr`` and
+        each model's block of the update is scaled by its factor: an Adam update is proportional to the learning rate,
+        so this is the step that model would take alone (up to rounding).
+        """
+        factors = [self.optim.lr_gamma if self.decayed[k] else 1.0 for k in range(self.groups)]
+        running = {factors[k] for k in self.running}
+        if len(running) <= 1:
+            optimizer.param_groups[0]["lr"] = base_lr * (running.pop() if running else 1.0)
+            optimizer.step()
+            return
+        optimizer.param_groups[0]["lr"] = base_lr
+        params = optimizer.param_groups[0]["params"]
+        before = [p.detach().clone() for p in params]
+        optimizer.step()
+        column = torch.tensor(factors, device=params[0].device)
+        with torch.no_grad():
+            for p, b in zip(params, before):
+                weight = column.to(p.dtype).repeat_interleave(p.shape[0] // self.groups)
+                p.copy_(torch.lerp(b, p, weight.reshape(-1, *([1] * (p.ndim - 1)))))
 
     @torch.no_grad()
     @record_function("singanseg.random_previous")
@@ -231,7 +265,7 @@ class ScaleStep:
             with record_function("singanseg.gradient_penalty"):
                 penalty = gradient_penalty(self.critic, self.real, fake, self.rngs)
                 (optim.gp_weight * optim.gp_every * penalty.sum()).backward()
-        self.opt_critic.step()
+        self._step(self.opt_critic, self.optim.lr_d)
         self.critic_updates += 1
         return (score_real - score_fake).detach(), None if penalty is None else penalty.detach()
 
@@ -251,7 +285,7 @@ class ScaleStep:
         self.critic.requires_grad_(True)
         rec = reconstruction_loss(self.generator(self.rec_noise, self.rec_previous), self.real, groups)
         (self.optim.rec_weight * rec.sum()).backward()
-        self.opt_generator.step()
+        self._step(self.opt_generator, self.optim.lr_g)
         return adversarial.detach(), rec.detach()
 
     def __call__(self, engine: Engine, _: Any) -> dict[str, torch.Tensor]:
@@ -276,7 +310,9 @@ class _PlateauStop:
     reconstruction loss, when ``plateau_window`` > 0), and end the scale at the next plateau.
 
     A window is a plateau for a model when its mean reconstruction loss fell by less than ``plateau_tolerance``
-    (relative) against the previous window; a group moves on when every model is on a plateau.
+    (relative) against the previous window. In a group every model follows its own plateaus, as it would alone: its
+    learning rates decay at its first, its scale ends at its second (:meth:`ScaleStep.stop`), and the group moves on
+    when every model has ended.
     """
 
     def __init__(self, step: ScaleStep, optim: OptimConfig) -> None:
@@ -290,7 +326,8 @@ class _PlateauStop:
             self.step.decay_learning_rates()
         if self.optim.plateau_window == 0:
             return
-        self.window.append(engine.state.output["rec_per_model"])
+        rec = engine.state.output["rec_per_model"]
+        self.window.append(rec)
         if len(self.window) < self.optim.plateau_window:
             return
         current = torch.stack(self.window).mean(0)
@@ -298,12 +335,16 @@ class _PlateauStop:
         previous, self.previous = self.previous, current
         if previous is None:
             return
-        fell = (previous - current) / previous.clamp_min(1e-12)
-        if bool((fell < self.optim.plateau_tolerance).all()):
-            if self.step.decayed:
-                engine.terminate()
+        on_plateau = ((previous - current) / previous.clamp_min(1e-12) < self.optim.plateau_tolerance).tolist()
+        for k in self.step.running:
+            if not on_plateau[k]:
+                continue
+            if self.step.decayed[k]:
+                self.step.stop(k, engine.state.iteration, float(rec[k]))
             else:
-                self.step.decay_learning_rates()
+                self.step.decay_learning_rates([k])
+        if not self.step.running:
+            engine.terminate()
 
 
 class SinGANSegTrainer:
@@ -535,36 +576,47 @@ class SinGANSegTrainer:
         start = time.perf_counter()
         engine.run(range(optim.iters_per_scale), max_epochs=1)
         seconds = time.perf_counter() - start
-        return self._freeze(members, scale, generator, critic, amps, engine, seconds)
+        return self._freeze(members, scale, step, amps, engine, seconds)
 
-    def _freeze(self, members: list[_Member], scale: int, generator: ScaleGenerator, critic: ScaleCritic,
-                amps: list[float], engine: Engine, seconds: float) -> list[dict[str, Any]]:
-        """Split the trained grouped networks back into one generator (frozen, appended) and critic per model."""
+    def _freeze(self, members: list[_Member], scale: int, step: ScaleStep, amps: list[float], engine: Engine,
+                seconds: float) -> list[dict[str, Any]]:
+        """Split the trained grouped networks back into one generator (frozen, appended) and critic per model; a
+        model whose scale ended before the group's takes the weights it had then."""
         groups = len(members)
-        iterations = engine.state.iteration
         out = engine.state.output
+        ended = {k: step.stopped.get(k, {"iterations": engine.state.iteration, "rec": float(out["rec_per_model"][k])})
+                 for k in range(groups)}
         records = []
         for k, (member, g_state, c_state) in enumerate(zip(
-                members, split_state(generator.state_dict(), groups), split_state(critic.state_dict(), groups))):
+                members, split_state(step.generator.state_dict(), groups), split_state(step.critic.state_dict(), groups))):
+            if k in step.stopped:
+                g_state, c_state = step.stopped[k]["generator"], step.stopped[k]["critic"]
             trained = member.model.new_generator(scale).to(self.device)
             trained.load_state_dict(g_state)
             trained.eval().requires_grad_(False)
             member.model.generators.append(trained)
             member.model.noise_amps.append(amps[k])
             member.critic = c_state
+            iterations = ended[k]["iterations"]
             records.append({
                 "scale": scale,
                 "shape": list(member.model.shapes[scale]),
                 "width": member.model.config.network.channels_at(scale),
                 "noise_amp": amps[k],
                 "iterations": iterations,
+                "group_iterations": engine.state.iteration,
                 "group_size": groups,
                 "seconds": seconds,
-                "seconds_per_iter": seconds / max(iterations, 1),
-                "rec": float(out["rec_per_model"][k]),
+                "seconds_per_iter": seconds / max(engine.state.iteration, 1),
+                "rec": ended[k]["rec"],
                 **{name: float(out[name]) for name in ("critic", "gen", "gp")},
             })
         return records
+
+
+def _block(state: dict[str, torch.Tensor], k: int, groups: int) -> dict[str, torch.Tensor]:
+    """Model ``k``'s state dict out of a grouped module's (see :func:`split_state`)."""
+    return {key: (value if value.ndim == 0 else value.chunk(groups)[k]).detach().clone() for key, value in state.items()}
 
 
 def _without_seed(config: SinGANSegConfig) -> dict[str, Any]:
