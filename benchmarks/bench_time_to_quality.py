@@ -70,6 +70,13 @@ def load_pair(name: str):
     return prepare_training_pair(torch.from_numpy(image), torch.from_numpy(mask), "MNI152 T1", "MNI152 WM > 0.5")
 
 
+def _parse(current, value: str):
+    """``value`` as the type of the field's current value (``true``/``1`` for a flag)."""
+    if isinstance(current, bool):
+        return value.lower() in ("1", "true", "yes")
+    return type(current)(value)
+
+
 def make_config(pair, max_size: int, schedule: str, iters: int, seed: int, overrides: str = "") -> SinGANSegConfig:
     """The run's config; ``overrides`` like ``"optim.generator_steps=2,optim.coarse.iters_per_scale=2000"``."""
     config = SinGANSegConfig.for_schedule(schedule, iters_per_scale=iters, spatial_dims=pair.spatial_dims,
@@ -83,9 +90,9 @@ def make_config(pair, max_size: int, schedule: str, iters: int, seed: int, overr
         if inner:  # "optim.coarse.iters_per_scale=2000": an entry of the coarse scales' overrides
             if (section, name, len(inner)) != ("optim", "coarse", 1) or inner[0] == "betas":
                 raise SystemExit(f"--set {item}: only optim.coarse.<number field>=value goes one level down")
-            owner.coarse[inner[0]] = type(getattr(owner, inner[0]))(value)
+            owner.coarse[inner[0]] = _parse(getattr(owner, inner[0]), value)
         else:
-            setattr(owner, name, type(getattr(owner, name))(value))
+            setattr(owner, name, _parse(getattr(owner, name), value))
     return config.validate()
 
 

@@ -146,6 +146,10 @@ class OptimConfig:
             before: the learning rates are decayed then (if not yet), and the scale stops at the next plateau.
             0 = always ``iters_per_scale`` iterations (the reference).
         plateau_tolerance: relative fall of the reconstruction loss below which a window counts as a plateau.
+        widen_from_previous: at a scale whose networks are wider than the previous scale's (every
+            ``channels_double_every`` scales), start them from the previous scale's networks embedded in their first
+            channels (:func:`~monai_singanseg.networks.widen_state`: the same function at the first step), as the
+            scales of equal width do, instead of from a new random initialisation (the reference).
         coarse_scales: the first (coarsest) ``coarse_scales`` scales, never the finest, train with ``coarse``
             applied over these values. They lay out the whole image (docs/benchmarks.md, "Where the fast schedule
             lost quality") and, on a CPU, an iteration there costs a few percent of the finest scale's, so a fast
@@ -169,6 +173,7 @@ class OptimConfig:
     gp_every: int = 1
     plateau_window: int = 0
     plateau_tolerance: float = 0.02
+    widen_from_previous: bool = False
     coarse_scales: int = 0
     coarse: dict[str, Any] = field(default_factory=dict)
     schedule: str = "faithful"

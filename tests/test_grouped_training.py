@@ -331,3 +331,49 @@ def test_checkpoints_with_biases_before_norms_load_exactly(nuclei_model):
     assert converted.keys() == state.keys()
     for key in state:
         torch.testing.assert_close(converted[key], state[key])
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_a_widened_network_starts_as_the_narrow_one_it_embeds(nuclei_pair, norm):
+    from monai_singanseg.config import NetworkConfig
+    from monai_singanseg.networks import ScaleCritic, ScaleGenerator, init_weights, widen_state
+    from monai_singanseg.pyramid import resize
+
+    net = NetworkConfig(norm=norm)
+    real = resize(nuclei_pair.real.unsqueeze(0), (40, 40))
+    noise = torch.randn(real.shape, generator=torch.Generator().manual_seed(0))
+    for make in (lambda w: ScaleGenerator(2, 2, w, net), lambda w: ScaleCritic(2, 2, w, net)):
+        narrow, wide = make(8), make(16)
+        init_weights(narrow, torch.Generator().manual_seed(1))
+        init_weights(wide, torch.Generator().manual_seed(2))
+        fresh = make(16)
+        fresh.load_state_dict(wide.state_dict())
+        wide.load_state_dict(widen_state(wide.state_dict(), narrow.state_dict()))
+        inputs = (noise, real) if isinstance(narrow, ScaleGenerator) else (real,)
+        with torch.no_grad():
+            for mode in (True, False):
+                # one call each: a training-mode call moves the batch norms' running statistics
+                expected, widened, scratch = (m.train(mode)(*inputs) for m in (narrow, wide, fresh))
+                torch.testing.assert_close(widened, expected, rtol=1e-5, atol=1e-5)
+                # a new initialisation computes something else (small: initial weights are N(0, 0.02))
+                assert (scratch - expected).abs().max() > 100 * (widened - expected).abs().max() + 1e-6
+        # the new channels learn: the zero weights into the old channels get a gradient
+        wide.train()
+        wide(*inputs).square().mean().backward()
+        assert wide.tail.conv.weight.grad[:, 8:].abs().sum() > 0
+
+
+@pytest.mark.parametrize("widen", [True, False])
+def test_widening_starts_a_wider_scale_from_the_previous_scale(tmp_path, nuclei_pair, widen):
+    # learning rates 0: the second scale keeps its starting weights, which compute the first scale's function only
+    # when widening is on (the width doubles at every scale here)
+    config = tiny_config(iters=1, lr_g=0.0, lr_d=0.0, widen_from_previous=widen)
+    config.network.channels_double_every = 1
+    model = SinGANSegTrainer(config, progress=False, stop_after_scales=2).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "m.pt")
+    coarse, fine = model.generators[0], model.generators[1]
+    assert fine.tail.conv.weight.shape[1] == 2 * coarse.tail.conv.weight.shape[1]
+    x = torch.randn(1, 2, *model.shapes[1], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        coarse.train(), fine.train()
+        assert torch.allclose(fine(x, x), coarse(x, x), atol=1e-5) == widen

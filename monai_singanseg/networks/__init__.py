@@ -9,6 +9,7 @@ from monai_singanseg.networks.scale_networks import (
     init_weights,
     split_state,
     stack_states,
+    widen_state,
 )
 from monai_singanseg.networks.singanseg import SinGANSeg, draw_noise
 from monai_singanseg.networks.wrappers import FinalOutput, SinGANSegInjector
@@ -24,4 +25,5 @@ __all__ = [
     "init_weights",
     "split_state",
     "stack_states",
+    "widen_state",
 ]

@@ -10,7 +10,8 @@ from torch import nn
 
 from monai_singanseg.config import ACTS, NORMS, NetworkConfig
 
-__all__ = ["ScaleCritic", "ScaleGenerator", "drop_norm_biases", "init_weights", "split_state", "stack_states"]
+__all__ = ["ScaleCritic", "ScaleGenerator", "drop_norm_biases", "init_weights", "split_state", "stack_states",
+           "widen_state"]
 
 # in place: the norm before each activation keeps its own input for backward, so the output can be overwritten
 _ACT_ARGS = {
@@ -142,6 +143,37 @@ def split_state(state: dict[str, torch.Tensor], groups: int) -> list[dict[str, t
         for part, chunk in zip(parts, chunks):
             part[key] = chunk.detach().clone()
     return parts
+
+
+def widen_state(wide: dict[str, torch.Tensor], narrow: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Embed a narrow network's state in a freshly initialised wider one of the same layout, preserving its function.
+
+    Every tensor of ``narrow`` goes into the leading block of its ``wide`` counterpart (the first output channels,
+    the first input channels); weights from the new input channels into the old output channels are zero, so the
+    old channels compute what they computed, and the tail reads the new channels with zero weights, so the output
+    is the narrow network's (batch and instance norms are per channel). The new channels keep their initialisation
+    and learn from the first step: a wider scale starts where the previous scale ended instead of from scratch.
+
+    Args:
+        wide: state dict of the wider network, initialised (e.g. by :func:`init_weights`).
+        narrow: state dict of the same architecture with fewer feature maps.
+
+    Returns:
+        A new state dict with the shapes of ``wide``.
+    """
+    out = {}
+    for key, value in wide.items():
+        old = narrow[key]
+        value = value.clone()
+        if value.ndim == 0:
+            value = old.clone()
+        else:
+            lead = tuple(slice(0, n) for n in old.shape[:2])
+            value[lead] = old
+            if value.ndim > 1:
+                value[: old.shape[0], old.shape[1]:] = 0
+        out[key] = value
+    return out
 
 
 def drop_norm_biases(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

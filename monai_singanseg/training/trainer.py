@@ -41,6 +41,7 @@ from monai_singanseg.networks import (
     init_weights,
     split_state,
     stack_states,
+    widen_state,
 )
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
@@ -499,9 +500,11 @@ class SinGANSegTrainer:
         self, members: list[_Member], scale: int, rngs: list[torch.Generator]
     ) -> tuple[ScaleGenerator, ScaleCritic]:
         """This scale's grouped generator and critic: a copy of the previous scale's when the width is unchanged
-        (as the reference does), else newly initialised from each model's random stream."""
+        (as the reference does), else newly initialised from each model's random stream (with the previous scale's
+        networks embedded when ``widen_from_previous``)."""
         cfg = members[0].model.config
         width = cfg.network.channels_at(scale)
+        widen = scale > 0 and cfg.optim.at_scale(scale, members[0].model.num_scales).widen_from_previous
         generators, critics = [], []
         for member, rng in zip(members, rngs):
             # on the training device before initialising: each model's random stream lives there
@@ -513,6 +516,10 @@ class SinGANSegTrainer:
             else:
                 init_weights(generator, rng)
                 init_weights(critic, rng)
+                if widen:
+                    generator.load_state_dict(widen_state(generator.state_dict(),
+                                                          member.model.generators[scale - 1].state_dict()))
+                    critic.load_state_dict(widen_state(critic.state_dict(), member.critic))
             generators.append(generator.state_dict())
             critics.append(critic.state_dict())
         groups = len(members)
