@@ -21,15 +21,18 @@ pack() {
     rm -f "$OUT"/models.tar.part-*
     tar -cf - benchmarks/results/models/time_to_quality 2>/dev/null | split -b 15M - "$OUT/models.tar.part-"
 }
-run() {  # data schedule seed deadline
+run() {  # data schedule seed deadline [--set overrides]
+    local name="$1_$2_s$3${6:+_${6//[.=,]/_}}"
     timeout "$4" $PY benchmarks/bench_time_to_quality.py run --data "$1" --max-size 192 --schedule "$2" \
         --iters "$([ "$2" = fast ] && echo 600 || echo 2000)" --seed "$3" --device cuda --threads 2 --quiet \
-        >"$OUT/logs/$1_$2_s$3.log" 2>&1
-    echo "$1 $2 seed $3: rc $?" >>"$OUT/logs/$1_$2_s$3.log"
+        ${5:+"$5" "$6"} >"$OUT/logs/$name.log" 2>&1
+    echo "$1 $2 seed $3 $6: rc $?" >>"$OUT/logs/$name.log"
 }
 
-note "phase 1: fast schedule, 192 px, nuclei + MNI, seeds 0 1 (deadline $FAST_S s)"
+note "phase 1: fast schedule, 192 px, nuclei + MNI, seeds 0 1, and nuclei with widen_from_previous (the finest"
+note "scale's networks are the first of width 128 at 192 px) (deadline $FAST_S s)"
 for data in nuclei mni; do for seed in 0 1; do run "$data" fast "$seed" "$FAST_S" & done; done
+for seed in 0 1; do run nuclei fast "$seed" "$FAST_S" --set optim.widen_from_previous=1 & done
 wait
 tail -qn 1 "$OUT"/logs/*_fast_*.log | tee -a "$OUT/summary.txt"
 pack
