@@ -151,10 +151,11 @@ def run(args: argparse.Namespace) -> None:
 
 
 TIMINGS = RESULTS / "time_to_quality_timings.json"
-# overrides that change how many iterations run or their learning rates, not the cost of one iteration
+# overrides that change how many iterations run, their learning rates or the initial weights, not the cost of one
+# iteration
 COST_NEUTRAL = {"optim.plateau_window", "optim.plateau_tolerance", "optim.lr_decay_at", "optim.lr_gamma",
                 "optim.lr_g", "optim.lr_d", "optim.iters_per_scale", "optim.coarse.iters_per_scale",
-                "optim.coarse.plateau_window", "optim.coarse.plateau_tolerance"}
+                "optim.coarse.plateau_window", "optim.coarse.plateau_tolerance", "optim.widen_from_previous"}
 
 
 def timing(args: argparse.Namespace) -> None:
@@ -323,7 +324,7 @@ def main() -> None:
     r.add_argument("--max-size", type=int, default=96)
     r.add_argument("--schedule", choices=("faithful", "fast"), default="fast")
     r.add_argument("--iters", type=int, nargs="+", default=[2000])
-    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--threads", type=int, default=1, help="torch threads (1: a busy core makes more threads crawl)")
     r.add_argument("--num", type=int, default=24)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
@@ -331,7 +332,7 @@ def main() -> None:
     r.add_argument("--quiet", action="store_true")
     for name in ("timing", "table"):
         t = sub.add_parser(name)
-        t.add_argument("--threads", type=int, default=2)
+        t.add_argument("--threads", type=int, default=1, help="the runs' threads, to find their records and timings")
         t.add_argument("--device", default="cpu")
         t.add_argument("--measure", type=int, default=4, help="iterations timed per scale (timing)")
         t.add_argument("--again", action="store_true", help="measure configs that have timings already (timing)")
