@@ -254,8 +254,14 @@ def table(args: argparse.Namespace) -> None:
     print(text)
     groups = sorted({(r["data"], r["max_size"]) for r in rows})
     labels = sorted({(r["schedule"], r["overrides"]) for r in rows})
-    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}  # one colour per schedule in every panel
+    import matplotlib
+
     plt = pyplot()
+    # one colour per recipe in every panel: the two shipped schedules black and blue, the variants from tab20
+    palette = [matplotlib.colormaps["tab20"](i) for i in range(2, 20)]
+    variants = [label for label in labels if label[1]]
+    colours = {("faithful", ""): "black", ("fast", ""): "tab:blue",
+               **{label: palette[i % len(palette)] for i, label in enumerate(variants)}}
     fig, axes = plt.subplots(len(groups), len(METRICS), figsize=(4 * len(METRICS), 3 * len(groups)), squeeze=False)
     for row, group in zip(axes, groups):
         for ax, metric in zip(row, METRICS):
@@ -264,10 +270,13 @@ def table(args: argparse.Namespace) -> None:
                                  and (r["schedule"], r["overrides"]) == (schedule, overrides)),
                                 key=lambda r: r["idle_seconds"])
                 if points:
+                    shipped = not overrides
                     ax.errorbar([p["idle_seconds"] / 60 for p in points], [p[metric] for p in points],
                                 yerr=[p[metric + "_sd"] or 0.0 for p in points], capsize=3,
                                 fmt="o-" if schedule == "faithful" else "s-", color=colours[(schedule, overrides)],
-                                label=f"{schedule} {overrides.replace('optim.', '')}".strip())
+                                markersize=8 if shipped else 5, zorder=3 if shipped else 2,
+                                label=f"{schedule} {overrides.replace('optim.', '')}".strip()
+                                + (" (shipped)" if shipped else ""))
             ax.set_xscale("log")
             ax.set_xlabel("training minutes (log)")
             ax.set_title(f"{group[0]} {group[1]} px: {metric} (mean ± sd over seeds)", fontsize=9)
