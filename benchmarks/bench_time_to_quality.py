@@ -84,9 +84,14 @@ def make_config(pair, max_size: int, schedule: str, iters: int, seed: int, overr
                                           seed=seed)
     config.pyramid.max_size = max_size
     for item in filter(None, overrides.split(",")):
-        key, value = item.split("=")
-        section, name, *inner = key.split(".")
+        key, _, value = item.partition("=")
+        section, _, rest = key.partition(".")
+        if not value or not rest or not hasattr(config, section):
+            raise SystemExit(f"--set {item}: expected section.field=value, e.g. optim.generator_steps=2")
+        name, *inner = rest.split(".")
         owner = getattr(config, section)
+        if not hasattr(owner, name):
+            raise SystemExit(f"--set {item}: {section} has no field {name!r}")
         if inner:  # "optim.coarse.iters_per_scale=2000": an entry of the coarse scales' overrides
             if (section, name, len(inner)) != ("optim", "coarse", 1) or inner[0] == "betas":
                 raise SystemExit(f"--set {item}: only optim.coarse.<number field>=value goes one level down")
