@@ -70,10 +70,12 @@ def load_pair(name: str):
     return prepare_training_pair(torch.from_numpy(image), torch.from_numpy(mask), "MNI152 T1", "MNI152 WM > 0.5")
 
 
-def _parse(current, value: str):
-    """``value`` as the type of the field's current value (``true``/``1`` for a flag)."""
+def _parse(current: float | str, value: str) -> float | str:
+    """``value`` as the type of the field's current value (``true``/``1`` or ``false``/``0`` for a flag)."""
     if isinstance(current, bool):
-        return value.lower() in ("1", "true", "yes")
+        if value.lower() not in ("1", "true", "0", "false"):
+            raise SystemExit(f"--set: {value!r} is not a flag value (true, false, 1, 0)")
+        return value.lower() in ("1", "true")
     return type(current)(value)
 
 
@@ -222,8 +224,17 @@ def variant_rows(records: list[dict]) -> list[dict]:
 
 
 def ratio_interval(values: list[float], baseline: list[float], resamples: int = 10000) -> tuple[float, float, float]:
-    """Ratio of means ``mean(values) / mean(baseline)`` and its 95 % percentile-bootstrap interval, resampling the
-    training seeds of each side independently (rough with a few seeds, but it shows how far a ratio can move)."""
+    """Ratio of means and its 95 % percentile-bootstrap interval, resampling the training seeds of each side
+    independently (rough with a few seeds, but it shows how far a ratio can move).
+
+    Args:
+        values: one figure of the runs of a recipe, one per training seed.
+        baseline: the same figure of the baseline's runs.
+        resamples: bootstrap resamples (fixed random seed, so the table is reproducible).
+
+    Returns:
+        ``(mean(values) / mean(baseline), low, high)``.
+    """
     rng = np.random.default_rng(0)
     a, b = np.asarray(values, dtype=float), np.asarray(baseline, dtype=float)
     ratios = (rng.choice(a, (resamples, a.size)).mean(1) / rng.choice(b, (resamples, b.size)).mean(1))
@@ -276,8 +287,8 @@ def table(args: argparse.Namespace) -> None:
              ("Training time: iterations run at each scale x seconds per iteration measured there on an idle "
              "machine (`bench_time_to_quality.py timing`). Figures: mean ± sd over the training seeds listed. "
              "Ratios: mean over mean, against faithful 2000 of the same data and size."),
-             "", ("| data | max size | schedule | seeds | iters/scale (run, first seed) | training min | SWD | diversity "
-             "| fg error | rec MSE | time ratio | SWD / div / fg / rec ratio |"), "| --- " * 12 + "|"]
+             "", ("| data | max size | schedule | seeds | iters/scale (run, first seed) | training min | SWD "
+                  "| diversity | fg error | rec MSE | time ratio | SWD / div / fg / rec ratio |"), "| --- " * 12 + "|"]
     for r in rows:
         base = next((b for b in rows if (b["data"], b["max_size"], b["schedule"], b["overrides"], b["iters"]) ==
                      (r["data"], r["max_size"], "faithful", "", 2000)), None)

@@ -196,6 +196,9 @@ class OptimConfig:
                      "coarse_scales"):
             if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}.")  # noqa: TRY004
+        if not isinstance(self.widen_from_previous, bool):
+            flag = self.widen_from_previous
+            raise ValueError(f"widen_from_previous must be true or false, got {flag!r}.")  # noqa: TRY004
         if self.coarse_scales < 0:
             raise ValueError(f"coarse_scales must be >= 0, got {self.coarse_scales}.")
         if not isinstance(self.coarse, dict):

@@ -155,12 +155,20 @@ def widen_state(wide: dict[str, torch.Tensor], narrow: dict[str, torch.Tensor]) 
     and learn from the first step: a wider scale starts where the previous scale ended instead of from scratch.
 
     Args:
-        wide: state dict of the wider network, initialised (e.g. by :func:`init_weights`).
-        narrow: state dict of the same architecture with fewer feature maps.
+        wide: state dict of the wider network (a single one, ``groups=1``), initialised (e.g. by
+            :func:`init_weights`).
+        narrow: state dict of the same architecture with fewer feature maps (bias-free layout before norms: see
+            :func:`drop_norm_biases`).
 
     Returns:
         A new state dict with the shapes of ``wide``.
+
+    Raises:
+        ValueError: the two states are not of one architecture, or ``narrow`` is larger somewhere.
     """
+    if narrow.keys() != wide.keys() or any(
+            narrow[k].ndim != wide[k].ndim or any(n > w for n, w in zip(narrow[k].shape, wide[k].shape)) for k in wide):
+        raise ValueError("widen_state: the narrow state is not a narrower network of the wide one's architecture.")
     out = {}
     for key, value in wide.items():
         old = narrow[key]

@@ -101,7 +101,8 @@ def config_differences(stored: SinGANSegConfig, asked: SinGANSegConfig) -> list[
 
     old, new = flat(stored.to_dict()), flat(asked.to_dict())
     # a key may be on one side only (the coarse scales' overrides are a free-form dict)
-    return [f"{k}: {old.get(k, 'unset')!r} kept (asked {new.get(k, 'unset')!r})" for k in sorted(old.keys() | new.keys())
+    keys = sorted(old.keys() | new.keys())
+    return [f"{k}: {old.get(k, 'unset')!r} kept (asked {new.get(k, 'unset')!r})" for k in keys
             if old.get(k) != new.get(k)]
 
 
@@ -198,7 +199,8 @@ class ScaleStep:
         self.last_penalty = torch.zeros(self.groups, device=real.device)
 
     def decay_learning_rates(self, models: Sequence[int] | None = None) -> None:
-        """Multiply the learning rates of ``models`` (default: all) by ``lr_gamma``, once per model and scale."""
+        """From the next step on, ``models`` (default: all) step at ``lr_gamma`` times the learning rates (once per
+        model and scale; :meth:`_step` applies it)."""
         for k in range(self.groups) if models is None else models:
             self.decayed[k] = True
 
@@ -510,7 +512,11 @@ class SinGANSegTrainer:
             # on the training device before initialising: each model's random stream lives there
             generator = member.model.new_generator(scale).to(self.device)
             critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network).to(self.device)
-            if scale > 0 and cfg.network.channels_at(scale - 1) == width:
+            same_width = scale > 0 and cfg.network.channels_at(scale - 1) == width
+            if (same_width or widen) and member.critic is None:
+                raise SinGANSegInputError(f"{member.checkpoint}: holds no critic of scale {scale - 1}, which scale "
+                                          f"{scale} starts from; train the model again without --resume.")
+            if same_width:
                 generator.load_state_dict(member.model.generators[scale - 1].state_dict())
                 critic.load_state_dict(member.critic)
             else:
@@ -602,8 +608,9 @@ class SinGANSegTrainer:
         ended = {k: step.stopped.get(k, {"iterations": engine.state.iteration, "rec": float(out["rec_per_model"][k])})
                  for k in range(groups)}
         records = []
-        for k, (member, g_state, c_state) in enumerate(zip(
-                members, split_state(step.generator.state_dict(), groups), split_state(step.critic.state_dict(), groups))):
+        generators = split_state(step.generator.state_dict(), groups)
+        critics = split_state(step.critic.state_dict(), groups)
+        for k, (member, g_state, c_state) in enumerate(zip(members, generators, critics)):
             if k in step.stopped:
                 g_state, c_state = step.stopped[k]["generator"], step.stopped[k]["critic"]
             trained = member.model.new_generator(scale).to(self.device)
@@ -631,7 +638,8 @@ class SinGANSegTrainer:
 
 def _block(state: dict[str, torch.Tensor], k: int, groups: int) -> dict[str, torch.Tensor]:
     """Model ``k``'s state dict out of a grouped module's (see :func:`split_state`)."""
-    return {key: (value if value.ndim == 0 else value.chunk(groups)[k]).detach().clone() for key, value in state.items()}
+    return {key: (value if value.ndim == 0 else value.chunk(groups)[k]).detach().clone()
+            for key, value in state.items()}
 
 
 def _without_seed(config: SinGANSegConfig) -> dict[str, Any]:
