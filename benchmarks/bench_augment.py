@@ -162,7 +162,8 @@ def main() -> None:
     for r in rows:
         rate = r.get("transform_samples_per_second")
         inside = "" if "pool_size" not in r or r["workers"] else \
-            f"{r['transform_seconds_per_epoch']:.3f} ({100 * r['transform_share_of_base_epoch']:.0f} % of the base epoch)"
+            (f"{r['transform_seconds_per_epoch']:.3f} "
+             f"({100 * r['transform_share_of_base_epoch']:.0f} % of the base epoch)")
         lines.append(f"| {r['setting']} | {r['epoch_seconds']:.3f} | {100 * r['slowdown']:+.0f} % | {inside} | "
                      f"{'' if rate is None else f'{rate:.0f}'} |")
     text = (f"# Cost of SinGANSegAugmentd in a UNet training epoch\n\n{args.items} real 256x256 nuclei items per "

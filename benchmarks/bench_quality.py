@@ -7,8 +7,9 @@ One table row per refinement and start scale; columns are the metrics of ``monai
 MS-SSIM diversity, foreground fraction, memorisation) and the seconds per sample. :func:`refinements` maps a row
 name to a callable ``refine(model, samples) -> samples`` applied to raw samples ``(N, C, H, W)`` in ``[-1, 1]``
 before measuring: none, histogram matching to the real image, and Gatys VGG16 style transfer (1:1000) when the
-benchmark-only ImageNet weights converted by ``benchmarks/vgg16_from_onnx.py`` exist (start scale 0 only: slow). A second table measures simple
-transforms of the training pair itself (mirrored copies, noisy copies), to show what the numbers mean.
+benchmark-only ImageNet weights converted by ``benchmarks/vgg16_from_onnx.py`` exist (start scale 0 only: slow). A
+second table measures simple transforms of the training pair itself (mirrored copies, noisy copies), to show what the
+numbers mean.
 
 The model is ``demo_output/nuclei_image.pt`` (``make demo``: max size 64, 300 iterations per scale) when present,
 else ``benchmarks/results/models/nuclei_image.pt`` (trained here first, about a minute: max size 64, 100 iterations

@@ -98,7 +98,8 @@ def table(rows: list[dict]) -> str:
 
 
 def ratios(rows: list[dict]) -> str:
-    lines = ["| max size | training speed-up (reference s/iter ÷ ours, all scales) | finest scale | sampling speed-up |",
+    lines = [("| max size | training speed-up (reference s/iter ÷ ours, all scales) | finest scale | "
+              "sampling speed-up |"),
              "| --- | --- | --- | --- |"]
     by = {(r["max_size"], r["implementation"].split()[0]): r for r in rows}
     for size in sorted({r["max_size"] for r in rows}):

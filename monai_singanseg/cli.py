@@ -508,8 +508,9 @@ def _sample_diffusion(args: argparse.Namespace, model) -> None:
         if context is None:
             raise SinGANSegInputError("--inpaint-region needs --inpaint-image and --inpaint-label.")
         region = read_image(args.inpaint_region).as_tensor()
-    items = write_diffusion_samples(model, args.out, args.num, sampling, context, region, seed=args.seed, fmt=args.format,
-                                    overwrite=args.overwrite, batch_size=args.batch_size, name=str(args.model))
+    items = write_diffusion_samples(model, args.out, args.num, sampling, context, region, seed=args.seed,
+                                    fmt=args.format, overwrite=args.overwrite, batch_size=args.batch_size,
+                                    name=str(args.model))
     print(f"wrote {len(items)} pairs and {Path(args.out) / 'preview.png'}")
 
 
@@ -567,8 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(message)s")
     logging.getLogger("ignite").setLevel(logging.WARNING)  # ignite's per-run INFO lines duplicate the progress bar
     try:
-        commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion, "sample": _sample, "harmonize": _harmonize,
-                    "edit": _harmonize, "report": _report}
+        commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion, "sample": _sample,
+                    "harmonize": _harmonize, "edit": _harmonize, "report": _report}
         if getattr(args, "low_memory", False):
             _low_memory()
         commands[args.command](args)

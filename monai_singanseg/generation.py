@@ -22,7 +22,8 @@ from monai_singanseg.io import image_writer
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.visualize import save_pair_grid
 
-__all__ = ["output_affine", "output_format", "sample_bank", "write_diffusion_samples", "write_generated", "write_samples"]
+__all__ = ["output_affine", "output_format", "sample_bank", "write_diffusion_samples", "write_generated",
+           "write_samples"]
 
 
 def output_affine(model: PairGenerator, shape: Sequence[int]) -> np.ndarray:

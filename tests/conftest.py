@@ -51,7 +51,8 @@ def tiny_diffusion_config(**fields) -> DiffusionConfig:
 
 
 def mni_crop(path: Path, box: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """``(array, affine)`` of a crop of an MNI152 map (1 mm, RAS; values 0-255): the affine's origin moved to the box."""
+    """``(array, affine)`` of a crop of an MNI152 map (1 mm, RAS; values 0-255):
+    the affine's origin moved to the box."""
     image = nib.load(path)
     affine = image.affine.copy()
     affine[:3, 3] = image.affine[:3, :3] @ np.array([b.start for b in box]) + image.affine[:3, 3]

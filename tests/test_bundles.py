@@ -130,8 +130,8 @@ def test_segmentation_chain_caches_the_deterministic_part_and_augments_in_the_ra
 def test_segmentation_bundle_trains_and_evaluates_on_real_tiles(variant, generation_models, tmp_path):
     models, evaluation = tmp_path / "models", tmp_path / "eval"
     configs = [f"bundles/singanseg_segmentation/configs/{name}" for name in variant]
-    done = _bundle(configs, "--epochs", "2", "--val_interval", "1", "--augment_prob", "1.0", "--synthetic_models", str(generation_models),
-                   "--output_dir", str(models))
+    done = _bundle(configs, "--epochs", "2", "--val_interval", "1", "--augment_prob", "1.0",
+                   "--synthetic_models", str(generation_models), "--output_dir", str(models))
     assert done.returncode == 0, done.stdout[-3000:]
     assert "val_mean_dice" in done.stdout and "val_mean_iou" in done.stdout
     assert (models / "model.pt").is_file() and (models / "model_final.pt").is_file()

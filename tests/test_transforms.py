@@ -93,7 +93,8 @@ def test_matching_missing_model_and_random_choice(model_dir):
 
 def test_channel_mismatch_names_the_checkpoint(model_dir):
     aug = SinGANSegAugment(model_dir, prob=1.0)
-    with pytest.raises(SinGANSegInputError, match=r"nuclei_image\.pt: model makes 1 image channel\(s\), the data has 3"):
+    with pytest.raises(SinGANSegInputError,
+                       match=r"nuclei_image\.pt: model makes 1 image channel\(s\), the data has 3"):
         aug(torch.rand(3, 32, 32), torch.zeros(1, 32, 32), name="nuclei_image")
 
 

@@ -18,9 +18,9 @@ place by RePaint; ``dif_sample_*``: whole new pairs of the diffusion training cr
 Generators: one model per training-pool image, trained once by the project's CLI and reused by every N, seed and
 condition, so every condition's generators saw exactly the N training images: SinGAN-Seg by ``singanseg
 train-many`` (``--schedule`` / ``--max-size``) into ``models/<dataset>_<schedule>_<max size>/``, diffusion (the
-small UNet of ``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``. Results: ``benchmarks/results/downstream/results.json`` (one record per
-dataset, N, seed, condition; appended as runs finish, so an interrupted study resumes), ``downstream.md`` (mean ±
-sd over seeds) and ``downstream.png`` (test Dice against N).
+small UNet of ``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``. Results:
+``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs finish, so
+an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds) and ``downstream.png`` (test Dice against N).
 """
 
 from __future__ import annotations

@@ -362,7 +362,8 @@ class PairClusters:
         self.assignments = [int(a) for a in self.assignments]
         self.num_clusters = int(self.num_clusters)
         if self.num_clusters < 1 or any(not 0 <= a < self.num_clusters for a in self.assignments):
-            raise SinGANSegInputError(f"cluster assignments {self.assignments} do not lie in 0..{self.num_clusters - 1}.")
+            raise SinGANSegInputError(
+                f"cluster assignments {self.assignments} do not lie in 0..{self.num_clusters - 1}.")
         empty = [k for k in range(self.num_clusters) if k not in self.assignments]
         if empty:
             raise SinGANSegInputError(f"cluster(s) {empty} of {self.num_clusters} have no pair.")
@@ -383,7 +384,8 @@ class PairClusters:
         return [i for i, a in enumerate(self.assignments) if a == k]
 
     def split(self, items: Sequence[Any]) -> list[list[Any]]:
-        """``items`` (one per pair: the pairs, their files, ...) grouped by cluster: ``[cluster 0's, cluster 1's, ...]``."""
+        """``items`` (one per pair: the pairs, their files, ...) grouped by cluster:
+        ``[cluster 0's, cluster 1's, ...]``."""
         if len(items) != len(self.assignments):
             raise SinGANSegInputError(f"{len(items)} items for {len(self.assignments)} clustered pairs.")
         return [[items[i] for i in self.members(k)] for k in range(self.num_clusters)]

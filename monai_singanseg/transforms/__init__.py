@@ -1,5 +1,5 @@
-"""MONAI transforms: synthetic-pair augmentation (SinGAN-Seg or diffusion) and lesion harmonization, each as an array transform and its dictionary
-wrapper."""
+"""MONAI transforms: synthetic-pair augmentation (SinGAN-Seg or diffusion) and lesion harmonization, each as an array
+transform and its dictionary wrapper."""
 
 from __future__ import annotations
 
@@ -18,5 +18,5 @@ from monai_singanseg.transforms.harmonize import SinGANSegHarmonize
 from monai_singanseg.transforms.model_bank import ModelBank
 
 __all__ = ["ModelBank", "SinGANSegAugment", "SinGANSegAugmentD", "SinGANSegAugmentDict", "SinGANSegAugmentd",
-           "SinGANSegHarmonize", "SinGANSegHarmonizeD", "SinGANSegHarmonizeDict", "SinGANSegHarmonized", "SyntheticPairAugment",
-           "SyntheticPairAugmentd", "model_name"]
+           "SinGANSegHarmonize", "SinGANSegHarmonizeD", "SinGANSegHarmonizeDict", "SinGANSegHarmonized",
+           "SyntheticPairAugment", "SyntheticPairAugmentd", "model_name"]
