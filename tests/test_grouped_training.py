@@ -398,5 +398,8 @@ def test_widening_refuses_states_of_another_architecture():
     other = ScaleGenerator(2, 2, 8, NetworkConfig(norm="none")).state_dict()  # conv biases, no norm statistics
     with pytest.raises(ValueError, match="not a narrower network"):
         widen_state(wide.state_dict(), other)
+    other_kernel = ScaleGenerator(2, 2, 8, NetworkConfig(kernel_size=5)).state_dict()
+    with pytest.raises(ValueError, match="not a narrower network"):
+        widen_state(wide.state_dict(), other_kernel)
     with pytest.raises(ValueError, match="widen_from_previous must be true or false"):
         tiny_config(widen_from_previous="false")

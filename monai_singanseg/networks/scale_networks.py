@@ -166,20 +166,21 @@ def widen_state(wide: dict[str, torch.Tensor], narrow: dict[str, torch.Tensor]) 
     Raises:
         ValueError: the two states are not of one architecture, or ``narrow`` is larger somewhere.
     """
-    if narrow.keys() != wide.keys() or any(
-            narrow[k].ndim != wide[k].ndim or any(n > w for n, w in zip(narrow[k].shape, wide[k].shape)) for k in wide):
+    def fits(old: torch.Tensor, new: torch.Tensor) -> bool:  # channels may grow, kernels may not change
+        return old.ndim == new.ndim and old.shape[2:] == new.shape[2:] and all(
+            n <= w for n, w in zip(old.shape[:2], new.shape[:2]))
+
+    if narrow.keys() != wide.keys() or not all(fits(narrow[k], wide[k]) for k in wide):
         raise ValueError("widen_state: the narrow state is not a narrower network of the wide one's architecture.")
     out = {}
     for key, value in wide.items():
-        old = narrow[key]
-        value = value.clone()
-        if value.ndim == 0:
-            value = old.clone()
-        else:
-            lead = tuple(slice(0, n) for n in old.shape[:2])
-            value[lead] = old
-            if value.ndim > 1:
-                value[: old.shape[0], old.shape[1]:] = 0
+        old, value = narrow[key], value.clone()
+        if value.ndim == 0:  # a batch-norm counter
+            out[key] = old.clone()
+            continue
+        value[tuple(slice(0, n) for n in old.shape[:2])] = old
+        if value.ndim > 1:
+            value[: old.shape[0], old.shape[1]:] = 0
         out[key] = value
     return out
 

@@ -208,8 +208,8 @@ class ScaleStep:
         """End model ``k``'s scale here: keep a copy of its weights and norm statistics now, as training alone
         would end; the group's later steps still compute its block (the others need the launch) but it is ignored."""
         if k not in self.stopped:
-            self.stopped[k] = {"generator": _block(self.generator.state_dict(), k, self.groups),
-                               "critic": _block(self.critic.state_dict(), k, self.groups),
+            self.stopped[k] = {"generator": split_state(self.generator.state_dict(), self.groups)[k],
+                               "critic": split_state(self.critic.state_dict(), self.groups)[k],
                                "iterations": iteration, "rec": rec}
 
     @property
@@ -499,14 +499,14 @@ class SinGANSegTrainer:
         return _Member(model, build_pyramid(real, model.shapes), checkpoint, state, critic)
 
     def _networks(
-        self, members: list[_Member], scale: int, rngs: list[torch.Generator]
+        self, members: list[_Member], scale: int, rngs: list[torch.Generator], optim: OptimConfig
     ) -> tuple[ScaleGenerator, ScaleCritic]:
         """This scale's grouped generator and critic: a copy of the previous scale's when the width is unchanged
         (as the reference does), else newly initialised from each model's random stream (with the previous scale's
         networks embedded when ``widen_from_previous``)."""
         cfg = members[0].model.config
         width = cfg.network.channels_at(scale)
-        widen = scale > 0 and cfg.optim.at_scale(scale, members[0].model.num_scales).widen_from_previous
+        widen = scale > 0 and optim.widen_from_previous
         generators, critics = [], []
         for member, rng in zip(members, rngs):
             # on the training device before initialising: each model's random stream lives there
@@ -578,10 +578,10 @@ class SinGANSegTrainer:
         cfg = first.config
         rngs = [torch.Generator(device=self.device).manual_seed(scale_seed(m.model.config.seed, scale))
                 for m in members]
-        generator, critic = self._networks(members, scale, rngs)
+        optim = cfg.optim.at_scale(scale, first.num_scales)
+        generator, critic = self._networks(members, scale, rngs, optim)
         amps, rec_noise, rec_previous = self._reconstruction_inputs(members, scale, rngs)
         real = torch.cat([m.pyramid[scale] for m in members], 1)
-        optim = cfg.optim.at_scale(scale, first.num_scales)
         step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
                          (rec_noise, rec_previous), self._coarser(members, scale), rngs, optim)
         engine = Engine(step)
@@ -605,41 +605,33 @@ class SinGANSegTrainer:
         model whose scale ended before the group's takes the weights it had then."""
         groups = len(members)
         out = engine.state.output
-        ended = {k: step.stopped.get(k, {"iterations": engine.state.iteration, "rec": float(out["rec_per_model"][k])})
-                 for k in range(groups)}
         records = []
         generators = split_state(step.generator.state_dict(), groups)
         critics = split_state(step.critic.state_dict(), groups)
-        for k, (member, g_state, c_state) in enumerate(zip(members, generators, critics)):
-            if k in step.stopped:
-                g_state, c_state = step.stopped[k]["generator"], step.stopped[k]["critic"]
+        for k, member in enumerate(members):
+            ended = step.stopped.get(k) or {"generator": generators[k], "critic": critics[k],
+                                            "iterations": engine.state.iteration, "rec": float(out["rec_per_model"][k])}
+            g_state, c_state = ended["generator"], ended["critic"]
             trained = member.model.new_generator(scale).to(self.device)
             trained.load_state_dict(g_state)
             trained.eval().requires_grad_(False)
             member.model.generators.append(trained)
             member.model.noise_amps.append(amps[k])
             member.critic = c_state
-            iterations = ended[k]["iterations"]
             records.append({
                 "scale": scale,
                 "shape": list(member.model.shapes[scale]),
                 "width": member.model.config.network.channels_at(scale),
                 "noise_amp": amps[k],
-                "iterations": iterations,
+                "iterations": ended["iterations"],
                 "group_iterations": engine.state.iteration,
                 "group_size": groups,
                 "seconds": seconds,
                 "seconds_per_iter": seconds / max(engine.state.iteration, 1),
-                "rec": ended[k]["rec"],
+                "rec": ended["rec"],
                 **{name: float(out[name]) for name in ("critic", "gen", "gp")},
             })
         return records
-
-
-def _block(state: dict[str, torch.Tensor], k: int, groups: int) -> dict[str, torch.Tensor]:
-    """Model ``k``'s state dict out of a grouped module's (see :func:`split_state`)."""
-    return {key: (value if value.ndim == 0 else value.chunk(groups)[k]).detach().clone()
-            for key, value in state.items()}
 
 
 def _without_seed(config: SinGANSegConfig) -> dict[str, Any]:
