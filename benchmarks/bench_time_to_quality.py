@@ -158,11 +158,12 @@ def run(args: argparse.Namespace) -> None:
 
 
 TIMINGS = RESULTS / "time_to_quality_timings.json"
-# overrides that change how many iterations run, their learning rates or the initial weights, not the cost of one
-# iteration
+# overrides that change how many iterations run, their learning rates, loss weights or the initial weights, not the
+# cost of one iteration
 COST_NEUTRAL = {"optim.plateau_window", "optim.plateau_tolerance", "optim.lr_decay_at", "optim.lr_gamma",
                 "optim.lr_g", "optim.lr_d", "optim.iters_per_scale", "optim.coarse.iters_per_scale",
-                "optim.coarse.plateau_window", "optim.coarse.plateau_tolerance", "optim.widen_from_previous"}
+                "optim.coarse.plateau_window", "optim.coarse.plateau_tolerance", "optim.widen_from_previous",
+                "optim.rec_weight", "optim.coarse.rec_weight", "optim.gp_weight", "optim.noise_amp_init"}
 
 
 def timing(args: argparse.Namespace) -> None:

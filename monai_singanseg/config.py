@@ -150,6 +150,11 @@ class OptimConfig:
             ``channels_double_every`` scales), start them from the previous scale's networks embedded in their first
             channels (:func:`~monai_singanseg.networks.widen_state`: the same function at the first step), as the
             scales of equal width do, instead of from a new random initialisation (the reference).
+        concurrent_scales: the last ``concurrent_scales`` trained scales keep training with the current one, the
+            scale ``d`` below at ``concurrent_lr_scale ** d`` times the learning rates (ConSinGAN, Hinz et al., WACV
+            2021, trains three stages at a time at 0.1). The losses reach them through their outputs, upsampled; their
+            norms keep the statistics they ended with, as in sampling. 0 = a trained scale is frozen (the reference).
+        concurrent_lr_scale: learning-rate factor per scale below the current one, in ``(0, 1]``.
         coarse_scales: the first (coarsest) ``coarse_scales`` scales, never the finest, train with ``coarse``
             applied over these values. They lay out the whole image (docs/benchmarks.md, "Where the fast schedule
             lost quality") and, on a CPU, an iteration there costs a few percent of the finest scale's, so a fast
@@ -174,6 +179,8 @@ class OptimConfig:
     plateau_window: int = 0
     plateau_tolerance: float = 0.02
     widen_from_previous: bool = False
+    concurrent_scales: int = 0
+    concurrent_lr_scale: float = 0.1
     coarse_scales: int = 0
     coarse: dict[str, Any] = field(default_factory=dict)
     schedule: str = "faithful"
@@ -193,14 +200,18 @@ class OptimConfig:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}.")
         # every config error is a ValueError, which the command line turns into one line naming the option
         for name in ("iters_per_scale", "critic_steps", "generator_steps", "gp_every", "plateau_window",
-                     "coarse_scales"):
+                     "concurrent_scales", "coarse_scales"):
             if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}.")  # noqa: TRY004
         if not isinstance(self.widen_from_previous, bool):
             flag = self.widen_from_previous
             raise ValueError(f"widen_from_previous must be true or false, got {flag!r}.")  # noqa: TRY004
-        if self.coarse_scales < 0:
-            raise ValueError(f"coarse_scales must be >= 0, got {self.coarse_scales}.")
+        if self.coarse_scales < 0 or self.concurrent_scales < 0:
+            raise ValueError(f"coarse_scales and concurrent_scales must be >= 0, got {self.coarse_scales} and "
+                             f"{self.concurrent_scales}.")
+        scale = self.concurrent_lr_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise ValueError(f"concurrent_lr_scale must be in (0, 1], got {self.concurrent_lr_scale!r}.")
         if not isinstance(self.coarse, dict):
             raise ValueError(f"coarse must be a dict of overrides, got {self.coarse!r}.")  # noqa: TRY004
         allowed = {f.name for f in dataclasses.fields(self)} - {"coarse", "coarse_scales", "schedule"}

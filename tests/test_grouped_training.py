@@ -39,7 +39,8 @@ def _samples(model, seed=3):
     return model.generate(2, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("schedule", [{}, {"critic_steps": 2, "generator_steps": 1, "gp_every": 2}])
+@pytest.mark.parametrize("schedule", [{}, {"critic_steps": 2, "generator_steps": 1, "gp_every": 2},
+                                      {"concurrent_scales": 2}])
 def test_a_model_trained_in_a_group_of_four_equals_the_model_trained_alone(tmp_path, nuclei_pair, schedule):
     # one iteration per scale exercises everything a scale does (initialisation from each model's stream, noise
     # amplitudes, critic, lazy penalty, generator, hand-over to the next scale) before GAN dynamics amplify rounding

@@ -74,7 +74,8 @@ class SinGANSeg(nn.Module):
         self.generators = nn.ModuleList()
         self.noise_amps: list[float] = []
         # reconstruction outputs by (scales, shapes, device, noise amplitudes): deterministic, and trained generators
-        # never change; least recently used first, at most RECONSTRUCTION_CACHE_SIZE of them
+        # change only in training (forget_reconstructions); least recently used first, at most
+        # RECONSTRUCTION_CACHE_SIZE of them
         self._reconstructions: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self.register_buffer("fixed_noise", torch.zeros(1, config.channels, *self.shapes[0]))
 
@@ -107,6 +108,10 @@ class SinGANSeg(nn.Module):
         if len(ratios) != self.config.spatial_dims or not all(0 < r < float("inf") for r in ratios):
             raise ValueError(f"scale_ratio needs {self.config.spatial_dims} positive values, got {scale_ratio}.")
         return [tuple(max(1, round(s * r)) for s, r in zip(shape, ratios)) for shape in self.shapes]
+
+    def forget_reconstructions(self) -> None:
+        """Drop the cached reconstructions (after a trained generator's weights changed)."""
+        self._reconstructions.clear()
 
     @torch.no_grad()
     def reconstruct(self, stop_scale: int | None = None, shapes: Sequence[Sequence[int]] | None = None) -> torch.Tensor:

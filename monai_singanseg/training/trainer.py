@@ -165,9 +165,15 @@ class ScaleStep:
     """One training iteration of a scale for a group of K models (K = 1 for a single model).
 
     Holds what the iteration needs (grouped generator and critic, their optimisers, the real pyramid level, the
-    noise amplitudes, the reconstruction inputs and the frozen coarser scales) and runs ``critic_steps`` WGAN-GP
-    critic updates and ``generator_steps`` generator updates (adversarial + ``rec_weight`` x reconstruction).
+    noise amplitudes, the reconstruction inputs and the coarser scales) and runs ``critic_steps`` WGAN-GP critic
+    updates and ``generator_steps`` generator updates (adversarial + ``rec_weight`` x reconstruction).
     ``ScaleStep(engine, batch)`` is ignite's process function; it returns the group-mean losses.
+
+    The last ``optim.concurrent_scales`` coarser generators train along (ConSinGAN): the generator's optimiser holds
+    them too, the scale ``d`` below at ``concurrent_lr_scale ** d`` times its learning rate, and the generator's
+    losses reach them through the coarser path, which is then recomputed with gradients from the same noise. Their
+    reconstruction path starts from ``reconstruction_inputs[1]`` at the first of them, with ``coarser_rec_noise``
+    (one tensor each) as their reconstruction noise.
     """
 
     def __init__(
@@ -180,6 +186,7 @@ class ScaleStep:
         coarser: list[tuple[ScaleGenerator, torch.Tensor, tuple[int, ...]]],
         rngs: list[torch.Generator],
         optim: OptimConfig,
+        coarser_rec_noise: Sequence[torch.Tensor] = (),
     ) -> None:
         self.generator, self.critic, self.real = generator, critic, real
         self.noise_amp = noise_amp
@@ -190,8 +197,22 @@ class ScaleStep:
         self.groups = len(rngs)
         self.channels = real.shape[1] // self.groups
         self.shape = tuple(real.shape[2:])
-        self.opt_generator = torch.optim.Adam(generator.parameters(), lr=optim.lr_g, betas=optim.betas)
-        self.opt_critic = torch.optim.Adam(critic.parameters(), lr=optim.lr_d, betas=optim.betas)
+        self.first_trained = len(coarser) - min(optim.concurrent_scales, len(coarser))
+        self.trained = [g.requires_grad_(True) for g, _, _ in coarser[self.first_trained:]]
+        if len(coarser_rec_noise) != len(self.trained):
+            raise ValueError(f"coarser_rec_noise needs one tensor per trained coarser scale ({len(self.trained)}), "
+                             f"got {len(coarser_rec_noise)}.")
+        self.coarser_rec_noise = list(coarser_rec_noise)
+        self._trained_inputs: tuple[torch.Tensor, list[torch.Tensor]] | None = None
+        # lr_scale: this group's share of the base learning rate (_step multiplies it in)
+        groups = [{"params": list(generator.parameters()), "lr_scale": 1.0}] + [
+            {"params": list(g.parameters()), "lr_scale": optim.concurrent_lr_scale ** (len(self.trained) - i)}
+            for i, g in enumerate(self.trained)]
+        for group in groups:
+            group["lr"] = optim.lr_g * group["lr_scale"]
+        self.opt_generator = torch.optim.Adam(groups, lr=optim.lr_g, betas=optim.betas)
+        self.opt_critic = torch.optim.Adam([{"params": list(critic.parameters()), "lr_scale": 1.0}], lr=optim.lr_d,
+                                           betas=optim.betas)
         self.critic_updates = 0
         self.decayed = [False] * self.groups
         self.stopped: dict[int, dict[str, Any]] = {}
@@ -210,6 +231,7 @@ class ScaleStep:
         if k not in self.stopped:
             self.stopped[k] = {"generator": split_state(self.generator.state_dict(), self.groups)[k],
                                "critic": split_state(self.critic.state_dict(), self.groups)[k],
+                               "coarser": [split_state(g.state_dict(), self.groups)[k] for g in self.trained],
                                "iterations": iteration, "rec": rec}
 
     @property
@@ -226,14 +248,15 @@ class ScaleStep:
         until a rate changes keep the extra cost to a few launches and no host-device sync per step.
         """
         factors = tuple(self.optim.lr_gamma if self.decayed[k] else 1.0 for k in range(self.groups))
-        running = {factors[k] for k in self.running}
-        group = optimizer.param_groups[0]
-        if len(running) <= 1:
-            group["lr"] = base_lr * (running.pop() if running else 1.0)
+        rates = {factors[k] for k in self.running}
+        uniform = len(rates) <= 1
+        factor = rates.pop() if len(rates) == 1 else 1.0
+        for group in optimizer.param_groups:  # a coarser scale trained along has its share of the rate
+            group["lr"] = base_lr * group["lr_scale"] * factor
+        if uniform:
             optimizer.step()
             return
-        group["lr"] = base_lr
-        params = group["params"]
+        params = [p for group in optimizer.param_groups for p in group["params"]]
         cached = self._rates.get(id(optimizer))
         if cached is None or cached[0] != factors:
             column = torch.tensor(factors)
@@ -250,12 +273,29 @@ class ScaleStep:
     @torch.no_grad()
     @record_function("singanseg.random_previous")
     def random_previous(self) -> torch.Tensor:
-        """A random sample of the coarser scales, upsampled to this scale (zeros at the coarsest)."""
+        """A random sample of the coarser scales, upsampled to this scale (zeros at the coarsest). The input and
+        noises of the trained coarser scales are kept for :meth:`_through_trained`."""
         if not self.coarser:
             return torch.zeros_like(self.real)
         x = torch.zeros(1, self.real.shape[1], *self.coarser[0][2], device=self.real.device)
+        noises = []
         for k, (generator, amp, shape) in enumerate(self.coarser):
-            x = generator(amp * _draw(self.rngs, self.channels, shape, k == 0, x.device), resize(x, shape))
+            noise = amp * _draw(self.rngs, self.channels, shape, k == 0, x.device)
+            if k == self.first_trained:
+                start = x
+            if k >= self.first_trained:
+                noises.append(noise)
+            x = generator(noise, resize(x, shape))
+        if self.trained:
+            self._trained_inputs = (start, noises)
+        return resize(x, self.shape)
+
+    def _through_trained(self, start: torch.Tensor, noises: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The trained coarser scales' output from their input ``start`` and ``noises``, upsampled to this scale
+        (with gradients, for the generator's step)."""
+        x = start
+        for generator, noise in zip(self.trained, noises):
+            x = generator(noise, resize(x, tuple(noise.shape[2:])))
         return resize(x, self.shape)
 
     @record_function("singanseg.critic_update")
@@ -290,11 +330,15 @@ class ScaleStep:
         groups = self.groups
         self.opt_generator.zero_grad(set_to_none=True)
         self.critic.requires_grad_(False)
+        rec_previous = self.rec_previous
+        if self.trained:  # the same coarser sample and reconstruction, now through the scales trained along
+            previous = self._through_trained(*self._trained_inputs)
+            rec_previous = self._through_trained(self.rec_previous, self.coarser_rec_noise)
         # the fake is recomputed for every step, so each generator step has its own gradient (a reference pitfall)
         adversarial = -per_model_mean(self.critic(self.generator(noise, previous)), groups)
         adversarial.sum().backward()
         self.critic.requires_grad_(True)
-        rec = reconstruction_loss(self.generator(self.rec_noise, self.rec_previous), self.real, groups)
+        rec = reconstruction_loss(self.generator(self.rec_noise, rec_previous), self.real, groups)
         (self.optim.rec_weight * rec.sum()).backward()
         self._step(self.opt_generator, self.optim.lr_g)
         return adversarial.detach(), rec.detach()
@@ -582,8 +626,17 @@ class SinGANSegTrainer:
         generator, critic = self._networks(members, scale, rngs, optim)
         amps, rec_noise, rec_previous = self._reconstruction_inputs(members, scale, rngs)
         real = torch.cat([m.pyramid[scale] for m in members], 1)
+        coarser = self._coarser(members, scale)
+        first_trained = scale - min(optim.concurrent_scales, scale)
+        coarser_rec_noise = []
+        if first_trained < scale:  # the reconstruction path starts at the first scale trained along
+            rec_previous = torch.cat([m.model.reconstruct(first_trained) if first_trained else
+                                      torch.zeros_like(m.pyramid[0]) for m in members], 1)
+            coarser_rec_noise = [torch.cat([m.model.noise_amps[0] * m.model.fixed_noise if k == 0 else
+                                            torch.zeros_like(m.pyramid[k]) for m in members], 1)
+                                 for k in range(first_trained, scale)]
         step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
-                         (rec_noise, rec_previous), self._coarser(members, scale), rngs, optim)
+                         (rec_noise, rec_previous), coarser, rngs, optim, coarser_rec_noise)
         engine = Engine(step)
         engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, optim))
         if self.progress:
@@ -608,9 +661,14 @@ class SinGANSegTrainer:
         records = []
         generators = split_state(step.generator.state_dict(), groups)
         critics = split_state(step.critic.state_dict(), groups)
+        coarser = [split_state(g.state_dict(), groups) for g in step.trained]
         for k, member in enumerate(members):
             ended = step.stopped.get(k) or {"generator": generators[k], "critic": critics[k],
+                                            "coarser": [states[k] for states in coarser],
                                             "iterations": engine.state.iteration, "rec": float(out["rec_per_model"][k])}
+            for state, generator in zip(ended["coarser"], member.model.generators[step.first_trained:]):
+                generator.load_state_dict(state)  # a coarser scale trained along keeps its new weights
+            member.model.forget_reconstructions()
             g_state, c_state = ended["generator"], ended["critic"]
             trained = member.model.new_generator(scale).to(self.device)
             trained.load_state_dict(g_state)
@@ -626,6 +684,7 @@ class SinGANSegTrainer:
                 "iterations": ended["iterations"],
                 "group_iterations": engine.state.iteration,
                 "group_size": groups,
+                "trained_along": list(range(step.first_trained, scale)),
                 "seconds": seconds,
                 "seconds_per_iter": seconds / max(engine.state.iteration, 1),
                 "rec": ended["rec"],
