@@ -161,6 +161,11 @@ def _per_channel(values: Sequence[float], channels: int, spatial_dims: int, devi
     return column.reshape(1, -1, *([1] * spatial_dims))
 
 
+def _trained_along(optim: OptimConfig, scale: int) -> range:
+    """The coarser scales that train along with ``scale`` (the last ``optim.concurrent_scales`` of them)."""
+    return range(scale - min(optim.concurrent_scales, scale), scale)
+
+
 class ScaleStep:
     """One training iteration of a scale for a group of K models (K = 1 for a single model).
 
@@ -197,7 +202,7 @@ class ScaleStep:
         self.groups = len(rngs)
         self.channels = real.shape[1] // self.groups
         self.shape = tuple(real.shape[2:])
-        self.first_trained = len(coarser) - min(optim.concurrent_scales, len(coarser))
+        self.first_trained = _trained_along(optim, len(coarser)).start
         self.trained = [g.requires_grad_(True) for g, _, _ in coarser[self.first_trained:]]
         if len(coarser_rec_noise) != len(self.trained):
             raise ValueError(f"coarser_rec_noise needs one tensor per trained coarser scale ({len(self.trained)}), "
@@ -216,7 +221,8 @@ class ScaleStep:
         self.critic_updates = 0
         self.decayed = [False] * self.groups
         self.stopped: dict[int, dict[str, Any]] = {}
-        self._rates: dict[int, tuple[tuple[float, ...], list[torch.Tensor], list[torch.Tensor]]] = {}
+        # per optimiser, until a rate changes: (factors, its parameters, their rate weights, a buffer each)
+        self._rates: dict[int, tuple] = {}
         self.last_penalty = torch.zeros(self.groups, device=real.device)
 
     def decay_learning_rates(self, models: Sequence[int] | None = None) -> None:
@@ -256,14 +262,14 @@ class ScaleStep:
         if uniform:
             optimizer.step()
             return
-        params = [p for group in optimizer.param_groups for p in group["params"]]
         cached = self._rates.get(id(optimizer))
         if cached is None or cached[0] != factors:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
             column = torch.tensor(factors)
             weights = [column.to(p.device, p.dtype).repeat_interleave(p.shape[0] // self.groups)
                        .reshape(-1, *([1] * (p.ndim - 1))).expand_as(p).contiguous() for p in params]
-            cached = self._rates[id(optimizer)] = (factors, weights, [torch.empty_like(p) for p in params])
-        _, weights, before = cached
+            cached = self._rates[id(optimizer)] = (factors, params, weights, [torch.empty_like(p) for p in params])
+        _, params, weights, before = cached
         with torch.no_grad():
             torch._foreach_copy_(before, params)
             optimizer.step()
@@ -580,28 +586,35 @@ class SinGANSegTrainer:
         return grouped_generator.to(self.device), grouped_critic.to(self.device)
 
     def _reconstruction_inputs(
-        self, members: list[_Member], scale: int, rngs: list[torch.Generator]
-    ) -> tuple[list[float], torch.Tensor, torch.Tensor]:
-        """Noise amplitudes, reconstruction noise and reconstruction input of this scale, for each model.
+        self, members: list[_Member], scale: int, rngs: list[torch.Generator], first: int
+    ) -> tuple[list[float], list[torch.Tensor], torch.Tensor]:
+        """This scale's noise amplitudes, and the reconstruction path from scale ``first`` (the first scale trained
+        along, else this one) on, for each model (grouped along the channels).
 
         The coarsest scale draws each model's fixed reconstruction noise (amplitude 1); finer scales take
         ``noise_amp_init`` x RMSE between the real level and the upsampled reconstruction of the coarser scales.
+
+        Returns:
+            The amplitudes, the reconstruction noise of scales ``first`` to ``scale`` (the fixed noise at the
+            coarsest, zeros above) and the path's input at scale ``first``.
         """
         cfg = members[0].model.config
-        amps, noises, previous = [], [], []
+        amps, noises, inputs = [], [[] for _ in range(first, scale + 1)], []
         for member, rng in zip(members, rngs):
-            real = member.pyramid[scale]
+            model, real = member.model, member.pyramid[scale]
             if scale == 0:
-                member.model.fixed_noise.copy_(draw_noise(1, cfg.channels, real.shape[2:], True, rng, self.device))
+                model.fixed_noise.copy_(draw_noise(1, cfg.channels, real.shape[2:], True, rng, self.device))
                 amps.append(1.0)
-                noises.append(member.model.fixed_noise.clone())
-                previous.append(torch.zeros_like(real))
             else:
-                rec = resize(member.model.reconstruct(scale), real.shape[2:])
+                rec = resize(model.reconstruct(scale), real.shape[2:])
                 amps.append(cfg.optim.noise_amp_init * math.sqrt(torch.mean((rec - real) ** 2).item()))
-                noises.append(torch.zeros_like(real))
-                previous.append(rec)
-        return amps, torch.cat(noises, 1), torch.cat(previous, 1)
+            for k, noise in zip(range(first, scale + 1), noises):
+                noise.append(model.fixed_noise.clone() if k == 0 else torch.zeros_like(member.pyramid[k]))
+            if first == 0:
+                inputs.append(torch.zeros_like(member.pyramid[0]))
+            else:
+                inputs.append(rec if first == scale else resize(model.reconstruct(first), model.shapes[first]))
+        return amps, [torch.cat(n, 1) for n in noises], torch.cat(inputs, 1)
 
     def _coarser(self, members: list[_Member], scale: int) -> list[tuple[ScaleGenerator, torch.Tensor, tuple]]:
         """The trained coarser scales as frozen grouped generators, with their noise amplitudes and shapes."""
@@ -624,19 +637,11 @@ class SinGANSegTrainer:
                 for m in members]
         optim = cfg.optim.at_scale(scale, first.num_scales)
         generator, critic = self._networks(members, scale, rngs, optim)
-        amps, rec_noise, rec_previous = self._reconstruction_inputs(members, scale, rngs)
+        amps, rec_noises, rec_input = self._reconstruction_inputs(members, scale, rngs,
+                                                                   _trained_along(optim, scale).start)
         real = torch.cat([m.pyramid[scale] for m in members], 1)
-        coarser = self._coarser(members, scale)
-        first_trained = scale - min(optim.concurrent_scales, scale)
-        coarser_rec_noise = []
-        if first_trained < scale:  # the reconstruction path starts at the first scale trained along
-            rec_previous = torch.cat([m.model.reconstruct(first_trained) if first_trained else
-                                      torch.zeros_like(m.pyramid[0]) for m in members], 1)
-            coarser_rec_noise = [torch.cat([m.model.noise_amps[0] * m.model.fixed_noise if k == 0 else
-                                            torch.zeros_like(m.pyramid[k]) for m in members], 1)
-                                 for k in range(first_trained, scale)]
         step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
-                         (rec_noise, rec_previous), coarser, rngs, optim, coarser_rec_noise)
+                         (rec_noises[-1], rec_input), self._coarser(members, scale), rngs, optim, rec_noises[:-1])
         engine = Engine(step)
         engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, optim))
         if self.progress:
@@ -668,7 +673,8 @@ class SinGANSegTrainer:
                                             "iterations": engine.state.iteration, "rec": float(out["rec_per_model"][k])}
             for state, generator in zip(ended["coarser"], member.model.generators[step.first_trained:]):
                 generator.load_state_dict(state)  # a coarser scale trained along keeps its new weights
-            member.model.forget_reconstructions()
+            if step.trained:
+                member.model.forget_reconstructions()
             g_state, c_state = ended["generator"], ended["critic"]
             trained = member.model.new_generator(scale).to(self.device)
             trained.load_state_dict(g_state)
