@@ -68,12 +68,8 @@ def recalibrate(model: SinGANSeg, rec_every: int, seed: int = 123) -> SinGANSeg:
         for i in range(FORWARDS):
             if rec_every and i % rec_every == 0:
                 noise, previous = _reconstruction_input(model, scale)
-            else:
-                x = torch.zeros(1, channels, *model.shapes[0])
-                for k in range(scale):
-                    z = draw_noise(1, channels, model.shapes[k], k == 0, rng, "cpu")
-                    x = model.generators[k](model.noise_amps[k] * z, resize(x, model.shapes[k]))
-                previous = resize(x, model.shapes[scale]) if scale else x
+            else:  # a random sample of the coarser scales (their statistics already re-estimated), then this scale's
+                previous = resize(model.generate(1, generator=rng, stop_scale=scale), model.shapes[scale])
                 noise = model.noise_amps[scale] * draw_noise(1, channels, model.shapes[scale], scale == 0, rng, "cpu")
             generator.train()
             generator(noise, previous)
