@@ -18,6 +18,7 @@ from monai_singanseg.diffusion import DiffusionConfig
 DATA = Path(__file__).resolve().parents[1] / "data" / "nuclei"
 NUCLEI_IMAGE = DATA / "nuclei_image.png"
 NUCLEI_LABEL = DATA / "nuclei_label.png"
+TILES = DATA / "tiles"
 
 MNI = Path(importlib.util.find_spec("nilearn").submodule_search_locations[0]) / "datasets" / "data"
 T1 = MNI / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -40,6 +41,19 @@ def tiny_config(image_channels: int = 1, mask_channels: int = 1, spatial_dims: i
     )
     config.network.base_channels = 8
     return config.validate()
+
+
+def nuclei_tile(letter: str):
+    """The real 256x256 nuclei tile ``letter`` (``a``-``d``, data/nuclei/tiles, cut from the stardist sample)."""
+    return load_training_pair([TILES / f"nuclei_tile_{letter}_image.png"], TILES / f"nuclei_tile_{letter}_label.png")
+
+
+def second_plateau(losses: torch.Tensor, tolerance: float) -> int:
+    """The iteration at which a window-1 plateau rule ends a scale: the second time the loss fell by less than
+    ``tolerance`` (relative) from one iteration to the next (float32 arithmetic, as the trainer's)."""
+    fell = (losses[:-1] - losses[1:]) / losses[:-1].clamp_min(1e-12)
+    plateaus = torch.nonzero(fell < tolerance).flatten()
+    return int(plateaus[1]) + 2 if len(plateaus) > 1 else len(losses)
 
 
 def tiny_diffusion_config(**fields) -> DiffusionConfig:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import nuclei_tile, second_plateau, tiny_config
 from ignite.engine import Events
-from test_grouped_training import _second_plateau, _tile
 
 from monai_singanseg import SinGANSegTrainer
 from monai_singanseg.checkpoint import load_model
@@ -101,14 +100,14 @@ def test_a_member_that_ends_early_keeps_the_coarser_weights_of_its_end(tmp_path,
 
         engine.add_event_handler(Events.ITERATION_COMPLETED, keep)
 
-    pairs = [nuclei_pair, _tile("a")]
+    pairs = [nuclei_pair, nuclei_tile("a")]
     SinGANSegTrainer(config, progress=False, handlers=[record]).fit_group(
         [TrainingItem(p.real, p.intensity, p.labels, tmp_path / f"g{k}.pt") for k, p in enumerate(pairs)])
     models = [load_model(tmp_path / f"g{k}.pt")[0] for k in range(2)]
     checked = 0
     for scale in range(1, max(traces) + 1):
         losses = torch.stack([rec for rec, _ in traces[scale]])
-        ends = [_second_plateau(losses[:, k], 0.05) for k in range(2)]
+        ends = [second_plateau(losses[:, k], 0.05) for k in range(2)]
         for k, model in enumerate(models):
             kept = traces[scale][ends[k] - 1][1][0][k]
             for name, value in model.generators[scale - 1].state_dict().items():

@@ -6,21 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.serialization
-from conftest import DATA, tiny_config
+from conftest import DATA, nuclei_tile, second_plateau, tiny_config
 
 from monai_singanseg import SinGANSegConfig, SinGANSegInputError, SinGANSegTrainer, load_training_pair
 from monai_singanseg.checkpoint import load_model, read_checkpoint
 from monai_singanseg.training import TrainingItem
 
-TILES = DATA / "tiles"
-
 
 def _weights(model) -> list[torch.Tensor]:
     return [t for g in model.generators for t in g.state_dict().values()]
-
-
-def _tile(letter: str):
-    return load_training_pair([TILES / f"nuclei_tile_{letter}_image.png"], TILES / f"nuclei_tile_{letter}_label.png")
 
 
 def _item(pair, path) -> TrainingItem:
@@ -29,7 +23,7 @@ def _item(pair, path) -> TrainingItem:
 
 def _group_and_alone(tmp_path, pair, config, seed_other=None):
     alone = SinGANSegTrainer(config, progress=False).fit(pair.real, pair.intensity, pair.labels, tmp_path / "alone.pt")
-    others = [_tile(letter) for letter in "abc"]
+    others = [nuclei_tile(letter) for letter in "abc"]
     group = SinGANSegTrainer(config, progress=False).fit_group(
         [_item(pair, tmp_path / "g0.pt")] + [_item(p, tmp_path / f"g{i}.pt") for i, p in enumerate(others, 1)])
     return alone, group
@@ -193,15 +187,7 @@ def test_each_model_of_a_group_follows_its_own_plateaus(nuclei_pair):
     assert any(not torch.equal(kept[n], history[-1][n]) for n in kept)
 
 
-def _second_plateau(losses: torch.Tensor, tolerance: float) -> int:
-    """The iteration at which a window-1 plateau rule ends a scale: the second time the loss fell by less than
-    ``tolerance`` (relative) from one iteration to the next (float32 arithmetic, as the trainer's)."""
-    fell = (losses[:-1] - losses[1:]) / losses[:-1].clamp_min(1e-12)
-    plateaus = torch.nonzero(fell < tolerance).flatten()
-    return int(plateaus[1]) + 2 if len(plateaus) > 1 else len(losses)
-
-
-def test_a_group_ends_each_members_scale_at_its_own_second_plateau(tmp_path, nuclei_pair):
+def test_a_group_ends_each_members_scale_at_its_ownsecond_plateau(tmp_path, nuclei_pair):
     # window 1, tolerance 10 %: every member's recorded end of scale is the second plateau of its own loss trace
     # in the group, and the group runs until its last member has ended
     from ignite.engine import Events
@@ -215,11 +201,11 @@ def test_a_group_ends_each_members_scale_at_its_own_second_plateau(tmp_path, nuc
                                  lambda e: traces[scale].append(e.state.output["rec_per_model"].clone()))
 
     SinGANSegTrainer(config, progress=False, handlers=[record]).fit_group(
-        [_item(nuclei_pair, tmp_path / "g0.pt"), _item(_tile("a"), tmp_path / "g1.pt")])
+        [_item(nuclei_pair, tmp_path / "g0.pt"), _item(nuclei_tile("a"), tmp_path / "g1.pt")])
     logs = [load_model(tmp_path / f"g{k}.pt")[1].log for k in range(2)]
     for scale, trace in traces.items():
         losses = torch.stack(trace)
-        ends = [_second_plateau(losses[:, k], 0.1) for k in range(2)]
+        ends = [second_plateau(losses[:, k], 0.1) for k in range(2)]
         assert max(ends) < 32  # before the learning-rate milestone (80 % of 40), which the rule above leaves out
         assert [log[scale]["iterations"] for log in logs] == ends
         assert logs[0][scale]["group_iterations"] == logs[1][scale]["group_iterations"] == max(ends) == len(losses)
