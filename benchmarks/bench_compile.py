@@ -1,0 +1,209 @@
+"""Does ``torch.compile`` pay for the per-scale training step? Eager against compiled, scale by scale.
+
+    python benchmarks/bench_compile.py --size 96 192 --groups 1 [--device cpu] [--threads 1]
+    python benchmarks/bench_compile.py --size 192 --groups 1 16 64 --device cuda --modes default reduce-overhead
+
+A SinGAN model trains one small generator/critic pair per scale, so a compiled step must win back its compile time
+within that scale's iterations. For every scale of the nuclei crop's pyramid (fast schedule, widths as trained,
+``--groups`` models side by side as :class:`~monai_singanseg.training.SinGANSegTrainer` groups them) this measures
+the two parts of an iteration that can be compiled, with the networks eager and wrapped in ``torch.compile``:
+
+- ``generator``: the generator update's forward and backward (a random sample scored by the frozen critic, the
+  reconstruction path's MSE);
+- ``critic``: the critic update's forward and backward on the real and the fake image, without the gradient
+  penalty (its double backward cannot run through a compiled graph: "aot_autograd does not currently support double
+  backward", so a compiled trainer would keep the penalty eager).
+
+It reports milliseconds per call (median of ``--reps`` after two warm-up calls), the compile time (first compiled
+call minus first eager call), and the break-even iterations against those the fast schedule runs at that scale
+(2000 at the coarse scales, at most 600 at the others). ``reduce-overhead`` is torch.compile's CUDA-graph mode (GPU
+only). Writes ``benchmarks/results/compile_<device>.json`` and ``.md`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from monai_singanseg import SinGANSegConfig, load_training_pair
+from monai_singanseg.networks.scale_networks import ScaleCritic, ScaleGenerator, init_weights
+from monai_singanseg.pyramid import scale_shapes
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent / "data" / "nuclei"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(call, reps: int, device: torch.device) -> tuple[float, float]:
+    """(seconds of the first call, median seconds of ``reps`` calls after two warm-up calls)."""
+    _sync(device)
+    start = time.perf_counter()
+    call()
+    _sync(device)
+    first = time.perf_counter() - start
+    for _ in range(2):
+        call()
+    times = []
+    for _ in range(reps):
+        _sync(device)
+        start = time.perf_counter()
+        call()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times)
+
+
+def _parts(generator, critic, real: torch.Tensor, rec_weight: float):
+    """The two compilable parts of an iteration as argument-free callables (gradients accumulate; never stepped)."""
+    noise, previous = torch.randn_like(real), torch.randn_like(real)
+    rec_noise, rec_previous = torch.zeros_like(real), torch.randn_like(real)
+    critic_params = list(critic.parameters())
+
+    def generator_part() -> None:
+        for p in critic_params:
+            p.requires_grad_(False)
+        loss = -critic(generator(noise, previous)).mean() + rec_weight * F.mse_loss(
+            generator(rec_noise, rec_previous), real)
+        loss.backward()
+        for p in critic_params:
+            p.requires_grad_(True)
+
+    def critic_part() -> None:
+        with torch.no_grad():
+            fake = generator(noise, previous)
+        (critic(fake).mean() - critic(real).mean()).backward()
+
+    return {"generator": generator_part, "critic": critic_part}
+
+
+def measure_scale(config: SinGANSegConfig, shape: tuple[int, ...], scale: int, groups: int, modes: list[str],
+                  reps: int, device: torch.device) -> list[dict]:
+    """One row per (part, mode) at pyramid level ``scale``."""
+    cfg = config
+    width = cfg.network.channels_at(scale)
+    real = torch.rand(1, groups * cfg.channels, *shape, device=device) * 2 - 1
+    rows = []
+    eager_parts = None
+    for mode in ["eager", *modes]:
+        torch.manual_seed(0)
+        generator = ScaleGenerator(cfg.spatial_dims, cfg.channels, width, cfg.network, groups).to(device).train()
+        critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network, groups).to(device).train()
+        init_weights(generator)
+        init_weights(critic)
+        if mode != "eager":
+            torch._dynamo.reset()  # each scale's networks compile afresh, as a trainer's would
+            generator, critic = torch.compile(generator, mode=mode), torch.compile(critic, mode=mode)
+        for part, call in _parts(generator, critic, real, cfg.optim.rec_weight).items():
+            first, per_call = _timed(call, reps, device)
+            rows.append({"scale": scale, "shape": list(shape), "width": width, "part": part, "mode": mode,
+                         "first_s": first, "ms_per_call": per_call * 1e3})
+        if mode == "eager":
+            eager_parts = {r["part"]: r for r in rows if r["mode"] == "eager"}
+    for row in rows:
+        if row["mode"] != "eager":
+            eager = eager_parts[row["part"]]
+            row["speedup"] = eager["ms_per_call"] / row["ms_per_call"]
+            row["compile_s"] = max(0.0, row["first_s"] - eager["first_s"])
+            saving = (eager["ms_per_call"] - row["ms_per_call"]) / 1e3
+            row["break_even_iters"] = row["compile_s"] / saving if saving > 0 else None
+    return rows
+
+
+def run(size: int, groups: int, modes: list[str], reps: int, device: torch.device) -> dict:
+    pair = load_training_pair([DATA / "nuclei_image.png"], DATA / "nuclei_label.png")
+    config = SinGANSegConfig.for_schedule("fast", image_channels=1, mask_channels=1)
+    config.pyramid.max_size = size
+    shapes = scale_shapes(pair.real.shape[1:], config.pyramid)
+    rows = []
+    for scale, shape in enumerate(shapes):
+        iters = config.optim.at_scale(scale, len(shapes)).iters_per_scale
+        for row in measure_scale(config, tuple(shape), scale, groups, modes, reps if scale < len(shapes) - 2
+                                 else max(3, reps // 4), device):
+            row["schedule_iters"] = iters
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return {"size": size, "groups": groups, "device": str(device), "rows": rows}
+
+
+def summary(record: dict, mode: str) -> dict:
+    """Seconds one fast model's compilable parts take over its schedule's maximum iterations, eager and compiled
+    (compile time included), and how many scales win back their compile time."""
+    eager = compiled = 0.0
+    paying = 0
+    scales = sorted({r["scale"] for r in record["rows"]})
+    for scale in scales:
+        rows = [r for r in record["rows"] if r["scale"] == scale]
+        iters = rows[0]["schedule_iters"]
+        e = sum(r["ms_per_call"] for r in rows if r["mode"] == "eager") / 1e3 * iters
+        c = sum(r["ms_per_call"] / 1e3 * iters + r["compile_s"] for r in rows if r["mode"] == mode)
+        eager, compiled = eager + e, compiled + c
+        paying += c < e
+    return {"eager_s": eager, "compiled_s": compiled, "paying_scales": paying, "scales": len(scales)}
+
+
+def write(records: list[dict], device: str) -> None:
+    path = HERE / "results" / f"compile_{device}.json"
+    path.write_text(json.dumps(records, indent=1))
+    lines = [f"# torch.compile for the per-scale step ({device})", "",
+             (f"Measured: {records[0]['date']}, torch {records[0]['torch']}, {records[0]['device_name']}, "
+             f"{records[0]['threads']} thread(s). `benchmarks/bench_compile.py`; compile time = first compiled call "
+             "minus first eager call; break-even = compile time / saving per call; fast schedule's iterations."), "",
+             ("| max size | K | mode | eager s (generator + critic parts, whole schedule) | compiled s (incl. compile) "
+             "| scales that pay |"), "| --- | --- | --- | --- | --- | --- |"]
+    for rec in records:
+        for mode in sorted({r["mode"] for r in rec["rows"]} - {"eager"}):
+            s = summary(rec, mode)
+            lines.append(f"| {rec['size']} | {rec['groups']} | {mode} | {s['eager_s']:.0f} | {s['compiled_s']:.0f} | "
+                         f"{s['paying_scales']} of {s['scales']} |")
+    lines += ["", "Per scale (ms per call eager → compiled, speedup, compile s, break-even iterations / schedule's):",
+              "", ("| max size | K | mode | scale | shape | part | eager ms | compiled ms | speedup | compile s "
+              "| break-even / iters |"), "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for rec in records:
+        eager = {(r["scale"], r["part"]): r for r in rec["rows"] if r["mode"] == "eager"}
+        for r in rec["rows"]:
+            if r["mode"] == "eager":
+                continue
+            be = "never" if r["break_even_iters"] is None else f"{r['break_even_iters']:.0f}"
+            lines.append(f"| {rec['size']} | {rec['groups']} | {r['mode']} | {r['scale']} | "
+                         f"{'x'.join(map(str, r['shape']))} | {r['part']} | "
+                         f"{eager[(r['scale'], r['part'])]['ms_per_call']:.2f} | {r['ms_per_call']:.2f} | "
+                         f"{r['speedup']:.2f} | {r['compile_s']:.1f} | {be} / {r['schedule_iters']} |")
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, nargs="+", default=[96])
+    parser.add_argument("--groups", type=int, nargs="+", default=[1])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--modes", nargs="+", default=["default"],
+                        help="torch.compile modes (reduce-overhead: CUDA graphs, GPU only)")
+    parser.add_argument("--reps", type=int, default=20, help="timed calls per part (a quarter at the two finest)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    records = []
+    for size in args.size:
+        for groups in args.groups:
+            record = run(size, groups, args.modes, args.reps, device)
+            record.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__, device_name=name,
+                          threads=args.threads)
+            records.append(record)
+            write(records, device.type)  # partial results survive a deadline
+
+
+if __name__ == "__main__":
+    main()
