@@ -16,7 +16,7 @@ the two parts of an iteration that can be compiled, with the networks eager and 
 
 It reports milliseconds per call (median of ``--reps`` after two warm-up calls), the compile time (first compiled
 call minus first eager call), and the break-even iterations against those the fast schedule runs at that scale
-(2000 at the coarse scales, at most 600 at the others). ``reduce-overhead`` is torch.compile's CUDA-graph mode (GPU
+(2000 at the coarse scales, at most 600 at the others); ``--scales`` limits it to some levels. ``reduce-overhead`` is torch.compile's CUDA-graph mode (GPU
 only). Writes ``benchmarks/results/compile_<device>.json`` and ``.md`` and prints the table.
 """
 
@@ -119,13 +119,16 @@ def measure_scale(config: SinGANSegConfig, shape: tuple[int, ...], scale: int, g
     return rows
 
 
-def run(size: int, groups: int, modes: list[str], reps: int, device: torch.device) -> dict:
+def run(size: int, groups: int, modes: list[str], reps: int, device: torch.device,
+        scales: list[int] | None = None) -> dict:
     pair = load_training_pair([DATA / "nuclei_image.png"], DATA / "nuclei_label.png")
     config = SinGANSegConfig.for_schedule("fast", image_channels=1, mask_channels=1)
     config.pyramid.max_size = size
     shapes = scale_shapes(pair.real.shape[1:], config.pyramid)
     rows = []
     for scale, shape in enumerate(shapes):
+        if scales is not None and scale not in scales and scale - len(shapes) not in scales:
+            continue
         iters = config.optim.at_scale(scale, len(shapes)).iters_per_scale
         for row in measure_scale(config, tuple(shape), scale, groups, modes, reps if scale < len(shapes) - 2
                                  else max(3, reps // 4), device):
@@ -158,7 +161,8 @@ def write(records: list[dict], device: str) -> None:
              (f"Measured: {records[0]['date']}, torch {records[0]['torch']}, {records[0]['device_name']}, "
              f"{records[0]['threads']} thread(s). `benchmarks/bench_compile.py`; compile time = first compiled call "
              "minus first eager call; break-even = compile time / saving per call; fast schedule's iterations."), "",
-             ("| max size | K | mode | eager s (generator + critic parts, whole schedule) | compiled s (incl. compile) "
+             ("| max size | K | mode | eager s (generator + critic parts, scales measured, schedule's iterations) | "
+              "compiled s (incl. compile) "
              "| scales that pay |"), "| --- | --- | --- | --- | --- | --- |"]
     for rec in records:
         for mode in sorted({r["mode"] for r in rec["rows"]} - {"eager"}):
@@ -190,6 +194,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--modes", nargs="+", default=["default"],
                         help="torch.compile modes (reduce-overhead: CUDA graphs, GPU only)")
+    parser.add_argument("--scales", type=int, nargs="+", default=None,
+                        help="pyramid levels to measure (0 = coarsest, -1 = finest; default: all)")
     parser.add_argument("--reps", type=int, default=20, help="timed calls per part (a quarter at the two finest)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -198,7 +204,7 @@ def main() -> None:
     records = []
     for size in args.size:
         for groups in args.groups:
-            record = run(size, groups, args.modes, args.reps, device)
+            record = run(size, groups, args.modes, args.reps, device, args.scales)
             record.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__, device_name=name,
                           threads=args.threads)
             records.append(record)
