@@ -11,6 +11,7 @@ from conftest import DATA, nuclei_tile, second_plateau, tiny_config
 from monai_singanseg import SinGANSegConfig, SinGANSegInputError, SinGANSegTrainer, load_training_pair
 from monai_singanseg.checkpoint import load_model, read_checkpoint
 from monai_singanseg.training import TrainingItem
+from monai_singanseg.training.trainer import LOSSES
 
 
 def _weights(model) -> list[torch.Tensor]:
@@ -45,6 +46,10 @@ def test_a_model_trained_in_a_group_of_four_equals_the_model_trained_alone(tmp_p
     assert group[0].noise_amps == pytest.approx(alone.noise_amps, rel=1e-5)
     torch.testing.assert_close(group[0].fixed_noise, alone.fixed_noise)
     torch.testing.assert_close(_samples(group[0]), _samples(alone), rtol=1e-5, atol=1e-5)
+    # its training log holds its own losses, not the group's means
+    alone_log, member_log = load_model(tmp_path / "alone.pt")[1].log, load_model(tmp_path / "g0.pt")[1].log
+    for a, m in zip(alone_log, member_log, strict=True):
+        assert [m[name] for name in LOSSES] == pytest.approx([a[name] for name in LOSSES], rel=1e-4, abs=1e-6)
     # the other members learnt their own images: their weights and noise amplitudes differ from the first's
     assert not torch.allclose(_weights(group[1])[0], _weights(group[0])[0])
     assert group[1].noise_amps[1:] != pytest.approx(group[0].noise_amps[1:], rel=1e-3)
@@ -180,14 +185,14 @@ def test_each_model_of_a_group_follows_its_own_plateaus(nuclei_pair):
     engine.run(range(20), max_epochs=1)
     assert engine.state.iteration == 6 and step.decayed == [True, True] and step.running == []
     assert (step.stopped[0]["iterations"], step.stopped[1]["iterations"]) == (3, 6)
-    assert step.stopped[0]["rec"] == pytest.approx(0.94)
+    assert step.stopped[0]["losses"]["rec"] == pytest.approx(0.94)
     # model 0 keeps the weights it had when its scale ended, though the group went on computing its block
     kept = step.stopped[0]["generator"]
     assert all(torch.equal(kept[n], history[2][n]) for n in kept)
     assert any(not torch.equal(kept[n], history[-1][n]) for n in kept)
 
 
-def test_a_group_ends_each_members_scale_at_its_ownsecond_plateau(tmp_path, nuclei_pair):
+def test_a_group_ends_each_members_scale_at_its_own_second_plateau(tmp_path, nuclei_pair):
     # window 1, tolerance 10 %: every member's recorded end of scale is the second plateau of its own loss trace
     # in the group, and the group runs until its last member has ended
     from ignite.engine import Events

@@ -166,6 +166,15 @@ def _trained_along(optim: OptimConfig, scale: int) -> range:
     return range(scale - min(optim.concurrent_scales, scale), scale)
 
 
+LOSSES = ("critic", "gen", "rec", "gp")
+"""Losses a training step reports, per model (``<name>_per_model``) and as the group's mean (``<name>``)."""
+
+
+def member_losses(output: dict[str, torch.Tensor], k: int) -> dict[str, float]:
+    """Model ``k``'s own losses in a step's ``output`` (a group's mean would mix its members')."""
+    return {name: float(output[f"{name}_per_model"][k]) for name in LOSSES}
+
+
 class ScaleStep:
     """One training iteration of a scale for a group of K models (K = 1 for a single model).
 
@@ -231,14 +240,15 @@ class ScaleStep:
         for k in range(self.groups) if models is None else models:
             self.decayed[k] = True
 
-    def stop(self, k: int, iteration: int, rec: float) -> None:
-        """End model ``k``'s scale here: keep a copy of its weights and norm statistics now, as training alone
-        would end; the group's later steps still compute its block (the others need the launch) but it is ignored."""
+    def stop(self, k: int, iteration: int, output: dict[str, torch.Tensor]) -> None:
+        """End model ``k``'s scale here: keep a copy of its weights and norm statistics now, and its losses of this
+        iteration (``output`` of :meth:`__call__`), as training alone would end; the group's later steps still
+        compute its block (the others need the launch) but it is ignored."""
         if k not in self.stopped:
             self.stopped[k] = {"generator": split_state(self.generator.state_dict(), self.groups)[k],
                                "critic": split_state(self.critic.state_dict(), self.groups)[k],
                                "coarser": [split_state(g.state_dict(), self.groups)[k] for g in self.trained],
-                               "iterations": iteration, "rec": rec}
+                               "iterations": iteration, "losses": member_losses(output, k)}
 
     @property
     def running(self) -> list[int]:
@@ -362,8 +372,9 @@ class ScaleStep:
                 self.last_penalty = penalty
         for _ in range(self.optim.generator_steps):
             adversarial, rec = self.generator_update(noise, previous)
-        return {"critic": -distance.mean(), "gen": adversarial.mean(), "rec": rec.mean(),
-                "gp": self.last_penalty.mean(), "rec_per_model": rec}
+        per_model = {"critic": -distance, "gen": adversarial, "rec": rec, "gp": self.last_penalty}
+        return {**{name: value.mean() for name, value in per_model.items()},
+                **{f"{name}_per_model": value for name, value in per_model.items()}}
 
 
 class _PlateauStop:
@@ -401,7 +412,7 @@ class _PlateauStop:
             if not on_plateau[k]:
                 continue
             if self.step.decayed[k]:
-                self.step.stop(k, engine.state.iteration, float(rec[k]))
+                self.step.stop(k, engine.state.iteration, engine.state.output)
             else:
                 self.step.decay_learning_rates([k])
         if not self.step.running:
@@ -670,7 +681,7 @@ class SinGANSegTrainer:
         for k, member in enumerate(members):
             ended = step.stopped.get(k) or {"generator": generators[k], "critic": critics[k],
                                             "coarser": [states[k] for states in coarser],
-                                            "iterations": engine.state.iteration, "rec": float(out["rec_per_model"][k])}
+                                            "iterations": engine.state.iteration, "losses": member_losses(out, k)}
             for state, generator in zip(ended["coarser"], member.model.generators[step.first_trained:]):
                 generator.load_state_dict(state)  # a coarser scale trained along keeps its new weights
             if step.trained:
@@ -693,8 +704,7 @@ class SinGANSegTrainer:
                 "trained_along": list(range(step.first_trained, scale)),
                 "seconds": seconds,
                 "seconds_per_iter": seconds / max(engine.state.iteration, 1),
-                "rec": ended["rec"],
-                **{name: float(out[name]) for name in ("critic", "gen", "gp")},
+                **ended["losses"],
             })
         return records
 
