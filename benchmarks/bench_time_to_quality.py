@@ -1,7 +1,7 @@
 """Time to quality: how good a model is for the training time it cost, for the faithful and the fast schedule.
 
     python benchmarks/bench_time_to_quality.py run --data nuclei --max-size 96 --schedule fast --iters 200 400
-    python benchmarks/bench_time_to_quality.py timing         # idle seconds per iteration of every run's config
+    python benchmarks/bench_time_to_quality.py timing [--only mni/96/faithful]   # idle seconds per iteration
     python benchmarks/bench_time_to_quality.py table          # markdown table + PNG curves from the saved runs
     python benchmarks/bench_time_to_quality.py hybrid --coarse-from A.pt --fine-from B.pt   # which scales differ
 
@@ -176,7 +176,7 @@ def timing(args: argparse.Namespace) -> None:
     for data, size, schedule, overrides in sorted({(r["data"], r["max_size"], r["schedule"], r.get("overrides", ""))
                                                    for r in records}):
         key = f"{data}/{size}/{schedule}{overrides and '+' + overrides}/{args.device}/{args.threads}"
-        if key in timings and not args.again:
+        if (key in timings and not args.again) or not key.startswith(args.only):
             continue
         base = f"{data}/{size}/{schedule}/{args.device}/{args.threads}"
         if overrides and base in timings and all(item.split("=")[0] in COST_NEUTRAL for item in overrides.split(",")):
@@ -401,6 +401,8 @@ def main() -> None:
         t.add_argument("--device", default="cpu")
         t.add_argument("--measure", type=int, default=4, help="iterations timed per scale (timing)")
         t.add_argument("--again", action="store_true", help="measure configs that have timings already (timing)")
+        t.add_argument("--only", default="", help="measure only the configs whose key starts with this, e.g. "
+                       "mni/96/faithful (timing; a run without it measures every config that lacks a timing)")
     h = sub.add_parser("hybrid")
     h.add_argument("--data", choices=("nuclei", "mni"), default="nuclei")
     h.add_argument("--coarse-from", required=True, help="checkpoint name in results/models/time_to_quality")
