@@ -15,7 +15,8 @@ the two parts of an iteration that can be compiled, with the networks eager and 
   backward", so a compiled trainer would keep the penalty eager).
 
 It reports milliseconds per call (median of ``--reps`` after two warm-up calls), the compile time (first compiled
-call minus first eager call, with a cold inductor cache; "warm": the same shapes again from inductor's on-disk
+call minus first eager call, with an empty inductor cache, after a first compile that pays the process's one-off
+start-up, reported apart; "warm": the same shapes again from inductor's on-disk
 cache, as every model after the first of a ``train-many`` run with equal pyramids pays it), and the break-even iterations against those the fast schedule runs at that scale
 (2000 at the coarse scales, at most 600 at the others); ``--scales`` limits it to some levels. ``reduce-overhead`` is torch.compile's CUDA-graph mode (GPU
 only). Writes ``benchmarks/results/compile_<device>.json`` and ``.md`` and prints the table.
@@ -27,6 +28,8 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,7 +93,7 @@ def _parts(generator, critic, real: torch.Tensor, rec_weight: float):
 
 
 def measure_scale(config: SinGANSegConfig, shape: tuple[int, ...], scale: int, groups: int, modes: list[str],
-                  reps: int, device: torch.device) -> list[dict]:
+                  reps: int, device: torch.device, cache_root: str) -> list[dict]:
     """One row per (part, mode) at pyramid level ``scale``."""
     cfg = config
     width = cfg.network.channels_at(scale)
@@ -109,6 +112,8 @@ def measure_scale(config: SinGANSegConfig, shape: tuple[int, ...], scale: int, g
     rows = []
     eager: dict[str, dict] = {}
     for mode in ["eager", *modes]:
+        # an empty inductor cache: the first compile of each scale and mode as a fresh machine pays it
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(dir=cache_root)
         for part, call in _parts(*networks(mode), real, cfg.optim.rec_weight).items():
             first, per_call = _timed(call, reps, device)
             row = {"scale": scale, "shape": list(shape), "width": width, "part": part, "mode": mode,
@@ -117,6 +122,7 @@ def measure_scale(config: SinGANSegConfig, shape: tuple[int, ...], scale: int, g
             if mode == "eager":
                 eager[part] = row
                 continue
+            row["eager_ms"] = eager[part]["ms_per_call"]  # measured in the same process
             row["speedup"] = eager[part]["ms_per_call"] / row["ms_per_call"]
             row["compile_s"] = max(0.0, first - eager[part]["first_s"])
             saving = (eager[part]["ms_per_call"] - row["ms_per_call"]) / 1e3
@@ -134,7 +140,21 @@ def measure_scale(config: SinGANSegConfig, shape: tuple[int, ...], scale: int, g
     return rows
 
 
-def run(size: int, groups: int, modes: list[str], reps: int, device: torch.device,
+def _process_startup(device: torch.device, cache_root: str) -> float:
+    """Seconds of a process's first compile (a 3x3 convolution, forward and backward): inductor's imports and
+    compiler start-up, paid once per process (once per ``train-many`` run), so no scale is charged with them."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(dir=cache_root)
+    conv = torch.compile(torch.nn.Conv2d(2, 2, 3).to(device))
+    x = torch.randn(1, 2, 8, 8, device=device)
+    _sync(device)
+    start = time.perf_counter()
+    conv(x).sum().backward()
+    _sync(device)
+    torch._dynamo.reset()
+    return time.perf_counter() - start
+
+
+def run(size: int, groups: int, modes: list[str], reps: int, device: torch.device, cache_root: str,
         scales: list[int] | None = None) -> dict:
     pair = load_training_pair([DATA / "nuclei_image.png"], DATA / "nuclei_label.png")
     config = SinGANSegConfig.for_schedule("fast", image_channels=1, mask_channels=1)
@@ -146,7 +166,7 @@ def run(size: int, groups: int, modes: list[str], reps: int, device: torch.devic
             continue
         iters = config.optim.at_scale(scale, len(shapes)).iters_per_scale
         for row in measure_scale(config, tuple(shape), scale, groups, modes, reps if scale < len(shapes) - 2
-                                 else max(3, reps // 4), device):
+                                 else max(3, reps // 4), device, cache_root):
             row["schedule_iters"] = iters
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -162,7 +182,7 @@ def summary(record: dict, mode: str) -> dict:
     for scale in scales:
         rows = [r for r in record["rows"] if r["scale"] == scale]
         iters = rows[0]["schedule_iters"]
-        e = sum(r["ms_per_call"] for r in rows if r["mode"] == "eager") / 1e3 * iters
+        e = sum(r["eager_ms"] for r in rows if r["mode"] == mode) / 1e3 * iters
         c = sum(r["ms_per_call"] / 1e3 * iters + r["compile_s"] for r in rows if r["mode"] == mode)
         w = sum(r["ms_per_call"] / 1e3 * iters + r["warm_compile_s"] for r in rows if r["mode"] == mode)
         eager, compiled, warm = eager + e, compiled + c, warm + w
@@ -190,14 +210,13 @@ def write(records: list[dict], device: str) -> None:
               "| warm compile s | break-even / iters |"),
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for rec in records:
-        eager = {(r["scale"], r["part"]): r for r in rec["rows"] if r["mode"] == "eager"}
         for r in rec["rows"]:
             if r["mode"] == "eager":
                 continue
             be = "never" if r["break_even_iters"] is None else f"{r['break_even_iters']:.0f}"
             lines.append(f"| {rec['size']} | {rec['groups']} | {r['mode']} | {r['scale']} | "
                          f"{'x'.join(map(str, r['shape']))} | {r['part']} | "
-                         f"{eager[(r['scale'], r['part'])]['ms_per_call']:.2f} | {r['ms_per_call']:.2f} | "
+                         f"{r['eager_ms']:.2f} | {r['ms_per_call']:.2f} | "
                          f"{r['speedup']:.2f} | {r['compile_s']:.1f} | {r['warm_compile_s']:.1f} | {be} / "
                          f"{r['schedule_iters']} |")
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
@@ -215,21 +234,48 @@ def main() -> None:
     parser.add_argument("--scales", type=int, nargs="+", default=None,
                         help="pyramid levels to measure (0 = coarsest, -1 = finest; default: all)")
     parser.add_argument("--reps", type=int, default=20, help="timed calls per part (a quarter at the two finest)")
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)  # one size, K and mode, measured in a fresh process
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    # a cold compile cache, so the first compile of every shape is measured as a fresh machine pays it
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_compile_")
-    device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    if args.child_out:
+        return _child(args)
     records = []
     for size in args.size:
         for groups in args.groups:
-            record = run(size, groups, args.modes, args.reps, device, args.scales)
-            record.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__, device_name=name,
-                          threads=args.threads)
+            record = None
+            for mode in args.modes:
+                # each mode in its own process: compiled kernels stay cached in memory, so a second mode compiled in
+                # the same process would be charged less than a fresh run pays
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = Path(tmp) / "record.json"
+                    command = [sys.executable, __file__, "--size", str(size), "--groups", str(groups), "--modes", mode,
+                               "--device", args.device, "--threads", str(args.threads), "--reps", str(args.reps),
+                               "--child-out", str(out)]
+                    if args.scales is not None:
+                        command += ["--scales", *map(str, args.scales)]
+                    subprocess.run(command, check=True)
+                    child = json.loads(out.read_text())
+                if record is None:
+                    record = child
+                else:  # the eager rows of the first process; each mode's rows compare with its own process's
+                    record["rows"] += [r for r in child["rows"] if r["mode"] != "eager"]
+                    record["process_startup_compile_s"] = max(record["process_startup_compile_s"],
+                                                              child["process_startup_compile_s"])
             records.append(record)
-            write(records, device.type)  # partial results survive a deadline
+            write(records, torch.device(args.device).type)  # partial results survive a deadline
 
+
+def _child(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    with tempfile.TemporaryDirectory(prefix="bench_compile_") as cache_root:
+        startup = _process_startup(device, cache_root)
+        print(f"{args.modes[0]}: first compile in this process (one-off, not charged to any scale): {startup:.1f} s",
+              flush=True)
+        record = run(args.size[0], args.groups[0], args.modes, args.reps, device, cache_root, args.scales)
+    record.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__, device_name=name, threads=args.threads,
+                  process_startup_compile_s=startup)
+    Path(args.child_out).write_text(json.dumps(record))
 
 if __name__ == "__main__":
     main()
