@@ -191,12 +191,20 @@ def summary(record: dict, mode: str) -> dict:
 
 
 def write(records: list[dict], device: str) -> None:
+    """Save ``records`` beside the saved ones of other sizes and group sizes (a record replaces its own earlier
+    measurement), and write the markdown of all."""
     path = HERE / "results" / f"compile_{device}.json"
+    keep = json.loads(path.read_text()) if path.exists() else []
+    new = {(r["size"], r["groups"]) for r in records}
+    records = sorted([r for r in keep if (r["size"], r["groups"]) not in new] + records,
+                     key=lambda r: (r["size"], r["groups"]))
     path.write_text(json.dumps(records, indent=1))
     lines = [f"# torch.compile for the per-scale step ({device})", "",
              (f"Measured: {records[0]['date']}, torch {records[0]['torch']}, {records[0]['device_name']}, "
              f"{records[0]['threads']} thread(s). `benchmarks/bench_compile.py`; compile time = first compiled call "
-             "minus first eager call; break-even = compile time / saving per call; fast schedule's iterations."), "",
+             "minus first eager call; break-even = compile time / saving per call; fast schedule's iterations. "
+             f"A process's first compile (inductor's start-up, once per run, in no figure below): "
+             f"{max(r['process_startup_compile_s'] for r in records):.0f} s."), "",
              ("| max size | K | mode | eager s (generator + critic parts, scales measured, schedule's iterations) | "
               "compiled s (incl. cold compile) | compiled s (warm cache) | scales that pay (cold) |"),
              "| --- | --- | --- | --- | --- | --- | --- |"]
