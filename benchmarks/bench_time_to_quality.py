@@ -371,7 +371,7 @@ def hybrid(args: argparse.Namespace) -> None:
             model.noise_amps[scale] = fine.noise_amps[scale]
         if k == 0:
             model.fixed_noise.copy_(fine.fixed_noise)  # the reconstruction path starts at the coarsest scale
-        model._reconstructions.clear()  # cached reconstructions of the copied model
+        model.forget_reconstructions()  # cached reconstructions of the copied model
         rows.append({"coarse_from": args.coarse_from, "fine_from": args.fine_from, "coarse_scales": k,
                      **measure(model, real, args.num, args.seed)})
         print(f"scales < {k} from {args.coarse_from}, the rest from {args.fine_from}:",
