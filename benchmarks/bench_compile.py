@@ -94,10 +94,11 @@ def _parts(generator, critic, real: torch.Tensor, rec_weight: float):
 
 def measure_scale(config: SinGANSegConfig, shape: tuple[int, ...], scale: int, groups: int, modes: list[str],
                   reps: int, device: torch.device, cache_root: str) -> list[dict]:
-    """One row per (part, mode) at pyramid level ``scale``."""
+    """One row per (part, mode) at pyramid level ``scale`` (random tensors of its shape: timing only)."""
     cfg = config
     width = cfg.network.channels_at(scale)
     real = torch.rand(1, groups * cfg.channels, *shape, device=device) * 2 - 1
+
     def networks(mode: str):
         torch.manual_seed(0)
         generator = ScaleGenerator(cfg.spatial_dims, cfg.channels, width, cfg.network, groups).to(device).train()
