@@ -16,6 +16,7 @@ note "bench_compile: 192 px, K = 1 then 16, scales 0 4 -1, modes default and red
 timeout 330 $PY benchmarks/bench_compile.py --device cuda --threads 2 --size 192 --groups 1 16 --scales 0 4 -1 \
     --modes default reduce-overhead --reps 20 >"$OUT/compile.log" 2>&1
 note "rc $?"
+pkill -f bench_compile.py  # timeout stops the parent only; a measuring child process would outlive it
 cp benchmarks/results/compile_cuda.md benchmarks/results/compile_cuda.json "$OUT/" 2>/dev/null
 note "done"
 exit 0
