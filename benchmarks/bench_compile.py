@@ -38,11 +38,13 @@ import torch
 import torch.nn.functional as F
 
 from monai_singanseg import SinGANSegConfig, load_training_pair
+from monai_singanseg.files import atomic_write
 from monai_singanseg.networks.scale_networks import ScaleCritic, ScaleGenerator, init_weights
 from monai_singanseg.pyramid import scale_shapes
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "nuclei"
+MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's modes
 
 
 def _sync(device: torch.device) -> None:
@@ -155,12 +157,17 @@ def _process_startup(device: torch.device, cache_root: str) -> float:
     return time.perf_counter() - start
 
 
-def run(size: int, groups: int, modes: list[str], reps: int, device: torch.device, cache_root: str,
-        scales: list[int] | None = None) -> dict:
+def fast_pyramid(size: int) -> tuple[SinGANSegConfig, list[tuple[int, ...]]]:
+    """The fast schedule's config at max size ``size`` and the nuclei crop's pyramid shapes under it."""
     pair = load_training_pair([DATA / "nuclei_image.png"], DATA / "nuclei_label.png")
     config = SinGANSegConfig.for_schedule("fast", image_channels=1, mask_channels=1)
     config.pyramid.max_size = size
-    shapes = scale_shapes(pair.real.shape[1:], config.pyramid)
+    return config, scale_shapes(pair.real.shape[1:], config.pyramid)
+
+
+def run(size: int, groups: int, modes: list[str], reps: int, device: torch.device, cache_root: str,
+        scales: list[int] | None = None) -> dict:
+    config, shapes = fast_pyramid(size)
     rows = []
     for scale, shape in enumerate(shapes):
         if scales is not None and scale not in scales and scale - len(shapes) not in scales:
@@ -199,7 +206,8 @@ def write(records: list[dict], device: str) -> None:
     new = {(r["size"], r["groups"]) for r in records}
     records = sorted([r for r in keep if (r["size"], r["groups"]) not in new] + records,
                      key=lambda r: (r["size"], r["groups"]))
-    path.write_text(json.dumps(records, indent=1))
+    text = json.dumps(records, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))  # it holds earlier measurements too
     lines = [f"# torch.compile for the per-scale step ({device})", "",
              (f"Measured: {records[0]['date']}, torch {records[0]['torch']}, {records[0]['device_name']}, "
              f"{records[0]['threads']} thread(s). `benchmarks/bench_compile.py`; compile time = first compiled call "
@@ -228,23 +236,32 @@ def write(records: list[dict], device: str) -> None:
                          f"{r['eager_ms']:.2f} | {r['ms_per_call']:.2f} | "
                          f"{r['speedup']:.2f} | {r['compile_s']:.1f} | {r['warm_compile_s']:.1f} | {be} / "
                          f"{r['schedule_iters']} |")
-    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write(path.with_suffix(".md"), lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
     print("\n".join(lines))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, nargs="+", default=[96])
     parser.add_argument("--groups", type=int, nargs="+", default=[1])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--modes", nargs="+", default=["default"],
+    parser.add_argument("--modes", nargs="+", default=["default"], choices=MODES,
                         help="torch.compile modes (reduce-overhead: CUDA graphs, GPU only)")
     parser.add_argument("--scales", type=int, nargs="+", default=None,
                         help="pyramid levels to measure (0 = coarsest, -1 = finest; default: all)")
     parser.add_argument("--reps", type=int, default=20, help="timed calls per part (a quarter at the two finest)")
     parser.add_argument("--child-out", help=argparse.SUPPRESS)  # one size, K and mode, measured in a fresh process
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if min(args.groups) < 1 or args.reps < 1 or min(args.size) < 1:
+        parser.error("--size, --groups and --reps must be at least 1")
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this torch sees no CUDA device")
+    for size in args.size if args.scales else []:
+        n = len(fast_pyramid(size)[1])
+        if bad := [k for k in args.scales if not -n <= k < n]:
+            parser.error(f"--scales {' '.join(map(str, bad))}: max size {size} has {n} scales (0 to {n - 1}, or -1 "
+                         f"to -{n} from the finest)")
     if args.child_out:
         return _child(args)
     records = []

@@ -173,9 +173,15 @@ def timing(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     records = json.loads(RECORDS.read_text())
     timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
-    for data, size, schedule, overrides in sorted({(r["data"], r["max_size"], r["schedule"], r.get("overrides", ""))
-                                                   for r in records}):
+    configs = {}
+    for data, size, schedule, overrides in {(r["data"], r["max_size"], r["schedule"], r.get("overrides", ""))
+                                            for r in records}:
         key = f"{data}/{size}/{schedule}{overrides and '+' + overrides}/{args.device}/{args.threads}"
+        configs[key] = (data, size, schedule, overrides)
+    if not any(key.startswith(args.only) for key in configs):
+        raise SystemExit(f"timing --only {args.only!r}: no run's config starts with it (keys look like "
+                         f"{min(configs)})")
+    for key, (data, size, schedule, overrides) in sorted(configs.items()):
         if (key in timings and not args.again) or not key.startswith(args.only):
             continue
         base = f"{data}/{size}/{schedule}/{args.device}/{args.threads}"
