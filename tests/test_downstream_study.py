@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "downstream"
@@ -44,7 +45,10 @@ def test_study_runs_every_kind_of_condition_and_reports(tmp_path):
     records = json.loads((results / "results.json").read_text())
     assert [r["condition"] for r in records] == ["standard", "sgs_p50_s0", "synthetic_only"]
     assert all(0.0 <= r["test_dice"] <= 1.0 and r["n"] == 1 for r in records)
-    assert len(list((tmp_path / "models" / "nuclei_fast_32").glob("*.pt"))) == 8  # one generator per pool image
+    # one generator, for the one pool image that N = 1, seed 0 trains on (not all eight)
+    chosen = study.subset(json.loads((tmp_path / "cache" / "nuclei" / "datalist.json").read_text())["training"], 1, 0)
+    models = sorted((tmp_path / "models" / "nuclei_fast_32").glob("*.pt"))
+    assert [m.stem for m in models] == [Path(chosen[0]["image"]).stem]
     assert "nuclei" in (results / "downstream.md").read_text() and (results / "downstream.png").stat().st_size > 0
 
 
@@ -65,6 +69,18 @@ def test_study_runs_the_diffusion_conditions(tmp_path):
                           1, 0)
     assert [m.stem for m in models] == [Path(chosen[0]["image"]).stem]
     assert not (tmp_path / "models" / "ventricles_fast_192").exists()
+
+
+def test_models_of_other_schedule_settings_stop_the_study(tmp_path, nuclei_model):
+    """A folder of models trained under a schedule's earlier settings must not pass as the schedule's models."""
+    from argparse import Namespace
+
+    study = _study()
+    _, path = nuclei_model  # tiny_config: the faithful settings, 4 iterations per scale
+    study.check_recipe(path, Namespace(schedule="faithful", generator_iters=4))  # the same settings: no objection
+    with pytest.raises(SystemExit, match=r"nuclei\.pt: .*'fast'.*critic_steps 3 \(now 1\).*--models-tag"):
+        study.check_recipe(path, Namespace(schedule="fast", generator_iters=4))
+    study.check_recipe(tmp_path / "absent.pt", Namespace(schedule="fast", generator_iters=None))  # nothing to check
 
 
 def test_gains_are_paired_by_seed_and_headroom_is_what_all_real_images_add():

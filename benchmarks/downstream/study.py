@@ -15,12 +15,14 @@ the UNet sees only synthetic pairs from the N images' models (the data-sharing u
 ``dif_*``: the same transform with diffusion models (``dif_inpaint_*``: the incoming pair's structures redrawn in
 place by RePaint; ``dif_sample_*``: whole new pairs of the diffusion training crop size).
 
-Generators: one model per training-pool image, trained once by the project's CLI and reused by every N, seed and
-condition, so every condition's generators saw exactly the N training images: SinGAN-Seg by ``singanseg
-train-many`` (``--schedule`` / ``--max-size``) into ``models/<dataset>_<schedule>_<max size>/``, diffusion (the
-small UNet of ``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``. Results:
-``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs finish, so
-an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds) and ``downstream.png`` (test Dice against N).
+Generators: one model per training-pool image that the asked runs use, trained once by the project's CLI and reused
+by every N, seed and condition, so every condition's generators saw exactly the N training images: SinGAN-Seg by
+``singanseg train-many`` (``--schedule`` / ``--max-size``) into ``models/<dataset>_<schedule>_<max size>[_<tag>]/``
+(``--models-tag``; a folder whose models were trained with other settings of the schedule stops the study),
+diffusion (the small UNet of ``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``.
+Results: ``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs
+finish, so an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds) and ``downstream.png`` (test Dice
+against N).
 """
 
 from __future__ import annotations
@@ -99,20 +101,51 @@ def generator_kind(condition: dict | None) -> str | None:
 
 def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kind: str = "singanseg",
                      needed: set[str] | None = None) -> Path:
-    """One generator per training-pool image, by the project's command line (resumable; reused). Diffusion models
-    are trained only for the pool images in ``needed`` (image paths as in the datalist; all when ``None``): the
-    runs asked for may use a few of them, and each costs minutes on a CPU."""
+    """One generator per training-pool image in ``needed`` (absolute image paths; all when ``None``): the runs asked
+    for may use a few of them, and each costs minutes to an hour on a CPU. SinGAN-Seg by the project's command line
+    (``train-many``: resumable, finished models reused), diffusion by the library in this process."""
     if kind == "diffusion":
         return train_diffusion_generators(dataset, datalist, args, needed)
     schedule, max_size = args.schedule, args.max_size
-    out = Path(args.workdir) / "models" / f"{dataset}_{schedule}_{max_size}"
-    cmd = [sys.executable, "-m", "monai_singanseg.cli", "train-many", str(datalist), "--out", str(out),
+    tag = f"_{args.models_tag}" if args.models_tag else ""
+    out = Path(args.workdir) / "models" / f"{dataset}_{schedule}_{max_size}{tag}"
+    items = absolute(json.loads(datalist.read_text())["training"], datalist.parent)
+    items = [i for i in items if needed is None or i["image"] in needed]
+    out.mkdir(parents=True, exist_ok=True)
+    for item in items:  # before training: train-many would take a finished model of another recipe as done
+        check_recipe(out / f"{Path(item['image']).stem}.pt", args)
+    # the pool images the asked runs use, with absolute paths: what this folder's models were trained from
+    wanted = out / "datalist.json"
+    wanted.write_text(json.dumps({"training": items}, indent=1))
+    cmd = [sys.executable, "-m", "monai_singanseg.cli", "train-many", str(wanted), "--out", str(out),
            "--schedule", schedule, "--max-size", str(max_size), "--group-size", str(args.group_size), "--quiet"]
     if args.generator_iters is not None:
         cmd += ["--iters", str(args.generator_iters)]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     return out
+
+
+def check_recipe(path: Path, args: argparse.Namespace) -> None:
+    """Stop when the SinGAN-Seg model at ``path`` (if any) was trained with other optimisation settings than
+    ``--schedule`` / ``--generator-iters`` give now: a schedule's name outlives its settings (the fast schedule gained
+    its coarse scales on 2026-11-30), and results of two recipes under one name would mix.
+
+    Raises:
+        SystemExit: naming the file, the settings that differ and how to keep the two sets apart.
+    """
+    if not path.exists():
+        return
+    from monai_singanseg import SinGANSegConfig
+    from monai_singanseg.checkpoint import read_checkpoint
+
+    have = SinGANSegConfig.from_json(read_checkpoint(path)["config"]).optim
+    want = SinGANSegConfig.for_schedule(args.schedule, iters_per_scale=args.generator_iters).optim
+    differ = [f"{k} {v} (now {getattr(want, k)})" for k, v in vars(have).items() if v != getattr(want, k)]
+    if differ:
+        raise SystemExit(f"{path}: trained with other '{args.schedule}' settings than this version's: "
+                         f"{'; '.join(differ)}. Keep those models apart: --models-tag NAME trains new ones into "
+                         f"{path.parent.name}_NAME (with a --results folder of their own).")
 
 
 def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Namespace,
@@ -251,10 +284,10 @@ def study(args: argparse.Namespace) -> None:
     path = results / "results.json"
     records = json.loads(path.read_text()) if path.exists() else []
     # a diffusion record also depends on how its generators were trained and sample
-    protocol = lambda r: (r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0),
+    protocol = lambda r: (r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0), r.get("models_tag", ""),
                           json.dumps({k: v for k, v in r.items() if k.startswith("diffusion_")}, sort_keys=True))
     done = {(r["dataset"], r["n"], r["seed"], r["condition"], *protocol(r)) for r in records}
-    mine = (args.iterations, args.pool_size, args.pool_refresh)
+    mine = (args.iterations, args.pool_size, args.pool_refresh, args.models_tag)
     for dataset in args.datasets:
         datalist = prepare(dataset, Path(args.workdir) / "cache")
         sections = json.loads(datalist.read_text())
@@ -281,7 +314,7 @@ def study(args: argparse.Namespace) -> None:
                     record = {"dataset": dataset, "n": n, "seed": seed, "condition": name,
                               "iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
                               "pool_size": args.pool_size, "pool_refresh": args.pool_refresh,
-                              **extra, **result}
+                              **({"models_tag": args.models_tag} if args.models_tag else {}), **extra, **result}
                     # read late and write atomically: one process per dataset may share the file
                     records = json.loads(path.read_text()) if path.exists() else []
                     records.append(record)
@@ -333,12 +366,13 @@ def one_protocol(records: list[dict]) -> list[dict]:
     Raises:
         SystemExit: several protocols or duplicate runs, saying to keep them in separate ``--results`` folders.
     """
-    protocols = {(r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0)) for r in records}
+    protocols = {(r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0), r.get("models_tag", ""))
+                 for r in records}
     keys = [(r["dataset"], r["n"], r["seed"], r["condition"]) for r in records]
     if len(protocols) > 1 or len(set(keys)) < len(keys):
         twice = sorted({k for k in keys if keys.count(k) > 1})[:3]
-        raise SystemExit(f"the results mix {len(protocols)} protocol(s) (iterations, pool) or hold runs twice "
-                         f"(e.g. {twice}): keep each protocol in its own --results folder.")
+        raise SystemExit(f"the results mix {len(protocols)} protocol(s) (iterations, pool, models tag) or hold runs "
+                         f"twice (e.g. {twice}): keep each protocol in its own --results folder.")
     return records
 
 
@@ -448,6 +482,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-size", type=int, default=192, help="SinGAN-Seg max size of the generators")
     parser.add_argument("--generator-iters", type=int, default=None, help="SinGAN-Seg iterations per scale "
                         "(default: the schedule's)")
+    parser.add_argument("--models-tag", default="", help="SinGAN-Seg generators go to models/<dataset>_<schedule>_"
+                        "<max size>_<tag>: a new set beside older ones (keep its results in their own --results)")
     parser.add_argument("--group-size", type=int, default=1, help="generators trained side by side (1 on a CPU)")
     parser.add_argument("--diffusion-crop", type=int, default=64, help="diffusion training crop (multiple of 8)")
     parser.add_argument("--diffusion-channels", type=int, nargs="+", default=[32, 64, 64, 64],
