@@ -386,8 +386,9 @@ def _train_many(args: argparse.Namespace) -> None:
     device = None if args.device is None else _device(args.device)
     threads = torch.get_num_threads()
     if torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cpu":
-        # torchrun's ranks on one machine share its cores: one share each instead of all of them each
-        torch.set_num_threads(cpu_threads_per_rank())
+        # torchrun's ranks on one machine share its cores: one share each instead of all of them each; never more
+        # than the user's own limit (OMP_NUM_THREADS): more OpenMP threads than free cores spin and crawl (20x here)
+        torch.set_num_threads(min(threads, cpu_threads_per_rank()))
     try:
         summary = train_many(args.datalist, args.out, lambda pair: _config(args, pair), section=args.section,
                              device=device, num_classes=args.num_classes, percentiles=args.percentiles,

@@ -47,8 +47,11 @@ def test_study_runs_every_kind_of_condition_and_reports(tmp_path):
     assert all(0.0 <= r["test_dice"] <= 1.0 and r["n"] == 1 for r in records)
     # one generator, for the one pool image that N = 1, seed 0 trains on (not all eight)
     chosen = study.subset(json.loads((tmp_path / "cache" / "nuclei" / "datalist.json").read_text())["training"], 1, 0)
-    models = sorted((tmp_path / "models" / "nuclei_fast_32").glob("*.pt"))
+    models = sorted((tmp_path / "models").glob("nuclei_fast_32_*/*.pt"))
     assert [m.stem for m in models] == [Path(chosen[0]["image"]).stem]
+    # the folder and every record name the generators' settings, so that no later version of the schedule mixes in
+    settings = {r["generator_settings"] for r in records}
+    assert settings == {models[0].parent.name.rsplit("_", 1)[1]} and len(settings.pop()) == 8
     assert "nuclei" in (results / "downstream.md").read_text() and (results / "downstream.png").stat().st_size > 0
 
 
@@ -68,17 +71,21 @@ def test_study_runs_the_diffusion_conditions(tmp_path):
     chosen = study.subset(json.loads((tmp_path / "cache" / "ventricles" / "datalist.json").read_text())["training"],
                           1, 0)
     assert [m.stem for m in models] == [Path(chosen[0]["image"]).stem]
-    assert not (tmp_path / "models" / "ventricles_fast_192").exists()
+    assert not list((tmp_path / "models").glob("ventricles_fast_*"))
 
 
 def test_models_of_other_schedule_settings_stop_the_study(tmp_path, nuclei_model):
-    """A folder of models trained under a schedule's earlier settings must not pass as the schedule's models."""
+    """A model trained under other settings of a schedule must not pass as the schedule's; the settings' digest that
+    names the models folder changes with any setting and with the iterations."""
     from argparse import Namespace
 
     study = _study()
+    digests = {study.generator_settings(Namespace(schedule=s, generator_iters=i))
+               for s in ("fast", "faithful") for i in (None, 4)}
+    assert len(digests) == 4
     _, path = nuclei_model  # tiny_config: the faithful settings, 4 iterations per scale
     study.check_recipe(path, Namespace(schedule="faithful", generator_iters=4))  # the same settings: no objection
-    with pytest.raises(SystemExit, match=r"nuclei\.pt: .*'fast'.*critic_steps 3 \(now 1\).*--models-tag"):
+    with pytest.raises(SystemExit, match=r"nuclei\.pt: .*'fast'.*critic_steps 3 \(now 1\).*Move it out"):
         study.check_recipe(path, Namespace(schedule="fast", generator_iters=4))
     study.check_recipe(tmp_path / "absent.pt", Namespace(schedule="fast", generator_iters=None))  # nothing to check
 
@@ -94,3 +101,16 @@ def test_gains_are_paired_by_seed_and_headroom_is_what_all_real_images_add():
     assert np.isclose(gain["se"], np.std([0.05, 0.03, -0.01], ddof=1) / np.sqrt(3))
     room = study.headroom(rows)["d"]  # standard at N = 3 (all) minus at N = 1: 0.90 - mean(0.6, 0.8, 0.7)
     assert set(room) == {1, 3} and np.isclose(room[1], 0.20) and room[3] == 0.0
+
+
+def test_one_results_file_holds_one_protocol():
+    """Runs with generators of other settings (or another UNet protocol) are refused in one table; one run each is
+    accepted, and the first two rounds' records (no settings field) count as one protocol."""
+    study = _study()
+    base = {"dataset": "ventricles", "n": 1, "seed": 0, "iterations": 600, "pool_size": 16, "pool_refresh": 0.1}
+    old = [{**base, "condition": c} for c in ("standard", "sgs_add1_s0_d04")]
+    assert study.one_protocol(old) == old
+    with pytest.raises(SystemExit, match="mix 2 protocol"):
+        study.one_protocol(old + [{**base, "seed": 1, "condition": "standard", "generator_settings": "0123abcd"}])
+    with pytest.raises(SystemExit, match="twice"):
+        study.one_protocol(old + old[:1])

@@ -198,10 +198,16 @@ def test_cli_gives_each_rank_its_share_of_the_cores_and_restores_the_count(tmp_p
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     threads = torch.get_num_threads()
-    assert main(["train-many", str(tmp_path / "dataset.json"), "--out", str(tmp_path / "models"),
-                 "--device", "cpu"] + TINY) == 0
-    assert seen == [2]  # 8 cores shared by 4 ranks of this machine
-    assert torch.get_num_threads() == threads
+    args = ["train-many", str(tmp_path / "dataset.json"), "--out", str(tmp_path / "models"), "--device", "cpu"] + TINY
+    try:
+        torch.set_num_threads(8)  # torch's default: every core
+        assert main(args) == 0
+        torch.set_num_threads(1)  # the user's own limit (OMP_NUM_THREADS=1) is never raised
+        assert main(args) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [2, 1]  # 8 cores shared by 4 ranks of this machine; the user's one thread
 
 
 def test_window_and_slice_options_reach_every_item(tmp_path):

@@ -17,17 +17,19 @@ place by RePaint; ``dif_sample_*``: whole new pairs of the diffusion training cr
 
 Generators: one model per training-pool image that the asked runs use, trained once by the project's CLI and reused
 by every N, seed and condition, so every condition's generators saw exactly the N training images: SinGAN-Seg by
-``singanseg train-many`` (``--schedule`` / ``--max-size``) into ``models/<dataset>_<schedule>_<max size>[_<tag>]/``
-(``--models-tag``; a folder whose models were trained with other settings of the schedule stops the study),
-diffusion (the small UNet of ``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``.
-Results: ``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs
-finish, so an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds) and ``downstream.png`` (test Dice
-against N).
+``singanseg train-many`` (``--schedule`` / ``--max-size``) into
+``models/<dataset>_<schedule>_<max size>_<settings>/`` (``<settings>``: a digest of the optimisation settings, which
+a schedule's name outlives; every record keeps it and one results file holds one), diffusion (the small UNet of
+``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``. Results:
+``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs finish, so
+an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds) and ``downstream.png`` (test Dice against N).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -63,7 +65,9 @@ from monai.utils import set_determinism
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from data import DATASETS, prepare
-from monai_singanseg import SinGANSegAugmentd
+from monai_singanseg import SinGANSegAugmentd, SinGANSegConfig
+from monai_singanseg.checkpoint import read_checkpoint
+from monai_singanseg.config import OptimConfig
 from monai_singanseg.files import atomic_write
 
 RESULTS = HERE.parent / "results" / "downstream"
@@ -107,8 +111,7 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
     if kind == "diffusion":
         return train_diffusion_generators(dataset, datalist, args, needed)
     schedule, max_size = args.schedule, args.max_size
-    tag = f"_{args.models_tag}" if args.models_tag else ""
-    out = Path(args.workdir) / "models" / f"{dataset}_{schedule}_{max_size}{tag}"
+    out = Path(args.workdir) / "models" / f"{dataset}_{schedule}_{max_size}_{generator_settings(args)}"
     items = absolute(json.loads(datalist.read_text())["training"], datalist.parent)
     items = [i for i in items if needed is None or i["image"] in needed]
     out.mkdir(parents=True, exist_ok=True)
@@ -126,26 +129,33 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
     return out
 
 
+def optim_settings(args: argparse.Namespace) -> OptimConfig:
+    """The SinGAN-Seg optimisation settings that ``--schedule`` and ``--generator-iters`` give in this version."""
+    return SinGANSegConfig.for_schedule(args.schedule, iters_per_scale=args.generator_iters).optim
+
+
+def generator_settings(args: argparse.Namespace) -> str:
+    """A short digest of :func:`optim_settings`. A schedule's name outlives its settings (the fast schedule gained its
+    coarse scales on 2026-11-30), so models and results are kept apart by this, not by the name."""
+    text = json.dumps(dataclasses.asdict(optim_settings(args)), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
 def check_recipe(path: Path, args: argparse.Namespace) -> None:
     """Stop when the SinGAN-Seg model at ``path`` (if any) was trained with other optimisation settings than
-    ``--schedule`` / ``--generator-iters`` give now: a schedule's name outlives its settings (the fast schedule gained
-    its coarse scales on 2026-11-30), and results of two recipes under one name would mix.
+    :func:`optim_settings` (a model copied or moved in by hand): results of two recipes would pass as one.
 
     Raises:
-        SystemExit: naming the file, the settings that differ and how to keep the two sets apart.
+        SystemExit: naming the file and the settings that differ.
     """
     if not path.exists():
         return
-    from monai_singanseg import SinGANSegConfig
-    from monai_singanseg.checkpoint import read_checkpoint
-
     have = SinGANSegConfig.from_json(read_checkpoint(path)["config"]).optim
-    want = SinGANSegConfig.for_schedule(args.schedule, iters_per_scale=args.generator_iters).optim
+    want = optim_settings(args)
     differ = [f"{k} {v} (now {getattr(want, k)})" for k, v in vars(have).items() if v != getattr(want, k)]
     if differ:
-        raise SystemExit(f"{path}: trained with other '{args.schedule}' settings than this version's: "
-                         f"{'; '.join(differ)}. Keep those models apart: --models-tag NAME trains new ones into "
-                         f"{path.parent.name}_NAME (with a --results folder of their own).")
+        raise SystemExit(f"{path}: trained with other '{args.schedule}' settings than this study asks for: "
+                         f"{'; '.join(differ)}. Move it out of {path.parent}.")
 
 
 def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Namespace,
@@ -284,10 +294,12 @@ def study(args: argparse.Namespace) -> None:
     path = results / "results.json"
     records = json.loads(path.read_text()) if path.exists() else []
     # a diffusion record also depends on how its generators were trained and sample
-    protocol = lambda r: (r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0), r.get("models_tag", ""),
+    protocol = lambda r: (r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0),
+                          r.get("generator_settings", ""),
                           json.dumps({k: v for k, v in r.items() if k.startswith("diffusion_")}, sort_keys=True))
     done = {(r["dataset"], r["n"], r["seed"], r["condition"], *protocol(r)) for r in records}
-    mine = (args.iterations, args.pool_size, args.pool_refresh, args.models_tag)
+    settings = generator_settings(args)
+    mine = (args.iterations, args.pool_size, args.pool_refresh, settings)
     for dataset in args.datasets:
         datalist = prepare(dataset, Path(args.workdir) / "cache")
         sections = json.loads(datalist.read_text())
@@ -314,7 +326,7 @@ def study(args: argparse.Namespace) -> None:
                     record = {"dataset": dataset, "n": n, "seed": seed, "condition": name,
                               "iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
                               "pool_size": args.pool_size, "pool_refresh": args.pool_refresh,
-                              **({"models_tag": args.models_tag} if args.models_tag else {}), **extra, **result}
+                              "generator_settings": settings, **extra, **result}
                     # read late and write atomically: one process per dataset may share the file
                     records = json.loads(path.read_text()) if path.exists() else []
                     records.append(record)
@@ -366,13 +378,13 @@ def one_protocol(records: list[dict]) -> list[dict]:
     Raises:
         SystemExit: several protocols or duplicate runs, saying to keep them in separate ``--results`` folders.
     """
-    protocols = {(r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0), r.get("models_tag", ""))
-                 for r in records}
+    protocols = {(r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0),
+                  r.get("generator_settings", "")) for r in records}
     keys = [(r["dataset"], r["n"], r["seed"], r["condition"]) for r in records]
     if len(protocols) > 1 or len(set(keys)) < len(keys):
         twice = sorted({k for k in keys if keys.count(k) > 1})[:3]
-        raise SystemExit(f"the results mix {len(protocols)} protocol(s) (iterations, pool, models tag) or hold runs "
-                         f"twice (e.g. {twice}): keep each protocol in its own --results folder.")
+        raise SystemExit(f"the results mix {len(protocols)} protocol(s) (iterations, pool, generator settings) or "
+                         f"hold runs twice (e.g. {twice}): keep each protocol in its own --results folder.")
     return records
 
 
@@ -482,8 +494,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-size", type=int, default=192, help="SinGAN-Seg max size of the generators")
     parser.add_argument("--generator-iters", type=int, default=None, help="SinGAN-Seg iterations per scale "
                         "(default: the schedule's)")
-    parser.add_argument("--models-tag", default="", help="SinGAN-Seg generators go to models/<dataset>_<schedule>_"
-                        "<max size>_<tag>: a new set beside older ones (keep its results in their own --results)")
     parser.add_argument("--group-size", type=int, default=1, help="generators trained side by side (1 on a CPU)")
     parser.add_argument("--diffusion-crop", type=int, default=64, help="diffusion training crop (multiple of 8)")
     parser.add_argument("--diffusion-channels", type=int, nargs="+", default=[32, 64, 64, 64],
