@@ -85,7 +85,7 @@ def test_models_of_other_schedule_settings_stop_the_study(tmp_path, nuclei_model
     assert len(digests) == 4
     _, path = nuclei_model  # tiny_config: the faithful settings, 4 iterations per scale
     study.check_recipe(path, Namespace(schedule="faithful", generator_iters=4))  # the same settings: no objection
-    with pytest.raises(SystemExit, match=r"nuclei\.pt: .*'fast'.*critic_steps 3 \(now 1\).*Move it out"):
+    with pytest.raises(SystemExit, match=r"nuclei\.pt: .*'fast'.*optim\.critic_steps: 3 kept \(asked 1\).*Move it out"):
         study.check_recipe(path, Namespace(schedule="fast", generator_iters=4))
     study.check_recipe(tmp_path / "absent.pt", Namespace(schedule="fast", generator_iters=None))  # nothing to check
 

@@ -69,6 +69,7 @@ from monai_singanseg import SinGANSegAugmentd, SinGANSegConfig
 from monai_singanseg.checkpoint import read_checkpoint
 from monai_singanseg.config import OptimConfig
 from monai_singanseg.files import atomic_write
+from monai_singanseg.training import config_differences
 
 RESULTS = HERE.parent / "results" / "downstream"
 WORK = HERE  # cache/ (the datasets as PNG) and models/ (the generators) go here
@@ -150,9 +151,8 @@ def check_recipe(path: Path, args: argparse.Namespace) -> None:
     """
     if not path.exists():
         return
-    have = SinGANSegConfig.from_json(read_checkpoint(path)["config"]).optim
-    want = optim_settings(args)
-    differ = [f"{k} {v} (now {getattr(want, k)})" for k, v in vars(have).items() if v != getattr(want, k)]
+    stored = SinGANSegConfig.from_json(read_checkpoint(path)["config"])
+    differ = config_differences(stored, dataclasses.replace(stored, optim=optim_settings(args)))
     if differ:
         raise SystemExit(f"{path}: trained with other '{args.schedule}' settings than this study asks for: "
                          f"{'; '.join(differ)}. Move it out of {path.parent}.")
