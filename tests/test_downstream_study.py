@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,12 +15,16 @@ from PIL import Image
 STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "downstream"
 
 
-def _study():
-    spec = importlib.util.spec_from_file_location("downstream_study", STUDY / "study.py")
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"downstream_{name}", STUDY / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["downstream_study"] = module
+    sys.modules[f"downstream_{name}"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _study():
+    return _load("study")
 
 
 def test_ventricle_dataset_is_real_small_and_split_by_slabs(tmp_path):
@@ -53,6 +58,22 @@ def test_study_runs_every_kind_of_condition_and_reports(tmp_path):
     settings = {r["generator_settings"] for r in records}
     assert settings == {models[0].parent.name.rsplit("_", 1)[1]} and len(settings.pop()) == 8
     assert "nuclei" in (results / "downstream.md").read_text() and (results / "downstream.png").stat().st_size > 0
+
+    # two folders of generators side by side (here the same models twice: the same figures)
+    compare = _load("compare_generators")
+    copy = models[0].parent.with_name("copy")
+    shutil.copytree(models[0].parent, copy)
+    names = [models[0].parent.name, copy.name]
+    compare.main(["--dataset", "nuclei", "--images", models[0].stem, "--models", *names, "--num", "3", "--show", "2",
+                  "--out", str(tmp_path / "compare"), "--workdir", str(tmp_path)])
+    figures = json.loads((tmp_path / "compare" / "generators.json").read_text())
+    first, second = (figures[f"{name}/{models[0].stem}"] for name in names)
+    assert first == second and set(first) >= {"swd", "diversity", "fg_error", "rec_mse"} and first["swd"] > 0
+    assert (tmp_path / "compare" / "generators.png").stat().st_size > 0
+    with pytest.raises(SystemExit):  # a folder without the image's model: one line, nothing written
+        compare.main(["--dataset", "nuclei", "--images", "nuclei_r1c1", "--models", *names, "--out",
+                      str(tmp_path / "none"), "--workdir", str(tmp_path)])
+    assert not (tmp_path / "none").exists()
 
 
 def test_study_runs_the_diffusion_conditions(tmp_path):
