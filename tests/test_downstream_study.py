@@ -122,9 +122,17 @@ def test_gains_are_paired_by_seed_and_headroom_is_what_all_real_images_add():
     assert np.isclose(gain["se"], np.std([0.05, 0.03, -0.01], ddof=1) / np.sqrt(3))
     room = study.headroom(rows)["d"]  # standard at N = 3 (all) minus at N = 1: 0.90 - mean(0.6, 0.8, 0.7)
     assert set(room) == {1, 3} and np.isclose(room[1], 0.20) and room[3] == 0.0
+    # the same runs with other generators: each run against its own earlier self; runs on one side only are left out
+    later = [{**r, "test_dice": r["test_dice"] + (0.02 if r["condition"] == "aug" and r["seed"] != 1 else 0.0)}
+             for r in rows if r["seed"] != 2] + [{**rows[0], "condition": "new", "test_dice": 0.5}]
+    changes = {(g["condition"], g["n"]): g for g in study.paired_between(later, rows)}
+    assert set(changes) == {("standard", 1), ("standard", 3), ("aug", 1)}
+    aug = changes[("aug", 1)]
+    assert (aug["seeds"], aug["wins"]) == (3, 2) and np.isclose(aug["mean"], 0.04 / 3)
+    assert changes[("standard", 1)]["mean"] == 0.0 and changes[("standard", 1)]["wins"] == 0
 
 
-def test_one_results_file_holds_one_protocol():
+def test_one_results_file_holds_one_protocol(tmp_path, capsys):
     """Runs with generators of other settings (or another UNet protocol) are refused in one table; one run each is
     accepted, and the first two rounds' records (no settings field) count as one protocol."""
     study = _study()
@@ -135,3 +143,7 @@ def test_one_results_file_holds_one_protocol():
         study.one_protocol(old + [{**base, "seed": 1, "condition": "standard", "generator_settings": "0123abcd"}])
     with pytest.raises(SystemExit, match="twice"):
         study.one_protocol(old + old[:1])
+    # a comparison folder without results: one line naming it, before anything is read or written
+    with pytest.raises(SystemExit):
+        study.main(["--report", "--results", str(tmp_path), "--against", str(tmp_path / "elsewhere")])
+    assert "elsewhere: no results.json" in capsys.readouterr().err and not list(tmp_path.iterdir())

@@ -336,6 +336,13 @@ def study(args: argparse.Namespace) -> None:
     report(results)
 
 
+def summarise(dataset: str, condition: str, n: int, diffs: list[float]) -> dict:
+    """One row of per-seed differences: ``mean``, ``sd``, ``se`` = sd / sqrt(k), ``wins`` (> 0) and ``seeds`` (k)."""
+    sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
+    return {"dataset": dataset, "condition": condition, "n": n, "mean": float(np.mean(diffs)), "sd": sd,
+            "se": sd / np.sqrt(len(diffs)), "wins": sum(d > 0 for d in diffs), "seeds": len(diffs)}
+
+
 def paired_gains(records: list[dict], baseline: str = "standard") -> list[dict]:
     """Test Dice change of every condition against ``baseline``, paired by seed: a seed picks the same N images, the
     same UNet initialisation and the same draws for every condition, so per-seed differences cancel what the seed
@@ -351,9 +358,22 @@ def paired_gains(records: list[dict], baseline: str = "standard") -> list[dict]:
                  for d, c, m, seed in sorted(score) if (d, c, m) == (dataset, condition, n)
                  and (dataset, baseline, n, seed) in score]
         if diffs:
-            sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
-            rows.append({"dataset": dataset, "condition": condition, "n": n, "mean": float(np.mean(diffs)), "sd": sd,
-                         "se": sd / np.sqrt(len(diffs)), "wins": sum(d > 0 for d in diffs), "seeds": len(diffs)})
+            rows.append(summarise(dataset, condition, n, diffs))
+    return rows
+
+
+def paired_between(records: list[dict], earlier: list[dict]) -> list[dict]:
+    """Test Dice of every condition here minus the same (dataset, condition, N, seed) in ``earlier`` (another results
+    folder: other generators, the same UNet protocol). Each seed's UNet start, images and draws are the same in both,
+    so the difference is what the other generators changed. Rows as :func:`paired_gains`."""
+    before = {(r["dataset"], r["condition"], r["n"], r["seed"]): r["test_dice"] for r in earlier}
+    rows = []
+    for dataset, condition, n in sorted({(r["dataset"], r["condition"], r["n"]) for r in records}):
+        diffs = [r["test_dice"] - before[(dataset, condition, n, r["seed"])] for r in records
+                 if (r["dataset"], r["condition"], r["n"]) == (dataset, condition, n)
+                 and (dataset, condition, n, r["seed"]) in before]
+        if diffs:
+            rows.append(summarise(dataset, condition, n, diffs))
     return rows
 
 
@@ -388,7 +408,7 @@ def one_protocol(records: list[dict]) -> list[dict]:
     return records
 
 
-def report(results: Path) -> None:
+def report(results: Path, against: Path | None = None) -> None:
     records = one_protocol(json.loads((results / "results.json").read_text()))
     keys = sorted({(r["dataset"], r["condition"]) for r in records})
     sizes = sorted({r["n"] for r in records})
@@ -406,13 +426,18 @@ def report(results: Path) -> None:
                 curve.append((n, float(np.mean(values)), float(np.std(values))))
         curves[(dataset, condition)] = curve
         lines.append(f"| {dataset} | {condition} | " + " | ".join(cells) + " |")
-    for baseline in ("standard", "standard_x2"):
-        gains = paired_gains(records, baseline)
+    sections = [(f"Change against `{baseline}`, paired by seed", paired_gains(records, baseline))
+                for baseline in ("standard", "standard_x2")]
+    # the control of the conditions that add pairs beside the real ones
+    sections[1] = (sections[1][0], [g for g in sections[1][1] if g["condition"].startswith("sgs_add")])
+    if against is not None:
+        earlier = one_protocol(json.loads((against / "results.json").read_text()))
+        sections.append((f"Change against the same runs in `{against.name}/`, paired by seed",
+                         paired_between(records, earlier)))
+    for heading, gains in sections:
         if not gains:
             continue
-        if baseline == "standard_x2":  # the control of the conditions that add pairs beside the real ones
-            gains = [g for g in gains if g["condition"].startswith("sgs_add")]
-        lines += ["", f"## Change against `{baseline}`, paired by seed", "",
+        lines += ["", f"## {heading}", "",
                   "Mean ± standard error of the per-seed test Dice differences (wins / seeds).", "",
                   "| dataset | condition | " + " | ".join(f"N = {n}" for n in sizes) + " |",
                   "| --- " * (len(sizes) + 2) + "|"]
@@ -509,8 +534,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default=str(RESULTS), help="where results.json, the table and the plot go")
     parser.add_argument("--workdir", default=str(WORK), help="where the datasets and generators are kept")
     parser.add_argument("--report", action="store_true", help="only rebuild the table and plot")
+    parser.add_argument("--against", default=None, help="with --report: another results folder (other generators) "
+                        "to compare every run with, paired by seed")
     args = parser.parse_args(argv)
-    report(Path(args.results)) if args.report else study(args)
+    if args.against is not None and not (Path(args.against) / "results.json").is_file():
+        parser.error(f"--against {args.against}: no results.json there")
+    against = None if args.against is None else Path(args.against)
+    report(Path(args.results), against) if args.report else study(args)
 
 
 if __name__ == "__main__":
