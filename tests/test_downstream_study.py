@@ -143,6 +143,13 @@ def test_one_results_file_holds_one_protocol(tmp_path, capsys):
         study.one_protocol(old + [{**base, "seed": 1, "condition": "standard", "generator_settings": "0123abcd"}])
     with pytest.raises(SystemExit, match="twice"):
         study.one_protocol(old + old[:1])
+    # a study run into a folder of another protocol stops before it trains or writes anything
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="another protocol"):
+        study.main(["--datasets", "nuclei", "--n", "1", "--seeds", "0", "--conditions", "standard",
+                    "--results", str(tmp_path), "--workdir", str(tmp_path / "work")])
+    assert json.loads((tmp_path / "results.json").read_text()) == old and not (tmp_path / "work").exists()
+    (tmp_path / "results.json").unlink()
     # a comparison folder without results: one line naming it, before anything is read or written
     with pytest.raises(SystemExit):
         study.main(["--report", "--results", str(tmp_path), "--against", str(tmp_path / "elsewhere")])

@@ -294,12 +294,15 @@ def study(args: argparse.Namespace) -> None:
     path = results / "results.json"
     records = json.loads(path.read_text()) if path.exists() else []
     # a diffusion record also depends on how its generators were trained and sample
-    protocol = lambda r: (r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0),
-                          r.get("generator_settings", ""),
+    protocol = lambda r: (*unet_protocol(r),
                           json.dumps({k: v for k, v in r.items() if k.startswith("diffusion_")}, sort_keys=True))
     done = {(r["dataset"], r["n"], r["seed"], r["condition"], *protocol(r)) for r in records}
     settings = generator_settings(args)
     mine = (args.iterations, args.pool_size, args.pool_refresh, settings)
+    others = {unet_protocol(r) for r in records} - {mine}
+    if others:  # refuse before running: the report of a file that mixes protocols would be refused after hours
+        raise SystemExit(f"{path}: holds runs of another protocol (iterations, pool, generator settings: "
+                         f"{min(others)}; this run: {mine}); give this run its own --results folder.")
     for dataset in args.datasets:
         datalist = prepare(dataset, Path(args.workdir) / "cache")
         sections = json.loads(datalist.read_text())
@@ -391,6 +394,13 @@ def headroom(records: list[dict], baseline: str = "standard") -> dict[str, dict[
     return out
 
 
+def unet_protocol(record: dict) -> tuple:
+    """What a run's Dice depends on besides its dataset, N, seed and condition: UNet iterations, the synthetic pool
+    and the SinGAN-Seg generators' settings (the first two rounds' records have no digest: ``""``)."""
+    return (record["iterations"], record.get("pool_size", 0), record.get("pool_refresh", 1.0),
+            record.get("generator_settings", ""))
+
+
 def one_protocol(records: list[dict]) -> list[dict]:
     """``records`` checked to be one study: one UNet protocol (iterations, synthetic pool) and one record per
     (dataset, N, seed, condition), so that means and pairs compare like with like.
@@ -398,8 +408,7 @@ def one_protocol(records: list[dict]) -> list[dict]:
     Raises:
         SystemExit: several protocols or duplicate runs, saying to keep them in separate ``--results`` folders.
     """
-    protocols = {(r["iterations"], r.get("pool_size", 0), r.get("pool_refresh", 1.0),
-                  r.get("generator_settings", "")) for r in records}
+    protocols = {unet_protocol(r) for r in records}
     keys = [(r["dataset"], r["n"], r["seed"], r["condition"]) for r in records]
     if len(protocols) > 1 or len(set(keys)) < len(keys):
         twice = sorted({k for k in keys if keys.count(k) > 1})[:3]
