@@ -388,7 +388,7 @@ def headroom(records: list[dict], baseline: str = "standard") -> dict[str, dict[
         means = {n: float(np.mean([r["test_dice"] for r in records if (r["dataset"], r["condition"], r["n"]) ==
                                    (dataset, baseline, n)]))
                  for n in sorted({r["n"] for r in records if (r["dataset"], r["condition"]) == (dataset, baseline)})}
-        if means:
+        if len(means) > 1:  # one N alone has nothing to compare with
             top = means[max(means)]
             out[dataset] = {n: top - m for n, m in means.items()}
     return out
