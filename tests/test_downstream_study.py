@@ -109,6 +109,11 @@ def test_models_of_other_schedule_settings_stop_the_study(tmp_path, nuclei_model
     with pytest.raises(SystemExit, match=r"nuclei\.pt: .*'fast'.*optim\.critic_steps: 3 kept \(asked 1\).*Move it out"):
         study.check_recipe(path, Namespace(schedule="fast", generator_iters=4))
     study.check_recipe(tmp_path / "absent.pt", Namespace(schedule="fast", generator_iters=None))  # nothing to check
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match=r"damaged\.pt: not a monai-singanseg checkpoint"):
+        study.check_recipe(damaged, Namespace(schedule="fast", generator_iters=None))
+    assert damaged.read_bytes() == b"not a checkpoint"
 
 
 def test_gains_are_paired_by_seed_and_headroom_is_what_all_real_images_add():

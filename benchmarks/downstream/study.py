@@ -33,6 +33,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from copy import deepcopy
 from pathlib import Path
@@ -68,6 +69,7 @@ from data import DATASETS, prepare
 from monai_singanseg import SinGANSegAugmentd, SinGANSegConfig
 from monai_singanseg.checkpoint import read_checkpoint
 from monai_singanseg.config import OptimConfig
+from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.training import config_differences
 
@@ -118,15 +120,17 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
     out.mkdir(parents=True, exist_ok=True)
     for item in items:  # before training: train-many would take a finished model of another recipe as done
         check_recipe(out / f"{Path(item['image']).stem}.pt", args)
-    # the pool images the asked runs use, with absolute paths: what this folder's models were trained from
-    wanted = out / "datalist.json"
-    wanted.write_text(json.dumps({"training": items}, indent=1))
-    cmd = [sys.executable, "-m", "monai_singanseg.cli", "train-many", str(wanted), "--out", str(out),
-           "--schedule", schedule, "--max-size", str(max_size), "--group-size", str(args.group_size), "--quiet"]
-    if args.generator_iters is not None:
-        cmd += ["--iters", str(args.generator_iters)]
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    # the pool images the asked runs use, with absolute paths, in a file of this process's own: study processes of
+    # one dataset (other seeds) may train into the same folder at once
+    with tempfile.TemporaryDirectory() as folder:
+        wanted = Path(folder) / "datalist.json"
+        wanted.write_text(json.dumps({"training": items}, indent=1))
+        cmd = [sys.executable, "-m", "monai_singanseg.cli", "train-many", str(wanted), "--out", str(out),
+               "--schedule", schedule, "--max-size", str(max_size), "--group-size", str(args.group_size), "--quiet"]
+        if args.generator_iters is not None:
+            cmd += ["--iters", str(args.generator_iters)]
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
     return out
 
 
@@ -151,7 +155,10 @@ def check_recipe(path: Path, args: argparse.Namespace) -> None:
     """
     if not path.exists():
         return
-    stored = SinGANSegConfig.from_json(read_checkpoint(path)["config"])
+    try:
+        stored = SinGANSegConfig.from_json(read_checkpoint(path)["config"])
+    except SinGANSegInputError as err:  # a damaged or foreign file: one line, not a traceback
+        raise SystemExit(str(err)) from None
     differ = config_differences(stored, dataclasses.replace(stored, optim=optim_settings(args)))
     if differ:
         raise SystemExit(f"{path}: trained with other '{args.schedule}' settings than this study asks for: "
@@ -297,8 +304,11 @@ def study(args: argparse.Namespace) -> None:
     protocol = lambda r: (*unet_protocol(r),
                           json.dumps({k: v for k, v in r.items() if k.startswith("diffusion_")}, sort_keys=True))
     done = {(r["dataset"], r["n"], r["seed"], r["condition"], *protocol(r)) for r in records}
-    settings = generator_settings(args)
-    mine = (args.iterations, args.pool_size, args.pool_refresh, settings)
+    # what every record of this run holds besides its own keys and results
+    fields = {"iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
+              "pool_size": args.pool_size, "pool_refresh": args.pool_refresh,
+              "generator_settings": generator_settings(args)}
+    mine = unet_protocol(fields)
     others = {unet_protocol(r) for r in records} - {mine}
     if others:  # refuse before running: the report of a file that mixes protocols would be refused after hours
         raise SystemExit(f"{path}: holds runs of another protocol (iterations, pool, generator settings: "
@@ -326,17 +336,15 @@ def study(args: argparse.Namespace) -> None:
                         continue
                     done.add(key)
                     result = run_one(items, with_sampling(CONDITIONS[name], args), bank, seed, args)
-                    record = {"dataset": dataset, "n": n, "seed": seed, "condition": name,
-                              "iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
-                              "pool_size": args.pool_size, "pool_refresh": args.pool_refresh,
-                              "generator_settings": settings, **extra, **result}
+                    record = {"dataset": dataset, "n": n, "seed": seed, "condition": name, **fields, **extra,
+                              **result}
                     # read late and write atomically: one process per dataset may share the file
                     records = json.loads(path.read_text()) if path.exists() else []
                     records.append(record)
                     text = json.dumps(records, indent=1)
                     atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
                     print(json.dumps(record), flush=True)
-    report(results)
+    report(results, None if args.against is None else Path(args.against))
 
 
 def summarise(dataset: str, condition: str, n: int, diffs: list[float]) -> dict:
@@ -543,8 +551,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default=str(RESULTS), help="where results.json, the table and the plot go")
     parser.add_argument("--workdir", default=str(WORK), help="where the datasets and generators are kept")
     parser.add_argument("--report", action="store_true", help="only rebuild the table and plot")
-    parser.add_argument("--against", default=None, help="with --report: another results folder (other generators) "
-                        "to compare every run with, paired by seed")
+    parser.add_argument("--against", default=None, help="another results folder (other generators): the report "
+                        "compares every run with the same run there, paired by seed")
     args = parser.parse_args(argv)
     if args.against is not None and not (Path(args.against) / "results.json").is_file():
         parser.error(f"--against {args.against}: no results.json there")
