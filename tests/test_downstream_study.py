@@ -74,6 +74,12 @@ def test_study_runs_every_kind_of_condition_and_reports(tmp_path):
         compare.main(["--dataset", "nuclei", "--images", "nuclei_r1c1", "--models", *names, "--out",
                       str(tmp_path / "none"), "--workdir", str(tmp_path)])
     assert not (tmp_path / "none").exists()
+    (copy / f"{models[0].stem}.pt").write_bytes(b"damaged")  # a damaged model, and a zero sample count: one line each
+    for bad in (["--models", *names], ["--models", names[0], names[0], "--num", "0"]):
+        with pytest.raises(SystemExit):
+            compare.main(["--dataset", "nuclei", "--images", models[0].stem, *bad, "--out", str(tmp_path / "none"),
+                          "--workdir", str(tmp_path)])
+    assert not (tmp_path / "none").exists()
 
 
 def test_study_runs_the_diffusion_conditions(tmp_path):

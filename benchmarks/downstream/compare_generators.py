@@ -25,9 +25,28 @@ from bench_time_to_quality import measure
 
 from monai_singanseg import load_training_pair
 from monai_singanseg.checkpoint import load_model
+from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.pyramid import build_pyramid
 from monai_singanseg.visualize import save_pair_grid
+
+
+def compare(args: argparse.Namespace, cache: Path, models: Path) -> tuple[dict, dict]:
+    """The figures of every (folder, image), and each folder's (samples, real pair) of the first image to draw."""
+    figures, shown = {}, {}
+    for name in args.images:
+        pair = load_training_pair([cache / "images" / f"{name}.png"], cache / "labels" / f"{name}.png")
+        for folder in args.models:
+            model, _ = load_model(models / folder / f"{name}.pt")
+            real = build_pyramid(pair.real.unsqueeze(0), model.shapes)[-1]
+            figures[f"{folder}/{name}"] = measure(model, real, args.num, seed=0)
+            print(folder, name, {k: round(v, 4) for k, v in figures[f"{folder}/{name}"].items()}, flush=True)
+            if name == args.images[0]:
+                draws = torch.Generator().manual_seed(0)
+                with torch.no_grad():
+                    x = model.generate(args.show, 0, generator=draws, diversity=args.diversity)
+                shown[folder] = (model.split(x), model.split(real))
+    return figures, shown
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,25 +61,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--workdir", default=str(HERE), help="the study's folder of cache/ and models/")
     args = parser.parse_args(argv)
+    if min(args.num, args.show) < 1:
+        parser.error("--num and --show must be >= 1")
     torch.set_num_threads(1)
     cache, models = Path(args.workdir) / "cache" / args.dataset, Path(args.workdir) / "models"
     for folder in args.models:
         missing = [name for name in args.images if not (models / folder / f"{name}.pt").is_file()]
         if missing:
             parser.error(f"{models / folder}: no model for {', '.join(missing)}")
-    figures, shown = {}, {}
-    for name in args.images:
-        pair = load_training_pair([cache / "images" / f"{name}.png"], cache / "labels" / f"{name}.png")
-        for folder in args.models:
-            model, _ = load_model(models / folder / f"{name}.pt")
-            real = build_pyramid(pair.real.unsqueeze(0), model.shapes)[-1]
-            figures[f"{folder}/{name}"] = measure(model, real, args.num, seed=0)
-            print(folder, name, {k: round(v, 4) for k, v in figures[f"{folder}/{name}"].items()}, flush=True)
-            if name == args.images[0]:
-                draws = torch.Generator().manual_seed(0)
-                with torch.no_grad():
-                    x = model.generate(args.show, 0, generator=draws, diversity=args.diversity)
-                shown[folder] = (model.split(x), model.split(real))
+    try:
+        figures, shown = compare(args, cache, models)
+    except SinGANSegInputError as err:  # an image missing from the cache, a damaged model: one line
+        parser.error(str(err))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(figures, indent=1)
