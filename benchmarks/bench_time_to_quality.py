@@ -4,6 +4,7 @@
     python benchmarks/bench_time_to_quality.py timing [--only mni/96/faithful]   # idle seconds per iteration
     python benchmarks/bench_time_to_quality.py table          # markdown table + PNG curves from the saved runs
     python benchmarks/bench_time_to_quality.py hybrid --coarse-from A.pt --fine-from B.pt   # which scales differ
+    python benchmarks/bench_time_to_quality.py coarsest --data mni --host A.pt --set optim.coarse.iters_per_scale=6000
 
 ``run`` trains one model per ``--iters`` value (iterations per scale; the fast schedule's plateau stop may use
 fewer) on a real pair, then measures the quality of its samples against the pair as the model sees it (finest
@@ -354,14 +355,27 @@ def table(args: argparse.Namespace) -> None:
 HYBRIDS = RESULTS / "time_to_quality_hybrids.json"
 
 
+def _with_scales(host: SinGANSeg, donor: SinGANSeg, scales: range) -> SinGANSeg:
+    """A copy of ``host`` whose generators (and noise amplitudes) at ``scales`` are ``donor``'s; the reconstruction
+    path starts with the noise of whichever model gives the coarsest scale."""
+    import copy
+
+    model = copy.deepcopy(host)
+    for scale in scales:
+        model.generators[scale] = copy.deepcopy(donor.generators[scale])
+        model.noise_amps[scale] = donor.noise_amps[scale]
+    if 0 in scales:
+        model.fixed_noise.copy_(donor.fixed_noise)
+    model.forget_reconstructions()  # cached reconstructions of the copied model
+    return model
+
+
 def hybrid(args: argparse.Namespace) -> None:
     """Which scales carry a quality gap between two trained models of one pair: sample from hybrids that take the
     generators (and noise amplitudes) of the scales below k from ``--coarse-from`` and the rest from ``--fine-from``,
     for every k. A scale was trained on its own coarser scales' outputs, so a mixed pyramid is a diagnostic, not a
     model; where the hybrid with one model's coarse scales matches that model, the other's fine scales are not the
     gap."""
-    import copy
-
     from monai_singanseg.checkpoint import load_model
 
     torch.set_num_threads(args.threads)
@@ -371,13 +385,7 @@ def hybrid(args: argparse.Namespace) -> None:
     real = build_pyramid(load_pair(args.data).real.unsqueeze(0), coarse.shapes)[-1]
     rows = []
     for k in range(coarse.num_scales + 1):
-        model = copy.deepcopy(coarse)
-        for scale in range(k, coarse.num_scales):
-            model.generators[scale] = copy.deepcopy(fine.generators[scale])
-            model.noise_amps[scale] = fine.noise_amps[scale]
-        if k == 0:
-            model.fixed_noise.copy_(fine.fixed_noise)  # the reconstruction path starts at the coarsest scale
-        model.forget_reconstructions()  # cached reconstructions of the copied model
+        model = _with_scales(coarse, fine, range(k, coarse.num_scales))
         rows.append({"coarse_from": args.coarse_from, "fine_from": args.fine_from, "coarse_scales": k,
                      **measure(model, real, args.num, args.seed)})
         print(f"scales < {k} from {args.coarse_from}, the rest from {args.fine_from}:",
@@ -385,6 +393,41 @@ def hybrid(args: argparse.Namespace) -> None:
     records = json.loads(HYBRIDS.read_text()) if HYBRIDS.exists() else []
     records = [r for r in records if (r["coarse_from"], r["fine_from"]) != (args.coarse_from, args.fine_from)]
     HYBRIDS.write_text(json.dumps(records + rows, indent=1))
+
+
+COARSEST = RESULTS / "time_to_quality_coarsest.json"
+
+
+def coarsest(args: argparse.Namespace) -> None:
+    """Recipes for the coarsest scale alone, where the layout of a sample is drawn: train scale 0 only with
+    ``--schedule`` / ``--set`` for each ``--seeds``, and measure it in place of ``--host``'s scale 0 (the host's
+    finer scales were trained on its own scale 0, so compare recipes inside one host, seed by seed). Seconds are
+    this call's wall time for the scale."""
+    import tempfile
+
+    from monai_singanseg.checkpoint import load_model
+
+    torch.set_num_threads(args.threads)
+    host = load_model(MODELS / args.host)[0]
+    pair = load_pair(args.data)
+    real = build_pyramid(pair.real.unsqueeze(0), host.shapes)[-1]
+    records = json.loads(COARSEST.read_text()) if COARSEST.exists() else []
+    for seed in args.seeds:
+        config = make_config(pair, host.config.pyramid.max_size, args.schedule,
+                             SinGANSegConfig.for_schedule(args.schedule).optim.iters_per_scale, seed, args.set)
+        with tempfile.TemporaryDirectory() as scratch:
+            start = time.perf_counter()
+            scale0 = SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(
+                pair.real, pair.intensity, pair.labels, Path(scratch) / "scale0.pt")
+            seconds = time.perf_counter() - start
+        if scale0.shapes != host.shapes:
+            raise SystemExit(f"{args.host} has another pyramid than this recipe ({host.shapes} vs {scale0.shapes})")
+        key = {"data": args.data, "host": args.host, "schedule": args.schedule, "overrides": args.set, "seed": seed}
+        row = {**key, "seconds": round(seconds, 1),
+               **measure(_with_scales(host, scale0, range(1)), real, args.num, args.seed)}
+        print(json.dumps(row), flush=True)
+        records = [r for r in records if any(r.get(k) != v for k, v in key.items())] + [row]
+        COARSEST.write_text(json.dumps(records, indent=1))
 
 
 def main() -> None:
@@ -416,8 +459,17 @@ def main() -> None:
     h.add_argument("--threads", type=int, default=1)
     h.add_argument("--num", type=int, default=24)
     h.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("coarsest")
+    c.add_argument("--data", choices=("nuclei", "mni"), default="nuclei")
+    c.add_argument("--host", required=True, help="checkpoint name in results/models/time_to_quality")
+    c.add_argument("--schedule", choices=("faithful", "fast"), default="fast")
+    c.add_argument("--set", default="", help="config overrides, as for run")
+    c.add_argument("--seeds", type=int, nargs="+", default=[0])
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--num", type=int, default=24)
+    c.add_argument("--seed", type=int, default=0, help="sampling seed")
     args = parser.parse_args()
-    {"run": run, "timing": timing, "table": table, "hybrid": hybrid}[args.command](args)
+    {"run": run, "timing": timing, "table": table, "hybrid": hybrid, "coarsest": coarsest}[args.command](args)
 
 
 if __name__ == "__main__":

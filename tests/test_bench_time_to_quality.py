@@ -1,0 +1,61 @@
+"""The time-to-quality benchmark's diagnostics: mixing the scales of two models, and training the coarsest scale
+alone inside a host model (tiny models of the real nuclei crop)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_time_to_quality as ttq  # noqa: E402
+
+from monai_singanseg import SinGANSegTrainer  # noqa: E402
+
+TINY = "optim.iters_per_scale=2,optim.coarse.iters_per_scale=2,network.base_channels=8"
+
+
+def _model(path: Path, seed: int):
+    pair = ttq.load_pair("nuclei")
+    config = ttq.make_config(pair, 32, "fast", 2, seed, TINY)
+    return SinGANSegTrainer(config, progress=False).fit(pair.real, pair.intensity, pair.labels, path)
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ttq")
+    return folder, _model(folder / "a.pt", 0), _model(folder / "b.pt", 1)
+
+
+def test_with_scales_takes_exactly_the_asked_scales_from_the_donor(two_models):
+    _, host, donor = two_models
+    assert host.num_scales >= 2
+    mixed = ttq._with_scales(host, donor, range(1))
+    for scale, generator in enumerate(mixed.generators):
+        source = donor if scale == 0 else host
+        for name, value in generator.state_dict().items():
+            assert torch.equal(value, source.generators[scale].state_dict()[name]), (scale, name)
+        assert mixed.noise_amps[scale] == source.noise_amps[scale]
+    assert torch.equal(mixed.fixed_noise, donor.fixed_noise)  # the reconstruction path starts at the donor's scale 0
+    assert not torch.equal(mixed.fixed_noise, host.fixed_noise)
+    # the host is left as it was, and a mix without scale 0 keeps the host's reconstruction noise
+    assert torch.equal(ttq._with_scales(host, donor, range(1, host.num_scales)).fixed_noise, host.fixed_noise)
+
+
+def test_coarsest_measures_a_new_scale_zero_inside_the_host_one_row_per_seed(two_models, monkeypatch, tmp_path):
+    folder, host, _ = two_models
+    monkeypatch.setattr(ttq, "MODELS", folder)
+    monkeypatch.setattr(ttq, "COARSEST", tmp_path / "coarsest.json")
+    args = argparse.Namespace(data="nuclei", host="a.pt", schedule="fast", set=TINY, seeds=[0, 1], threads=1, num=2,
+                              seed=0)
+    ttq.coarsest(args)
+    rows = json.loads((tmp_path / "coarsest.json").read_text())
+    assert [(r["host"], r["seed"], r["overrides"]) for r in rows] == [("a.pt", 0, TINY), ("a.pt", 1, TINY)]
+    assert all(r["swd"] > 0 and 0 <= r["diversity"] <= 1 for r in rows)
+    ttq.coarsest(argparse.Namespace(**{**vars(args), "seeds": [0]}))  # a rerun replaces its row
+    assert len(json.loads((tmp_path / "coarsest.json").read_text())) == 2
