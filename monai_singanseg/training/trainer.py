@@ -175,6 +175,16 @@ def member_losses(output: dict[str, torch.Tensor], k: int) -> dict[str, float]:
     return {name: float(output[f"{name}_per_model"][k]) for name in LOSSES}
 
 
+@dataclass(frozen=True)
+class _RateWeights:
+    """What a group step at per-model learning rates needs, kept per optimiser until a model's rate changes."""
+
+    factors: tuple[float, ...]  # each model's learning-rate factor
+    params: list[torch.Tensor]  # the optimiser's parameters
+    weights: list[torch.Tensor]  # per parameter: each model's block filled with its factor
+    before: list[torch.Tensor]  # per parameter: a buffer for the weights before the step
+
+
 class ScaleStep:
     """One training iteration of a scale for a group of K models (K = 1 for a single model).
 
@@ -230,8 +240,7 @@ class ScaleStep:
         self.critic_updates = 0
         self.decayed = [False] * self.groups
         self.stopped: dict[int, dict[str, Any]] = {}
-        # per optimiser, until a rate changes: (factors, its parameters, their rate weights, a buffer each)
-        self._rates: dict[int, tuple] = {}
+        self._rates: dict[int, _RateWeights] = {}  # by id of the optimiser
         self.last_penalty = torch.zeros(self.groups, device=real.device)
 
     def decay_learning_rates(self, models: Sequence[int] | None = None) -> None:
@@ -273,18 +282,18 @@ class ScaleStep:
             optimizer.step()
             return
         cached = self._rates.get(id(optimizer))
-        if cached is None or cached[0] != factors:
+        if cached is None or cached.factors != factors:
             params = [p for group in optimizer.param_groups for p in group["params"]]
             column = torch.tensor(factors)
             weights = [column.to(p.device, p.dtype).repeat_interleave(p.shape[0] // self.groups)
                        .reshape(-1, *([1] * (p.ndim - 1))).expand_as(p).contiguous() for p in params]
-            cached = self._rates[id(optimizer)] = (factors, params, weights, [torch.empty_like(p) for p in params])
-        _, params, weights, before = cached
+            cached = self._rates[id(optimizer)] = _RateWeights(factors, params, weights,
+                                                               [torch.empty_like(p) for p in params])
         with torch.no_grad():
-            torch._foreach_copy_(before, params)
+            torch._foreach_copy_(cached.before, cached.params)
             optimizer.step()
-            torch._foreach_lerp_(before, params, weights)
-            torch._foreach_copy_(params, before)
+            torch._foreach_lerp_(cached.before, cached.params, cached.weights)
+            torch._foreach_copy_(cached.params, cached.before)
 
     @torch.no_grad()
     @record_function("singanseg.random_previous")
