@@ -13,9 +13,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import bench_time_to_quality as ttq  # noqa: E402
+import bench_time_to_quality as ttq
 
-from monai_singanseg import SinGANSegTrainer  # noqa: E402
+from monai_singanseg import SinGANSegTrainer
 
 TINY = "optim.iters_per_scale=2,optim.coarse.iters_per_scale=2,network.base_channels=8"
 
@@ -48,7 +48,7 @@ def test_with_scales_takes_exactly_the_asked_scales_from_the_donor(two_models):
 
 
 def test_coarsest_measures_a_new_scale_zero_inside_the_host_one_row_per_seed(two_models, monkeypatch, tmp_path):
-    folder, host, _ = two_models
+    folder, _, _ = two_models
     monkeypatch.setattr(ttq, "MODELS", folder)
     monkeypatch.setattr(ttq, "COARSEST", tmp_path / "coarsest.json")
     args = argparse.Namespace(data="nuclei", host="a.pt", schedule="fast", set=TINY, seeds=[0, 1], threads=1, num=2,
