@@ -355,6 +355,15 @@ def table(args: argparse.Namespace) -> None:
 HYBRIDS = RESULTS / "time_to_quality_hybrids.json"
 
 
+def _saved_model(name: str) -> SinGANSeg:
+    """A model of ``results/models/time_to_quality`` by file name; a missing one stops with one line."""
+    from monai_singanseg.checkpoint import load_model
+
+    if not (MODELS / name).is_file():
+        raise SystemExit(f"{MODELS / name}: no such model (train it with the run command first)")
+    return load_model(MODELS / name)[0]
+
+
 def _with_scales(host: SinGANSeg, donor: SinGANSeg, scales: range) -> SinGANSeg:
     """A copy of ``host`` whose generators (and noise amplitudes) at ``scales`` are ``donor``'s; the reconstruction
     path starts with the noise of whichever model gives the coarsest scale."""
@@ -376,10 +385,8 @@ def hybrid(args: argparse.Namespace) -> None:
     for every k. A scale was trained on its own coarser scales' outputs, so a mixed pyramid is a diagnostic, not a
     model; where the hybrid with one model's coarse scales matches that model, the other's fine scales are not the
     gap."""
-    from monai_singanseg.checkpoint import load_model
-
     torch.set_num_threads(args.threads)
-    coarse, fine = (load_model(MODELS / name)[0] for name in (args.coarse_from, args.fine_from))
+    coarse, fine = (_saved_model(name) for name in (args.coarse_from, args.fine_from))
     if coarse.shapes != fine.shapes:
         raise SystemExit("the two models have different pyramids")
     real = build_pyramid(load_pair(args.data).real.unsqueeze(0), coarse.shapes)[-1]
@@ -405,10 +412,8 @@ def coarsest(args: argparse.Namespace) -> None:
     this call's wall time for the scale."""
     import tempfile
 
-    from monai_singanseg.checkpoint import load_model
-
     torch.set_num_threads(args.threads)
-    host = load_model(MODELS / args.host)[0]
+    host = _saved_model(args.host)
     pair = load_pair(args.data)
     real = build_pyramid(pair.real.unsqueeze(0), host.shapes)[-1]
     records = json.loads(COARSEST.read_text()) if COARSEST.exists() else []

@@ -59,3 +59,13 @@ def test_coarsest_measures_a_new_scale_zero_inside_the_host_one_row_per_seed(two
     assert all(r["swd"] > 0 and 0 <= r["diversity"] <= 1 for r in rows)
     ttq.coarsest(argparse.Namespace(**{**vars(args), "seeds": [0]}))  # a rerun replaces its row
     assert len(json.loads((tmp_path / "coarsest.json").read_text())) == 2
+
+
+def test_a_missing_model_stops_with_one_line_naming_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(ttq, "MODELS", tmp_path)
+    monkeypatch.setattr(ttq, "COARSEST", tmp_path / "coarsest.json")
+    args = argparse.Namespace(data="nuclei", host="nope.pt", schedule="fast", set="", seeds=[0], threads=1, num=2,
+                              seed=0)
+    with pytest.raises(SystemExit, match="nope.pt: no such model"):
+        ttq.coarsest(args)
+    assert not (tmp_path / "coarsest.json").exists()
