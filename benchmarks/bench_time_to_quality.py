@@ -45,8 +45,9 @@ import torch
 
 from monai_singanseg import SinGANSeg, SinGANSegConfig, SinGANSegTrainer, load_training_pair, prepare_training_pair
 from monai_singanseg.checkpoint import read_checkpoint
+from monai_singanseg.files import atomic_write
 from monai_singanseg.metrics import foreground, foreground_fraction, ms_ssim_diversity, sliced_wasserstein
-from monai_singanseg.pyramid import build_pyramid
+from monai_singanseg.pyramid import build_pyramid, scale_shapes
 from monai_singanseg.training.trainer import config_differences
 
 HERE = Path(__file__).resolve().parent
@@ -399,7 +400,8 @@ def hybrid(args: argparse.Namespace) -> None:
               {m: round(rows[-1][m], 4) for m in METRICS}, flush=True)
     records = json.loads(HYBRIDS.read_text()) if HYBRIDS.exists() else []
     records = [r for r in records if (r["coarse_from"], r["fine_from"]) != (args.coarse_from, args.fine_from)]
-    HYBRIDS.write_text(json.dumps(records + rows, indent=1))
+    text = json.dumps(records + rows, indent=1)
+    atomic_write(HYBRIDS, lambda tmp: Path(tmp).write_text(text))
 
 
 COARSEST = RESULTS / "time_to_quality_coarsest.json"
@@ -416,23 +418,26 @@ def coarsest(args: argparse.Namespace) -> None:
     host = _saved_model(args.host)
     pair = load_pair(args.data)
     real = build_pyramid(pair.real.unsqueeze(0), host.shapes)[-1]
+    configs = [make_config(pair, host.config.pyramid.max_size, args.schedule,
+                           SinGANSegConfig.for_schedule(args.schedule).optim.iters_per_scale, seed, args.set)
+               for seed in args.seeds]
+    shapes = scale_shapes(pair.real.shape[1:], configs[0].pyramid)
+    if shapes != host.shapes:  # before training: a scale 0 of another pyramid cannot go into this host
+        raise SystemExit(f"{args.host} has another pyramid than this recipe ({host.shapes} vs {shapes})")
     records = json.loads(COARSEST.read_text()) if COARSEST.exists() else []
-    for seed in args.seeds:
-        config = make_config(pair, host.config.pyramid.max_size, args.schedule,
-                             SinGANSegConfig.for_schedule(args.schedule).optim.iters_per_scale, seed, args.set)
+    for seed, config in zip(args.seeds, configs):
         with tempfile.TemporaryDirectory() as scratch:
             start = time.perf_counter()
             scale0 = SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(
                 pair.real, pair.intensity, pair.labels, Path(scratch) / "scale0.pt")
             seconds = time.perf_counter() - start
-        if scale0.shapes != host.shapes:
-            raise SystemExit(f"{args.host} has another pyramid than this recipe ({host.shapes} vs {scale0.shapes})")
         key = {"data": args.data, "host": args.host, "schedule": args.schedule, "overrides": args.set, "seed": seed}
         row = {**key, "seconds": round(seconds, 1),
                **measure(_with_scales(host, scale0, range(1)), real, args.num, args.seed)}
         print(json.dumps(row), flush=True)
         records = [r for r in records if any(r.get(k) != v for k, v in key.items())] + [row]
-        COARSEST.write_text(json.dumps(records, indent=1))
+        text = json.dumps(records, indent=1)
+        atomic_write(COARSEST, lambda tmp, text=text: Path(tmp).write_text(text))
 
 
 def main() -> None:

@@ -69,3 +69,15 @@ def test_a_missing_model_stops_with_one_line_naming_it(monkeypatch, tmp_path):
     with pytest.raises(SystemExit, match="nope.pt: no such model"):
         ttq.coarsest(args)
     assert not (tmp_path / "coarsest.json").exists()
+
+
+def test_a_host_of_another_pyramid_stops_before_any_training(two_models, monkeypatch, tmp_path):
+    folder, _, _ = two_models
+    monkeypatch.setattr(ttq, "MODELS", folder)
+    monkeypatch.setattr(ttq, "COARSEST", tmp_path / "coarsest.json")
+    monkeypatch.setattr(ttq, "SinGANSegTrainer", lambda *a, **k: pytest.fail("trained before the check"))
+    args = argparse.Namespace(data="nuclei", host="a.pt", schedule="fast", set=TINY + ",pyramid.min_size=21",
+                              seeds=[0], threads=1, num=2, seed=0)
+    with pytest.raises(SystemExit, match="a.pt has another pyramid than this recipe"):
+        ttq.coarsest(args)
+    assert not (tmp_path / "coarsest.json").exists()

@@ -344,7 +344,7 @@ def study(args: argparse.Namespace) -> None:
                     text = json.dumps(records, indent=1)
                     atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
                     print(json.dumps(record), flush=True)
-    report(results, None if args.against is None else Path(args.against))
+    report(results, args.against)
 
 
 def summarise(dataset: str, condition: str, n: int, diffs: list[float]) -> dict:
@@ -556,8 +556,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.against is not None and not (Path(args.against) / "results.json").is_file():
         parser.error(f"--against {args.against}: no results.json there")
-    against = None if args.against is None else Path(args.against)
-    report(Path(args.results), against) if args.report else study(args)
+    args.against = None if args.against is None else Path(args.against)
+    report(Path(args.results), args.against) if args.report else study(args)
 
 
 if __name__ == "__main__":
