@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine
 from monai.data import CacheDataset, DataLoader
 from monai.engines import SupervisedTrainer
 from monai.losses import DiceLoss
@@ -152,10 +152,8 @@ def main() -> None:
             row.update(setting=f"prob 0.5, pool_size {pool}, pool_refresh {refresh:g}, {workers} workers",
                        pool_size=pool, pool_refresh=refresh, transform_samples_per_second=rates[setting])
         rows.append(row)
-    meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "items_per_epoch": args.items, "epochs": args.epochs, "repeats": args.repeats, "crop": [96, 96],
-            "batch_size": 8, "model_size": 64, "unet": "UNet(2D, channels 16-128, 2 residual units)",
-            "load_average_1min": round(os.getloadavg()[0], 2)}
+    meta = {**machine(), "items_per_epoch": args.items, "epochs": args.epochs, "repeats": args.repeats, "crop": [96, 96],
+            "batch_size": 8, "model_size": 64, "unet": "UNet(2D, channels 16-128, 2 residual units)"}
     (args.out / "augment.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     lines = ["| setting | s/epoch (median) | slowdown | s/epoch inside the transform | transform samples/s (prob 1) |",
              "| --- | --- | --- | --- | --- |"]

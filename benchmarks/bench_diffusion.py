@@ -50,7 +50,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import time
 from pathlib import Path
 
@@ -59,6 +58,7 @@ import torch.nn.functional as F
 from bench_quality import reference_sets
 from bench_time_to_quality import load_pair, make_config
 from ignite.engine import Events
+from machine import machine, peak_rss_mib, reset_peak_rss
 
 from monai_singanseg import SinGANSeg, SinGANSegTrainer, TrainingPair
 from monai_singanseg.checkpoint import read_checkpoint
@@ -134,37 +134,6 @@ class Deadline:
 
     def passed(self) -> bool:
         return self.left() <= 0
-
-
-def reset_peak_rss() -> None:
-    """Reset the process's peak resident set (Linux VmHWM), so the next reading is the peak from now on."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def rss_mb(field: str = "VmHWM") -> float:
-    """Resident memory of this process in MiB: ``VmHWM``, the peak since :func:`reset_peak_rss` (else since it
-    started; ``ru_maxrss`` where there is no ``/proc``), or ``VmRSS``, now."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def machine() -> dict:
-    cpu = ""
-    try:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return {"date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": cpu, "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
 def results_path(args: argparse.Namespace) -> Path:
@@ -333,7 +302,7 @@ def train_run(args: argparse.Namespace, pair: TrainingPair, mode: str, size: int
     record["target_steps"] = config.train_steps
     real = data.real[None]
     reset_peak_rss()
-    record["rss_at_start_mb"] = rss_mb("VmRSS")  # imports, data, the model: the peak's baseline
+    record["rss_at_start_mb"] = peak_rss_mib("VmRSS")  # imports, data, the model: the peak's baseline
     print(f"train {key}: {done}/{config.train_steps} steps done, {record['parameters']:,} parameters", flush=True)
     while done < config.train_steps and not deadline.passed():
         target = min((done // args.eval_every + 1) * args.eval_every, config.train_steps)
@@ -350,7 +319,7 @@ def train_run(args: argparse.Namespace, pair: TrainingPair, mode: str, size: int
                                    "load_average_1min": round(os.getloadavg()[0], 2)})
         done, record["step"] = state["step"], state["step"]
         record["train_seconds"] = round(record["train_seconds"] + seconds, 3)
-        record["peak_rss_mb"] = max(record["peak_rss_mb"], rss_mb())
+        record["peak_rss_mb"] = max(record["peak_rss_mb"], peak_rss_mib())
         if done % args.eval_every == 0 or done == config.train_steps:  # not after a stop by the deadline
             start = time.perf_counter()
             samples = ddim_samples(model, args.eval_num, args.eval_steps, EVAL_SEED)

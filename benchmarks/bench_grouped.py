@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_name, peak_rss_mib
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -102,7 +103,7 @@ def measure(size: int, groups: int, schedule: str, measure_iters: int, device: s
     pairs = real_pairs(groups)
     config = SinGANSegConfig.for_schedule(schedule, image_channels=1, mask_channels=1)
     config.pyramid.max_size = size
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, libraries, data
+    rss_before = peak_rss_mib()  # interpreter, libraries, data
     start = time.perf_counter()
     models, per_scale = seconds_per_iteration(config, pairs, device, measure_iters)
     wall = time.perf_counter() - start
@@ -112,7 +113,7 @@ def measure(size: int, groups: int, schedule: str, measure_iters: int, device: s
         "scales": [list(s) for s in models[0].shapes],
         "seconds_per_iteration": [round(s, 5) for s in per_scale],
         "wall_seconds": round(wall, 2),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": peak_rss_mib(),
         "rss_before_training_mib": round(rss_before, 1),
     }
     if device.startswith("cuda"):
@@ -187,10 +188,10 @@ def main() -> None:
     key = ("schedule", "size", "groups", "threads", "cudnn_benchmark")
     fresh = {tuple(r.get(k, False) for k in key) for r in records}
     for r in records:
-        r.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
+        r.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__, cpu=cpu_name())
     records = sorted([r for r in saved if tuple(r.get(k, False) for k in key) not in fresh] + records,
                      key=lambda r: tuple(r.get(k, False) for k in key))
-    runs = sorted({(r["date"], r["torch"], r.get("gpu", "")) for r in records if "date" in r})
+    runs = sorted({(r["date"], r["torch"], r.get("gpu") or r.get("cpu", "")) for r in records if "date" in r})
     measured = "; ".join(f"{d}, torch {t}" + (f", {g}" if g else "") for d, t, g in runs) + \
         ("; some rows: date not recorded" if any("date" not in r for r in records) else "")
     recounted = f" Recounted {time.strftime('%Y-%m-%d')} with that day's schedules (`--recount`)." if args.recount \

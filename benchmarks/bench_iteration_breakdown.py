@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Events
+from machine import machine
 from torch.profiler import ProfilerActivity, profile
 
 from monai_singanseg import SinGANSegConfig, SinGANSegTrainer, load_training_pair
@@ -82,7 +83,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [breakdown(s, args.size, args.iters, Path(tmp)) for s in ("faithful", "fast")]
-    meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "threads": args.threads}
+    meta = {**machine(), "threads": args.threads}
     columns = ("random_previous", "fake", "critic_update", "gradient_penalty", "generator_update", "rest")
     lines = [f"# One iteration at the finest scale, max size {args.size} ({meta})", "",
              "| schedule | s/iteration | " + " | ".join(columns) + " |", "| --- " * (len(columns) + 2) + "|"]

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import peak_rss_mib
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -28,21 +29,17 @@ IMAGE = ROOT / "data" / "nuclei" / "nuclei_image.png"
 LABEL = ROOT / "data" / "nuclei" / "nuclei_label.png"
 
 
-def _rss() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(max_size: int, iters: int, low_memory: bool) -> dict:
     """Train one model in this process and return its memory figures (MiB) and the finest scale's s/iter."""
     import torch
 
     torch.set_num_threads(1)
-    after_torch = _rss()
+    after_torch = peak_rss_mib()
     from monai_singanseg import OptimConfig, PyramidConfig, SinGANSegConfig, SinGANSegTrainer, read_image
     from monai_singanseg.cli import _low_memory
     from monai_singanseg.io import prepare_training_pair
 
-    after_import = _rss()
+    after_import = peak_rss_mib()
     if low_memory:
         _low_memory()  # what `singanseg train --low-memory` does first
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # first Adam imports torch._dynamo: keep it out of training
@@ -50,14 +47,14 @@ def measure(max_size: int, iters: int, low_memory: bool) -> dict:
     pair = prepare_training_pair(image, read_image(LABEL).as_tensor())
     config = SinGANSegConfig(image_channels=3, mask_channels=1, pyramid=PyramidConfig(max_size=max_size),
                              optim=OptimConfig(iters_per_scale=iters))
-    before = _rss()
+    before = peak_rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         SinGANSegTrainer(config, progress=False).fit(pair.real, pair.intensity, pair.labels, f"{tmp}/m.pt")
         seconds = time.perf_counter() - start
         log = torch.load(f"{tmp}/m.pt", weights_only=True)["training"]["log"]
     return {"max_size": max_size, "iters": iters, "low_memory": low_memory, "after_import_torch_mib": after_torch,
-            "after_import_package_mib": after_import, "before_training_mib": before, "peak_mib": _rss(),
+            "after_import_package_mib": after_import, "before_training_mib": before, "peak_mib": peak_rss_mib(),
             "train_seconds": seconds, "finest_seconds_per_iter": log[-1]["seconds_per_iter"]}
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from bench_augment import ensure_model
+from machine import machine
 from tqdm import tqdm
 
 from monai_singanseg import SinGANSeg, read_image
@@ -123,10 +123,9 @@ def main() -> None:
             rows.append({"refinement": name, "start_scale": scale, "seconds_per_sample": seconds, **measure(samples)})
     references = [{"set": name, **measure(x)} for name, x in reference_sets(real, n_img, args.num, args.seed).items()]
 
-    meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "model": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+    meta = {**machine(), "model": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
             "scales": model.num_scales, "finest_shape": list(model.shapes[-1]), "num_samples": args.num,
-            "seed": args.seed, "sifid_note": sifid_note, "load_average_1min": round(os.getloadavg()[0], 2)}
+            "seed": args.seed, "sifid_note": sifid_note}
     (args.out / "quality.json").write_text(json.dumps({"meta": meta, "results": rows, "references": references},
                                                       indent=2) + "\n")
     table = markdown_table(["refinement", "start scale", *METRIC_COLUMNS, "s/sample"],

