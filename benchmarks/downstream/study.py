@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
 
@@ -362,30 +363,30 @@ def paired_gains(records: list[dict], baseline: str = "standard") -> list[dict]:
     Returns one row per (dataset, condition, N) with a baseline run of the same seed: ``mean`` and ``sd`` of the
     differences, ``se`` = sd / sqrt(k), ``wins`` (differences > 0) and ``seeds`` (k).
     """
-    score = {(r["dataset"], r["condition"], r["n"], r["seed"]): r["test_dice"] for r in records}
-    rows = []
-    for dataset, condition, n in sorted({(d, c, n) for d, c, n, _ in score if c != baseline}):
-        diffs = [score[(dataset, condition, n, seed)] - score[(dataset, baseline, n, seed)]
-                 for d, c, m, seed in sorted(score) if (d, c, m) == (dataset, condition, n)
-                 and (dataset, baseline, n, seed) in score]
-        if diffs:
-            rows.append(summarise(dataset, condition, n, diffs))
-    return rows
+    score = _scores(records)
+    return _paired({k: v for k, v in score.items() if k[1] != baseline}, score,
+                   lambda dataset, condition, n, seed: (dataset, baseline, n, seed))
 
 
 def paired_between(records: list[dict], earlier: list[dict]) -> list[dict]:
     """Test Dice of every condition here minus the same (dataset, condition, N, seed) in ``earlier`` (another results
     folder: other generators, the same UNet protocol). Each seed's UNet start, images and draws are the same in both,
     so the difference is what the other generators changed. Rows as :func:`paired_gains`."""
-    before = {(r["dataset"], r["condition"], r["n"], r["seed"]): r["test_dice"] for r in earlier}
-    rows = []
-    for dataset, condition, n in sorted({(r["dataset"], r["condition"], r["n"]) for r in records}):
-        diffs = [r["test_dice"] - before[(dataset, condition, n, r["seed"])] for r in records
-                 if (r["dataset"], r["condition"], r["n"]) == (dataset, condition, n)
-                 and (dataset, condition, n, r["seed"]) in before]
-        if diffs:
-            rows.append(summarise(dataset, condition, n, diffs))
-    return rows
+    return _paired(_scores(records), _scores(earlier), lambda *key: key)
+
+
+def _scores(records: list[dict]) -> dict[tuple, float]:
+    return {(r["dataset"], r["condition"], r["n"], r["seed"]): r["test_dice"] for r in records}
+
+
+def _paired(scores: dict[tuple, float], others: dict[tuple, float], counterpart: Callable[..., tuple]) -> list[dict]:
+    """Per (dataset, condition, N): the differences ``scores[key] - others[counterpart(*key)]`` over the seeds that
+    have a counterpart, summarised by :func:`summarise`."""
+    diffs: dict[tuple, list[float]] = {}
+    for key in sorted(scores):
+        if (match := counterpart(*key)) in others:
+            diffs.setdefault(key[:3], []).append(scores[key] - others[match])
+    return [summarise(*group, values) for group, values in sorted(diffs.items())]
 
 
 def headroom(records: list[dict], baseline: str = "standard") -> dict[str, dict[int, float]]:
