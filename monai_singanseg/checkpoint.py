@@ -100,13 +100,16 @@ def load_weights_only(path: str | os.PathLike, kind: str = "monai-singanseg") ->
     """``torch.load(path, weights_only=True)`` on the CPU, with one clear line when the file is missing or is not a
     plain-data file (``kind`` names what was expected in the message)."""
     path = Path(path)
+    if path.is_dir():
+        raise SinGANSegInputError(f"{path}: a folder; give the checkpoint file (*.pt).")
     if not path.is_file():
         raise SinGANSegInputError(f"{path}: checkpoint file not found.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for foreign or damaged files
         raise SinGANSegInputError(
-            f"{path}: not a {kind} checkpoint (it cannot be read as weights only: {type(err).__name__})."
+            f"{path}: not a {kind} checkpoint, or one cut short (it cannot be read as weights only: "
+            f"{type(err).__name__})."
         ) from err
 
 
@@ -124,6 +127,15 @@ def read_checkpoint(path: str | os.PathLike, payload: Any = None) -> dict[str, A
             f"{', '.join(map(str, READABLE_VERSIONS))})."
         )
     return payload
+
+
+def check_finite(tensors: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first tensor (or number) that holds NaN or infinity: a damaged or diverged
+    checkpoint would otherwise sample blank images without a word."""
+    for name, value in tensors.items():
+        value = torch.as_tensor(value)
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"non-finite values in {name}")
 
 
 def training_state(payload: dict[str, Any]) -> TrainingState | None:
@@ -167,6 +179,8 @@ def load_model(
                 (state is None or state.complete) and len(generators) != len(shapes)):
             raise ValueError(f"{len(generators)} generators and {len(amps)} noise amplitudes for {len(shapes)} "
                              "scales")
+        check_finite({"noise_amps": amps, "fixed_noise": payload["fixed_noise"],
+                      **{f"generator {scale} {name}": v for scale, g in enumerate(generators) for name, v in g.items()}})
         for scale, state_dict in enumerate(generators):
             generator = model.new_generator(scale)
             generator.load_state_dict(drop_norm_biases(state_dict))

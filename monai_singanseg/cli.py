@@ -41,6 +41,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _class_count(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"a class-index mask has at least 2 classes (background and one), got {value}")
+    return value
+
+
 def _slice_index_value(text: str) -> int | str:
     if text == "largest":
         return text
@@ -196,12 +203,21 @@ def _add_diffusion_parser(sub) -> None:
     diff.add_argument("--no-flips", action="store_true", help="no random flips of the training crops")
     diff.add_argument("--seed", type=int, default=0)
     diff.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: GPU LOCAL_RANK if any, else cpu)")
-    diff.add_argument("--num-classes", type=int, default=None, help="the masks hold class indices 0..K-1")
+    diff.add_argument("--num-classes", type=_class_count, default=None, help="the masks hold class indices 0..K-1")
     diff.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                       help="map these intensity percentiles to the range ends (default: min and max)")
     diff.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                       help="fixed intensity window, e.g. -160 240 HU for CT")
     diff.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _refuse_diffusion_options(args: argparse.Namespace) -> None:
+    """A SinGAN-Seg model with diffusion sampling options: refused, not silently ignored."""
+    defaults = DiffusionSampling()
+    if (args.steps, args.sampler, args.dilation, args.jump_length, args.resample) != (
+            defaults.steps, defaults.sampler, defaults.dilation, defaults.jump_length, defaults.resample):
+        raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; --steps, --sampler, --dilation, --jump-length "
+                                  "and --resample are diffusion options.")
 
 
 def _diffusion_sampling(args: argparse.Namespace) -> DiffusionSampling:
@@ -259,15 +275,17 @@ def _add_report_parser(sub) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     from monai_singanseg.generators import is_diffusion, load_generator
-    from monai_singanseg.io import model_name, read_image, read_stacked_images
+    from monai_singanseg.io import model_name, read_stacked_images
     from monai_singanseg.report import write_report
 
     model = load_generator(args.model, device=_device(args.device), require_complete=False)
-    image = read_stacked_images(args.image).as_tensor()
-    label = read_image(args.label).as_tensor()
-    sampling = None
+    sampling = None  # options first: a wrong one is cheaper to say than a wrong file
     if is_diffusion(model):
         sampling = _diffusion_sampling(args).check_model(model.config, str(args.model))
+    else:
+        _refuse_diffusion_options(args)
+    image = read_stacked_images(args.image).as_tensor()
+    label = _checked_report_label(args, model, image)
     report = write_report(model, image, label, args.out, args.start_scales, args.num, args.seed,
                           inception_weights=args.inception_weights, overwrite=args.overwrite,
                           progress=not args.quiet, name=model_name(args.model), sampling=sampling)
@@ -275,12 +293,38 @@ def _report(args: argparse.Namespace) -> None:
     print(f"wrote {len(report['files'])} files to {args.out}{sifid}")
 
 
+def _checked_report_label(args: argparse.Namespace, model, image):
+    """The report compares samples with the training pair: an image or label that cannot be it is refused by name,
+    one of another size than the training image is reported (quality against another image is rarely meant)."""
+    from monai_singanseg.io import read_mask
+
+    cfg = model.config
+    if image.shape[0] != cfg.image_channels or image.ndim - 1 != cfg.spatial_dims:
+        raise SinGANSegInputError(
+            f"{args.image[0]}: a {image.ndim - 1}D image with {image.shape[0]} channel(s); the model {args.model} "
+            f"makes {cfg.spatial_dims}D images with {cfg.image_channels} channel(s)."
+        )
+    trained = model.source.get("shape")
+    if trained and list(image.shape[1:]) != list(trained):
+        logging.getLogger(__name__).warning("%s: size %s, the model %s was trained on an image of size %s; is this "
+                                            "its training image?", args.image[0], tuple(image.shape[1:]), args.model,
+                                            tuple(trained))
+    label = read_mask(args.label, image.shape[1:], f"the image {args.image[0]}", binary=not model.labels.one_hot)
+    if label.shape[0] == 1:  # class indices or a binary mask: its values must be the training label's
+        unknown = sorted(set(label.unique().tolist()) - set(model.labels.values))
+        if unknown:
+            raise SinGANSegInputError(
+                f"{args.label}: values {unknown[:6]} are not among the training label's {model.labels.values}."
+            )
+    return label
+
+
 def _harmonize(args: argparse.Namespace) -> None:
     import torch
 
     from monai_singanseg.checkpoint import load_model
     from monai_singanseg.harmonization import harmonize
-    from monai_singanseg.io import read_image, write_image
+    from monai_singanseg.io import read_image, read_mask, write_image
 
     model, _ = load_model(args.model, device=args.device)
     target = read_image(args.image)
@@ -290,20 +334,16 @@ def _harmonize(args: argparse.Namespace) -> None:
     existing = [str(p) for p in names.values() if p.exists()]
     if existing and not args.overwrite:
         raise SinGANSegInputError(f"{existing[0]}: already exists; pass --overwrite or choose another --out.")
-    donor, donor_mask = read_image(args.donor_image), read_image(args.donor_label)
-    for path, value in ((args.image, target), (args.donor_image, donor), (args.donor_label, donor_mask)):
+    donor = read_image(args.donor_image)
+    for path, value in ((args.image, target), (args.donor_image, donor)):
         if not bool(torch.isfinite(value.as_tensor()).all()):
             raise SinGANSegInputError(f"{path}: holds NaN or infinite values.")
         if value.ndim - 1 != model.config.spatial_dims:
             raise SinGANSegInputError(f"{path}: a {value.ndim - 1}D image; the model {args.model} is "
                                       f"{model.config.spatial_dims}D.")
-    if float(donor_mask.max()) <= 0:
-        raise SinGANSegInputError(f"{args.donor_label}: empty mask (no lesion to paste).")
-    if tuple(donor.shape[1:]) != tuple(donor_mask.shape[1:]):
-        raise SinGANSegInputError(f"{args.donor_label}: size {tuple(donor_mask.shape[1:])} does not match the donor "
-                                  f"image {tuple(donor.shape[1:])}.")
-    region = read_image(args.region).as_tensor() if args.region else None
-    image, label, composite = harmonize(model, target.as_tensor(), donor.as_tensor(), donor_mask.as_tensor(),
+    donor_mask = read_mask(args.donor_label, donor.shape[1:], f"the donor image {args.donor_image}")
+    region = read_mask(args.region, target.shape[1:], f"the image {args.image}") if args.region else None
+    image, label, composite = harmonize(model, target.as_tensor(), donor.as_tensor(), donor_mask,
                                         args.at_scale, args.location, region, args.seed, args.mode)
     meta = dict(target.meta)
     write_image(image, names["harmonized_image"], meta)
@@ -326,7 +366,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                              "earlier on a plateau)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu; GPU per rank in train-many)")
-    parser.add_argument("--num-classes", type=int, default=None, help="the mask holds class indices 0..K-1")
+    parser.add_argument("--num-classes", type=_class_count, default=None, help="the mask holds class indices 0..K-1")
     parser.add_argument("--norm", choices=NORMS, default=NetworkConfig.norm)
     parser.add_argument("--act", choices=ACTS, default=NetworkConfig.act)
     parser.add_argument("--base-channels", type=int, default=NetworkConfig.base_channels)
@@ -485,7 +525,7 @@ def _train_diffusion(args: argparse.Namespace) -> None:
 
 def _sample_diffusion(args: argparse.Namespace, model) -> None:
     from monai_singanseg.generation import write_diffusion_samples
-    from monai_singanseg.io import read_image, read_stacked_images
+    from monai_singanseg.io import read_mask, read_stacked_images
 
     if args.start_scale != 0 or args.diversity != 1.0 or args.scale_ratio is not None:
         raise SinGANSegInputError(f"{args.model}: a diffusion model; --start-scale, --diversity and --scale-ratio "
@@ -503,12 +543,17 @@ def _sample_diffusion(args: argparse.Namespace, model) -> None:
                                   "--inpaint-image and --inpaint-label.")
     sampling = _diffusion_sampling(args).check_model(model.config, str(args.model))
     context = region = None
+    if args.inpaint_region is not None and args.inpaint_image is None:
+        raise SinGANSegInputError("--inpaint-region needs --inpaint-image and --inpaint-label.")
     if args.inpaint_image is not None:
-        context = (read_stacked_images(args.inpaint_image), read_image(args.inpaint_label).as_tensor())
-    if args.inpaint_region is not None:
-        if context is None:
-            raise SinGANSegInputError("--inpaint-region needs --inpaint-image and --inpaint-label.")
-        region = read_image(args.inpaint_region).as_tensor()
+        image = read_stacked_images(args.inpaint_image)
+        like = (image.shape[1:], f"the image {args.inpaint_image[0]}")
+        # class-index labels of a multi-class model are not binary; the region to redraw always is
+        label = read_mask(args.inpaint_label, *like, binary=not model.labels.one_hot,
+                          nonempty=args.inpaint_region is None)  # with a region, the label may hold no lesion yet
+        context = (image, label)
+        if args.inpaint_region is not None:
+            region = read_mask(args.inpaint_region, *like)
     items = write_diffusion_samples(model, args.out, args.num, sampling, context, region, seed=args.seed,
                                     fmt=args.format, overwrite=args.overwrite, batch_size=args.batch_size,
                                     name=str(args.model))
@@ -525,11 +570,14 @@ def _sample(args: argparse.Namespace) -> None:
     if any(v is not None for v in (args.inpaint_image, args.inpaint_label, args.inpaint_region)):
         raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; inpainting (--inpaint-*) needs a diffusion "
                                   "model (SinGAN-Seg inserts lesions with 'singanseg harmonize').")
-    defaults = DiffusionSampling()
-    if (args.steps, args.sampler, args.dilation, args.jump_length, args.resample) != (
-            defaults.steps, defaults.sampler, defaults.dilation, defaults.jump_length, defaults.resample):
-        raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; --steps, --sampler, --dilation, --jump-length "
-                                  "and --resample are diffusion options.")
+    _refuse_diffusion_options(args)
+    if args.style == "none":
+        from monai_singanseg.style import parse_content_style
+
+        if args.style_image is not None or args.style_steps != STYLE_STEPS or parse_content_style(
+                args.content_style) != STYLE_CONTENT_STYLE:
+            raise SinGANSegInputError("--style-image, --style-steps and --content-style refine samples: give "
+                                      "--style histogram or --style vgg with them.")
     ratio = None
     if args.scale_ratio is not None:
         ratio = args.scale_ratio[0] if len(args.scale_ratio) == 1 else args.scale_ratio

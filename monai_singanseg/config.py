@@ -116,6 +116,9 @@ class NetworkConfig:
             raise ValueError(f"act must be one of {ACTS}, got {self.act!r}.")
         if self.num_layers < 3 or self.kernel_size % 2 == 0:
             raise ValueError("num_layers must be >= 3 and kernel_size odd.")
+        if self.base_channels < 1 or self.max_channels < 1 or self.channels_double_every < 1:
+            raise ValueError(f"base_channels, max_channels and channels_double_every must be >= 1, got "
+                             f"{self.base_channels}, {self.max_channels} and {self.channels_double_every}.")
 
     def channels_at(self, scale: int) -> int:
         """Feature maps of the networks at pyramid level ``scale`` (0 = coarsest)."""

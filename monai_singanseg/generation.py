@@ -293,9 +293,13 @@ def sample_bank(
     checkpoints in the folder draw new pairs with ``diffusion`` (a :class:`DiffusionSampling` or its fields; start
     scale and style are SinGAN-Seg's).
     """
+    if not Path(models_dir).is_dir():
+        raise SinGANSegInputError(f"{models_dir}: folder not found.")
     models = sorted(Path(models_dir).glob("*.pt"))
     if not models:
         raise SinGANSegInputError(f"{models_dir}: folder holds no *.pt checkpoint.")
+    for path in models:  # a damaged or unfinished model stops the run before anything is written, not halfway
+        load_generator(path, device="cpu", require_complete=True)
     out_dir = Path(out_dir)
     items = []
     for index, path in enumerate(models):

@@ -56,6 +56,9 @@ def paste_lesion(
     box = _box(donor_mask)
     size = [s.stop - s.start for s in box]
     spatial = target.shape[1:]
+    if location is not None and len(location) != len(spatial):
+        raise SinGANSegInputError(f"location {tuple(location)}: {len(location)} coordinate(s) for a "
+                                  f"{len(spatial)}D image.")
     if any(s > t for s, t in zip(size, spatial)):
         raise SinGANSegInputError(f"donor lesion {tuple(size)} is larger than the target {tuple(spatial)}.")
     if location is None:

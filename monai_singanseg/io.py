@@ -36,6 +36,7 @@ __all__ = [
     "model_name",
     "prepare_training_pair",
     "read_image",
+    "read_mask",
     "read_stacked_images",
     "write_image",
 ]
@@ -141,6 +142,8 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
         raise SinGANSegInputError(f"{path}: file not found.")
     if path.is_dir() and not any(p.is_file() for p in path.iterdir()):
         raise SinGANSegInputError(f"{path}: empty folder (a DICOM series folder must hold the slice files).")
+    if path.is_dir():
+        _check_one_series(path)
     try:
         image = _loader()(str(path))
     except Exception as err:  # readers raise many types; the user needs the file name and the reason
@@ -152,6 +155,28 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     if len(keep) < image.ndim:
         image = image.squeeze(tuple(i for i in range(1, image.ndim) if i not in keep))
     return image
+
+
+def _check_one_series(folder: Path) -> None:
+    """A DICOM folder must hold one series: MONAI's readers pick one of several and only log it, so a user could
+    train on the wrong one (say a localiser) without noticing."""
+    import pydicom
+
+    series: dict[str, str] = {}
+    for file in sorted(p for p in folder.iterdir() if p.is_file()):
+        if not pydicom.misc.is_dicom(file):
+            continue
+        try:
+            header = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=["SeriesInstanceUID",
+                                                                                 "SeriesDescription", "Modality"])
+        except Exception:  # noqa: BLE001, S112 - an unreadable file is diagnosed when the series is read
+            continue
+        uid = str(header.get("SeriesInstanceUID", ""))
+        series.setdefault(uid, f"{header.get('Modality', '?')} {header.get('SeriesDescription', '')}".strip())
+    if len(series) > 1:
+        found = "; ".join(f"{what} ({uid})" for uid, what in series.items())
+        raise SinGANSegInputError(f"{folder}: holds {len(series)} DICOM series ({found}); give the folder of one "
+                                  "series.")
 
 
 def _dicom_problem(path: Path) -> str | None:
@@ -243,6 +268,14 @@ def prepare_training_pair(
             f"size {tuple(image.shape[1:])}."
         )
     labels, label = _label_encoding(label, label_name, num_classes)
+    flat = image.reshape(image.shape[0], -1)
+    constant = [c for c in range(image.shape[0]) if bool((flat[c] == flat[c, 0]).all())]
+    if constant:
+        raise SinGANSegInputError(f"{image_name}: image channel {constant[0]} holds one value only "
+                                  f"({float(flat[constant[0], 0]):g}); there is nothing to learn from it.")
+    if intensity is not None and percentiles is not None:
+        raise SinGANSegInputError("a fixed intensity window (--window) and percentiles (--percentiles) exclude each "
+                                  "other; give one.")
     intensity = intensity or IntensityMapping.fit(image, percentiles)
     real = torch.cat([intensity.normalize(image), labels.encode(label)], dim=0)
     meta = dict(getattr(image, "meta", {}) or {})
@@ -308,7 +341,9 @@ def load_training_pair(
     meta = dict(stacked.meta)
     affine = np.asarray(stacked.affine, dtype=np.float64)
     stacked = stacked.as_tensor()
-    label_t = read_image(label).as_tensor()
+    label_m = read_image(label)
+    _check_same_space(label, label_m, images[0], affine, tuple(stacked.shape[1:]))
+    label_t = label_m.as_tensor()
     if slice_axis is not None:
         if stacked.ndim != 4 or slice_axis not in (0, 1, 2):
             raise SinGANSegInputError(f"{images[0]}: slicing needs a 3D volume and an axis 0-2.")
@@ -340,6 +375,53 @@ def load_training_pair(
     meta["contrasts"] = [model_name(p) for p in images]
     pair.meta = meta
     return pair
+
+
+_GEOMETRY_SUFFIXES = (".nii", ".nii.gz", ".mha", ".nrrd")  # formats whose affine places the voxels in the scanner
+
+
+def _has_geometry(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(_GEOMETRY_SUFFIXES)
+
+
+def _check_same_space(label: str | os.PathLike, label_image: MetaTensor, image: str | os.PathLike,
+                      affine: np.ndarray, shape: tuple[int, ...]) -> None:
+    """A mask of the image's shape but another affine (origin, spacing, orientation) covers other anatomy. Checked
+    where both files carry a geometry (NIfTI, MHA, NRRD); a PNG has none, and DICOM affines depend on the reader."""
+    if not (_has_geometry(label) and _has_geometry(image)) or tuple(label_image.shape[1:]) != shape:
+        return
+    if not np.allclose(np.asarray(label_image.affine, dtype=np.float64), affine, atol=1e-3):
+        raise SinGANSegInputError(
+            f"{label}: affine differs from {image}'s (other origin, spacing or orientation); the mask must be in "
+            "the image's space (resample it onto the image, e.g. with MONAI's ResampleToMatch)."
+        )
+
+
+def read_mask(path: str | os.PathLike, like: Sequence[int] | None = None, like_name: str = "the image",
+              binary: bool = True, nonempty: bool = True) -> torch.Tensor:
+    """Read a mask that selects pixels (a region, a lesion): finite, of the spatial size ``like`` when given,
+    non-empty unless ``nonempty`` is false, and, when ``binary``, one channel ``(1, *spatial)`` holding 0 and one
+    other value (``binary=False`` takes class indices or one-hot channels as they are).
+
+    Raises:
+        SinGANSegInputError: naming ``path`` and what is wrong.
+    """
+    mask = read_image(path).as_tensor().float()
+    if binary and mask.shape[0] > 1 and all(torch.equal(mask[0], mask[c]) for c in range(1, mask.shape[0])):
+        mask = mask[:1]  # a grey mask saved as RGB
+    if binary and mask.shape[0] != 1:
+        raise SinGANSegInputError(f"{path}: a {mask.shape[0]}-channel mask; give a one-channel mask.")
+    _check_finite(mask, str(path))
+    if like is not None and tuple(mask.shape[1:]) != tuple(like):
+        raise SinGANSegInputError(f"{path}: size {tuple(mask.shape[1:])} does not match {like_name} {tuple(like)}.")
+    values = torch.unique(mask).tolist()
+    if binary and (len(values) > 2 or (len(values) == 2 and values[0] != 0)):
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if len(values) > 6 else "")
+        raise SinGANSegInputError(f"{path}: mask is not binary (values {shown}); give 0 for background and one value "
+                                  "inside.")
+    if nonempty and values == [0.0]:
+        raise SinGANSegInputError(f"{path}: empty mask (no foreground pixel).")
+    return mask
 
 
 def _output_dtype(array: np.ndarray, fmt: str) -> np.dtype:

@@ -8,13 +8,16 @@ every bad input a user reports.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import NUCLEI_IMAGE, NUCLEI_LABEL, T1
+import torch
+from conftest import NUCLEI_IMAGE, NUCLEI_LABEL, T1, TILES
 from PIL import Image
+from pydicom.data import get_testdata_file
 
 from monai_singanseg.cli import main
 
@@ -52,11 +55,43 @@ def files(tmp_path_factory, nuclei_model) -> dict[str, Path]:
     made["notes.pt"] = folder / "notes.pt"
     (folder / "no_label.json").write_text(json.dumps({"training": [{"image": str(NUCLEI_IMAGE)}]}))
     made["no_label.json"] = folder / "no_label.json"
+    shifted = np.eye(4)
+    shifted[0, 3] = 50.0  # the mask's voxels sit 50 mm away from the image's
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(T1).dataobj[60:124, 60:124, 90]), np.eye(4)), folder / "t1.nii.gz")
+    nib.save(nib.Nifti1Image((t1 > 100).astype(np.uint8), shifted), folder / "shifted_mask.nii.gz")
+    made.update({name: folder / name for name in ("t1.nii.gz", "shifted_mask.nii.gz")})
+    png("constant.png", np.full_like(image, 90))
+    (folder / "empty.json").write_text(json.dumps({"training": []}))
+    made["empty.json"] = folder / "empty.json"
+    png("label01.png", (label > 0).astype(np.uint8))  # binary, but 0/1 where the model was trained on 0/255
+    png("rgba.png", np.stack([image] * 4, axis=-1))
+    series = folder / "two_series"
+    series.mkdir()
+    for name in ("CT_small.dcm", "MR_small.dcm"):  # real DICOM files of pydicom's test set: a CT and an MR series
+        shutil.copy(get_testdata_file(name), series / name)
+    made["two_series"] = series
+    payload = torch.load(nuclei_model[1], weights_only=True)
+    weight = next(k for k, v in payload["generators"][0].items() if v.is_floating_point())
+    payload["generators"][0][weight][0] = float("nan")  # a diverged or damaged model
+    torch.save(payload, folder / "nan_weights.pt")
+    made["nan_weights.pt"] = folder / "nan_weights.pt"
     return made
 
 
 def train(image: str, label: str, *extra: str) -> list[str]:
     return ["train", "--image", image, "--label", label, *SMALL, *extra]
+
+
+def harmonize(f: dict[str, Path], out: str, donor_label: str | None = None, *extra: str) -> list[str]:
+    """A real tile's nucleus pasted into the nuclei crop by its model."""
+    return ["harmonize", str(f["model"]), "--image", str(f["image"]), "--donor-image",
+            str(TILES / "nuclei_tile_a_image.png"), "--donor-label",
+            donor_label or str(TILES / "nuclei_tile_a_label.png"), "--at-scale", "1", "--out", out, *extra]
+
+
+def report(f: dict[str, Path], out: str, image: str | None = None, label: str | None = None) -> list[str]:
+    return ["report", str(f["model"]), "--image", image or str(f["image"]), "--label", label or str(f["label"]),
+            "--out", out, "--num", "2", "--quiet"]
 
 
 # (id, argv from (files, out), fragments the one line must hold)
@@ -91,6 +126,43 @@ CASES = [
                                                      "--start-scale", "9"], ["start scale"]),
     ("scale ratio not a number", lambda f, out: ["sample", str(f["model"]), "--num", "1", "--out", out,
                                                  "--scale-ratio", "nan"], ["scale ratio"]),
+    ("no feature maps", lambda f, out: train(str(f["image"]), str(f["label"]), "--base-channels", "0", "--out", out),
+     ["base_channels", ">= 1"]),
+    ("mask in another physical space", lambda f, out: train(str(f["t1.nii.gz"]), str(f["shifted_mask.nii.gz"]),
+                                                            "--out", out), ["shifted_mask.nii.gz", "affine"]),
+    ("DICOM folder of two series", lambda f, out: train(str(f["two_series"]), str(f["label"]), "--out", out),
+     ["two_series", "2 DICOM series"]),
+    ("scale ratio below a pixel", lambda f, out: ["sample", str(f["model"]), "--num", "1", "--out", out,
+                                                  "--scale-ratio", "0.01"], ["0.01", "smallest ratio"]),
+    ("non-finite weights", lambda f, out: ["sample", str(f["nan_weights.pt"]), "--num", "1", "--out", out],
+     ["nan_weights.pt", "non-finite"]),
+    ("harmonize: region of another size", lambda f, out: harmonize(f, out, None, "--region", str(f["half_label.png"])),
+     ["half_label.png", "size"]),
+    ("harmonize: empty region", lambda f, out: harmonize(f, out, None, "--region", str(f["empty_label.png"])),
+     ["empty_label.png", "empty"]),
+    ("harmonize: donor mask not binary", lambda f, out: harmonize(f, out, str(f["grey_label.png"])),
+     ["grey_label.png", "binary"]),
+    ("report: empty label", lambda f, out: report(f, out, label=str(f["empty_label.png"])),
+     ["empty_label.png", "empty"]),
+    ("report: label values not the training label's", lambda f, out: report(f, out, label=str(f["label01.png"])),
+     ["label01.png", "training label"]),
+    ("report: image of other channels", lambda f, out: report(f, out, image=str(f["rgba.png"])),
+     ["rgba.png", "4 channel"]),
+    ("window with percentiles", lambda f, out: train(str(f["image"]), str(f["label"]), "--window", "0", "255",
+                                                     "--percentiles", "1", "99", "--out", out),
+     ["--window", "--percentiles"]),
+    ("constant image", lambda f, out: train(str(f["constant.png"]), str(f["label"]), "--out", out),
+     ["constant.png", "one value"]),
+    ("style options without a style", lambda f, out: ["sample", str(f["model"]), "--num", "1", "--out", out,
+                                                      "--style-image", str(f["image"])], ["--style-image", "--style"]),
+    ("a folder as the checkpoint", lambda f, out: ["sample", str(f["two_series"]), "--num", "1", "--out", out],
+     ["two_series", "a folder"]),
+    ("harmonize: location of another dimension", lambda f, out: harmonize(f, out, None, "--location", "5", "5", "5"),
+     ["3 coordinate", "2D"]),
+    ("report: diffusion options for a SinGAN-Seg model", lambda f, out: [*report(f, out), "--steps", "5"],
+     ["diffusion options"]),
+    ("empty datalist", lambda f, out: ["train-many", str(f["empty.json"]), "--out", out, *SMALL],
+     ["empty.json", "no item"]),
     ("datalist item without a label", lambda f, out: ["train-many", str(f["no_label.json"]), "--out", out, *SMALL],
      ["label"]),
 ]
@@ -110,3 +182,20 @@ def test_bad_input_gives_one_clear_line(files, tmp_path, capsys, argv, fragments
     # nothing is left where the output would have gone (train-many writes only its summary of the failure)
     written = sorted(p.name for p in out.rglob("*")) if out.exists() else []
     assert written in ([], ["train_many_summary.json"]), written
+
+
+def test_a_bank_with_one_damaged_model_writes_nothing(files, tmp_path):
+    # the generation bundle's inference: before, model a's pairs were written, then b failed, and a rerun was refused
+    # because a's files existed
+    from monai_singanseg.errors import SinGANSegInputError
+    from monai_singanseg.generation import sample_bank
+
+    bank = tmp_path / "models"
+    bank.mkdir()
+    shutil.copy(files["model"], bank / "a.pt")
+    shutil.copy(files["notes.pt"], bank / "b.pt")
+    with pytest.raises(SinGANSegInputError, match="b.pt"):
+        sample_bank(bank, tmp_path / "out", 1)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SinGANSegInputError, match="nowhere: folder not found"):
+        sample_bank(tmp_path / "nowhere", tmp_path / "out", 1)

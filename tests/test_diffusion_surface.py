@@ -174,6 +174,35 @@ def test_a_singanseg_model_refuses_diffusion_options(nuclei_model, tmp_path, cap
     assert main(["sample", path, "--num", "1", "--out", str(tmp_path / "c")]) == 0
 
 
+def test_inpainting_files_are_checked_by_name(diffusion, real_crop, tmp_path, capsys):
+    from PIL import Image
+
+    image, label = real_crop
+    grey = label[0].copy()
+    grey[0, :3] = 60  # a third value, as an interpolating resize leaves
+    files = {"image.png": image[0], "half.png": label[0, :20], "grey.png": grey, "empty.png": np.zeros_like(grey),
+             "box.png": np.pad(np.full((10, 10), 255.0), ((5, 26), (5, 35)))}
+    for name, array in files.items():
+        Image.fromarray(array.astype(np.uint8)).save(tmp_path / name)
+
+    def run(label: str, *region: str) -> tuple[int, str]:
+        code = main(["sample", str(diffusion[1]), "--num", "1", "--out", str(tmp_path / f"out_{label}"), "--steps",
+                     "2", "--resample", "1", "--inpaint-image", str(tmp_path / "image.png"), "--inpaint-label",
+                     str(tmp_path / label), *(["--inpaint-region", str(tmp_path / region[0])] if region else [])])
+        return code, capsys.readouterr().err
+
+    for label, region, fragments in (("half.png", (), ["half.png", "does not match the image"]),
+                                     ("grey.png", (), ["grey.png", "not binary"]),
+                                     ("empty.png", (), ["empty.png", "empty mask"]),
+                                     ("box.png", ("grey.png",), ["grey.png", "not binary"])):
+        code, err = run(label, *region)
+        assert code == 2 and all(f in err for f in fragments) and "Traceback" not in err, err
+        assert not (tmp_path / f"out_{label}").exists()
+    # with a region to redraw, the label may hold no structure yet: a new one is drawn there
+    code, err = run("empty.png", "box.png")
+    assert code == 0, err
+
+
 def test_write_diffusion_samples_refuses_an_empty_context(diffusion, real_crop, tmp_path):
     model, _ = diffusion
     image, label = real_crop
@@ -273,7 +302,7 @@ def test_inpaint_keeps_float64_values_and_refuses_a_label_of_another_size(diffus
     out_image, _ = SyntheticPairAugment(model, prob=1.0, diffusion=FAST).set_random_state(2)(image64, label)
     outside = ~region_of(label, FAST["dilation"])[0]
     assert out_image.dtype == np.float64 and np.array_equal(out_image[0][outside], image64[0][outside])
-    with pytest.raises(SinGANSegInputError, match="one-channel label of the image's size"):
+    with pytest.raises(SinGANSegInputError, match="one-channel label of the image's spatial size"):
         SyntheticPairAugment(model, prob=1.0, diffusion=FAST)(image, label[:, :-3])
 
 

@@ -157,6 +157,8 @@ def test_pool_refresh_reuses_samples_and_keeps_the_pool_turning_over(nuclei_mode
     assert all(torch.equal(a, aug(sample)["image"]) for a in images[:10])  # still reproducible
     with pytest.raises(ValueError, match="pool_refresh"):
         SinGANSegAugmentd(["image"], "label", [model], pool_size=8, pool_refresh=0.0)
+    with pytest.raises(ValueError, match="pool_size must be >= 0"):
+        SinGANSegAugmentd(["image"], "label", [model], pool_size=-1)
 
 
 def test_dataloader_workers_draw_different_samples(model_dir):
@@ -266,6 +268,27 @@ def test_a_label_that_is_not_binary_is_refused(model_dir, sample):
     aug = SinGANSegAugment(model_dir, prob=1.0)
     with pytest.raises(SinGANSegInputError, match="not binary"):
         aug(sample["image"], label, name="nuclei_image")
+
+
+@pytest.mark.parametrize("label_of, match", [
+    (lambda label: label[:, :, :128], r"label of shape \(1, 256, 128\) does not fit the image \(1, 256, 256\)"),
+    (lambda label: label[0], r"label of shape \(256, 256\) does not fit"),  # no channel axis (EnsureChannelFirst)
+    (lambda label: label.float().masked_fill(label > 0, float("nan")), "label holds NaN"),
+])
+def test_a_label_that_is_not_the_images_is_refused(model_dir, sample, label_of, match):
+    # the pair is replaced as a whole, so a label of another shape would come back silently reshaped
+    aug = SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0)
+    with pytest.raises(SinGANSegInputError, match=match):
+        aug({**sample, "label": label_of(sample["label"])})
+
+
+def test_a_nan_in_the_image_is_refused_when_its_intensities_are_matched(model_dir, sample):
+    image = sample["image"].clone().float()
+    image[0, 7, 7] = float("nan")  # would make the whole synthetic image NaN through the intensity map
+    with pytest.raises(SinGANSegInputError, match="image holds NaN"):
+        SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0, match_intensity=True)({**sample, "image": image})
+    out = SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0)({**sample, "image": image})
+    assert bool(torch.isfinite(out["image"]).all())  # the training image's units: the incoming values are not read
 
 
 def test_diversity_is_drawn_per_sample_and_checked(model_dir, sample):

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from monai_singanseg.checkpoint import FORMAT as SINGANSEG_FORMAT
-from monai_singanseg.checkpoint import load_weights_only
+from monai_singanseg.checkpoint import check_finite, load_weights_only
 from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
@@ -153,6 +153,7 @@ def load_diffusion(
     try:
         model = PairDiffusion(stored_config(payload), IntensityMapping(**payload["intensity"]),
                               LabelEncoding(**payload["labels"]), payload.get("source"))
+        check_finite({f"unet {name}": value for name, value in payload["unet"].items()})
         model.unet.load_state_dict(payload["unet"])
         state = None if payload.get("training") is None else DiffusionTrainingState.from_dict(payload["training"])
     except (KeyError, TypeError, RuntimeError, ValueError) as err:

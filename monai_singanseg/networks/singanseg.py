@@ -107,6 +107,11 @@ class SinGANSeg(nn.Module):
         ]
         if len(ratios) != self.config.spatial_dims or not all(0 < r < float("inf") for r in ratios):
             raise ValueError(f"scale_ratio needs {self.config.spatial_dims} positive values, got {scale_ratio}.")
+        coarsest = self.shapes[0]
+        if any(round(s * r) < 2 for s, r in zip(coarsest, ratios)):  # one pixel has no image, and no patches
+            smallest = ", ".join(f"{2 / s:.3g}" for s in coarsest)
+            raise ValueError(f"{scale_ratio} shrinks the coarsest scale {tuple(coarsest)} below 2 pixels "
+                             f"along an axis; the smallest ratio per axis is {smallest}.")
         return [tuple(max(1, round(s * r)) for s, r in zip(shape, ratios)) for shape in self.shapes]
 
     def forget_reconstructions(self) -> None:

@@ -165,6 +165,8 @@ def train_many(
             items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=section)
         except Exception as err:
             raise SinGANSegInputError(f"{datalist}: cannot read section {section!r} of the datalist ({err}).") from err
+        if not items:
+            raise SinGANSegInputError(f"{datalist}: section {section!r} lists no item to train on.")
         names = [model_name(_as_list(item["image"])[0]) for item in items]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:

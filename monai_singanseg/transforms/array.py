@@ -157,6 +157,8 @@ class SinGANSegAugment(RandomizableTransform):
             raise ValueError(f"diversity must be a number in [0, 1] or a (low, high) range in it, got {diversity}.")
         self.diversity_range = (float(low), float(high))
         self._diversity = float(high)
+        if int(pool_size) < 0:
+            raise ValueError(f"pool_size must be >= 0 (0: no pool), got {pool_size}.")
         self.pool_size = int(pool_size)
         if not 0.0 < pool_refresh <= 1.0:
             raise ValueError(f"pool_refresh must lie in (0, 1], got {pool_refresh}.")
@@ -310,6 +312,7 @@ class SinGANSegAugment(RandomizableTransform):
                     f"{where}: model makes {cfg.image_channels} image channel(s), the data has {image.shape[0]}."
                 )
             raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
+        self._check_pair(image, label, name)
         top = self._label_top(model, model_name, label, name)
         if is_diffusion(model):
             self.diffusion.check_model(model.config, str(self.bank.path(model_name) or model_name))
@@ -328,6 +331,21 @@ class SinGANSegAugment(RandomizableTransform):
         fake_image = self._mapping(model, image, stacklevel=3).denormalize(raw_image, channel_dim=0)
         return self._output(image, label, fake_image, index, top)
 
+    def _check_pair(self, image: NdarrayOrTensor, label: NdarrayOrTensor, name: str | None) -> None:
+        """The label must be one channel of the image's spatial size (the pair is replaced as a whole), and what the
+        transform reads must be finite: a NaN would spread to the whole synthetic image through the intensity map."""
+        sample = _sample_name_or_none(name) or "sample"
+        if tuple(label.shape) != (1, *image.shape[1:]):
+            raise SinGANSegInputError(
+                f"{sample}: label of shape {tuple(label.shape)} does not fit the image {tuple(image.shape)}; the "
+                f"transform takes a one-channel label of the image's spatial size, (1, {', '.join(map(str, image.shape[1:]))}) "
+                "(class indices for a multi-class model: AsDiscreted(argmax=True))."
+            )
+        checked = {"label": label, "image": image} if self.match_intensity else {"label": label}
+        for what, value in checked.items():
+            if not bool(torch.isfinite(torch.as_tensor(value).as_subclass(torch.Tensor)).all()):
+                raise SinGANSegInputError(f"{sample}: the {what} holds NaN or infinite values.")
+
     def _label_top(self, model: PairGenerator, model_name: str, label: NdarrayOrTensor, name: str | None) -> float:
         """The foreground value of a binary ``label`` (1 after AsDiscreted, 255 from a PNG), checked binary; 0 for the
         class indices a one-hot model takes."""
@@ -337,9 +355,10 @@ class SinGANSegAugment(RandomizableTransform):
         plain = torch.as_tensor(label).as_subclass(torch.Tensor)
         top = float(plain.max()) if plain.numel() else 0.0
         if bool(((plain != 0) & (plain != top)).any()):  # e.g. 0/0.5/1 from an interpolating resize
+            values = torch.unique(plain).tolist()
+            shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if len(values) > 6 else "")
             raise SinGANSegInputError(
-                f"{_sample_name_or_none(name) or 'sample'}: the label is not binary (values other than 0 and "
-                f"{top:g}); the model {self.bank.path(model_name) or model_name} makes binary masks. Threshold "
+                f"{_sample_name_or_none(name) or 'sample'}: the label is not binary (values {shown}); the model {self.bank.path(model_name) or model_name} makes binary masks. Threshold "
                 "it first (AsDiscreted) or resize labels with mode='nearest'."
             )
         return top
@@ -362,12 +381,7 @@ class SinGANSegAugment(RandomizableTransform):
         """Redraw the incoming label's region (dilated) inside the incoming image with the diffusion ``model``
         (``name``: its name in the bank, for the pool)."""
         # all on the CPU (the model's device only inside inpaint_pair), whatever device the chain put the data on
-        index = torch.as_tensor(label).as_subclass(torch.Tensor).detach().cpu().float()
-        if index.shape[0] != 1 or tuple(index.shape[1:]) != tuple(image.shape[1:]):
-            raise SinGANSegInputError(
-                f"label of shape {tuple(index.shape)} for an image of shape {tuple(image.shape)}: inpainting takes a "
-                "one-channel label of the image's size (class indices for a multi-class model; AsDiscreted(argmax))."
-            )
+        index = torch.as_tensor(label).as_subclass(torch.Tensor).detach().cpu().float()  # shape: _check_pair
         if top > 0:
             index = (index != 0).float()
         elif bool(((index < 0) | (index >= model.labels.channels) | (index != index.round())).any()):
