@@ -271,8 +271,9 @@ def prepare_training_pair(
     flat = image.reshape(image.shape[0], -1)
     constant = [c for c in range(image.shape[0]) if bool((flat[c] == flat[c, 0]).all())]
     if constant:
+        alpha = " (an RGBA file's alpha channel? save the image as RGB or grey)" if constant == [3] else ""
         raise SinGANSegInputError(f"{image_name}: image channel {constant[0]} holds one value only "
-                                  f"({float(flat[constant[0], 0]):g}); there is nothing to learn from it.")
+                                  f"({float(flat[constant[0], 0]):g}); there is nothing to learn from it{alpha}.")
     if intensity is not None and percentiles is not None:
         raise SinGANSegInputError("a fixed intensity window (--window) and percentiles (--percentiles) exclude each "
                                   "other; give one.")

@@ -65,6 +65,7 @@ def files(tmp_path_factory, nuclei_model) -> dict[str, Path]:
     made["empty.json"] = folder / "empty.json"
     png("label01.png", (label > 0).astype(np.uint8))  # binary, but 0/1 where the model was trained on 0/255
     png("rgba.png", np.stack([image] * 4, axis=-1))
+    png("opaque_rgba.png", np.stack([image] * 3 + [np.full_like(image, 255)], axis=-1))
     series = folder / "two_series"
     series.mkdir()
     for name in ("CT_small.dcm", "MR_small.dcm"):  # real DICOM files of pydicom's test set: a CT and an MR series
@@ -153,6 +154,8 @@ CASES = [
      ["--window", "--percentiles"]),
     ("constant image", lambda f, out: train(str(f["constant.png"]), str(f["label"]), "--out", out),
      ["constant.png", "one value"]),
+    ("an RGBA file's opaque alpha channel", lambda f, out: train(str(f["opaque_rgba.png"]), str(f["label"]), "--out",
+                                                                 out), ["opaque_rgba.png", "channel 3", "alpha"]),
     ("style options without a style", lambda f, out: ["sample", str(f["model"]), "--num", "1", "--out", out,
                                                       "--style-image", str(f["image"])], ["--style-image", "--style"]),
     ("a folder as the checkpoint", lambda f, out: ["sample", str(f["two_series"]), "--num", "1", "--out", out],
