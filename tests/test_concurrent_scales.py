@@ -56,7 +56,7 @@ def test_the_paths_through_the_trained_scales_are_the_models_own(tmp_path, nucle
     seen = {}
 
     def check(engine, scale):
-        step = engine._process_function
+        step = engine.state.scale_step
 
         def compare(_):
             with torch.no_grad():
@@ -91,7 +91,7 @@ def test_a_member_that_ends_early_keeps_the_coarser_weights_of_its_end(tmp_path,
     traces: dict[int, list[tuple[torch.Tensor, list[dict]]]] = {}
 
     def record(engine, scale):
-        step = engine._process_function
+        step = engine.state.scale_step
         traces[scale] = []
 
         def keep(e):

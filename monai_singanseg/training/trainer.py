@@ -438,7 +438,8 @@ class SinGANSegTrainer:
         config: model and training configuration (ignored when resuming: the checkpoint's own is used).
         device: where the networks run.
         progress: show a progress bar per scale.
-        handlers: callables ``handler(engine, scale)`` called once per scale to attach ignite handlers.
+        handlers: callables ``handler(engine, scale)`` called once per scale to attach ignite handlers; the scale's
+            :class:`ScaleStep` (networks, optimizers, the real pair) is ``engine.state.scale_step``.
         stop_after_scales: stop (as an interruption would) once this many scales are finished; for tests and for
             splitting a long run.
         log_dir: write TensorBoard logs here (per-scale losses, a sample after every scale, of the first model of a
@@ -663,6 +664,7 @@ class SinGANSegTrainer:
         step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
                          (rec_noises[-1], rec_input), self._coarser(members, scale), rngs, optim, rec_noises[:-1])
         engine = Engine(step)
+        engine.state.scale_step = step  # ignite keeps user attributes on its state: handlers reach the step here
         engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, optim))
         if self.progress:
             group = f" x{len(members)}" if len(members) > 1 else ""
