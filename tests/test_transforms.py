@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from conftest import NUCLEI_IMAGE, NUCLEI_LABEL, tiny_config
 from monai.data import MetaTensor
-from monai.transforms import Compose, LoadImaged, ScaleIntensityd
+from monai.transforms import Compose, LoadImaged, Resized, ScaleIntensityd, SpatialCropd
 
 from monai_singanseg import (
     IntensityMapping,
@@ -381,3 +382,50 @@ def test_keep_original_adds_synthetic_pairs_beside_the_real_one_in_every_batch(m
         SinGANSegAugmentd(["image"], "label", model_dir, num_samples=0)
     with pytest.raises(ValueError, match="keep_original"):
         SinGANSegAugmentd(["image"], "label", model_dir, keep_original=True)
+
+
+@pytest.fixture(scope="module")
+def model_with_source(tmp_path_factory, nuclei_pair):
+    """A tiny nuclei model that knows its training image's affine and shape, as the command line's models do."""
+    path = tmp_path_factory.mktemp("sourced") / "nuclei_image.pt"
+    SinGANSegTrainer(tiny_config(), progress=False).fit(nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels,
+                                                         path, source=nuclei_pair.source)
+    return path
+
+
+def test_a_crop_before_the_transform_is_warned_about_once(model_with_source, sample):
+    # the synthetic pair is the model's whole field of view resized into the crop: nuclei a quarter of their size
+    model_dir = model_with_source
+    crop = SpatialCropd(["image", "label"], roi_center=(128, 128), roi_size=(64, 64))(dict(sample))
+    aug = SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            aug(dict(crop))
+    seen = [str(w.message) for w in record if "field of view" in str(w.message)]
+    assert len(seen) == 1 and "covers 0.25 of the field of view" in seen[0] and "4.0x smaller" in seen[0], seen
+    # resized (MONAI updates the affine: 4 px spacing) or cropped by less than half, the view is the model's: silent,
+    # and a crop in the training units (0..255, a darker part of the range) is not taken for other units either
+    resized = Resized(["image", "label"], (64, 64), mode=("area", "nearest"))(dict(sample))
+    half = SpatialCropd(["image", "label"], roi_center=(128, 128), roi_size=(128, 128))(dict(sample))
+    for data in (resized, half):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0)(dict(data))["image"].shape == \
+                data["image"].shape
+
+
+def test_a_sample_missing_one_of_its_contrasts_passes_with_allow_missing_keys(model_dir, sample):
+    aug = SinGANSegAugmentd(["image", "t2"], "label", model_dir, prob=1.0, allow_missing_keys=True)
+    out = aug(dict(sample))
+    assert out["image"] is sample["image"] and out["label"] is sample["label"]
+    with pytest.raises(KeyError, match="t2"):  # MONAI's own message for a missing key
+        SinGANSegAugmentd(["image", "t2"], "label", model_dir, prob=1.0)(dict(sample))
+
+
+def test_a_foreign_checkpoint_in_a_bank_is_refused_when_the_bank_is_made(model_dir, tmp_path):
+    bank = tmp_path / "bank"
+    shutil.copytree(model_dir, bank)
+    torch.save({"state_dict": {"weight": torch.zeros(2)}}, bank / "unet.pt")  # a segmentation network's file
+    with pytest.raises(SinGANSegInputError, match=r"unet\.pt: not a monai-singanseg checkpoint"):
+        SinGANSegAugmentd(["image"], "label", bank, prob=1.0, model_choice="random")

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import GM, T1, WM, mni_crop
+from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd
 
-from monai_singanseg import SinGANSeg, SinGANSegInputError, load_training_pair
+from monai_singanseg import SinGANSeg, SinGANSegAugmentd, SinGANSegInputError, load_training_pair
 from monai_singanseg.cli import main
 
 TINY = ["--min-size", "20", "--iters", "2", "--base-channels", "8", "--quiet"]
@@ -89,3 +90,29 @@ def test_ct_window_keeps_outputs_in_window_units(volumes):
     original = torch.as_tensor(nib.load(folder / "t1.nii.gz").get_fdata(), dtype=torch.float32)[None]
     inside = (original > 20) & (original < 200)
     assert torch.allclose(restored[inside], original[inside], atol=1e-3)
+
+
+def test_the_synthetic_pair_follows_the_incoming_orientation(volumes, tmp_path):
+    # a chain that reorients (Orientationd) before the transform must get the model's anatomy turned the same way, not
+    # the model's voxel order under the incoming affine (a mirrored or transposed brain)
+    folder, _ = volumes
+    model_path = tmp_path / "t1.pt"
+    assert main(["train", "--image", str(folder / "t1.nii.gz"), "--label", str(folder / "wm.nii.gz"), "--out",
+                 str(model_path), "--max-size", "24", "--min-size", "12", "--iters", "2", "--base-channels", "8",
+                 "--quiet"]) == 0
+    keys = ["t1", "wm"]
+    ras = Compose([LoadImaged(keys, image_only=True), EnsureChannelFirstd(keys)])(
+        {"t1": str(folder / "t1.nii.gz"), "wm": str(folder / "wm.nii.gz")})
+
+    def augmented(data: dict) -> dict:
+        return SinGANSegAugmentd(["t1"], "wm", model_path, prob=1.0).set_random_state(0)(dict(data))
+
+    expected = augmented(ras)
+    assert not torch.equal(expected["t1"].as_tensor(), ras["t1"].as_tensor())
+    for codes in ("LPS", "SAR"):
+        turned = Orientationd(keys, axcodes=codes)(dict(ras))
+        out = augmented(turned)
+        assert out["t1"].shape == turned["t1"].shape and torch.equal(out["t1"].affine, turned["t1"].affine)
+        back = Orientationd(keys, axcodes="RAS")(out)
+        for key in keys:
+            assert torch.equal(back[key].as_tensor(), expected[key].as_tensor()), (codes, key)

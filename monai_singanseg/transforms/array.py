@@ -21,6 +21,7 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generators import PairGenerator, is_diffusion
 from monai_singanseg.intensity import IntensityMapping
 from monai_singanseg.pyramid import resize
+from monai_singanseg.transforms.geometry import field_of_view, orientation_change, reorient
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
 
 __all__ = ["SinGANSegAugment", "SyntheticPairAugment"]
@@ -145,6 +146,7 @@ class SinGANSegAugment(RandomizableTransform):
                              f"got {intensity_percentiles}.")
         self.intensity_percentiles = None if intensity_percentiles is None else tuple(intensity_percentiles)
         self._units_checked = False
+        self._view_checked = False
         self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
         self.model_choice = look_up_option(model_choice, MODEL_CHOICES)
         self.on_missing = look_up_option(on_missing, ON_MISSING)
@@ -231,7 +233,8 @@ class SinGANSegAugment(RandomizableTransform):
     def _mapping(self, model: PairGenerator, image: NdarrayOrTensor, stacklevel: int = 4) -> IntensityMapping:
         """The map between the model's ``[-1, 1]`` and the output's units: the incoming image's intensities
         (``match_intensity``) or the training image's (checked on the first sample: a warning when the two ranges
-        share less than half of their union)."""
+        share less than half of their union, unless the incoming range is a tenth or more of the training range and
+        inside it, as a crop's is)."""
         if self.match_intensity:
             incoming = torch.as_tensor(image).as_subclass(torch.Tensor).float()
             return IntensityMapping.fit(incoming, self.intensity_percentiles)
@@ -240,6 +243,9 @@ class SinGANSegAugment(RandomizableTransform):
             low, high = model.intensity.lower, model.intensity.upper
             seen = IntensityMapping.fit(torch.as_tensor(image).as_subclass(torch.Tensor).float())
             for lo, hi, s_lo, s_hi in zip(low, high, seen.lower, seen.upper):
+                slack = 0.05 * (hi - lo)
+                if lo - slack <= s_lo and s_hi <= hi + slack and s_hi - s_lo >= 0.1 * (hi - lo):
+                    continue  # the same units, part of the range: a crop or a darker slice
                 overlap = max(0.0, min(hi, s_hi) - max(lo, s_lo))
                 union = max(hi, s_hi) - min(lo, s_lo)
                 if union > 0 and overlap < 0.5 * union:  # e.g. a 0..1 chain and a 0..255 training image
@@ -327,9 +333,37 @@ class SinGANSegAugment(RandomizableTransform):
                     f"model's last scale {last} ({model.num_scales} scales); ask for at most {last}."
                 )
             start = min(self._start, last)  # a range reaching past a smaller model of the bank ends at its last scale
-        raw_image, index = self._draw(model_name, model, start, tuple(image.shape[1:]))
+        spatial = tuple(image.shape[1:])
+        affine = getattr(image, "affine", None)  # a MetaTensor's: where the incoming voxels lie
+        source = model.source
+        change = None if affine is None or "affine" not in source else orientation_change(
+            source["affine"], affine, cfg.spatial_dims)
+        if affine is not None and not self._view_checked and "shape" in source and not is_diffusion(model):
+            self._check_view(source, affine, spatial, change, self.bank.path(model_name) or model_name)
+        # drawn in the model's own axis order, then turned into the incoming image's orientation
+        shape = spatial if change is None else tuple(spatial[int(axis)] for axis in change[:, 0])
+        raw_image, index = self._draw(model_name, model, start, shape)
+        if change is not None:
+            raw_image, index = reorient(raw_image, change), reorient(index, change)
         fake_image = self._mapping(model, image, stacklevel=3).denormalize(raw_image, channel_dim=0)
         return self._output(image, label, fake_image, index, top)
+
+    def _check_view(self, source: dict, affine: Any, spatial: tuple[int, ...], change: np.ndarray | None,
+                    where: Any) -> None:
+        """Warn once when the incoming image covers much less than the model's training image (a crop before the
+        transform): the synthetic pair is the whole training field of view resized into it, its structures shrunk."""
+        self._view_checked = True
+        trained = field_of_view(source["affine"], source["shape"])
+        if change is not None:
+            trained = trained[np.argsort(change[:, 0])]  # in the incoming image's axis order
+        ratio = float(np.min(field_of_view(affine, spatial) / trained))
+        if ratio < 0.5:
+            warnings.warn(
+                f"SinGANSegAugment: the incoming image covers {ratio:.2g} of the field of view of the training image "
+                f"of {where} along an axis; the synthetic pair is that whole view resized into the incoming shape, so "
+                f"its structures come out {1 / ratio:.1f}x smaller. Crop after this transform, not before.",
+                stacklevel=3,  # the line that called the transform
+            )
 
     def _check_pair(self, image: NdarrayOrTensor, label: NdarrayOrTensor, name: str | None) -> None:
         """The label must be one channel of the image's spatial size (the pair is replaced as a whole), and what the

@@ -146,16 +146,19 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         for key in [*self.keys, self.label_key]:
             if key not in d and not self.allow_missing_keys:
                 raise SinGANSegInputError(f"missing key {key!r} in the data dictionary.")
-        if not keys or self.label_key not in d:
-            return d
+        if len(keys) < len(self.keys) or self.label_key not in d:
+            return d  # allow_missing_keys: a pair with a contrast or the label missing cannot be replaced whole
         name = sample_name(d, self.model_key) if self.augment.model_choice == "matched" else None
         parts = [d[k] for k in keys]
         sizes = [p.shape[0] for p in parts]
         shapes = {tuple(p.shape[1:]) for p in parts}
         if len(shapes) != 1:
             raise SinGANSegInputError(f"keys {keys} have different spatial shapes {sorted(shapes)}: cannot stack them.")
-        stacked = torch.cat([torch.as_tensor(p).as_subclass(torch.Tensor) for p in parts]) if len(parts) > 1 \
-            else parts[0]
+        stacked = parts[0]
+        if len(parts) > 1:  # keeps the first contrast's metadata: its affine tells the transform the orientation
+            stacked = torch.cat([torch.as_tensor(p).as_subclass(torch.Tensor) for p in parts])
+            if isinstance(parts[0], MetaTensor):
+                stacked = MetaTensor(stacked, meta=dict(parts[0].meta))
         image, label = self.augment(stacked, d[self.label_key], name=name, randomize=False)
         if len(parts) == 1:
             d[keys[0]] = image

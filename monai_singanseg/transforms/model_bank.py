@@ -13,7 +13,7 @@ import torch
 
 from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.generators import PairGenerator, load_generator
+from monai_singanseg.generators import PairGenerator, checkpoint_kind, load_generator
 from monai_singanseg.io import model_name
 from monai_singanseg.networks import SinGANSeg
 
@@ -57,6 +57,8 @@ class ModelBank:
                 raise SinGANSegInputError(f"{path}: model checkpoint or folder not found.")
         if not self._paths and not self._fixed:
             raise SinGANSegInputError("no model given.")
+        for path in self._paths.values():  # a foreign *.pt (say a UNet's) must not surface hours into a training
+            checkpoint_kind(path)  # about 20 ms a file
         self._names = sorted(list(self._paths) + list(self._fixed))  # fixed after construction; read per sample
         self.cache_size = max(1, int(cache_size))
         self.device = torch.device(device)
