@@ -379,8 +379,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="slice number, or 'largest' mask area (default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--low-memory", action="store_true",
-                        help="hand freed feature maps back to the system at once (glibc): peak memory 1.43 instead "
-                             "of 1.66 GiB at max size 250 on a CPU, but iterations about 40 %% slower "
+                        help="hand freed feature maps back to the system at once (glibc): peak memory 1.4 instead "
+                             "of 1.6 GiB at max size 250 on a CPU, but iterations about 40 %% slower "
                              "(docs/benchmarks.md)")
 
 
