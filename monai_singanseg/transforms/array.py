@@ -369,11 +369,12 @@ class SinGANSegAugment(RandomizableTransform):
         """The label must be one channel of the image's spatial size (the pair is replaced as a whole), and what the
         transform reads must be finite: a NaN would spread to the whole synthetic image through the intensity map."""
         sample = _sample_name_or_none(name) or "sample"
-        if tuple(label.shape) != (1, *image.shape[1:]):
+        wanted = (1, *image.shape[1:])
+        if tuple(label.shape) != wanted:
             raise SinGANSegInputError(
                 f"{sample}: label of shape {tuple(label.shape)} does not fit the image {tuple(image.shape)}; the "
-                f"transform takes a one-channel label of the image's spatial size, (1, {', '.join(map(str, image.shape[1:]))}) "
-                "(class indices for a multi-class model: AsDiscreted(argmax=True))."
+                f"transform takes a one-channel label of the image's spatial size, {wanted} (class indices for a "
+                "multi-class model: AsDiscreted(argmax=True))."
             )
         checked = {"label": label, "image": image} if self.match_intensity else {"label": label}
         for what, value in checked.items():
