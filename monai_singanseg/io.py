@@ -214,18 +214,23 @@ def _check_finite(array: torch.Tensor, path: str) -> None:
         raise SinGANSegInputError(f"{path}: contains NaN or infinite values.")
 
 
+def _grey(mask: torch.Tensor) -> torch.Tensor:
+    """A mask whose channels are all equal (a grey mask saved as RGB) as its one channel; others unchanged."""
+    if mask.shape[0] > 1 and all(torch.equal(mask[0], mask[c]) for c in range(1, mask.shape[0])):
+        return mask[:1]
+    return mask
+
+
 def _label_encoding(label: torch.Tensor, path: str, num_classes: int | None) -> tuple[LabelEncoding, torch.Tensor]:
     """Work out how ``label`` ``(C, *spatial)`` becomes mask channels; returns the encoding and a 1-channel label."""
+    label = _grey(label)
     if label.shape[0] > 1:
-        if all(torch.equal(label[0], label[c]) for c in range(1, label.shape[0])):
-            label = label[:1]  # a grey mask saved as RGB
-        else:
-            values = torch.unique(label)
-            if not (set(values.tolist()) <= {0.0, 1.0} and torch.all(label.sum(0) == 1)):
-                raise SinGANSegInputError(
-                    f"{path}: a {label.shape[0]}-channel mask must be one-hot (0/1 values, one 1 per pixel)."
-                )
-            return LabelEncoding(list(range(label.shape[0])), one_hot=True), label.argmax(0, keepdim=True).float()
+        values = torch.unique(label)
+        if not (set(values.tolist()) <= {0.0, 1.0} and torch.all(label.sum(0) == 1)):
+            raise SinGANSegInputError(
+                f"{path}: a {label.shape[0]}-channel mask must be one-hot (0/1 values, one 1 per pixel)."
+            )
+        return LabelEncoding(list(range(label.shape[0])), one_hot=True), label.argmax(0, keepdim=True).float()
     values = sorted(torch.unique(label).tolist())
     if num_classes is not None:
         if not set(values) <= set(range(num_classes)):
@@ -408,8 +413,8 @@ def read_mask(path: str | os.PathLike, like: Sequence[int] | None = None, like_n
         SinGANSegInputError: naming ``path`` and what is wrong.
     """
     mask = read_image(path).as_tensor().float()
-    if binary and mask.shape[0] > 1 and all(torch.equal(mask[0], mask[c]) for c in range(1, mask.shape[0])):
-        mask = mask[:1]  # a grey mask saved as RGB
+    if binary:
+        mask = _grey(mask)
     if binary and mask.shape[0] != 1:
         raise SinGANSegInputError(f"{path}: a {mask.shape[0]}-channel mask; give a one-channel mask.")
     _check_finite(mask, str(path))

@@ -64,12 +64,17 @@ def test_two_contrasts_2d_slice_sample_one_file_per_contrast_with_affine(volumes
     assert 0 <= t1.get_fdata().min() and t1.get_fdata().max() <= 255
 
 
+def train_3d(folder, model_path, max_size: int) -> None:
+    """A tiny 3D model of the T1 crop and its white-matter mask, trained through the command line."""
+    assert main(["train", "--image", str(folder / "t1.nii.gz"), "--label", str(folder / "wm.nii.gz"), "--out",
+                 str(model_path), "--max-size", str(max_size), "--min-size", "12", "--iters", "2", "--base-channels",
+                 "8", "--quiet"]) == 0
+
+
 def test_3d_train_and_sample_on_a_real_volume_crop(volumes, tmp_path):
     folder, _ = volumes
     model_path = tmp_path / "m3d.pt"
-    assert main(["train", "--image", str(folder / "t1.nii.gz"), "--label", str(folder / "wm.nii.gz"), "--out",
-                 str(model_path), "--max-size", "32", "--min-size", "12", "--iters", "2", "--base-channels", "8",
-                 "--quiet"]) == 0
+    train_3d(folder, model_path, 32)
     model = SinGANSeg.load(model_path)
     finest = tuple(round(s * 32 / 56) for s in (48, 56, 40))
     assert model.config.spatial_dims == 3 and model.shapes[-1] == finest and model.num_scales >= 3
@@ -97,9 +102,7 @@ def test_the_synthetic_pair_follows_the_incoming_orientation(volumes, tmp_path):
     # the model's voxel order under the incoming affine (a mirrored or transposed brain)
     folder, _ = volumes
     model_path = tmp_path / "t1.pt"
-    assert main(["train", "--image", str(folder / "t1.nii.gz"), "--label", str(folder / "wm.nii.gz"), "--out",
-                 str(model_path), "--max-size", "24", "--min-size", "12", "--iters", "2", "--base-channels", "8",
-                 "--quiet"]) == 0
+    train_3d(folder, model_path, 24)
     keys = ["t1", "wm"]
     ras = Compose([LoadImaged(keys, image_only=True), EnsureChannelFirstd(keys)])(
         {"t1": str(folder / "t1.nii.gz"), "wm": str(folder / "wm.nii.gz")})
