@@ -18,6 +18,7 @@ from monai_singanseg.config import (
     ACTS,
     NORMS,
     OUTPUT_FORMATS,
+    PADDINGS,
     SCHEDULES,
     STYLE_CONTENT_STYLE,
     STYLE_METHODS,
@@ -370,6 +371,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm", choices=NORMS, default=NetworkConfig.norm)
     parser.add_argument("--act", choices=ACTS, default=NetworkConfig.act)
     parser.add_argument("--base-channels", type=int, default=NetworkConfig.base_channels)
+    parser.add_argument("--padding", choices=PADDINGS, default=None,
+                        help="how the generators pad their input (default: the schedule's; zeros is the reference "
+                             "and leaves a dark frame and pinned corners in the samples: docs/quality.md)")
     parser.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="map these intensity percentiles to the range ends (default: min and max)")
     parser.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -408,7 +412,8 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
                                               spatial_dims=pair.spatial_dims, image_channels=pair.image_channels,
                                               mask_channels=pair.labels.channels, seed=args.seed)
         config.pyramid = PyramidConfig(min_size=args.min_size, max_size=args.max_size, scale_factor=args.scale_factor)
-        config.network = NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels)
+        config.network = NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels,
+                                       padding=args.padding or config.network.padding)
         return config.validate()
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err

@@ -12,12 +12,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SCHEDULES", "NetworkConfig", "OptimConfig", "PyramidConfig", "SinGANSegConfig"]
+__all__ = ["PADDINGS", "SCHEDULES", "NetworkConfig", "OptimConfig", "PyramidConfig", "SinGANSegConfig"]
 
 # the choices and defaults the library and the command line share (this module is light, so `singanseg --help`
 # can build its options from here without importing torch or MONAI)
 NORMS = ("batch", "instance", "none")
 ACTS = ("leakyrelu", "elu", "relu")
+PADDINGS = ("zeros", "reflect", "replicate")
 OUTPUT_FORMATS = ("png", "nii.gz")
 STYLE_METHODS = ("none", "histogram", "vgg")
 STYLE_CONTENT_STYLE = (1.0, 1000.0)  # Gatys et al.'s content:style loss weights
@@ -99,6 +100,10 @@ class NetworkConfig:
         channels_double_every: how many scales share one width.
         norm: ``"batch"`` (reference), ``"instance"`` or ``"none"``.
         act: ``"leakyrelu"`` (reference, slope 0.2), ``"elu"`` or ``"relu"``.
+        padding: how the generator pads ``noise + previous`` before its unpadded convolutions: ``"zeros"``
+            (reference) gives every border a constant the generator can key on, which it learns as a dark frame and
+            as the same content pinned in the corners (docs/quality.md); ``"reflect"`` and ``"replicate"`` continue
+            the image instead. The critic is never padded.
     """
 
     num_layers: int = 5
@@ -108,8 +113,11 @@ class NetworkConfig:
     channels_double_every: int = 4
     norm: str = "batch"
     act: str = "leakyrelu"
+    padding: str = "zeros"
 
     def validate(self) -> None:
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}.")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}.")
         if self.act not in ACTS:
@@ -126,7 +134,7 @@ class NetworkConfig:
 
     @property
     def receptive_pad(self) -> int:
-        """Zero padding per side that keeps the output the size of the input."""
+        """Padding per side that keeps the output the size of the input."""
         return self.num_layers * (self.kernel_size - 1) // 2
 
 

@@ -28,7 +28,9 @@ from monai_singanseg.metrics import (
     load_inception_stem,
     mask_mean_std,
     ms_ssim_settings,
+    pinned_maps,
     quality_metrics,
+    ring_means,
 )
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.pyramid import resize
@@ -48,7 +50,7 @@ __all__ = [
     "write_report",
 ]
 
-REPORT_FILES = ("mask_mean_std.png", "foreground_fraction_hist.png", "metrics.json", "metrics.md")
+REPORT_FILES = ("mask_mean_std.png", "foreground_fraction_hist.png", "artifacts.png", "metrics.json", "metrics.md")
 """Files of every report, beside one ``grid_start_scale_<k>.png`` per start scale."""
 
 SWD_OPTIONS = {"patch_size": 7, "num_projections": 128, "levels": 1, "stride": 1, "seed": 0}
@@ -165,6 +167,41 @@ def _plot_mask_mean_std(path: Path, real_mask: torch.Tensor, masks: dict[str, to
     save_figure(fig, path)
 
 
+def _plot_artifacts(path: Path, real: torch.Tensor, samples: dict[str, torch.Tensor], image_channels: int,
+                    foregrounds: dict[str, torch.Tensor]) -> None:
+    """One row per report row: the ring profile near the border (samples' mean against the real image), the
+    foreground frequency with its pinned pixels outlined, and the intensity spread over samples."""
+    plt = pyplot()
+    fig, axes = plt.subplots(len(samples), 3, figsize=(10.5, 2.9 * len(samples)), squeeze=False)
+    depth = min(12, int(min(real.shape[2:])) // 2)
+    real_profile = ring_means(real[:, :image_channels].cpu(), depth)[0].mean(0)
+    for row, (name, x) in zip(axes, samples.items()):
+        profile = ring_means(x[:, :image_channels].cpu(), depth).mean((0, 1))
+        row[0].plot(range(depth), real_profile, "o-", color="#c00000", label="real")
+        row[0].plot(range(depth), profile, "s-", color="#4c72b0", label="samples (mean)")
+        row[0].set_xlabel("ring: pixels from the border", fontsize=8)
+        row[0].set_ylabel("mean intensity [-1, 1]", fontsize=8)
+        row[0].set_title(f"{name}: border profile", fontsize=9)
+        row[0].legend(fontsize=7)
+        frequency, spread = pinned_maps(x.cpu(), image_channels, foregrounds[name])
+        shown = display_slice(frequency[None], [0.0], [1.0])
+        im = row[1].imshow(shown, vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
+        if bool((shown >= 0.9).any()):
+            row[1].contour(shown >= 0.9, levels=[0.5], colors="#ff3030", linewidths=0.8)
+        row[1].set_title("foreground frequency (red: >= 0.9, pinned)", fontsize=9)
+        fig.colorbar(im, ax=row[1], fraction=0.046, pad=0.04)
+        top = max(float(spread.max()), 1e-6)
+        im = row[2].imshow(display_slice(spread[None], [0.0], [top]), vmin=0.0, vmax=top, cmap="magma",
+                           interpolation="nearest")
+        row[2].set_title("intensity sd over samples (dark: frozen)", fontsize=9)
+        fig.colorbar(im, ax=row[2], fraction=0.046, pad=0.04)
+        for ax in row[1:]:
+            ax.axis("off")
+    fig.suptitle("tell-tale artifacts: a frame along the border, content pinned in place", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def _plot_fraction_histograms(path: Path, real_fraction: float, fractions: dict[str, torch.Tensor]) -> None:
     """One histogram of the synthetic foreground fractions per report row, the real fraction as a red line."""
     plt = pyplot()
@@ -189,7 +226,7 @@ def _plot_fraction_histograms(path: Path, real_fraction: float, fractions: dict[
 
 
 METRIC_COLUMNS = ("SIFID ↓", "SWD ↓", "diversity (1 − MS-SSIM) ↑", "foreground fraction", "closest to real / spread",
-                  "flagged as copies")
+                  "flagged as copies", "frame ↓", "pinned foreground: all / corners", "sharpness (real = 1)")
 """Header of :func:`metrics_row`: arrows say which way is closer to the real image or more varied."""
 
 
@@ -198,6 +235,8 @@ def metrics_row(metrics: dict) -> list[str]:
     sifid, swd, fraction, memo = (metrics["sifid"], metrics["swd"], metrics["foreground_fraction"],
                                   metrics["memorisation"])
     ratio = memo["min_ratio"]
+    artifacts = metrics["artifacts"]
+    frame, pinned = artifacts["frame"], artifacts["pinned"]
     return [
         f"{sifid['mean']:.4g} ± {sifid['std']:.2g}" if sifid else "n/a",
         f"{swd['mean']:.4f} ± {swd['std']:.4f}",
@@ -205,6 +244,9 @@ def metrics_row(metrics: dict) -> list[str]:
         f"{fraction['mean']:.3f} ± {fraction['std']:.3f} (real {fraction['real']:.3f})",
         f"{ratio:.2f}" if ratio is not None else "inf",
         f"{memo['num_flagged']}/{len(memo['distance_to_real'])}",
+        f"{frame['intensity']:.3f} (ring {frame['ring']})" if frame else "n/a",
+        f"{pinned['pinned_foreground']:.3f} / {pinned['pinned_foreground_corners']:.3f}",
+        f"{artifacts['sharpness']['ratio']:.2f}",
     ]
 
 
@@ -239,6 +281,14 @@ def metrics_table(report: dict) -> str:
         f"for a copy. Samples under {report['settings']['memorisation_fraction']} are flagged as copies"
         + (" (inpainted pairs keep the training pair outside the redrawn region, so they sit closer to it by design)."
            if section == "samplers" else ".") + "\n"
+        "- **frame**: how much a thin ring of pixels near the border stands out of its neighbouring rings in the "
+        "mean of the samples, against the same figure of the real image, in real-image standard deviations (ring 0 "
+        "is the outermost); 0 = no frame. Profiles in `artifacts.png`.\n"
+        "- **pinned foreground**: share of pixels that are foreground in at least 90 % of the samples, over the "
+        "whole image and in its corners (boxes of an eighth of each side); content the generator puts in the same "
+        "place every time. Maps in `artifacts.png`.\n"
+        "- **sharpness**: RMS of the Laplacian of the samples over the real image's, at the real image's own size "
+        "(samples resized up to it); below 1 blurrier than the real image. See docs/quality.md.\n"
     )
 
 
@@ -319,11 +369,14 @@ def write_report(
     }
     real_units = model.split(real)
     real_fg = foreground(real[:, n_img:], model.labels)
-    masks, fractions = {}, {}
+    # sharpness is judged at the image's own size, where the samples would be used
+    real_full = model.intensity.normalize(torch.as_tensor(real_image).float()).clamp(-1.0, 1.0)[None]
+    masks, fractions, drawn = {}, {}, {}
     for row in tqdm(rows, desc="report", disable=not progress):
         x = row.draw(num_samples, seed)
+        drawn[row.title] = x.cpu()
         metrics = quality_metrics(real, x, n_img, model.labels, extractor, SWD_OPTIONS,
-                                  report["settings"]["memorisation_fraction"])
+                                  report["settings"]["memorisation_fraction"], real_full)
         masks[row.title] = foreground(x[:, n_img:], model.labels).cpu()
         fractions[row.title] = foreground_fraction(masks[row.title])
         metrics["foreground_histogram"] = fraction_histogram(metrics["foreground_fraction"]["real"],
@@ -337,6 +390,7 @@ def write_report(
                        intensity_range=(model.intensity.lower, model.intensity.upper))
     _plot_mask_mean_std(out / "mask_mean_std.png", real_fg[0].cpu(), masks)
     _plot_fraction_histograms(out / "foreground_fraction_hist.png", float(foreground_fraction(real_fg)[0]), fractions)
+    _plot_artifacts(out / "artifacts.png", real.cpu(), drawn, n_img, masks)
     atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
     atomic_write(out / "metrics.md", lambda tmp: Path(tmp).write_text(metrics_table(report)))
     return report

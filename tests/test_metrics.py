@@ -310,7 +310,7 @@ def test_quality_metrics_of_model_samples(nuclei_model, nuclei_pair, stem):
     real = resize(nuclei_pair.real[None], model.shapes[-1]).clamp(-1, 1)
     samples = model.generate(3, generator=torch.Generator().manual_seed(1))
     metrics = quality_metrics(real, samples, 1, model.labels, extractor=stem)
-    assert set(metrics) == {"sifid", "swd", "ms_ssim_diversity", "foreground_fraction", "memorisation"}
+    assert set(metrics) == {"sifid", "swd", "ms_ssim_diversity", "foreground_fraction", "memorisation", "artifacts"}
     assert metrics["sifid"]["mean"] > 0 and metrics["swd"]["mean"] > 0 and metrics["ms_ssim_diversity"] > 0
     assert 0 < metrics["foreground_fraction"]["real"] < 1
     assert quality_metrics(real, samples, 1, model.labels)["sifid"] is None

@@ -52,7 +52,8 @@ def _conv_stack(spatial_dims: int, in_channels: int, width: int, config: Network
 class ScaleGenerator(nn.Module):
     """Generator of one scale: adds a residual learnt from noise to the upsampled coarser output.
 
-    ``forward(noise, previous)`` zero-pads ``noise + previous`` by ``config.receptive_pad`` per side, runs
+    ``forward(noise, previous)`` pads ``noise + previous`` by ``config.receptive_pad`` per side (with zeros, the
+    reference, or by reflection or replication: ``config.padding``), runs
     ``num_layers`` unpadded convolutions (the last one with tanh) and adds ``previous``, so the output has the
     input's shape.
 
@@ -76,13 +77,14 @@ class ScaleGenerator(nn.Module):
     def __init__(self, spatial_dims: int, channels: int, width: int, config: NetworkConfig, groups: int = 1) -> None:
         super().__init__()
         self.pad = config.receptive_pad
+        self.pad_mode = {"zeros": "constant"}.get(config.padding, config.padding)  # F.pad's names
         self.features = _conv_stack(spatial_dims, channels, width, config, groups)
         self.tail = Convolution(spatial_dims, groups * width, groups * channels, kernel_size=config.kernel_size,
                                 padding=0, conv_only=True, groups=groups)
         self.out_act = nn.Tanh()
 
     def forward(self, noise: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-        x = F.pad(noise + previous, [self.pad] * (2 * (noise.ndim - 2)))
+        x = F.pad(noise + previous, [self.pad] * (2 * (noise.ndim - 2)), mode=self.pad_mode)
         return self.out_act(self.tail(self.features(x))) + previous
 
 

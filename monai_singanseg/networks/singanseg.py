@@ -112,6 +112,10 @@ class SinGANSeg(nn.Module):
             smallest = ", ".join(f"{2 / s:.3g}" for s in coarsest)
             raise ValueError(f"{scale_ratio} shrinks the coarsest scale {tuple(coarsest)} below 2 pixels "
                              f"along an axis; the smallest ratio per axis is {smallest}.")
+        pad = self.config.network.receptive_pad
+        if self.config.network.padding == "reflect" and any(round(s * r) <= pad for s, r in zip(coarsest, ratios)):
+            raise ValueError(f"{scale_ratio} shrinks the coarsest scale {tuple(coarsest)} to {pad} pixels or fewer "
+                             f"along an axis, which a generator that pads by reflection ({pad} per side) cannot.")
         return [tuple(max(1, round(s * r)) for s, r in zip(shape, ratios)) for shape in self.shapes]
 
     def forget_reconstructions(self) -> None:
