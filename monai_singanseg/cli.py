@@ -371,6 +371,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm", choices=NORMS, default=NetworkConfig.norm)
     parser.add_argument("--act", choices=ACTS, default=NetworkConfig.act)
     parser.add_argument("--base-channels", type=int, default=NetworkConfig.base_channels)
+    parser.add_argument("--crop-size", type=int, default=None,
+                        help="train the scales larger than this on random windows of this many pixels (default: the "
+                             "schedule's; 0 = whole images): a model at the image's own size for about the cost of "
+                             "one this size (docs/quality.md)")
     parser.add_argument("--padding", choices=PADDINGS, default=None,
                         help="how the generators pad their input (default: the schedule's; zeros is the reference "
                              "and leaves a dark frame and pinned corners in the samples: docs/quality.md)")
@@ -414,6 +418,8 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
         config.pyramid = PyramidConfig(min_size=args.min_size, max_size=args.max_size, scale_factor=args.scale_factor)
         config.network = NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels,
                                        padding=args.padding or config.network.padding)
+        if args.crop_size is not None:
+            config.optim.crop_size = args.crop_size
         return config.validate()
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err

@@ -172,6 +172,12 @@ class OptimConfig:
             schedule can afford longer training there. 0 = every scale alike (the reference).
         coarse: overrides of the fields above for the coarse scales (``{"iters_per_scale": 2000, ...}``); no effect
             while ``coarse_scales`` is 0.
+        crop_size: when > 0, a scale larger than ``crop_size`` along an axis trains on random windows of
+            ``crop_size`` pixels along it, one window per update (the critic, the adversarial and the reconstruction
+            loss see the window; the generator sees it with its padding's worth of context around it, so its output
+            there is exactly what it gives on the whole image). The fine scales learn local texture and cost the
+            most, so a model at the image's own size costs about what a model of ``crop_size`` pixels costs; the
+            coarser scales, which lay out the image, still see all of it. 0 = whole images (the reference).
         schedule: the name of the :data:`SCHEDULES` entry these values came from (provenance only).
     """
 
@@ -194,6 +200,7 @@ class OptimConfig:
     concurrent_lr_scale: float = 0.1
     coarse_scales: int = 0
     coarse: dict[str, Any] = field(default_factory=dict)
+    crop_size: int = 0
     schedule: str = "faithful"
 
     def __post_init__(self) -> None:
@@ -211,7 +218,7 @@ class OptimConfig:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}.")
         # every config error is a ValueError, which the command line turns into one line naming the option
         for name in ("iters_per_scale", "critic_steps", "generator_steps", "gp_every", "plateau_window",
-                     "concurrent_scales", "coarse_scales"):
+                     "concurrent_scales", "coarse_scales", "crop_size"):
             if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}.")  # noqa: TRY004
         if not isinstance(self.widen_from_previous, bool):
@@ -220,6 +227,12 @@ class OptimConfig:
         if self.coarse_scales < 0 or self.concurrent_scales < 0:
             raise ValueError(f"coarse_scales and concurrent_scales must be >= 0, got {self.coarse_scales} and "
                              f"{self.concurrent_scales}.")
+        if self.crop_size != 0 and self.crop_size < 16:
+            # the critic's receptive field is 11 pixels: a smaller window leaves it almost nothing to compare
+            raise ValueError(f"crop_size must be 0 (whole images) or >= 16, got {self.crop_size}.")
+        if self.crop_size and self.concurrent_scales:
+            raise ValueError("crop_size and concurrent_scales cannot be combined: the coarser scales trained along "
+                             "would see only the window.")
         scale = self.concurrent_lr_scale
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
             raise ValueError(f"concurrent_lr_scale must be in (0, 1], got {self.concurrent_lr_scale!r}.")

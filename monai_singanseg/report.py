@@ -45,6 +45,7 @@ __all__ = [
     "markdown_table",
     "metrics_row",
     "metrics_table",
+    "plot_artifacts",
     "real_pair",
     "report_rows",
     "write_report",
@@ -167,7 +168,7 @@ def _plot_mask_mean_std(path: Path, real_mask: torch.Tensor, masks: dict[str, to
     save_figure(fig, path)
 
 
-def _plot_artifacts(path: Path, real: torch.Tensor, samples: dict[str, torch.Tensor], image_channels: int,
+def plot_artifacts(path: Path, real: torch.Tensor, samples: dict[str, torch.Tensor], image_channels: int,
                     foregrounds: dict[str, torch.Tensor]) -> None:
     """One row per report row: the ring profile near the border (samples' mean against the real image), the
     foreground frequency with its pinned pixels outlined, and the intensity spread over samples."""
@@ -390,7 +391,7 @@ def write_report(
                        intensity_range=(model.intensity.lower, model.intensity.upper))
     _plot_mask_mean_std(out / "mask_mean_std.png", real_fg[0].cpu(), masks)
     _plot_fraction_histograms(out / "foreground_fraction_hist.png", float(foreground_fraction(real_fg)[0]), fractions)
-    _plot_artifacts(out / "artifacts.png", real.cpu(), drawn, n_img, masks)
+    plot_artifacts(out / "artifacts.png", real.cpu(), drawn, n_img, masks)
     atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
     atomic_write(out / "metrics.md", lambda tmp: Path(tmp).write_text(metrics_table(report)))
     return report

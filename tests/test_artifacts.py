@@ -146,3 +146,62 @@ def test_a_reflect_padded_model_trains_samples_and_loads(tmp_path, nuclei_pair):
     assert torch.equal(x, y) and x.shape[2:] == model.shapes[-1]
     with pytest.raises(ValueError, match="pads by reflection"):
         loaded.scaled_shapes(0.2)  # a 20-px coarsest scale at 4 px: reflection needs more than 5
+
+
+# --- training the fine scales on windows ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_a_window_of_the_generator_is_that_part_of_its_whole_output(padding, dims):
+    generator = ScaleGenerator(dims, 2, 4, NetworkConfig(padding=padding)).eval()
+    noise, previous = torch.randn(2, 1, 2, *([14] * dims)).unbind(0)
+    window = (slice(0, 9), slice(5, 14), slice(2, 11))[:dims]  # touching the border and inside it
+    with torch.no_grad():
+        assert torch.allclose(generator(noise, previous)[(..., *window)], generator(noise, previous, window),
+                              atol=1e-6)
+
+
+def test_crop_size_is_checked():
+    with pytest.raises(ValueError, match="crop_size must be 0"):
+        tiny_config(crop_size=8)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        tiny_config(crop_size=16, concurrent_scales=1)
+
+
+def test_windows_lie_inside_the_scale_and_only_scales_larger_than_the_crop_use_them(tmp_path, nuclei_pair):
+    sizes = []
+
+    def record(engine, scale):
+        step = engine.state.scale_step
+        windows = [step.window() for _ in range(20)]
+        sizes.append((step.shape, step.crop, windows))
+
+    config = tiny_config(crop_size=24, iters=2)
+    SinGANSegTrainer(config, progress=False, handlers=[record]).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "windows.pt")
+    for shape, crop, windows in sizes:
+        if max(shape) <= 24:
+            assert crop == 0 and all(w is None for w in windows)
+        else:
+            assert crop == 24
+            for window in windows:
+                assert [w.stop - w.start for w in window] == [min(24, s) for s in shape]
+                assert all(0 <= w.start and w.stop <= s for w, s in zip(window, shape))
+            assert len({tuple(w.start for w in window) for window in windows}) > 1  # the windows move
+    assert any(crop for _, crop, _ in sizes)
+
+
+def test_a_crop_as_large_as_every_scale_trains_exactly_as_whole_images(tmp_path, nuclei_pair):
+    whole = SinGANSegTrainer(tiny_config(), progress=False).fit(nuclei_pair.real, nuclei_pair.intensity,
+                                                                 nuclei_pair.labels, tmp_path / "whole.pt")
+    same = SinGANSegTrainer(tiny_config(crop_size=32), progress=False).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "same.pt")
+    cropped = SinGANSegTrainer(tiny_config(crop_size=16), progress=False).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "cropped.pt")
+    draw = lambda m: m.generate(2, generator=torch.Generator().manual_seed(0))  # noqa: E731
+    assert torch.equal(draw(whole), draw(same))
+    x = draw(cropped)
+    assert not torch.equal(draw(whole), x) and bool(torch.isfinite(x).all())
+    assert x.shape[2:] == cropped.shapes[-1] == (32, 32)  # trained on 16-px windows, samples whole images
+    assert SinGANSeg.load(tmp_path / "cropped.pt").config.optim.crop_size == 16

@@ -83,9 +83,15 @@ class ScaleGenerator(nn.Module):
                                 padding=0, conv_only=True, groups=groups)
         self.out_act = nn.Tanh()
 
-    def forward(self, noise: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    def forward(self, noise: torch.Tensor, previous: torch.Tensor,
+                window: tuple[slice, ...] | None = None) -> torch.Tensor:
+        """The output ``(N, C, *spatial)``, or only its part in ``window`` (one slice per spatial axis, step 1):
+        computed from the window and its padding's worth of context, so it equals that part of the whole output."""
         x = F.pad(noise + previous, [self.pad] * (2 * (noise.ndim - 2)), mode=self.pad_mode)
-        return self.out_act(self.tail(self.features(x))) + previous
+        if window is None:
+            return self.out_act(self.tail(self.features(x))) + previous
+        context = tuple(slice(w.start, w.stop + 2 * self.pad) for w in window)  # padded coordinates
+        return self.out_act(self.tail(self.features(x[(..., *context)]))) + previous[(..., *window)]
 
 
 class ScaleCritic(nn.Module):

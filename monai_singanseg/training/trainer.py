@@ -242,6 +242,17 @@ class ScaleStep:
         self.stopped: dict[int, dict[str, Any]] = {}
         self._rates: dict[int, _RateWeights] = {}  # by id of the optimiser
         self.last_penalty = torch.zeros(self.groups, device=real.device)
+        crop = optim.crop_size
+        self.crop = crop if crop and any(s > crop for s in self.shape) else 0
+
+    def window(self) -> tuple[slice, ...] | None:
+        """A random training window of this scale (``None``: the whole image), drawn from the first model's stream:
+        every model of a group trains on the same window of its own image."""
+        if not self.crop:
+            return None
+        starts = [int(torch.randint(0, s - self.crop + 1, (1,), generator=self.rngs[0], device=self.rngs[0].device))
+                  if s > self.crop else 0 for s in self.shape]
+        return tuple(slice(a, a + min(self.crop, s)) for a, s in zip(starts, self.shape))
 
     def decay_learning_rates(self, models: Sequence[int] | None = None) -> None:
         """From the next step on, ``models`` (default: all) step at ``lr_gamma`` times the learning rates (once per
@@ -324,22 +335,25 @@ class ScaleStep:
         return resize(x, self.shape)
 
     @record_function("singanseg.critic_update")
-    def critic_update(self, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One critic step; returns the per-model Wasserstein estimate and penalty (``None`` on a lazy step).
+    def critic_update(self, fake: torch.Tensor, window: tuple[slice, ...] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One critic step on ``fake`` against the real image (its ``window`` when the fake is one); returns the
+        per-model Wasserstein estimate and penalty (``None`` on a lazy step).
 
         Each loss term is backpropagated as soon as it is computed (the gradients add up), so only one term's
         graph is alive at a time: the same update at a fraction of the peak memory.
         """
         optim, groups = self.optim, self.groups
+        real = self.real if window is None else self.real[(..., *window)]
         self.opt_critic.zero_grad(set_to_none=True)
-        score_real = per_model_mean(self.critic(self.real), groups)
+        score_real = per_model_mean(self.critic(real), groups)
         (-score_real.sum()).backward()
         score_fake = per_model_mean(self.critic(fake), groups)
         score_fake.sum().backward()
         penalty = None
         if self.critic_updates % optim.gp_every == 0:
             with record_function("singanseg.gradient_penalty"):
-                penalty = gradient_penalty(self.critic, self.real, fake, self.rngs)
+                penalty = gradient_penalty(self.critic, real, fake, self.rngs)
                 (optim.gp_weight * optim.gp_every * penalty.sum()).backward()
         self._step(self.opt_critic, self.optim.lr_d)
         self.critic_updates += 1
@@ -360,10 +374,12 @@ class ScaleStep:
             previous = self._through_trained(*self._trained_inputs)
             rec_previous = self._through_trained(self.rec_previous, self.coarser_rec_noise)
         # the fake is recomputed for every step, so each generator step has its own gradient (a reference pitfall)
-        adversarial = -per_model_mean(self.critic(self.generator(noise, previous)), groups)
+        adversarial = -per_model_mean(self.critic(self.generator(noise, previous, self.window())), groups)
         adversarial.sum().backward()
         self.critic.requires_grad_(True)
-        rec = reconstruction_loss(self.generator(self.rec_noise, rec_previous), self.real, groups)
+        window = self.window()
+        real = self.real if window is None else self.real[(..., *window)]
+        rec = reconstruction_loss(self.generator(self.rec_noise, rec_previous, window), real, groups)
         (self.optim.rec_weight * rec.sum()).backward()
         self._step(self.opt_generator, self.optim.lr_g)
         return adversarial.detach(), rec.detach()
@@ -374,9 +390,10 @@ class ScaleStep:
         self.critic.train()
         for _ in range(self.optim.critic_steps):
             previous = self.random_previous()
+            window = self.window()
             with torch.no_grad(), record_function("singanseg.fake"):
-                fake = self.generator(noise, previous)
-            distance, penalty = self.critic_update(fake)
+                fake = self.generator(noise, previous, window)
+            distance, penalty = self.critic_update(fake, window)
             if penalty is not None:
                 self.last_penalty = penalty
         for _ in range(self.optim.generator_steps):

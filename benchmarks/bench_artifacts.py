@@ -1,0 +1,166 @@
+"""Tell-tale artifacts of start-scale-0 samples by generator padding: frame, pinned content, sharpness, and the
+quality figures they must not cost (patch SWD, foreground error, diversity).
+
+    python benchmarks/bench_time_to_quality.py run --data nuclei --max-size 64 --iters 600 --seed 0 --threads 1
+    python benchmarks/bench_time_to_quality.py run --data nuclei --max-size 64 --iters 600 --seed 0 --threads 1 \\
+        --set network.padding=reflect                        # the models this benchmark reads (fast schedule)
+    python benchmarks/bench_artifacts.py [--data nuclei mni] [--max-size 64] [--seeds 0 1 2] [--num 64]
+
+Reads the time-to-quality models ``benchmarks/results/models/time_to_quality/<data>_<size>_fast[_<padding>]_600_t1_s<seed>.pt``
+(one per padding and training seed; missing ones are listed and skipped) and measures ``--num`` samples at start
+scale 0 per model (seeded), plus one sampling-only variant of the zero-padded models: ``zeros, canvas crop`` draws
+on a canvas 1.25 times larger and keeps its centre, so the border the generators learnt falls outside.
+
+Figures (``monai_singanseg.metrics.artifacts``; docs/quality.md): ``frame`` (largest ridge of a border ring in the
+samples' mean against the real image's, real-image sd), ``frame_mask`` (the same on the foreground share),
+``pinned``/``pinned_corners`` (share of pixels foreground in >= 90 % of samples), ``frozen_corners`` (corner pixels
+whose intensity sd over samples is under 5 % of the real image's), ``sharpness`` (Laplacian RMS against the real
+image at its own size, samples resized up), ``swd`` (7-px patches, as time to quality), ``fg_error``, ``diversity``.
+Writes ``benchmarks/results/artifacts.json`` and ``artifacts.md`` and, per data, ``artifacts_<data>.png`` (the
+report's border profiles and pinned maps, seed 0) and ``samples_<data>_by_padding.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from bench_time_to_quality import MODELS, SWD_OPTIONS, load_pair, save_json
+from machine import machine
+
+from monai_singanseg import SinGANSeg
+from monai_singanseg.metrics import (
+    foreground,
+    foreground_fraction,
+    frame_score,
+    ms_ssim_diversity,
+    pinned_content,
+    sharpness_ratio,
+    sliced_wasserstein,
+)
+from monai_singanseg.pyramid import build_pyramid
+from monai_singanseg.report import markdown_table, plot_artifacts
+from monai_singanseg.visualize import save_pair_grid
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CANVAS = 1.25
+COLUMNS = ("frame", "frame_mask", "pinned", "pinned_corners", "frozen_corners", "sharpness", "swd", "fg_error",
+           "diversity")
+
+
+def model_path(data: str, size: int, padding: str, seed: int) -> Path:
+    variant = "" if padding == "zeros" else f"_network.padding{padding}"
+    return MODELS / f"{data}_{size}_fast{variant}_600_t1_s{seed}.pt"
+
+
+@torch.no_grad()
+def draw(model: SinGANSeg, num: int, seed: int, canvas: float = 1.0) -> torch.Tensor:
+    """``num`` start-scale-0 samples at the model's size; with ``canvas > 1`` drawn larger and centre-cropped."""
+    out = []
+    for i in range(num):
+        generator = torch.Generator().manual_seed(seed + i)
+        x = model.generate(1, 0, scale_ratio=None if canvas == 1 else canvas, generator=generator)
+        if canvas != 1:
+            starts = [(s - t) // 2 for s, t in zip(x.shape[2:], model.shapes[-1])]
+            x = x[(..., *(slice(a, a + t) for a, t in zip(starts, model.shapes[-1])))]
+        out.append(x)
+    return torch.cat(out)
+
+
+def measure(model: SinGANSeg, real: torch.Tensor, real_full: torch.Tensor, samples: torch.Tensor) -> dict:
+    n = model.config.image_channels
+    real_fg, fg = foreground(real[:, n:], model.labels), foreground(samples[:, n:], model.labels)
+    frame = frame_score(real, samples, n, foreground=(real_fg, fg))
+    pinned = pinned_content(real, samples, n, fg, real_fg)
+    fractions = foreground_fraction(fg)
+    return {
+        "frame": frame["intensity"], "frame_ring": frame["ring"], "frame_mask": frame["mask"],
+        "real_frame_spread": frame["real_spread"],
+        "pinned": pinned["pinned_foreground"], "pinned_corners": pinned["pinned_foreground_corners"],
+        "frozen_corners": pinned["frozen_corners"],
+        "sharpness": sharpness_ratio(real_full[:, :n], samples[:, :n])["ratio"],
+        "swd": float(sliced_wasserstein(real[:, :n], samples[:, :n], **SWD_OPTIONS).mean()),
+        "fg_error": float((fractions - float(foreground_fraction(real_fg)[0])).abs().mean()),
+        "diversity": float(ms_ssim_diversity(samples[:, :n])),
+    }
+
+
+def table(records: list[dict]) -> str:
+    lines = []
+    for data in dict.fromkeys(r["data"] for r in records):
+        rows = []
+        for variant in dict.fromkeys(r["variant"] for r in records if r["data"] == data):
+            group = [r for r in records if r["data"] == data and r["variant"] == variant]
+            cells = []
+            for column in COLUMNS:
+                values = torch.tensor([float(r[column]) for r in group])
+                sd = f" ± {float(values.std()):.3f}" if len(group) > 1 else ""
+                cells.append(f"{float(values.mean()):.3f}{sd}")
+            rows.append([variant, str(len(group)), *cells])
+        spread = sum(r["real_frame_spread"] for r in records if r["data"] == data) / max(
+            1, sum(1 for r in records if r["data"] == data))
+        size = records[0]["max_size"]
+        lines.append(f"### {data}, {size} px, start scale 0 (real image's own ring-to-ring spread: {spread:.3f})\n")
+        lines.append(markdown_table(["variant", "seeds", *COLUMNS], rows))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=["nuclei", "mni"], choices=["nuclei", "mni"])
+    parser.add_argument("--max-size", type=int, default=64)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--paddings", nargs="+", default=["zeros", "reflect", "replicate"])
+    parser.add_argument("--num", type=int, default=64)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    records, missing = [], []
+    for data in args.data:
+        pair = load_pair(data)
+        pictures: dict[str, torch.Tensor] = {}
+        for padding in args.paddings:
+            variants = [(padding, 1.0)] + ([("zeros, canvas crop", CANVAS)] if padding == "zeros" else [])
+            for seed in args.seeds:
+                path = model_path(data, args.max_size, padding, seed)
+                if not path.exists():
+                    missing.append(path.name)
+                    continue
+                model = SinGANSeg.load(path)
+                if model.trained_scales < model.num_scales:  # still training: its checkpoint is rewritten per scale
+                    missing.append(f"{path.name} (unfinished)")
+                    continue
+                real = build_pyramid(pair.real.unsqueeze(0), model.shapes)[-1]
+                for variant, canvas in variants:
+                    samples = draw(model, args.num, 1000, canvas)
+                    record = {"data": data, "max_size": args.max_size, "variant": variant, "seed": seed,
+                              "num": args.num, **measure(model, real, pair.real.unsqueeze(0), samples)}
+                    records.append(record)
+                    print(json.dumps(record), flush=True)
+                    if seed == args.seeds[0]:
+                        pictures[variant] = samples
+                        first = model
+        if pictures:
+            real = build_pyramid(pair.real.unsqueeze(0), first.shapes)[-1]
+            n = first.config.image_channels
+            plot_artifacts(RESULTS / f"artifacts_{data}.png", real, pictures, n,
+                           {k: foreground(v[:, n:], first.labels) for k, v in pictures.items()})
+            shown = {k: first.split(v[:4]) for k, v in pictures.items()}
+            save_pair_grid(RESULTS / f"samples_{data}_by_padding.png", torch.cat([s[0] for s in shown.values()]),
+                           torch.cat([s[1] for s in shown.values()]), columns=4,
+                           title=f"{data}: start-scale-0 samples (seed {args.seeds[0]} models) by padding",
+                           intensity_range=(first.intensity.lower, first.intensity.upper),
+                           names=[f"{k} {i}" for k in shown for i in range(4)])
+    if missing:
+        print("missing models (train them first, see the docstring):", ", ".join(missing))
+    save_json(RESULTS / "artifacts.json", {"machine": machine(), "records": records})
+    text = table(records)
+    (RESULTS / "artifacts.md").write_text(
+        "# Tell-tale artifacts by generator padding\n\nWritten by `benchmarks/bench_artifacts.py`; columns in its "
+        "docstring and docs/quality.md; mean ± sd over training seeds.\n\n" + text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
