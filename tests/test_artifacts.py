@@ -199,7 +199,7 @@ def test_a_crop_as_large_as_every_scale_trains_exactly_as_whole_images(tmp_path,
         nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "same.pt")
     cropped = SinGANSegTrainer(tiny_config(crop_size=16), progress=False).fit(
         nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "cropped.pt")
-    draw = lambda m: m.generate(2, generator=torch.Generator().manual_seed(0))  # noqa: E731
+    draw = lambda m: m.generate(2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(draw(whole), draw(same))
     x = draw(cropped)
     assert not torch.equal(draw(whole), x) and bool(torch.isfinite(x).all())
