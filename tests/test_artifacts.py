@@ -158,7 +158,7 @@ def test_a_window_of_the_generator_is_that_part_of_its_whole_output(padding, dim
     noise, previous = torch.randn(2, 1, 2, *([14] * dims)).unbind(0)
     window = (slice(0, 9), slice(5, 14), slice(2, 11))[:dims]  # touching the border and inside it
     with torch.no_grad():
-        assert torch.allclose(generator(noise, previous)[(..., *window)], generator(noise, previous, window),
+        assert torch.allclose(generator(noise, previous)[(..., *window)], generator(noise, previous, [window]),
                               atol=1e-6)
 
 
@@ -174,7 +174,7 @@ def test_windows_lie_inside_the_scale_and_only_scales_larger_than_the_crop_use_t
 
     def record(engine, scale):
         step = engine.state.scale_step
-        windows = [step.window() for _ in range(20)]
+        windows = [step.windows() for _ in range(20)]
         sizes.append((step.shape, step.crop, windows))
 
     config = tiny_config(crop_size=24, iters=2)
@@ -185,10 +185,10 @@ def test_windows_lie_inside_the_scale_and_only_scales_larger_than_the_crop_use_t
             assert crop == 0 and all(w is None for w in windows)
         else:
             assert crop == 24
-            for window in windows:
+            for (window,) in windows:
                 assert [w.stop - w.start for w in window] == [min(24, s) for s in shape]
                 assert all(0 <= w.start and w.stop <= s for w, s in zip(window, shape))
-            assert len({tuple(w.start for w in window) for window in windows}) > 1  # the windows move
+            assert len({tuple(w.start for w in window) for (window,) in windows}) > 1  # the windows move
     assert any(crop for _, crop, _ in sizes)
 
 

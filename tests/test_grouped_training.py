@@ -39,7 +39,7 @@ def _samples(model, seed=3):
 # 2 or 4 critic steps, or lr_d 1e-4, match to 1e-8 there: one configuration whose rounding meets a discontinuity
 # (an activation's kink or the like), not a difference of the group's arithmetic
 @pytest.mark.parametrize("schedule", [{}, {"critic_steps": 2, "generator_steps": 1, "gp_every": 2},
-                                      {"concurrent_scales": 2, "critic_steps": 2}])
+                                      {"concurrent_scales": 2, "critic_steps": 2}, {"crop_size": 24}])
 def test_a_model_trained_in_a_group_of_four_equals_the_model_trained_alone(tmp_path, nuclei_pair, schedule):
     # one iteration per scale exercises everything a scale does (initialisation from each model's stream, noise
     # amplitudes, critic, lazy penalty, generator, hand-over to the next scale) before GAN dynamics amplify rounding
@@ -61,6 +61,16 @@ def test_a_model_trained_in_a_group_of_four_equals_the_model_trained_alone(tmp_p
     loaded, state = load_model(tmp_path / "g2.pt")
     assert state.complete and state.log[-1]["group_size"] == 4
     assert all(torch.equal(a, b) for a, b in zip(_weights(loaded), _weights(group[2])))
+
+
+def test_every_member_of_a_group_trained_on_windows_sees_its_own_windows(tmp_path, nuclei_pair):
+    # each model draws its windows from its own stream: the second member equals its image's model trained alone
+    config = tiny_config(iters=1, crop_size=24)
+    _, group = _group_and_alone(tmp_path, nuclei_pair, config)
+    tile = nuclei_tile("a")
+    alone = SinGANSegTrainer(config, progress=False).fit(tile.real, tile.intensity, tile.labels, tmp_path / "a.pt")
+    for a, b in zip(_weights(alone), _weights(group[1])):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_longer_grouped_training_drifts_by_rounding_only(tmp_path, nuclei_pair):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from monai.networks.blocks import Convolution
@@ -10,7 +12,7 @@ from torch import nn
 
 from monai_singanseg.config import ACTS, NORMS, NetworkConfig
 
-__all__ = ["ScaleCritic", "ScaleGenerator", "drop_norm_biases", "init_weights", "split_state", "stack_states",
+__all__ = ["ScaleCritic", "ScaleGenerator", "Window", "crop_windows", "drop_norm_biases", "init_weights", "split_state", "stack_states",
            "widen_state"]
 
 # in place: the norm before each activation keeps its own input for backward, so the output can be overwritten
@@ -49,6 +51,22 @@ def _conv_stack(spatial_dims: int, in_channels: int, width: int, config: Network
     return nn.Sequential(*layers)
 
 
+Window = tuple[slice, ...]
+"""A box of a spatial grid: one ``slice(start, stop)`` per axis."""
+
+
+def crop_windows(x: torch.Tensor, windows: Sequence[Window], margin: int = 0) -> torch.Tensor:
+    """Each group's own window of ``x`` ``(N, groups * C, *spatial)``: group ``k``'s channels cut to ``windows[k]``
+    grown by ``margin`` pixels at the far end of every axis (the context a padded input adds), stacked back along the
+    channels. Windows of one size, so grouped models trained side by side each see the windows they would see
+    alone."""
+    if len(windows) == 1:
+        return x[(..., *(slice(w.start, w.stop + margin) for w in windows[0]))]
+    blocks = x.chunk(len(windows), dim=1)
+    return torch.cat([b[(..., *(slice(w.start, w.stop + margin) for w in window))]
+                      for b, window in zip(blocks, windows)], dim=1)
+
+
 class ScaleGenerator(nn.Module):
     """Generator of one scale: adds a residual learnt from noise to the upsampled coarser output.
 
@@ -84,14 +102,15 @@ class ScaleGenerator(nn.Module):
         self.out_act = nn.Tanh()
 
     def forward(self, noise: torch.Tensor, previous: torch.Tensor,
-                window: tuple[slice, ...] | None = None) -> torch.Tensor:
-        """The output ``(N, C, *spatial)``, or only its part in ``window`` (one slice per spatial axis, step 1):
-        computed from the window and its padding's worth of context, so it equals that part of the whole output."""
+                windows: Sequence[Window] | None = None) -> torch.Tensor:
+        """The output ``(N, C, *spatial)``, or only its part in ``windows`` (one window per group, each a slice per
+        spatial axis, all of one size; see :func:`crop_windows`): computed from each window and its padding's worth
+        of context, so it equals that part of the whole output."""
         x = F.pad(noise + previous, [self.pad] * (2 * (noise.ndim - 2)), mode=self.pad_mode)
-        if window is None:
+        if windows is None:
             return self.out_act(self.tail(self.features(x))) + previous
-        context = tuple(slice(w.start, w.stop + 2 * self.pad) for w in window)  # padded coordinates
-        return self.out_act(self.tail(self.features(x[(..., *context)]))) + previous[(..., *window)]
+        return self.out_act(self.tail(self.features(crop_windows(x, windows, 2 * self.pad)))) + crop_windows(
+            previous, windows)
 
 
 class ScaleCritic(nn.Module):

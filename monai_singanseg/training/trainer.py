@@ -43,6 +43,7 @@ from monai_singanseg.networks import (
     stack_states,
     widen_state,
 )
+from monai_singanseg.networks.scale_networks import Window, crop_windows
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
 
@@ -245,14 +246,21 @@ class ScaleStep:
         crop = optim.crop_size
         self.crop = crop if crop and any(s > crop for s in self.shape) else 0
 
-    def window(self) -> tuple[slice, ...] | None:
-        """A random training window of this scale (``None``: the whole image), drawn from the first model's stream:
-        every model of a group trains on the same window of its own image."""
+    def windows(self) -> list[Window] | None:
+        """Random training windows of this scale, one per model from its own stream (so a model of a group sees the
+        windows it would see alone); ``None``: whole images."""
         if not self.crop:
             return None
-        starts = [int(torch.randint(0, s - self.crop + 1, (1,), generator=self.rngs[0], device=self.rngs[0].device))
-                  if s > self.crop else 0 for s in self.shape]
-        return tuple(slice(a, a + min(self.crop, s)) for a, s in zip(starts, self.shape))
+        out = []
+        for rng in self.rngs:
+            starts = [int(torch.randint(0, s - self.crop + 1, (1,), generator=rng, device=rng.device))
+                      if s > self.crop else 0 for s in self.shape]
+            out.append(tuple(slice(a, a + min(self.crop, s)) for a, s in zip(starts, self.shape)))
+        return out
+
+    def real_in(self, windows: Sequence[Window] | None) -> torch.Tensor:
+        """The real images, or each model's window of its own."""
+        return self.real if windows is None else crop_windows(self.real, windows)
 
     def decay_learning_rates(self, models: Sequence[int] | None = None) -> None:
         """From the next step on, ``models`` (default: all) step at ``lr_gamma`` times the learning rates (once per
@@ -335,16 +343,16 @@ class ScaleStep:
         return resize(x, self.shape)
 
     @record_function("singanseg.critic_update")
-    def critic_update(self, fake: torch.Tensor, window: tuple[slice, ...] | None = None
+    def critic_update(self, fake: torch.Tensor, windows: Sequence[Window] | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One critic step on ``fake`` against the real image (its ``window`` when the fake is one); returns the
-        per-model Wasserstein estimate and penalty (``None`` on a lazy step).
+        """One critic step on ``fake`` against the real images (their ``windows`` when the fake is cut so); returns
+        the per-model Wasserstein estimate and penalty (``None`` on a lazy step).
 
         Each loss term is backpropagated as soon as it is computed (the gradients add up), so only one term's
         graph is alive at a time: the same update at a fraction of the peak memory.
         """
         optim, groups = self.optim, self.groups
-        real = self.real if window is None else self.real[(..., *window)]
+        real = self.real_in(windows)
         self.opt_critic.zero_grad(set_to_none=True)
         score_real = per_model_mean(self.critic(real), groups)
         (-score_real.sum()).backward()
@@ -374,12 +382,11 @@ class ScaleStep:
             previous = self._through_trained(*self._trained_inputs)
             rec_previous = self._through_trained(self.rec_previous, self.coarser_rec_noise)
         # the fake is recomputed for every step, so each generator step has its own gradient (a reference pitfall)
-        adversarial = -per_model_mean(self.critic(self.generator(noise, previous, self.window())), groups)
+        adversarial = -per_model_mean(self.critic(self.generator(noise, previous, self.windows())), groups)
         adversarial.sum().backward()
         self.critic.requires_grad_(True)
-        window = self.window()
-        real = self.real if window is None else self.real[(..., *window)]
-        rec = reconstruction_loss(self.generator(self.rec_noise, rec_previous, window), real, groups)
+        windows = self.windows()
+        rec = reconstruction_loss(self.generator(self.rec_noise, rec_previous, windows), self.real_in(windows), groups)
         (self.optim.rec_weight * rec.sum()).backward()
         self._step(self.opt_generator, self.optim.lr_g)
         return adversarial.detach(), rec.detach()
@@ -390,10 +397,10 @@ class ScaleStep:
         self.critic.train()
         for _ in range(self.optim.critic_steps):
             previous = self.random_previous()
-            window = self.window()
+            windows = self.windows()
             with torch.no_grad(), record_function("singanseg.fake"):
-                fake = self.generator(noise, previous, window)
-            distance, penalty = self.critic_update(fake, window)
+                fake = self.generator(noise, previous, windows)
+            distance, penalty = self.critic_update(fake, windows)
             if penalty is not None:
                 self.last_penalty = penalty
         for _ in range(self.optim.generator_steps):
