@@ -17,6 +17,7 @@ import hashlib
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -692,8 +693,12 @@ class SinGANSegTrainer:
         engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, optim))
         if self.progress:
             group = f" x{len(members)}" if len(members) > 1 else ""
-            bar = ProgressBar(persist=True, desc=f"scale {scale + 1}/{first.num_scales} {first.shapes[scale]}{group}")
-            bar.attach(engine, output_transform=lambda out: {k: v for k, v in out.items() if v.ndim == 0})
+            desc = f"scale {scale + 1}/{first.num_scales} {first.shapes[scale]}{group}"
+            if sys.stderr.isatty():
+                bar = ProgressBar(persist=True, desc=desc)
+                bar.attach(engine, output_transform=lambda out: {k: v for k, v in out.items() if v.ndim == 0})
+            else:  # a log file or a cluster job's output: one line per scale, not thousands of bar refreshes
+                engine.add_event_handler(Events.COMPLETED, _log_scale, desc)
         for attach in self.handlers:
             attach(engine, scale)
         if board is not None:
@@ -742,6 +747,13 @@ class SinGANSegTrainer:
                 **ended["losses"],
             })
         return records
+
+
+def _log_scale(engine: Engine, desc: str) -> None:
+    """One line for a finished scale: its iterations, seconds and last group-mean losses."""
+    losses = ", ".join(f"{k} {float(v):.4g}" for k, v in engine.state.output.items() if v.ndim == 0)
+    seconds = engine.state.times.get("COMPLETED") or 0.0
+    logger.info("%s: %d iterations in %.0f s; %s", desc, engine.state.iteration, seconds, losses)
 
 
 def _without_seed(config: SinGANSegConfig) -> dict[str, Any]:
