@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from conftest import tiny_config
@@ -139,3 +141,13 @@ def test_diversity_moves_from_the_reconstruction_to_plain_sampling(nuclei_model)
     for bad in (1.5, -0.1, float("nan"), torch.tensor([0.5, 0.5, 0.5])):
         with pytest.raises(ValueError, match="diversity"):
             model.generate(2, diversity=bad)
+
+
+def test_training_logs_one_line_per_scale_when_output_is_not_a_terminal(tmp_path, nuclei_pair, caplog):
+    # under pytest stderr is captured, as in a redirected `make demo > log` or a cluster job's output
+    with caplog.at_level(logging.INFO, logger="monai_singanseg"):
+        model = SinGANSegTrainer(tiny_config(iters=3), progress=True).fit(
+            nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "m.pt")
+    lines = [r.getMessage() for r in caplog.records if "iterations in" in r.getMessage()]
+    assert len(lines) == model.num_scales
+    assert lines[0].startswith(f"scale 1/{model.num_scales} ") and "3 iterations in" in lines[0] and "rec " in lines[0]
