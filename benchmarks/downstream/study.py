@@ -1,12 +1,14 @@
 """Few-shot segmentation study: does adding SinGAN-Seg pairs to standard MONAI augmentation improve a UNet?
 
-    python benchmarks/downstream/study.py                                   # the whole study (hours on 2 cores)
+    python benchmarks/downstream/study.py --conditions standard standard_x2 sgs_add1_s0_d04 synthetic_only \
+        --results benchmarks/results/downstream/power     # the powered tasks, 8 seeds (core-hours: docs/downstream.md)
     python benchmarks/downstream/study.py --datasets nuclei --n 2 --seeds 0 --conditions standard sgs_p50_s0
-    python benchmarks/downstream/study.py --report                          # table + plot from saved results
+    python benchmarks/downstream/study.py --report                          # tables + plots from saved results
 
-For every dataset (``data.py``: nuclei tiles, MNI152 ventricles), training-set size N and seed, a MONAI 2D UNet is
-trained for the same fixed number of iterations under each condition, the checkpoint with the best validation Dice
-is kept, and its Dice on the held-out test split is recorded. The N training images are the first N of the
+For every dataset (``data.py``: by default the tasks with >= 20 test images, ``nuclei64``, ``ventricles_axial`` and
+``ventricles_coronal``; the earlier ``nuclei`` and ``ventricles`` by name), training-set size N and seed, a MONAI
+2D UNet is trained for the same fixed number of iterations under each condition, the checkpoint with the best
+validation Dice is kept, and its Dice on the held-out test split is recorded. The N training images are the first N of the
 training pool shuffled by the seed; the seed also drives the UNet's initialisation and every augmentation draw.
 
 Conditions (``CONDITIONS``): ``standard`` (flips, small affine, intensity scale/shift, Gaussian noise); ``sgs_*``:
@@ -22,7 +24,9 @@ by every N, seed and condition, so every condition's generators saw exactly the 
 a schedule's name outlives; every record keeps it and one results file holds one), diffusion (the small UNet of
 ``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``. Results:
 ``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs finish, so
-an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds) and ``downstream.png`` (test Dice against N).
+an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds; the paired changes with their 95 % t
+intervals), ``gains.json`` (the paired rows, t and bootstrap intervals), ``downstream.png`` (test Dice against N) and
+``downstream_intervals.png`` (every paired change against ``standard`` with its intervals).
 """
 
 from __future__ import annotations
