@@ -1,12 +1,14 @@
 """Few-shot segmentation study: does adding SinGAN-Seg pairs to standard MONAI augmentation improve a UNet?
 
-    python benchmarks/downstream/study.py                                   # the whole study (hours on 2 cores)
+    python benchmarks/downstream/study.py --conditions standard standard_x2 sgs_add1_s0_d04 synthetic_only \
+        --results benchmarks/results/downstream/power     # the powered tasks, 8 seeds (core-hours: docs/downstream.md)
     python benchmarks/downstream/study.py --datasets nuclei --n 2 --seeds 0 --conditions standard sgs_p50_s0
-    python benchmarks/downstream/study.py --report                          # table + plot from saved results
+    python benchmarks/downstream/study.py --report                          # tables + plots from saved results
 
-For every dataset (``data.py``: nuclei tiles, MNI152 ventricles), training-set size N and seed, a MONAI 2D UNet is
-trained for the same fixed number of iterations under each condition, the checkpoint with the best validation Dice
-is kept, and its Dice on the held-out test split is recorded. The N training images are the first N of the
+For every dataset (``data.py``: by default the tasks with >= 20 test images, ``nuclei64``, ``ventricles_axial`` and
+``ventricles_coronal``; the earlier ``nuclei`` and ``ventricles`` by name), training-set size N and seed, a MONAI
+2D UNet is trained for the same fixed number of iterations under each condition, the checkpoint with the best
+validation Dice is kept, and its Dice on the held-out test split is recorded. The N training images are the first N of the
 training pool shuffled by the seed; the seed also drives the UNet's initialisation and every augmentation draw.
 
 Conditions (``CONDITIONS``): ``standard`` (flips, small affine, intensity scale/shift, Gaussian noise); ``sgs_*``:
@@ -22,7 +24,9 @@ by every N, seed and condition, so every condition's generators saw exactly the 
 a schedule's name outlives; every record keeps it and one results file holds one), diffusion (the small UNet of
 ``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``. Results:
 ``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs finish, so
-an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds) and ``downstream.png`` (test Dice against N).
+an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds; the paired changes with their 95 % t
+intervals), ``gains.json`` (the paired rows, t and bootstrap intervals), ``downstream.png`` (test Dice against N) and
+``downstream_intervals.png`` (every paired change against ``standard`` with its intervals).
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from monai.utils import set_determinism
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from data import DATASETS, prepare
+from data import DATASETS, POWERED, prepare
 from monai_singanseg import SinGANSegAugmentd, SinGANSegConfig
 from monai_singanseg.checkpoint import read_checkpoint
 from monai_singanseg.config import OptimConfig
@@ -348,11 +352,55 @@ def study(args: argparse.Namespace) -> None:
     report(results, args.against)
 
 
+LEVEL = 0.95  # of every interval in the report
+RESAMPLES = 10_000  # bootstrap resamples of the per-seed differences
+
+
+def t_interval(diffs: list[float], level: float = LEVEL) -> tuple[float, float]:
+    """Student t interval of the mean of ``diffs``: mean ± t(1 - (1 - level) / 2, k - 1) · sd / sqrt(k). Exact when
+    the differences are normal; with k = 8 seeds it is wider than the bootstrap's, which assumes more data than
+    there is. ``(nan, nan)`` for fewer than 2 values."""
+    from scipy import stats
+
+    k = len(diffs)
+    if k < 2:
+        return float("nan"), float("nan")
+    mean, se = float(np.mean(diffs)), float(np.std(diffs, ddof=1)) / np.sqrt(k)
+    half = float(stats.t.ppf(0.5 + level / 2, k - 1)) * se
+    return mean - half, mean + half
+
+
+def bootstrap_interval(diffs: list[float], level: float = LEVEL, resamples: int = RESAMPLES, seed: int = 0
+                       ) -> tuple[float, float]:
+    """Bootstrap percentile interval of the mean of ``diffs``: the (1 - level) / 2 and (1 + level) / 2 quantiles of
+    the means of ``resamples`` resamples with replacement, drawn from a generator seeded by ``seed``, so a report
+    rebuilt from the same records gives the same interval. ``(nan, nan)`` for fewer than 2 values."""
+    values = np.asarray(diffs, dtype=float)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    means = values[np.random.default_rng(seed).integers(0, len(values), (resamples, len(values)))].mean(1)
+    low, high = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+    return float(low), float(high)
+
+
 def summarise(dataset: str, condition: str, n: int, diffs: list[float]) -> dict:
-    """One row of per-seed differences: ``mean``, ``sd``, ``se`` = sd / sqrt(k), ``wins`` (> 0) and ``seeds`` (k)."""
+    """One row of per-seed differences: ``mean``, ``sd``, ``se`` = sd / sqrt(k), ``wins`` (> 0), ``seeds`` (k) and
+    the 95 % intervals of the mean: ``t_low`` / ``t_high`` (:func:`t_interval`) and ``boot_low`` / ``boot_high``
+    (:func:`bootstrap_interval`); nan where k < 2."""
     sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
+    (t_low, t_high), (boot_low, boot_high) = t_interval(diffs), bootstrap_interval(diffs)
     return {"dataset": dataset, "condition": condition, "n": n, "mean": float(np.mean(diffs)), "sd": sd,
-            "se": sd / np.sqrt(len(diffs)), "wins": sum(d > 0 for d in diffs), "seeds": len(diffs)}
+            "se": sd / np.sqrt(len(diffs)), "wins": sum(d > 0 for d in diffs), "seeds": len(diffs),
+            "t_low": t_low, "t_high": t_high, "boot_low": boot_low, "boot_high": boot_high}
+
+
+def interval_cell(row: dict) -> str:
+    """A report cell: the mean change, its 95 % t interval and the wins, e.g. ``+0.031 [-0.004, +0.066] (6/8)``; an
+    interval that excludes zero is marked ``*``."""
+    if np.isnan(row["t_low"]):
+        return f"{row['mean']:+.3f} ({row['wins']}/{row['seeds']})"
+    apart = "*" if row["t_low"] > 0 or row["t_high"] < 0 else ""
+    return f"{row['mean']:+.3f} [{row['t_low']:+.3f}, {row['t_high']:+.3f}]{apart} ({row['wins']}/{row['seeds']})"
 
 
 def paired_gains(records: list[dict], baseline: str = "standard") -> list[dict]:
@@ -361,7 +409,8 @@ def paired_gains(records: list[dict], baseline: str = "standard") -> list[dict]:
     alone decides (which images, how lucky the start) and their spread is the condition's own.
 
     Returns one row per (dataset, condition, N) with a baseline run of the same seed: ``mean`` and ``sd`` of the
-    differences, ``se`` = sd / sqrt(k), ``wins`` (differences > 0) and ``seeds`` (k).
+    differences, ``se`` = sd / sqrt(k), ``wins`` (differences > 0), ``seeds`` (k) and the 95 % intervals of the mean
+    change (``t_low``, ``t_high``, ``boot_low``, ``boot_high``: :func:`summarise`).
     """
     score = _scores(records)
     return _paired({k: v for k, v in score.items() if k[1] != baseline}, score,
@@ -456,14 +505,15 @@ def report(results: Path, against: Path | None = None) -> None:
         if not gains:
             continue
         lines += ["", f"## {heading}", "",
-                  "Mean ± standard error of the per-seed test Dice differences (wins / seeds).", "",
+                  ("Mean of the per-seed test Dice differences [95 % t interval] (wins / seeds); `*`: the interval "
+                   "excludes zero. Bootstrap percentile intervals: `gains.json`."), "",
                   "| dataset | condition | " + " | ".join(f"N = {n}" for n in sizes) + " |",
                   "| --- " * (len(sizes) + 2) + "|"]
         for dataset, condition in sorted({(g["dataset"], g["condition"]) for g in gains}):
             cells = []
             for n in sizes:
                 g = next((g for g in gains if (g["dataset"], g["condition"], g["n"]) == (dataset, condition, n)), None)
-                cells.append("" if g is None else f"{g['mean']:+.3f} ± {g['se']:.3f} ({g['wins']}/{g['seeds']})")
+                cells.append("" if g is None else interval_cell(g))
             lines.append(f"| {dataset} | {condition} | " + " | ".join(cells) + " |")
     room = headroom(records)
     if room:
@@ -473,6 +523,10 @@ def report(results: Path, against: Path | None = None) -> None:
                   for d in room]
     text = "\n".join(lines) + "\n"
     (results / "downstream.md").write_text(text)
+    # null where one seed leaves no spread (not NaN, which strict JSON readers refuse)
+    rows = [{"comparison": heading, **{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in g.items()}}
+            for heading, gains in sections for g in gains]
+    (results / "gains.json").write_text(json.dumps(rows, indent=1))
     print(text)
     from monai_singanseg.visualize import pyplot, save_figure
 
@@ -497,11 +551,13 @@ def report(results: Path, against: Path | None = None) -> None:
                              linestyle="--" if condition == "standard" else "-", **style)
         shown = sorted({g["condition"] for g in gains if g["dataset"] == dataset})
         for offset, condition in enumerate(shown):
-            points = sorted((g["n"], g["mean"], g["se"]) for g in gains
+            points = sorted((g["n"], g["mean"], g["mean"] - g["t_low"], g["t_high"] - g["mean"]) for g in gains
                             if (g["dataset"], g["condition"]) == (dataset, condition))
-            n, mean, se = zip(*points)
+            n, mean, below, above = zip(*points)
+            below, above = np.clip(below, 0.0, None), np.clip(above, 0.0, None)  # rounding; nan (one seed) stays
             shift = 1 + 0.02 * (offset - len(shown) / 2)  # side by side on the log axis, so bars do not hide
-            bottom.errorbar([x * shift for x in n], mean, yerr=se, marker="o", capsize=2, color=colours[condition],
+            bottom.errorbar([x * shift for x in n], mean, yerr=[below, above], marker="o", capsize=2,
+                            color=colours[condition],
                             linewidth=2.4 if condition in bold else 1.0, alpha=1.0 if condition in bold else 0.35)
         bottom.axhline(0.0, color="black", linestyle="--", linewidth=1.2)
         ticks = sorted({n for (d, _), curve in curves.items() if d == dataset for n, _, _ in curve})
@@ -511,18 +567,50 @@ def report(results: Path, against: Path | None = None) -> None:
             ax.minorticks_off()
         bottom.set_xlabel("real training images N")
         top.set_ylabel("test Dice (mean ± sd over seeds)")
-        bottom.set_ylabel("Dice change vs standard\n(paired by seed, mean ± se)")
+        bottom.set_ylabel("Dice change vs standard\n(paired by seed, mean, 95 % t interval)")
         top.set_title(f"{dataset}: shipped recipe {SHIPPED} in bold")
         top.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, results / "downstream.png")
+    plot_intervals(gains, results / "downstream_intervals.png")
+
+
+def plot_intervals(gains: list[dict], path: Path) -> None:
+    """One panel per dataset, one line per (condition, N): the mean change against the baseline (dot), its 95 % t
+    interval (thin) and bootstrap percentile interval (thick), and zero (dashed). An interval clear of zero is drawn
+    in colour (green above, red below), one across it in grey."""
+    from monai_singanseg.visualize import pyplot, save_figure
+
+    datasets = sorted({g["dataset"] for g in gains})
+    if not datasets:
+        return
+    plt = pyplot()
+    heights = [len([g for g in gains if g["dataset"] == d]) for d in datasets]
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(7.5, 1.2 + 0.28 * sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, dataset in zip(axes[:, 0], datasets):
+        rows = sorted((g for g in gains if g["dataset"] == dataset), key=lambda g: (g["condition"], g["n"]))
+        for y, g in enumerate(rows):
+            colour = "tab:green" if g["t_low"] > 0 else "tab:red" if g["t_high"] < 0 else "grey"
+            ax.plot([g["t_low"], g["t_high"]], [y, y], color=colour, linewidth=1.2)
+            ax.plot([g["boot_low"], g["boot_high"]], [y, y], color=colour, linewidth=4, alpha=0.5)
+            ax.plot(g["mean"], y, "o", color=colour, markersize=4)
+        ax.axvline(0.0, color="black", linestyle="--", linewidth=1)
+        ax.set_yticks(range(len(rows)), [f"{g['condition']}, N = {g['n']} ({g['seeds']} seeds)" for g in rows],
+                      fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(f"{dataset}: test Dice change vs standard, paired by seed", fontsize=9)
+    axes[-1, 0].set_xlabel("mean change; 95 % t interval (thin), bootstrap percentile interval (thick)")
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(POWERED),
+                        help="default: the tasks with >= 20 test images (data.py)")
     parser.add_argument("--n", nargs="+", default=["1", "2", "5", "all"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
     parser.add_argument("--conditions", nargs="+", choices=tuple(CONDITIONS), default=list(CONDITIONS))
     parser.add_argument("--iterations", type=int, default=600, help="UNet iterations, the same for every condition")
     parser.add_argument("--validate-every", type=int, default=50)

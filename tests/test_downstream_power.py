@@ -1,0 +1,127 @@
+"""The downstream study's powered tasks (issue 27): enough test images, splits apart, and the intervals it reports."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "downstream"
+SPLITS = ("training", "validation", "test")
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"downstream_{name}", STUDY / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"downstream_{name}"] = module
+    sys.path.insert(0, str(STUDY))  # study.py imports data.py by its plain name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _place(image: str) -> tuple[int, ...]:
+    """Where an image was cut: ``(slice index,)`` for ``mni_z75`` / ``mni_y110``, ``(row, column)`` for
+    ``nuclei64_r4c3``."""
+    stem = Path(image).stem
+    if stem.startswith("nuclei64_r"):
+        row, col = stem.removeprefix("nuclei64_r").split("c")
+        return int(row), int(col)
+    return (int(stem.removeprefix("mni_")[1:]),)
+
+
+@pytest.mark.parametrize("name, shape", [("nuclei64", (64, 64)), ("ventricles_axial", (192, 160)),
+                                         ("ventricles_coronal", (160, 160))])
+def test_powered_task_has_twenty_test_images_none_beside_a_training_one(tmp_path, name, shape):
+    data = _load("data")
+    assert name in data.POWERED
+    datalist = json.loads(data.prepare(name, tmp_path / "a").read_text())
+    counts = {s: len(datalist[s]) for s in SPLITS}
+    assert counts["test"] >= 20 and counts["training"] >= 5 and counts["validation"] >= 2, counts  # N = 1, 2, 5
+    places = {s: [_place(i["image"]) for i in datalist[s]] for s in SPLITS}
+    # no two images of different splits are the same or neighbours (slices: 1 mm apart; tiles: an edge or a corner)
+    for first, second in combinations(SPLITS, 2):
+        gap = min(max(abs(a - b) for a, b in zip(p, q)) for p in places[first] for q in places[second])
+        assert gap >= 2, (first, second, gap)
+    folder = tmp_path / "a" / name
+    for item in (i for s in SPLITS for i in datalist[s]):
+        image, label = (np.array(Image.open(folder / item[k])) for k in ("image", "label"))
+        assert image.shape == label.shape == shape and image.dtype == np.uint8
+        assert set(np.unique(label)) == {0, 255}  # binary, and the structure is on every image
+        assert 0.001 < (label > 0).mean() < 0.5
+    # written again elsewhere: the same bytes (the datalists are the study's record of what was tested on)
+    again = data.prepare(name, tmp_path / "b").parent
+    files = sorted(p.relative_to(folder) for p in folder.rglob("*.*"))
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*.*")) and len(files) == 1 + 2 * sum(
+        counts.values())
+    assert all((folder / f).read_bytes() == (again / f).read_bytes() for f in files)
+
+
+def test_powered_images_are_cut_where_their_names_say(tmp_path):
+    """A tile's or slice's name is its place, which the split test above relies on; and the axial task's training
+    slices are the ``ventricles`` task's own images, so those generators serve both."""
+    data = _load("data")
+    image, label = data.nuclei_image()
+    tiles = tmp_path / "nuclei64"
+    data.prepare("nuclei64", tmp_path)
+    for row, col in ((0, 7), (4, 3), (7, 0)):
+        window = (slice(64 * row, 64 * (row + 1)), slice(64 * col, 64 * (col + 1)))
+        assert np.array_equal(np.array(Image.open(tiles / "images" / f"nuclei64_r{row}c{col}.png")), image[window])
+        assert np.array_equal(np.array(Image.open(tiles / "labels" / f"nuclei64_r{row}c{col}.png")), label[window])
+    t1, _ = data.mni_template()
+    data.prepare("ventricles_coronal", tmp_path)
+    written = np.array(Image.open(tmp_path / "ventricles_coronal" / "images" / "mni_y137.png"))
+    assert np.array_equal(written, data.mni_slice(t1, "y", 137).round().astype(np.uint8))
+    assert np.array_equal(written, np.rot90(t1[18:178, 137, 0:160]).round())  # coronal: x and z, top of the head up
+    data.prepare("ventricles", tmp_path)
+    data.prepare("ventricles_axial", tmp_path)
+    for z in (75, 77, 79):
+        for kind in ("images", "labels"):
+            assert (tmp_path / "ventricles" / kind / f"mni_z{z}.png").read_bytes() == \
+                (tmp_path / "ventricles_axial" / kind / f"mni_z{z}.png").read_bytes()
+    with pytest.raises(ValueError, match="unknown dataset 'hippocampus'"):
+        data.prepare("hippocampus", tmp_path)
+
+
+def test_intervals_on_known_differences():
+    study = _load("study")
+    # the same change on every seed: no spread, a zero-width interval at that change
+    for low, high in (study.t_interval([0.02] * 8), study.bootstrap_interval([0.02] * 8)):
+        assert low == pytest.approx(0.02, abs=1e-12) and high == pytest.approx(0.02, abs=1e-12)
+    # 1, 2, 3: mean 2, sd 1, t(0.975, 2 degrees of freedom) = 4.302653
+    low, high = study.t_interval([1.0, 2.0, 3.0])
+    assert low == pytest.approx(2 - 4.302653 / np.sqrt(3), abs=1e-5) and high == pytest.approx(
+        2 + 4.302653 / np.sqrt(3), abs=1e-5)
+    assert study.t_interval([1.0, 2.0, 3.0], level=0.9) == pytest.approx(
+        (2 - 2.919986 / np.sqrt(3), 2 + 2.919986 / np.sqrt(3)), abs=1e-5)
+    # 0, 0, 0, 1: resampled means are k / 4 with k ~ Binomial(4, 1/4); P(k = 0) = 0.32 > 2.5 %, P(k <= 2) = 0.95
+    # < 97.5 % <= P(k <= 3) = 0.996, so the percentile interval is [0, 0.75]; the same draws every time
+    assert study.bootstrap_interval([0.0, 0.0, 0.0, 1.0]) == (0.0, 0.75)
+    assert study.bootstrap_interval([0.3, -0.1, 0.2, 0.05]) == study.bootstrap_interval([0.3, -0.1, 0.2, 0.05])
+    assert all(np.isnan(v) for v in study.t_interval([0.1]) + study.bootstrap_interval([0.1]))  # one seed: no spread
+
+
+def test_paired_rows_carry_their_intervals_and_the_report_marks_those_clear_of_zero():
+    study = _load("study")
+    rows = [{"dataset": "d", "condition": c, "n": 1, "seed": s, "test_dice": v} for c, s, v in [
+        ("standard", 0, 0.60), ("standard", 1, 0.80), ("standard", 2, 0.70),
+        ("aug", 0, 0.65), ("aug", 1, 0.83), ("aug", 2, 0.69),  # +0.05, +0.03, -0.01: across zero
+        ("good", 0, 0.70), ("good", 1, 0.91), ("good", 2, 0.79)]]  # +0.10, +0.11, +0.09: clear of zero
+    gains = {g["condition"]: g for g in study.paired_gains(rows)}
+    aug, good = gains["aug"], gains["good"]
+    assert (aug["t_low"], aug["t_high"]) == pytest.approx(study.t_interval([0.05, 0.03, -0.01]))
+    assert (aug["boot_low"], aug["boot_high"]) == pytest.approx(study.bootstrap_interval([0.05, 0.03, -0.01]))
+    assert aug["t_low"] < aug["boot_low"] <= aug["mean"] <= aug["boot_high"] < aug["t_high"]  # t: wider at k = 3
+    assert aug["t_low"] < 0 < aug["t_high"] and good["t_low"] > 0
+    assert study.interval_cell(aug).startswith("+0.023 [-0.") and "*" not in study.interval_cell(aug)
+    assert study.interval_cell(good) == "+0.100 [+0.075, +0.125]* (3/3)"
+    (between,) = study.paired_between([{**r, "test_dice": r["test_dice"] + 0.01} for r in rows
+                                       if r["condition"] == "standard"], rows)
+    assert between["t_low"] == pytest.approx(0.01) and between["t_high"] == pytest.approx(0.01)
+    lone = study.summarise("d", "aug", 1, [0.04])
+    assert np.isnan(lone["t_low"]) and study.interval_cell(lone) == "+0.040 (1/1)"
