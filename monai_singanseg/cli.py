@@ -484,7 +484,8 @@ def _train(args: argparse.Namespace) -> None:
             print(f"{out}: training already complete; nothing to do.")
             return
     trainer = SinGANSegTrainer(config, device=device, progress=not args.quiet, log_dir=args.tensorboard)
-    model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume, source=pair.source)
+    model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume, source=pair.source,
+                        name=str(args.label))
     print(f"wrote {out}: {model.num_scales} scales {model.shapes[0]} -> {model.shapes[-1]}, "
           f"{pair.image_channels} image + {pair.labels.channels} mask channels")
 

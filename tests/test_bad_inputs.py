@@ -61,6 +61,12 @@ def files(tmp_path_factory, nuclei_model) -> dict[str, Path]:
     nib.save(nib.Nifti1Image((t1 > 100).astype(np.uint8), shifted), folder / "shifted_mask.nii.gz")
     made.update({name: folder / name for name in ("t1.nii.gz", "shifted_mask.nii.gz")})
     png("constant.png", np.full_like(image, 90))
+    lesion = np.zeros_like(label)
+    lesion[100:102, 100:102] = 255  # a 2x2 lesion in the 256-pixel crop: less than a pixel at 32
+    png("tiny_lesion.png", lesion)
+    (folder / "tiny_lesion.json").write_text(json.dumps({"training": [{"image": str(NUCLEI_IMAGE),
+                                                                       "label": str(folder / "tiny_lesion.png")}]}))
+    made["tiny_lesion.json"] = folder / "tiny_lesion.json"
     (folder / "empty.json").write_text(json.dumps({"training": []}))
     made["empty.json"] = folder / "empty.json"
     png("label01.png", (label > 0).astype(np.uint8))  # binary, but 0/1 where the model was trained on 0/255
@@ -169,6 +175,10 @@ CASES = [
      ["nuclei_image.png", "window (1000, 2000)", "range 0..128", "one value"]),
     ("window below the image's range", lambda f, out: train(str(f["image"]), str(f["label"]), "--window", "-50", "0",
                                                             "--out", out), ["window (-50, 0)", "one value"]),
+    ("mask lost in the pyramid", lambda f, out: train(str(f["image"]), str(f["tiny_lesion.png"]), "--out", out),
+     ["tiny_lesion.png", "4 foreground pixel(s)", "every scale", "20x20: 0, 25x25: 0, 32x32: 0", "--max-size"]),
+    ("train-many: mask lost in the pyramid", lambda f, out: ["train-many", str(f["tiny_lesion.json"]), "--out", out,
+                                                             *SMALL], ["tiny_lesion.png", "every scale"]),
     ("empty datalist", lambda f, out: ["train-many", str(f["empty.json"]), "--out", out, *SMALL],
      ["empty.json", "no item"]),
     ("datalist item without a label", lambda f, out: ["train-many", str(f["no_label.json"]), "--out", out, *SMALL],

@@ -219,7 +219,8 @@ def train_many(
                 status = _status(path)
                 pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles,
                                           window=window, slice_axis=slice_axis, slice_index=slice_index)
-                job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair))
+                job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair),
+                                   name=str(item["label"]))
                 if status != "missing":  # never keep or continue a model of other data or other options
                     changes = config_differences(verify_checkpoint_data(path, pair.real), job.config)
                     if changes:
