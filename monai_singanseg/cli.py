@@ -294,6 +294,28 @@ def _report(args: argparse.Namespace) -> None:
     print(f"wrote {len(report['files'])} files to {args.out}{sifid}")
 
 
+def _warn_other_image(path, image, model_path, model) -> None:
+    """Warn when ``image`` ``(C, *spatial)``, given as the model's training image (``report``, and the target of
+    ``harmonize``), cannot be it: another size than the model was trained on, or values that hardly meet the
+    model's intensity range (they would clip to its ends). Only a warning: another image is rarely meant, but may be.
+
+    The range test is loose on purpose: a window (CT in HU) legitimately leaves much of the image outside the
+    model's range, so only an image that overlaps less than a tenth of it (another modality or scaling) is named.
+    """
+    warn = logging.getLogger(__name__).warning
+    trained = model.source.get("shape")
+    if trained and list(image.shape[1:]) != list(trained):
+        warn("%s: size %s, the model %s was trained on an image of size %s; is this its training image?", path,
+             tuple(image.shape[1:]), model_path, tuple(trained))
+    for c, (low, high) in enumerate(zip(model.intensity.lower, model.intensity.upper)):
+        if c >= image.shape[0]:
+            break
+        least, most = float(image[c].min()), float(image[c].max())
+        if min(most, high) - max(least, low) < 0.1 * (high - low):
+            warn("%s: values %g..%g in channel %d, the model %s was trained on the range %g..%g; is this its "
+                 "training image?", path, least, most, c, model_path, low, high)
+
+
 def _checked_report_label(args: argparse.Namespace, model, image):
     """The report compares samples with the training pair: an image or label that cannot be it is refused by name,
     one of another size than the training image is reported (quality against another image is rarely meant)."""
@@ -305,11 +327,7 @@ def _checked_report_label(args: argparse.Namespace, model, image):
             f"{args.image[0]}: a {image.ndim - 1}D image with {image.shape[0]} channel(s); the model {args.model} "
             f"makes {cfg.spatial_dims}D images with {cfg.image_channels} channel(s)."
         )
-    trained = model.source.get("shape")
-    if trained and list(image.shape[1:]) != list(trained):
-        logging.getLogger(__name__).warning("%s: size %s, the model %s was trained on an image of size %s; is this "
-                                            "its training image?", args.image[0], tuple(image.shape[1:]), args.model,
-                                            tuple(trained))
+    _warn_other_image(args.image[0], image, args.model, model)
     label = read_mask(args.label, image.shape[1:], f"the image {args.image[0]}", binary=not model.labels.one_hot)
     if label.shape[0] == 1:  # class indices or a binary mask: its values must be the training label's
         unknown = sorted(set(label.unique().tolist()) - set(model.labels.values))
@@ -342,6 +360,7 @@ def _harmonize(args: argparse.Namespace) -> None:
         if value.ndim - 1 != model.config.spatial_dims:
             raise SinGANSegInputError(f"{path}: a {value.ndim - 1}D image; the model {args.model} is "
                                       f"{model.config.spatial_dims}D.")
+    _warn_other_image(args.image, target.as_tensor(), args.model, model)
     donor_mask = read_mask(args.donor_label, donor.shape[1:], f"the donor image {args.donor_image}")
     region = read_mask(args.region, target.shape[1:], f"the image {args.image}") if args.region else None
     image, label, composite = harmonize(model, target.as_tensor(), donor.as_tensor(), donor_mask,
