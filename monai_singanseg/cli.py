@@ -345,7 +345,8 @@ def _harmonize(args: argparse.Namespace) -> None:
     from monai_singanseg.harmonization import harmonize
     from monai_singanseg.io import read_image, read_mask, write_image
 
-    model, _ = load_model(args.model, device=args.device)
+    # an unfinished model is refused as 'sample' refuses it (the same check)
+    model, _ = load_model(args.model, device=_device(args.device), require_complete=True)
     target = read_image(args.image)
     fmt = "png" if str(args.image).lower().endswith(".png") else "nii.gz"
     out = Path(args.out)

@@ -106,6 +106,22 @@ def test_cli_warns_of_a_target_the_model_was_not_trained_on(tmp_path, real, capl
     assert len(warned) == 1 and "other.png" in warned[0] and warning in warned[0], warned
 
 
+def test_cli_refuses_an_unfinished_model_as_sample_does(tmp_path, real, capsys):
+    pair = load_training_pair([NUCLEI_IMAGE], NUCLEI_LABEL)
+    path = tmp_path / "part.pt"
+    SinGANSegTrainer(tiny_config(), progress=False, stop_after_scales=1).fit(pair.real, pair.intensity, pair.labels,
+                                                                             path)
+    donor_label = tmp_path / "donor_label.png"
+    Image.fromarray(real[1][0].numpy().T.astype(np.uint8)).save(donor_label)
+    args = ["harmonize", str(path), "--image", str(NUCLEI_IMAGE), "--donor-image", str(NUCLEI_IMAGE),
+            "--donor-label", str(donor_label), "--at-scale", "1", "--out", str(tmp_path / "h")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"singanseg: error: {path}: training is not finished (1/3 scales); resume it first (singanseg " \
+                  "train ... --resume).", err
+    assert not (tmp_path / "h").exists()
+
+
 def _bank_and_sample(nuclei_model, real, folder):
     """The nuclei model in a bank under the image's name, and the real image as a sample with a centre region."""
     import shutil
