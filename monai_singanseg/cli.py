@@ -476,6 +476,17 @@ def _train_many(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from monai_singanseg.files import claim_output
+
+    out = Path(args.out)
+    device = _device(args.device)
+    _check_output_file(out)
+    with claim_output(out):  # a second run on this --out stops here, not after training over the first one's model
+        _train_claimed(args, out, device)
+
+
+def _train_claimed(args: argparse.Namespace, out: Path, device: str) -> None:
+    """``train`` once ``out`` is claimed for this run."""
     from monai_singanseg.checkpoint import read_checkpoint, training_state
     from monai_singanseg.io import load_training_pair
     from monai_singanseg.training import (
@@ -485,9 +496,6 @@ def _train(args: argparse.Namespace) -> None:
         verify_checkpoint_data,
     )
 
-    out = Path(args.out)
-    device = _device(args.device)
-    _check_output_file(out)
     resume = args.resume and out.exists()
     if out.exists() and not args.resume:
         raise SinGANSegInputError(f"{out}: already exists; pass --resume to continue it, or choose another --out.")

@@ -217,3 +217,54 @@ def test_a_bank_with_one_damaged_model_writes_nothing(files, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(SinGANSegInputError, match="nowhere: folder not found"):
         sample_bank(tmp_path / "nowhere", tmp_path / "out", 1)
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if "nvImageCodec" not in line]
+    assert len(lines) == 1 and lines[0].startswith("singanseg: error:") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_a_second_train_on_one_out_stops_while_the_first_runs(files, tmp_path, capsys):
+    # two runs started together both passed the "exists" check, both trained and both said "wrote"
+    from monai_singanseg.files import claim_output
+
+    out = tmp_path / "model.pt"
+    argv = train(str(files["image"]), str(files["label"]), "--out", str(out))
+    with claim_output(out):  # the first run, still training
+        assert main(argv) == 2
+        line = _one_line(capsys)
+        assert "model.pt: another run is writing it" in line and "model.pt.lock" in line, line
+        assert not out.exists()
+    assert main(argv) == 0  # the first run is done: the output is free, and a run leaves no lock behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_a_stale_lock_is_named_and_left_for_the_user(files, tmp_path, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    lock = tmp_path / "model.pt.lock"
+    lock.write_text(f"{gone.stdout.strip()} {socket.gethostname()}\n")  # left by a run that was killed
+    assert main(train(str(files["image"]), str(files["label"]), "--out", str(tmp_path / "model.pt"))) == 2
+    line = _one_line(capsys)
+    assert "model.pt.lock" in line and "stale" in line and f"process {gone.stdout.strip()}" in line, line
+    assert lock.exists() and not (tmp_path / "model.pt").exists()
+
+
+def test_a_second_train_many_on_one_folder_does_not_train_a_claimed_model(files, tmp_path, capsys):
+    from monai_singanseg.files import claim_output
+
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": [{"image": str(files["image"]), "label": str(files["label"])}]}))
+    out = tmp_path / "models"
+    out.mkdir()
+    with claim_output(out / "nuclei_image.pt"):  # the first train-many, still on this model
+        assert main(["train-many", str(datalist), "--out", str(out), *SMALL]) == 2
+    line = _one_line(capsys)
+    assert "nuclei_image.pt: another run is writing it" in line and "nuclei_image.pt.lock" in line, line
+    assert sorted(p.name for p in out.iterdir()) == ["train_many_summary.json"]
