@@ -449,7 +449,7 @@ def _train_many(args: argparse.Namespace) -> None:
     import torch
 
     from monai_singanseg.io import check_percentiles
-    from monai_singanseg.training.many import SUMMARY_NAME, cpu_threads_per_rank, train_many
+    from monai_singanseg.training.many import check_summary, cpu_threads_per_rank, train_many
 
     check_percentiles(args.percentiles)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -467,12 +467,7 @@ def _train_many(args: argparse.Namespace) -> None:
                              slice_axis=args.slice_axis, slice_index=args.slice_index)
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
-    if summary["failed"]:
-        first = next(m for m in summary["models"] if m.get("status") == "failed")
-        raise SinGANSegInputError(
-            f"{summary['failed']} of {summary['total']} models failed (first: {first['name']}: {first['error']}); "
-            f"see {Path(args.out) / SUMMARY_NAME}."
-        )
+    check_summary(summary, args.out)
 
 
 def _train(args: argparse.Namespace) -> None:

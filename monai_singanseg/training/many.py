@@ -42,7 +42,8 @@ from monai_singanseg.training.trainer import (
     verify_checkpoint_data,
 )
 
-__all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "cpu_threads_per_rank", "distributed_ranks", "train_many"]
+__all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "check_summary", "cpu_threads_per_rank", "distributed_ranks",
+           "train_many"]
 
 SUMMARY_NAME = "train_many_summary.json"
 DEFAULT_GROUP_SIZE = {"cpu": 1, "cuda": 32}
@@ -94,6 +95,25 @@ def distributed_ranks() -> Iterator[tuple[int, int, int, int]]:
     finally:
         if created and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def check_summary(summary: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, Any]:
+    """``summary`` of :func:`train_many` as it is when no model failed; else one error naming the first failure.
+
+    :func:`train_many` goes on past a failing item (one bad image must not stop the others) and returns normally;
+    a caller that must not report success when models are missing (the command line, the generation bundle) passes
+    its summary through this. Every failed item's reason was already printed, one line each, as it failed.
+
+    Raises:
+        SinGANSegInputError: ``"2 of 2 models failed (first: name: reason); see <out_dir>/train_many_summary.json."``
+    """
+    if summary["failed"]:
+        first = next(m for m in summary["models"] if m.get("status") == "failed")
+        raise SinGANSegInputError(
+            f"{summary['failed']} of {summary['total']} models failed (first: {first['name']}: {first['error']}); "
+            f"see {Path(out_dir) / SUMMARY_NAME}."
+        )
+    return summary
 
 
 def cpu_threads_per_rank() -> int:
