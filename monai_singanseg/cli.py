@@ -76,6 +76,16 @@ def _device(name: str | None, default: str = "cpu") -> str:
     return name
 
 
+SEED_MAX = 2**32 - 1  # numpy's RandomState (harmonize's location draw) takes no more; torch takes all of these
+
+
+def _check_seed(seed: int | None) -> None:
+    """One range of ``--seed`` for every command: a seed one command takes and another crashes on (with a
+    traceback) cannot reproduce a run across them."""
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise SinGANSegInputError(f"--seed {seed}: a seed is an integer from 0 to {SEED_MAX}.")
+
+
 def _check_output_file(path: Path) -> None:
     """Fail before training, not after it, when the checkpoint cannot be written where asked."""
     if path.is_dir():
@@ -654,6 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion, "sample": _sample,
                     "harmonize": _harmonize, "edit": _harmonize, "report": _report}
+        _check_seed(getattr(args, "seed", None))
         if getattr(args, "low_memory", False):
             _low_memory()
         commands[args.command](args)
