@@ -60,19 +60,10 @@ def _slice_index_value(text: str) -> int | str:
 
 def _device(name: str | None, default: str = "cpu") -> str:
     """``name`` checked: a device torch knows and this machine has (one line instead of a traceback later)."""
-    import torch
+    from monai_singanseg.devices import check_device
 
     name = name or default
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SinGANSegInputError(f"--device {name}: not a device name (cpu, cuda, cuda:N).") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SinGANSegInputError(f"--device {name}: this machine has no CUDA GPU (torch {torch.__version__}).")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise SinGANSegInputError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here.")
-    if device.type not in ("cpu", "cuda"):
-        raise SinGANSegInputError(f"--device {name}: only cpu and cuda are supported.")
+    check_device(name, "--device")
     return name
 
 

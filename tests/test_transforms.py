@@ -429,3 +429,15 @@ def test_a_foreign_checkpoint_in_a_bank_is_refused_when_the_bank_is_made(model_d
     torch.save({"state_dict": {"weight": torch.zeros(2)}}, bank / "unet.pt")  # a segmentation network's file
     with pytest.raises(SinGANSegInputError, match=r"unet\.pt: not a monai-singanseg checkpoint"):
         SinGANSegAugmentd(["image"], "label", bank, prob=1.0, model_choice="random")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without CUDA")
+def test_a_cuda_device_without_cuda_fails_when_the_transform_is_built(model_dir):
+    # it failed at the first sample, maybe in a DataLoader worker hours into a training, with a torch traceback
+    with pytest.raises(SinGANSegInputError, match=r"^device cuda: this machine has no CUDA GPU"):
+        SinGANSegAugmentd(["image"], "label", model_dir, device="cuda")
+
+
+def test_an_unknown_device_fails_when_the_transform_is_built(model_dir):
+    with pytest.raises(SinGANSegInputError, match=r"^device tpu9: not a device name"):
+        SinGANSegAugmentd(["image"], "label", model_dir, device="tpu9")
