@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 import warnings
 
@@ -441,3 +442,11 @@ def test_a_cuda_device_without_cuda_fails_when_the_transform_is_built(model_dir)
 def test_an_unknown_device_fails_when_the_transform_is_built(model_dir):
     with pytest.raises(SinGANSegInputError, match=r"^device tpu9: not a device name"):
         SinGANSegAugmentd(["image"], "label", model_dir, device="tpu9")
+
+
+@pytest.mark.parametrize("start_scale", [1.5, (0, 1.5), (2, 1), -1, True, "1"])
+def test_a_start_scale_that_is_no_int_or_range_is_named(model_dir, start_scale):
+    # 1.5 said "'float' object is not iterable"
+    with pytest.raises(ValueError, match=rf"^start_scale must be an int >= 0 or a \(low, high\) range of ints, got "
+                                         rf"{re.escape(repr(start_scale))}\.$"):
+        SinGANSegAugmentd(["image"], "label", model_dir, start_scale=start_scale)
