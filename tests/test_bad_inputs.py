@@ -82,6 +82,10 @@ def files(tmp_path_factory, nuclei_model) -> dict[str, Path]:
     payload["generators"][0][weight][0] = float("nan")  # a diverged or damaged model
     torch.save(payload, folder / "nan_weights.pt")
     made["nan_weights.pt"] = folder / "nan_weights.pt"
+    payload = torch.load(nuclei_model[1], weights_only=True)
+    payload["format_version"] = "2"  # edited by hand, or written by another tool
+    torch.save(payload, folder / "string_version.pt")
+    made["string_version.pt"] = folder / "string_version.pt"
     return made
 
 
@@ -192,6 +196,9 @@ CASES = [
     ("train-diffusion: resize to nothing", lambda f, out: ["train-diffusion", "--image", str(f["image"]), "--label",
                                                            str(f["label"]), "--resize", "0", "--out", out],
      ["resize to (0, 0)", ">= 1 pixel"]),
+    ("format version stored as a string", lambda f, out: ["sample", str(f["string_version.pt"]), "--num", "1",
+                                                          "--out", out],
+     ["string_version.pt", "format version '2' (a str", "reads 1, 2"]),
     ("empty datalist", lambda f, out: ["train-many", str(f["empty.json"]), "--out", out, *SMALL],
      ["empty.json", "no item"]),
     ("datalist item without a label", lambda f, out: ["train-many", str(f["no_label.json"]), "--out", out, *SMALL],
