@@ -38,6 +38,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "TrainingState",
+    "check_format_version",
     "load_model",
     "read_checkpoint",
     "save_model",
@@ -120,13 +121,24 @@ def read_checkpoint(path: str | os.PathLike, payload: Any = None) -> dict[str, A
     payload = load_weights_only(path) if payload is None else payload
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SinGANSegInputError(f"{path}: not a monai-singanseg checkpoint (no '{FORMAT}' format marker).")
-    version = payload.get("format_version")
-    if version not in READABLE_VERSIONS:
-        raise SinGANSegInputError(
-            f"{path}: checkpoint format version {version} is not supported (this version reads "
-            f"{', '.join(map(str, READABLE_VERSIONS))})."
-        )
+    check_format_version(path, "checkpoint", payload.get("format_version"), READABLE_VERSIONS)
     return payload
+
+
+def check_format_version(path: str | os.PathLike, kind: str, version: Any, readable: tuple[int, ...]) -> None:
+    """Refuse a ``format_version`` not in ``readable``, showing it as stored: a string ``"2"`` printed as ``2`` read
+    "version 2 is not supported (this version reads 1, 2)".
+
+    Raises:
+        SinGANSegInputError: naming ``path``, the version as stored and the versions this release reads.
+    """
+    if isinstance(version, int) and not isinstance(version, bool) and version in readable:
+        return
+    stored = "" if isinstance(version, int) and not isinstance(version, bool) else (
+        f" (a {type(version).__name__}, where versions are whole numbers: the file was edited or written by another "
+        "tool)")
+    raise SinGANSegInputError(f"{path}: {kind} format version {version!r}{stored} is not supported (this version "
+                              f"reads {', '.join(map(str, readable))}).")
 
 
 def check_finite(tensors: dict[str, Any]) -> None:

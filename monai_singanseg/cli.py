@@ -60,20 +60,21 @@ def _slice_index_value(text: str) -> int | str:
 
 def _device(name: str | None, default: str = "cpu") -> str:
     """``name`` checked: a device torch knows and this machine has (one line instead of a traceback later)."""
-    import torch
+    from monai_singanseg.devices import check_device
 
     name = name or default
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SinGANSegInputError(f"--device {name}: not a device name (cpu, cuda, cuda:N).") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SinGANSegInputError(f"--device {name}: this machine has no CUDA GPU (torch {torch.__version__}).")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise SinGANSegInputError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here.")
-    if device.type not in ("cpu", "cuda"):
-        raise SinGANSegInputError(f"--device {name}: only cpu and cuda are supported.")
+    check_device(name, "--device")
     return name
+
+
+SEED_MAX = 2**32 - 1  # numpy's RandomState (harmonize's location draw) takes no more; torch takes all of these
+
+
+def _check_seed(seed: int | None) -> None:
+    """One range of ``--seed`` for every command: a seed one command takes and another crashes on (with a
+    traceback) cannot reproduce a run across them."""
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise SinGANSegInputError(f"--seed {seed}: a seed is an integer from 0 to {SEED_MAX}.")
 
 
 def _check_output_file(path: Path) -> None:
@@ -294,6 +295,28 @@ def _report(args: argparse.Namespace) -> None:
     print(f"wrote {len(report['files'])} files to {args.out}{sifid}")
 
 
+def _warn_other_image(path, image, model_path, model) -> None:
+    """Warn when ``image`` ``(C, *spatial)``, given as the model's training image (``report``, and the target of
+    ``harmonize``), cannot be it: another size than the model was trained on, or values that hardly meet the
+    model's intensity range (they would clip to its ends). Only a warning: another image is rarely meant, but may be.
+
+    The range test is loose on purpose: a window (CT in HU) legitimately leaves much of the image outside the
+    model's range, so only an image that overlaps less than a tenth of it (another modality or scaling) is named.
+    """
+    warn = logging.getLogger(__name__).warning
+    trained = model.source.get("shape")
+    if trained and list(image.shape[1:]) != list(trained):
+        warn("%s: size %s, the model %s was trained on an image of size %s; is this its training image?", path,
+             tuple(image.shape[1:]), model_path, tuple(trained))
+    for c, (low, high) in enumerate(zip(model.intensity.lower, model.intensity.upper)):
+        if c >= image.shape[0]:
+            break
+        least, most = float(image[c].min()), float(image[c].max())
+        if min(most, high) - max(least, low) < 0.1 * (high - low):
+            warn("%s: values %g..%g in channel %d, the model %s was trained on the range %g..%g; is this its "
+                 "training image?", path, least, most, c, model_path, low, high)
+
+
 def _checked_report_label(args: argparse.Namespace, model, image):
     """The report compares samples with the training pair: an image or label that cannot be it is refused by name,
     one of another size than the training image is reported (quality against another image is rarely meant)."""
@@ -305,11 +328,7 @@ def _checked_report_label(args: argparse.Namespace, model, image):
             f"{args.image[0]}: a {image.ndim - 1}D image with {image.shape[0]} channel(s); the model {args.model} "
             f"makes {cfg.spatial_dims}D images with {cfg.image_channels} channel(s)."
         )
-    trained = model.source.get("shape")
-    if trained and list(image.shape[1:]) != list(trained):
-        logging.getLogger(__name__).warning("%s: size %s, the model %s was trained on an image of size %s; is this "
-                                            "its training image?", args.image[0], tuple(image.shape[1:]), args.model,
-                                            tuple(trained))
+    _warn_other_image(args.image[0], image, args.model, model)
     label = read_mask(args.label, image.shape[1:], f"the image {args.image[0]}", binary=not model.labels.one_hot)
     if label.shape[0] == 1:  # class indices or a binary mask: its values must be the training label's
         unknown = sorted(set(label.unique().tolist()) - set(model.labels.values))
@@ -327,7 +346,8 @@ def _harmonize(args: argparse.Namespace) -> None:
     from monai_singanseg.harmonization import harmonize
     from monai_singanseg.io import read_image, read_mask, write_image
 
-    model, _ = load_model(args.model, device=args.device)
+    # an unfinished model is refused as 'sample' refuses it (the same check)
+    model, _ = load_model(args.model, device=_device(args.device), require_complete=True)
     target = read_image(args.image)
     fmt = "png" if str(args.image).lower().endswith(".png") else "nii.gz"
     out = Path(args.out)
@@ -342,6 +362,7 @@ def _harmonize(args: argparse.Namespace) -> None:
         if value.ndim - 1 != model.config.spatial_dims:
             raise SinGANSegInputError(f"{path}: a {value.ndim - 1}D image; the model {args.model} is "
                                       f"{model.config.spatial_dims}D.")
+    _warn_other_image(args.image, target.as_tensor(), args.model, model)
     donor_mask = read_mask(args.donor_label, donor.shape[1:], f"the donor image {args.donor_image}")
     region = read_mask(args.region, target.shape[1:], f"the image {args.image}") if args.region else None
     image, label, composite = harmonize(model, target.as_tensor(), donor.as_tensor(), donor_mask,
@@ -429,7 +450,7 @@ def _train_many(args: argparse.Namespace) -> None:
     import torch
 
     from monai_singanseg.io import check_percentiles
-    from monai_singanseg.training.many import SUMMARY_NAME, cpu_threads_per_rank, train_many
+    from monai_singanseg.training.many import check_summary, cpu_threads_per_rank, train_many
 
     check_percentiles(args.percentiles)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -447,15 +468,21 @@ def _train_many(args: argparse.Namespace) -> None:
                              slice_axis=args.slice_axis, slice_index=args.slice_index)
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
-    if summary["failed"]:
-        first = next(m for m in summary["models"] if m.get("status") == "failed")
-        raise SinGANSegInputError(
-            f"{summary['failed']} of {summary['total']} models failed (first: {first['name']}: {first['error']}); "
-            f"see {Path(args.out) / SUMMARY_NAME}."
-        )
+    check_summary(summary, args.out)
 
 
 def _train(args: argparse.Namespace) -> None:
+    from monai_singanseg.files import claim_output
+
+    out = Path(args.out)
+    device = _device(args.device)
+    _check_output_file(out)
+    with claim_output(out):  # a second run on this --out stops here, not after training over the first one's model
+        _train_claimed(args, out, device)
+
+
+def _train_claimed(args: argparse.Namespace, out: Path, device: str) -> None:
+    """``train`` once ``out`` is claimed for this run."""
     from monai_singanseg.checkpoint import read_checkpoint, training_state
     from monai_singanseg.io import load_training_pair
     from monai_singanseg.training import (
@@ -465,9 +492,6 @@ def _train(args: argparse.Namespace) -> None:
         verify_checkpoint_data,
     )
 
-    out = Path(args.out)
-    device = _device(args.device)
-    _check_output_file(out)
     resume = args.resume and out.exists()
     if out.exists() and not args.resume:
         raise SinGANSegInputError(f"{out}: already exists; pass --resume to continue it, or choose another --out.")
@@ -484,7 +508,8 @@ def _train(args: argparse.Namespace) -> None:
             print(f"{out}: training already complete; nothing to do.")
             return
     trainer = SinGANSegTrainer(config, device=device, progress=not args.quiet, log_dir=args.tensorboard)
-    model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume, source=pair.source)
+    model = trainer.fit(pair.real, pair.intensity, pair.labels, out, resume=resume, source=pair.source,
+                        name=str(args.label))
     print(f"wrote {out}: {model.num_scales} scales {model.shapes[0]} -> {model.shapes[-1]}, "
           f"{pair.image_channels} image + {pair.labels.channels} mask channels")
 
@@ -630,6 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion, "sample": _sample,
                     "harmonize": _harmonize, "edit": _harmonize, "report": _report}
+        _check_seed(getattr(args, "seed", None))
         if getattr(args, "low_memory", False):
             _low_memory()
         commands[args.command](args)

@@ -63,6 +63,12 @@ class JsonConfig:
         return cls(**data).validate()
 
 
+def _check_integer(name: str, value: Any) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is an integer (``True`` is not one here)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}.")  # noqa: TRY004
+
+
 @dataclass
 class PyramidConfig:
     """Sizes of the image pyramid.
@@ -210,17 +216,17 @@ class OptimConfig:
             self.coarse = {**self.coarse, "betas": tuple(self.coarse["betas"])}
 
     def validate(self) -> None:
+        # every config error is a ValueError, which the command line turns into one line naming the option; the
+        # types first, so a string from a bundle override is named rather than failing a comparison
+        for name in ("iters_per_scale", "critic_steps", "generator_steps", "gp_every", "plateau_window",
+                     "concurrent_scales", "coarse_scales", "crop_size"):
+            _check_integer(name, getattr(self, name))
         if min(self.iters_per_scale, self.critic_steps, self.generator_steps, self.gp_every) < 1:
             raise ValueError("iters_per_scale, critic_steps, generator_steps and gp_every must be >= 1.")
         if self.plateau_window < 0 or not self.plateau_tolerance >= 0:
             raise ValueError("plateau_window and plateau_tolerance must be >= 0.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}.")
-        # every config error is a ValueError, which the command line turns into one line naming the option
-        for name in ("iters_per_scale", "critic_steps", "generator_steps", "gp_every", "plateau_window",
-                     "concurrent_scales", "coarse_scales", "crop_size"):
-            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}.")  # noqa: TRY004
         if not isinstance(self.widen_from_previous, bool):
             flag = self.widen_from_previous
             raise ValueError(f"widen_from_previous must be true or false, got {flag!r}.")  # noqa: TRY004
@@ -326,6 +332,7 @@ class SinGANSegConfig(JsonConfig):
         preset = copy.deepcopy(SCHEDULES[schedule])  # the config owns its values: the preset stays as it is
         optim = {**preset.get("optim", {}), "schedule": schedule}
         if iters_per_scale is not None:
+            _check_integer("iters_per_scale", iters_per_scale)
             # the coarse scales keep their share: a shorter run is shorter at every scale
             coarse = optim.get("coarse", {})
             if "iters_per_scale" in coarse:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from monai_singanseg.errors import SinGANSegInputError
 
-__all__ = ["atomic_write", "atomic_write_together", "check_output_folder"]
+__all__ = ["atomic_write", "atomic_write_together", "check_output_folder", "claim_output"]
 
 
 def _umask() -> int:
@@ -80,3 +82,47 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
     except OSError as err:
         raise SinGANSegInputError(f"{folder}: cannot write there ({err.strerror or err}).") from None
     return folder
+
+
+def _lock_holder(lock: Path) -> str:
+    """Who holds ``lock``, in words, saying when it is stale (its process on this machine is gone)."""
+    try:
+        pid_text, host = (lock.read_text().split() + ["", ""])[:2]
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return "held by an unknown process"
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return f"a stale lock: process {pid} that made it is gone; delete the lock if no run writes there"
+        except PermissionError:
+            pass  # it exists, under another user
+    return f"held by process {pid} on {host}"
+
+
+@contextlib.contextmanager
+def claim_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Claim ``path`` for this run for the block: ``<path>.lock`` is created atomically (``O_CREAT | O_EXCL``), so
+    of two runs started together on one output exactly one gets it, and removed at the end of the block.
+
+    Checking that the output does not exist is not enough: both runs pass the check, both train, both say they
+    wrote, and one model is lost.
+
+    Raises:
+        SinGANSegInputError: another run holds the lock (or a crashed one left it), naming the lock file.
+    """
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_umask())
+    except FileExistsError:
+        raise SinGANSegInputError(f"{path}: another run is writing it ({lock} exists, {_lock_holder(lock)}).") from None
+    except OSError as err:
+        raise SinGANSegInputError(f"{path}: cannot write there ({err.strerror or err}).") from None
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(f"{os.getpid()} {socket.gethostname()}\n")
+        yield path
+    finally:
+        lock.unlink(missing_ok=True)

@@ -283,9 +283,27 @@ def prepare_training_pair(
         raise SinGANSegInputError("a fixed intensity window (--window) and percentiles (--percentiles) exclude each "
                                   "other; give one.")
     intensity = intensity or IntensityMapping.fit(image, percentiles)
-    real = torch.cat([intensity.normalize(image), labels.encode(label)], dim=0)
+    normalized = intensity.normalize(image)
+    _check_not_clipped_flat(normalized, image, intensity, image_name, percentiles)
+    real = torch.cat([normalized, labels.encode(label)], dim=0)
     meta = dict(getattr(image, "meta", {}) or {})
     return TrainingPair(real.as_subclass(torch.Tensor), intensity, labels, meta)
+
+
+def _check_not_clipped_flat(normalized: torch.Tensor, image: torch.Tensor, intensity: IntensityMapping,
+                            image_name: str, percentiles: Sequence[float] | None) -> None:
+    """Refuse a window (or percentiles) that maps every pixel of a channel to one value: the image was not constant,
+    but what the networks would see is, and training on it learns noise while exiting 0."""
+    flat = normalized.reshape(normalized.shape[0], -1)
+    for c in range(flat.shape[0]):
+        if bool((flat[c] == flat[c, 0]).all()):
+            window = f"({intensity.lower[c]:g}, {intensity.upper[c]:g})"
+            what = f"window {window}" if percentiles is None else f"percentiles {tuple(percentiles)} (window {window})"
+            raise SinGANSegInputError(
+                f"{image_name}: the intensity {what} clips every pixel of image channel {c} (range "
+                f"{float(image[c].min()):g}..{float(image[c].max()):g}) to one value; choose a window that overlaps "
+                "the image's range."
+            )
 
 
 def _slice_affine(affine: np.ndarray, axis: int, index: int) -> np.ndarray:

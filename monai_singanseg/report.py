@@ -58,8 +58,8 @@ SWD_OPTIONS = {"patch_size": 7, "num_projections": 128, "levels": 1, "stride": 1
 
 
 def real_pair(model: PairGenerator, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """The training pair as the model sees it: ``(1, C, *finest)`` in ``[-1, 1]`` (a diffusion model: the pair's own
-    size, at which it was cropped for training).
+    """The training pair as the model sees it: ``(1, C, *finest)`` in ``[-1, 1]``, at the finest trained scale (a
+    diffusion model: the pair's own size, at which it was cropped for training).
 
     Args:
         model: the trained model (its intensity map and label encoding are used, not refitted).
@@ -78,7 +78,8 @@ def real_pair(model: PairGenerator, image: torch.Tensor, label: torch.Tensor) ->
     x = torch.cat([model.intensity.normalize(image), model.labels.encode(label)])[None].to(model.device)
     if is_diffusion(model):
         return x.clamp(-1.0, 1.0)
-    x = resize(x, model.shapes[-1]).clamp(-1.0, 1.0)
+    # the last trained scale: an interrupted model makes samples there, not at the finest scale of its pyramid
+    x = resize(x, model.shapes[model.trained_scales - 1]).clamp(-1.0, 1.0)
     # mask channels are resized smoothly and then snapped back to -1/+1, as the augmentation transforms do
     n_img = model.config.image_channels
     label = model.labels.decode(x[:, n_img:], channel_dim=1)[0]

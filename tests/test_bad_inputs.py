@@ -61,6 +61,12 @@ def files(tmp_path_factory, nuclei_model) -> dict[str, Path]:
     nib.save(nib.Nifti1Image((t1 > 100).astype(np.uint8), shifted), folder / "shifted_mask.nii.gz")
     made.update({name: folder / name for name in ("t1.nii.gz", "shifted_mask.nii.gz")})
     png("constant.png", np.full_like(image, 90))
+    lesion = np.zeros_like(label)
+    lesion[100:102, 100:102] = 255  # a 2x2 lesion in the 256-pixel crop: less than a pixel at 32
+    png("tiny_lesion.png", lesion)
+    (folder / "tiny_lesion.json").write_text(json.dumps({"training": [{"image": str(NUCLEI_IMAGE),
+                                                                       "label": str(folder / "tiny_lesion.png")}]}))
+    made["tiny_lesion.json"] = folder / "tiny_lesion.json"
     (folder / "empty.json").write_text(json.dumps({"training": []}))
     made["empty.json"] = folder / "empty.json"
     png("label01.png", (label > 0).astype(np.uint8))  # binary, but 0/1 where the model was trained on 0/255
@@ -76,6 +82,10 @@ def files(tmp_path_factory, nuclei_model) -> dict[str, Path]:
     payload["generators"][0][weight][0] = float("nan")  # a diverged or damaged model
     torch.save(payload, folder / "nan_weights.pt")
     made["nan_weights.pt"] = folder / "nan_weights.pt"
+    payload = torch.load(nuclei_model[1], weights_only=True)
+    payload["format_version"] = "2"  # edited by hand, or written by another tool
+    torch.save(payload, folder / "string_version.pt")
+    made["string_version.pt"] = folder / "string_version.pt"
     return made
 
 
@@ -164,6 +174,31 @@ CASES = [
      ["3 coordinate", "2D"]),
     ("report: diffusion options for a SinGAN-Seg model", lambda f, out: [*report(f, out), "--steps", "5"],
      ["diffusion options"]),
+    ("window above the image's range", lambda f, out: train(str(f["image"]), str(f["label"]), "--window", "1000",
+                                                            "2000", "--out", out),
+     ["nuclei_image.png", "window (1000, 2000)", "range 0..128", "one value"]),
+    ("window below the image's range", lambda f, out: train(str(f["image"]), str(f["label"]), "--window", "-50", "0",
+                                                            "--out", out), ["window (-50, 0)", "one value"]),
+    ("mask lost in the pyramid", lambda f, out: train(str(f["image"]), str(f["tiny_lesion.png"]), "--out", out),
+     ["tiny_lesion.png", "4 foreground pixel(s)", "every scale", "20x20: 0, 25x25: 0, 32x32: 0", "--max-size"]),
+    ("train-many: mask lost in the pyramid", lambda f, out: ["train-many", str(f["tiny_lesion.json"]), "--out", out,
+                                                             *SMALL], ["tiny_lesion.png", "every scale"]),
+    ("sample: seed beyond 64 bits", lambda f, out: ["sample", str(f["model"]), "--num", "1", "--out", out, "--seed",
+                                                    "99999999999999999999"],
+     ["--seed 99999999999999999999", "from 0 to 4294967295"]),
+    ("harmonize: negative seed", lambda f, out: harmonize(f, out, None, "--seed", "-1"),
+     ["--seed -1", "from 0 to 4294967295"]),
+    ("train: the same seeds refused", lambda f, out: train(str(f["image"]), str(f["label"]), "--seed", "-1",
+                                                           "--out", out), ["--seed -1", "from 0 to 4294967295"]),
+    ("TensorBoard folder that is a file", lambda f, out: train(str(f["image"]), str(f["label"]), "--tensorboard",
+                                                               str(f["notes.pt"]), "--out", out),
+     ["notes.pt: is a file", "--tensorboard"]),
+    ("train-diffusion: resize to nothing", lambda f, out: ["train-diffusion", "--image", str(f["image"]), "--label",
+                                                           str(f["label"]), "--resize", "0", "--out", out],
+     ["resize to (0, 0)", ">= 1 pixel"]),
+    ("format version stored as a string", lambda f, out: ["sample", str(f["string_version.pt"]), "--num", "1",
+                                                          "--out", out],
+     ["string_version.pt", "format version '2' (a str", "reads 1, 2"]),
     ("empty datalist", lambda f, out: ["train-many", str(f["empty.json"]), "--out", out, *SMALL],
      ["empty.json", "no item"]),
     ("datalist item without a label", lambda f, out: ["train-many", str(f["no_label.json"]), "--out", out, *SMALL],
@@ -202,3 +237,54 @@ def test_a_bank_with_one_damaged_model_writes_nothing(files, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(SinGANSegInputError, match="nowhere: folder not found"):
         sample_bank(tmp_path / "nowhere", tmp_path / "out", 1)
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if "nvImageCodec" not in line]
+    assert len(lines) == 1 and lines[0].startswith("singanseg: error:") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_a_second_train_on_one_out_stops_while_the_first_runs(files, tmp_path, capsys):
+    # two runs started together both passed the "exists" check, both trained and both said "wrote"
+    from monai_singanseg.files import claim_output
+
+    out = tmp_path / "model.pt"
+    argv = train(str(files["image"]), str(files["label"]), "--out", str(out))
+    with claim_output(out):  # the first run, still training
+        assert main(argv) == 2
+        line = _one_line(capsys)
+        assert "model.pt: another run is writing it" in line and "model.pt.lock" in line, line
+        assert not out.exists()
+    assert main(argv) == 0  # the first run is done: the output is free, and a run leaves no lock behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_a_stale_lock_is_named_and_left_for_the_user(files, tmp_path, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    lock = tmp_path / "model.pt.lock"
+    lock.write_text(f"{gone.stdout.strip()} {socket.gethostname()}\n")  # left by a run that was killed
+    assert main(train(str(files["image"]), str(files["label"]), "--out", str(tmp_path / "model.pt"))) == 2
+    line = _one_line(capsys)
+    assert "model.pt.lock" in line and "stale" in line and f"process {gone.stdout.strip()}" in line, line
+    assert lock.exists() and not (tmp_path / "model.pt").exists()
+
+
+def test_a_second_train_many_on_one_folder_does_not_train_a_claimed_model(files, tmp_path, capsys):
+    from monai_singanseg.files import claim_output
+
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": [{"image": str(files["image"]), "label": str(files["label"])}]}))
+    out = tmp_path / "models"
+    out.mkdir()
+    with claim_output(out / "nuclei_image.pt"):  # the first train-many, still on this model
+        assert main(["train-many", str(datalist), "--out", str(out), *SMALL]) == 2
+    line = _one_line(capsys)
+    assert "nuclei_image.pt: another run is writing it" in line and "nuclei_image.pt.lock" in line, line
+    assert sorted(p.name for p in out.iterdir()) == ["train_many_summary.json"]

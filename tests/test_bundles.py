@@ -68,6 +68,23 @@ def test_generation_bundle_trains_then_samples_a_shareable_datalist(generation_m
     assert again.returncode != 0 and "already exists" in again.stdout  # nothing overwritten by default
 
 
+@pytest.mark.parametrize("override, reason", [
+    (("--max_size", "-1"), "max_size (-1) must be >= min_size (25)"),
+    (("--schedule", "bogus"), "schedule must be one of ('faithful', 'fast'), got 'bogus'"),
+    (("--iters", "five"), "iters_per_scale must be an integer, got 'five'"),
+], ids=["max_size", "schedule", "iters"])
+def test_generation_bundle_fails_when_its_models_fail(tmp_path, override, reason):
+    # it exited 0 with every model failed, where 'singanseg train-many' exits 2
+    out = tmp_path / "models"
+    done = _bundle("bundles/singanseg_generation/configs/train.json", *override, "--output_dir", str(out))
+    assert done.returncode != 0, done.stdout[-3000:]
+    for tile in ("nuclei_tile_a_image", "nuclei_tile_b_image"):  # one line per item, with its reason
+        lines = [line for line in done.stdout.splitlines() if f"{tile}: failed" in line]
+        assert len(lines) == 1 and reason in lines[0], done.stdout[-3000:]
+    assert "2 of 2 models failed" in done.stdout
+    assert not list(out.glob("*.pt"))
+
+
 @pytest.mark.parametrize("bundle", ["singanseg_generation", "singanseg_segmentation"])
 def test_metadata_is_valid_against_the_shipped_schema_offline(bundle, tmp_path):
     meta = BUNDLES / bundle / "configs" / "metadata.json"

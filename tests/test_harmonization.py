@@ -84,6 +84,44 @@ def test_cli_writes_the_three_files(nuclei_model, tmp_path, real):
     assert main(args) == 2  # nothing overwritten without --overwrite
 
 
+@pytest.mark.parametrize("target, warning", [
+    (lambda image: image[:200, :200], "size (200, 200), the model"),  # a crop: not the model's training image
+    (lambda image: image.astype(np.uint16) + 1000, "values 1000..1128 in channel 0"),  # another intensity range
+], ids=["other size", "other intensity range"])
+def test_cli_warns_of_a_target_the_model_was_not_trained_on(tmp_path, real, caplog, target, warning):
+    # the same check as 'report': the target of harmonize is the model's training image
+    pair = load_training_pair([NUCLEI_IMAGE], NUCLEI_LABEL)
+    path = tmp_path / "nuclei.pt"  # trained as 'singanseg train' does, keeping the source's shape
+    SinGANSegTrainer(tiny_config(iters=2), progress=False).fit(pair.real, pair.intensity, pair.labels, path,
+                                                               source=pair.source)
+    donor_label = tmp_path / "donor_label.png"
+    Image.fromarray(real[1][0].numpy().T.astype(np.uint8)).save(donor_label)
+    other = tmp_path / "other.png"
+    Image.fromarray(target(np.array(Image.open(NUCLEI_IMAGE)))).save(other)
+    args = ["harmonize", str(path), "--image", str(other), "--donor-image", str(NUCLEI_IMAGE), "--donor-label",
+            str(donor_label), "--at-scale", "1", "--out", str(tmp_path / "h"), "--location", "60", "100"]
+    with caplog.at_level("WARNING", logger="monai_singanseg"):
+        assert main(args) == 0
+    warned = [r.getMessage() for r in caplog.records if "is this its training image?" in r.getMessage()]
+    assert len(warned) == 1 and "other.png" in warned[0] and warning in warned[0], warned
+
+
+def test_cli_refuses_an_unfinished_model_as_sample_does(tmp_path, real, capsys):
+    pair = load_training_pair([NUCLEI_IMAGE], NUCLEI_LABEL)
+    path = tmp_path / "part.pt"
+    SinGANSegTrainer(tiny_config(), progress=False, stop_after_scales=1).fit(pair.real, pair.intensity, pair.labels,
+                                                                             path)
+    donor_label = tmp_path / "donor_label.png"
+    Image.fromarray(real[1][0].numpy().T.astype(np.uint8)).save(donor_label)
+    args = ["harmonize", str(path), "--image", str(NUCLEI_IMAGE), "--donor-image", str(NUCLEI_IMAGE),
+            "--donor-label", str(donor_label), "--at-scale", "1", "--out", str(tmp_path / "h")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"singanseg: error: {path}: training is not finished (1/3 scales); resume it first (singanseg " \
+                  "train ... --resume).", err
+    assert not (tmp_path / "h").exists()
+
+
 def _bank_and_sample(nuclei_model, real, folder):
     """The nuclei model in a bank under the image's name, and the real image as a sample with a centre region."""
     import shutil

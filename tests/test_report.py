@@ -55,6 +55,24 @@ def test_cli_writes_every_file_and_records_missing_sifid(nuclei_model, tmp_path,
     assert "SIFID left out" in capsys.readouterr().out
 
 
+def test_cli_reports_an_interrupted_model_at_its_last_trained_scale(tmp_path, no_inception_weights):
+    # the training pair was compared at the finest scale of the pyramid, the samples came at the last trained one
+    from conftest import tiny_config
+
+    from monai_singanseg import SinGANSegTrainer, load_training_pair
+
+    pair = load_training_pair([NUCLEI_IMAGE], NUCLEI_LABEL)
+    path = tmp_path / "part.pt"
+    model = SinGANSegTrainer(tiny_config(iters=2), progress=False, stop_after_scales=1).fit(
+        pair.real, pair.intensity, pair.labels, path)
+    assert model.trained_scales == 1 < model.num_scales
+    out = tmp_path / "report"
+    assert main(report_args(path, out)) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["shape"] == list(model.shapes[0]) and list(report["start_scales"]) == ["0"]
+    assert report["start_scales"]["0"]["swd"]["mean"] > 0
+
+
 def test_cli_refuses_to_overwrite_a_report(nuclei_model, tmp_path, no_inception_weights, capsys):
     _, path = nuclei_model
     out = tmp_path / "report"

@@ -151,3 +151,18 @@ def test_training_logs_one_line_per_scale_when_output_is_not_a_terminal(tmp_path
     lines = [r.getMessage() for r in caplog.records if "iterations in" in r.getMessage()]
     assert len(lines) == model.num_scales
     assert lines[0].startswith(f"scale 1/{model.num_scales} ") and "3 iterations in" in lines[0] and "rec " in lines[0]
+
+
+def test_a_lesion_lost_at_the_coarse_scales_only_is_a_warning(nuclei_pair, caplog):
+    # a 10x10 lesion of the real 256-pixel crop: about a pixel at 25 and 32, nothing at 20
+    from monai_singanseg import prepare_training_pair
+    from monai_singanseg.training import check_mask_survives
+
+    image = nuclei_pair.intensity.denormalize(nuclei_pair.real[:1])
+    lesion = torch.zeros_like(image)
+    lesion[0, 100:110, 100:110] = 255
+    pair = prepare_training_pair(image, lesion, label_name="lesion.png")
+    with caplog.at_level("WARNING", logger="monai_singanseg"):
+        left = check_mask_survives(pair.real, tiny_config(), pair.labels, "lesion.png")
+    assert left[0] == 0 and all(left[1:])
+    assert "lesion.png" in caplog.text and "1 of 3 scales" in caplog.text and "20x20: 0" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 import warnings
 
@@ -429,3 +430,23 @@ def test_a_foreign_checkpoint_in_a_bank_is_refused_when_the_bank_is_made(model_d
     torch.save({"state_dict": {"weight": torch.zeros(2)}}, bank / "unet.pt")  # a segmentation network's file
     with pytest.raises(SinGANSegInputError, match=r"unet\.pt: not a monai-singanseg checkpoint"):
         SinGANSegAugmentd(["image"], "label", bank, prob=1.0, model_choice="random")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without CUDA")
+def test_a_cuda_device_without_cuda_fails_when_the_transform_is_built(model_dir):
+    # it failed at the first sample, maybe in a DataLoader worker hours into a training, with a torch traceback
+    with pytest.raises(SinGANSegInputError, match=r"^device cuda: this machine has no CUDA GPU"):
+        SinGANSegAugmentd(["image"], "label", model_dir, device="cuda")
+
+
+def test_an_unknown_device_fails_when_the_transform_is_built(model_dir):
+    with pytest.raises(SinGANSegInputError, match=r"^device tpu9: not a device name"):
+        SinGANSegAugmentd(["image"], "label", model_dir, device="tpu9")
+
+
+@pytest.mark.parametrize("start_scale", [1.5, (0, 1.5), (2, 1), -1, True, "1"])
+def test_a_start_scale_that_is_no_int_or_range_is_named(model_dir, start_scale):
+    # 1.5 said "'float' object is not iterable"
+    with pytest.raises(ValueError, match=rf"^start_scale must be an int >= 0 or a \(low, high\) range of ints, got "
+                                         rf"{re.escape(repr(start_scale))}\.$"):
+        SinGANSegAugmentd(["image"], "label", model_dir, start_scale=start_scale)

@@ -46,6 +46,8 @@ def resize_pair(pair: TrainingPair, shape: Sequence[int]) -> TrainingPair:
         shape = shape * pair.spatial_dims
     if len(shape) != pair.spatial_dims:
         raise SinGANSegInputError(f"resize to {shape}: the pair is {pair.spatial_dims}D.")
+    if min(shape) < 1:
+        raise SinGANSegInputError(f"resize to {shape}: every size must be >= 1 pixel.")
     if tuple(pair.real.shape[1:]) == shape:
         return pair
     n_img = pair.real.shape[0] - pair.labels.channels

@@ -32,7 +32,7 @@ from monai.data import load_decathlon_datalist
 from monai_singanseg.checkpoint import read_checkpoint, training_state
 from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.files import atomic_write
+from monai_singanseg.files import atomic_write, claim_output
 from monai_singanseg.io import load_training_pair, model_name
 from monai_singanseg.pyramid import scale_shapes
 from monai_singanseg.training.trainer import (
@@ -42,7 +42,8 @@ from monai_singanseg.training.trainer import (
     verify_checkpoint_data,
 )
 
-__all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "cpu_threads_per_rank", "distributed_ranks", "train_many"]
+__all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "check_summary", "cpu_threads_per_rank", "distributed_ranks",
+           "train_many"]
 
 SUMMARY_NAME = "train_many_summary.json"
 DEFAULT_GROUP_SIZE = {"cpu": 1, "cuda": 32}
@@ -94,6 +95,25 @@ def distributed_ranks() -> Iterator[tuple[int, int, int, int]]:
     finally:
         if created and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def check_summary(summary: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, Any]:
+    """``summary`` of :func:`train_many` as it is when no model failed; else one error naming the first failure.
+
+    :func:`train_many` goes on past a failing item (one bad image must not stop the others) and returns normally;
+    a caller that must not report success when models are missing (the command line, the generation bundle) passes
+    its summary through this. Every failed item's reason was already printed, one line each, as it failed.
+
+    Raises:
+        SinGANSegInputError: ``"2 of 2 models failed (first: name: reason); see <out_dir>/train_many_summary.json."``
+    """
+    if summary["failed"]:
+        first = next(m for m in summary["models"] if m.get("status") == "failed")
+        raise SinGANSegInputError(
+            f"{summary['failed']} of {summary['total']} models failed (first: {first['name']}: {first['error']}); "
+            f"see {Path(out_dir) / SUMMARY_NAME}."
+        )
+    return summary
 
 
 def cpu_threads_per_rank() -> int:
@@ -207,44 +227,48 @@ def train_many(
                 record.update(status=status, seconds=record["seconds"] + share, group_size=len(group.items))
                 report(record)
 
-        for item in mine:
-            images = _as_list(item["image"])
-            name = model_name(images[0])
-            path = out_dir / f"{name}.pt"
-            start = time.perf_counter()
-            record: dict[str, Any] = {"name": name, "image": images, "label": str(item.get("label")), "rank": rank}
-            try:
-                if "label" not in item:
-                    raise SinGANSegInputError(f"{datalist}: item {name} has no 'label'.")
-                status = _status(path)
-                pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles,
-                                          window=window, slice_axis=slice_axis, slice_index=slice_index)
-                job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair))
-                if status != "missing":  # never keep or continue a model of other data or other options
-                    changes = config_differences(verify_checkpoint_data(path, pair.real), job.config)
-                    if changes:
-                        raise SinGANSegInputError(f"{path}: was trained with other options ({'; '.join(changes)}); "
-                                                  "delete it or choose another --out.")
-                if status == "complete":
-                    record.update(status="skipped", seconds=time.perf_counter() - start)
+        with contextlib.ExitStack() as claims:
+            for item in mine:
+                images = _as_list(item["image"])
+                name = model_name(images[0])
+                path = out_dir / f"{name}.pt"
+                start = time.perf_counter()
+                record: dict[str, Any] = {"name": name, "image": images, "label": str(item.get("label")), "rank": rank}
+                try:
+                    if "label" not in item:
+                        raise SinGANSegInputError(f"{datalist}: item {name} has no 'label'.")
+                    # held until this rank is done: a second run on this folder skips the model, not trains it too
+                    claims.enter_context(claim_output(path))
+                    status = _status(path)
+                    pair = load_training_pair(images, item["label"], num_classes=num_classes, percentiles=percentiles,
+                                              window=window, slice_axis=slice_axis, slice_index=slice_index)
+                    job = TrainingItem(pair.real, pair.intensity, pair.labels, path, pair.source, make_config(pair),
+                                       name=str(item["label"]))
+                    if status != "missing":  # never keep or continue a model of other data or other options
+                        changes = config_differences(verify_checkpoint_data(path, pair.real), job.config)
+                        if changes:
+                            raise SinGANSegInputError(f"{path}: was trained with other options ({'; '.join(changes)}); "
+                                                      "delete it or choose another --out.")
+                    if status == "complete":
+                        record.update(status="skipped", seconds=time.perf_counter() - start)
+                        report(record)
+                        continue
+                    key = _group_key(job, path, status)
+                except Exception as err:  # noqa: BLE001 - one failing image must not stop the others
+                    record.update(status="failed", error=f"{type(err).__name__}: {err}",
+                                  seconds=time.perf_counter() - start)
+                    if not isinstance(err, SinGANSegInputError):
+                        record["traceback"] = traceback.format_exc(limit=3)
                     report(record)
                     continue
-                key = _group_key(job, path, status)
-            except Exception as err:  # noqa: BLE001 - one failing image must not stop the others
-                record.update(status="failed", error=f"{type(err).__name__}: {err}",
-                              seconds=time.perf_counter() - start)
-                if not isinstance(err, SinGANSegInputError):
-                    record["traceback"] = traceback.format_exc(limit=3)
-                report(record)
-                continue
-            record["seconds"] = time.perf_counter() - start
-            group = pending.setdefault(key, _Pending(resume=status == "partial"))
-            group.items.append(job)
-            group.records.append(record)
-            if len(group.items) == group_size:
-                train(pending.pop(key))
-        for group in pending.values():
-            train(group)
+                record["seconds"] = time.perf_counter() - start
+                group = pending.setdefault(key, _Pending(resume=status == "partial"))
+                group.items.append(job)
+                group.records.append(record)
+                if len(group.items) == group_size:
+                    train(pending.pop(key))
+            for group in pending.values():
+                train(group)
         if dist.is_initialized():
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, records)

@@ -7,6 +7,7 @@ when logging is asked for, and a clear error says ``pip install tensorboard`` wh
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,12 +24,22 @@ __all__ = ["TensorBoardLog", "has_tensorboard", "require_tensorboard"]
 
 
 def require_tensorboard(log_dir: str | os.PathLike) -> None:
-    """Raise :class:`SinGANSegInputError` saying ``pip install tensorboard`` when TensorBoard is not installed."""
+    """Raise :class:`SinGANSegInputError` saying ``pip install tensorboard`` when TensorBoard is not installed, or
+    naming ``log_dir`` when it (or a folder above it) is a file: the writer would fail with a traceback after the
+    first scale had trained."""
     if not has_tensorboard:
         raise SinGANSegInputError(
             f"TensorBoard logging to {log_dir} needs the tensorboard package: pip install tensorboard "
             "(or train without --tensorboard / log_dir)."
         )
+    path = Path(log_dir)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == path else f"is inside {folder}, a file"
+                raise SinGANSegInputError(f"{log_dir}: {what}; --tensorboard (log_dir) takes a folder for the "
+                                          "event files.")
+            break
 
 
 class TensorBoardLog:

@@ -48,8 +48,8 @@ from monai_singanseg.networks.scale_networks import Window, crop_windows
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
 
-__all__ = ["ScaleStep", "SinGANSegTrainer", "TrainingItem", "check_trainable", "config_differences", "fingerprint",
-           "scale_seed", "verify_checkpoint_data"]
+__all__ = ["ScaleStep", "SinGANSegTrainer", "TrainingItem", "check_mask_survives", "check_trainable",
+           "config_differences", "fingerprint", "scale_seed", "verify_checkpoint_data"]
 
 if TYPE_CHECKING:
     from monai_singanseg.training.tensorboard import TensorBoardLog
@@ -92,6 +92,41 @@ def check_trainable(spatial_shape: Sequence[int], config: SinGANSegConfig, name:
         )
 
 
+def check_mask_survives(real: torch.Tensor, config: SinGANSegConfig, labels: LabelEncoding,
+                        name: str = "the mask") -> list[int]:
+    """Foreground pixels of the mask at every scale of the pyramid (coarsest first), refusing a mask that vanishes.
+
+    A lesion of a few pixels in a large image is averaged away when the image is shrunk to ``max_size``: a model
+    trained on it makes empty masks only, while training ends without a word. No foreground at the finest scale is
+    refused; a mask lost at coarse scales only is a warning (those scales learn the layout without it).
+
+    Args:
+        real: ``(C, *spatial)`` or ``(1, C, *spatial)`` in ``[-1, 1]``, image channels then mask channels.
+        config: the model's configuration (its pyramid and image channels).
+        labels: map of the label to the mask channels.
+        name: the mask's file (or key), for the messages.
+
+    Raises:
+        SinGANSegInputError: the finest scale holds no foreground pixel.
+    """
+    real = real if real.ndim == config.spatial_dims + 2 else real.unsqueeze(0)
+    mask = real[:, config.image_channels:].float()
+    full = int((labels.indices(mask, channel_dim=1) != 0).sum())
+    shapes = scale_shapes(real.shape[2:], config.pyramid)
+    left = [int((labels.indices(level, channel_dim=1) != 0).sum()) for level in build_pyramid(mask, shapes)]
+    if all(left):
+        return left
+    per_scale = ", ".join(f"{'x'.join(map(str, s))}: {n}" for s, n in zip(shapes, left))
+    lost = "every scale" if not left[-1] else f"{left.count(0)} of {len(left)} scales"
+    what = (f"{name}: the mask's {full} foreground pixel(s) shrink to nothing at {lost} (max size "
+            f"{config.pyramid.max_size}; foreground pixels per scale, coarsest first: {per_scale})")
+    if not left[-1]:
+        raise SinGANSegInputError(f"{what}; the model would make empty masks only: raise --max-size (max_size) or "
+                                  "crop the image around the lesion.")
+    logger.warning("%s; those scales learn the layout without the lesion.", what)
+    return left
+
+
 def config_differences(stored: SinGANSegConfig, asked: SinGANSegConfig) -> list[str]:
     """``"pyramid.max_size: 64 kept (asked 128)"`` for every field where ``asked`` differs from ``stored``."""
 
@@ -130,6 +165,7 @@ class TrainingItem:
         checkpoint: file written after every scale (atomically).
         source: affine, shape and contrast names of the training image, stored to write outputs alike.
         config: the model's configuration; ``None`` takes the trainer's.
+        name: the label file (or key) the mask came from, for messages; ``None`` names the checkpoint.
     """
 
     real: torch.Tensor
@@ -138,6 +174,7 @@ class TrainingItem:
     checkpoint: str | os.PathLike
     source: dict[str, Any] | None = None
     config: SinGANSegConfig | None = None
+    name: str | None = None
 
 
 @dataclass
@@ -503,6 +540,7 @@ class SinGANSegTrainer:
         checkpoint: str | os.PathLike,
         resume: bool = False,
         source: dict[str, Any] | None = None,
+        name: str | None = None,
     ) -> SinGANSeg:
         """Train on ``real`` ``(C, *spatial)`` in ``[-1, 1]`` (image channels, then mask channels).
 
@@ -513,11 +551,12 @@ class SinGANSegTrainer:
             checkpoint: file written after every scale (atomically) and at the end.
             resume: continue from ``checkpoint``; on the same device the result equals an uninterrupted run's.
             source: affine, shape and contrast names of the training image, stored to write outputs alike.
+            name: the label file the mask came from, named by the messages about it (default: the checkpoint).
 
         Returns:
             The model (eval mode) with every scale trained (or ``stop_after_scales`` of them).
         """
-        return self.fit_group([TrainingItem(real, intensity, labels, checkpoint, source)], resume=resume)[0]
+        return self.fit_group([TrainingItem(real, intensity, labels, checkpoint, source, name=name)], resume=resume)[0]
 
     def fit_group(self, items: Sequence[TrainingItem], resume: bool = False) -> list[SinGANSeg]:
         """Train the models of ``items`` side by side as one grouped network.
@@ -589,6 +628,7 @@ class SinGANSegTrainer:
                     f"({config.image_channels} image + {config.mask_channels} mask)."
                 )
             check_trainable(real.shape[2:], config, str(checkpoint))
+            check_mask_survives(real, config, item.labels, item.name or str(checkpoint))
             shapes = scale_shapes(real.shape[2:], config.pyramid)
             model = SinGANSeg(config, shapes, item.intensity, item.labels, item.source).to(self.device)
             state, critic = TrainingState(data_id, complete=False), None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -60,6 +61,26 @@ def _sample_name_or_none(name: Any) -> str | None:
         return None
     return name
 
+
+
+def _start_range(start_scale: Any) -> tuple[int, int]:
+    """``(low, high)`` of ``start_scale``: an int, or an inclusive range of two ints, ``0 <= low <= high``.
+
+    Raises:
+        ValueError: naming the value, for a float (``1.5`` said "'float' object is not iterable") or a bad range.
+    """
+    def whole(v: Any) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if whole(start_scale):
+        low = high = start_scale
+    elif isinstance(start_scale, Sequence) and len(start_scale) == 2 and all(whole(v) for v in start_scale):
+        low, high = start_scale
+    else:
+        low, high = -1, -1  # refused below, with the value as given
+    if not 0 <= low <= high:
+        raise ValueError(f"start_scale must be an int >= 0 or a (low, high) range of ints, got {start_scale!r}.")
+    return int(low), int(high)
 
 class SinGANSegAugment(RandomizableTransform):
     """With probability ``prob``, replace an image and its label by a synthetic pair from a SinGAN-Seg model or a
@@ -150,10 +171,7 @@ class SinGANSegAugment(RandomizableTransform):
         self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
         self.model_choice = look_up_option(model_choice, MODEL_CHOICES)
         self.on_missing = look_up_option(on_missing, ON_MISSING)
-        low, high = (start_scale, start_scale) if isinstance(start_scale, int) else tuple(start_scale)
-        if not 0 <= low <= high:
-            raise ValueError(f"start_scale must be an int >= 0 or a (low, high) range, got {start_scale}.")
-        self.start_range = (int(low), int(high))
+        self.start_range = _start_range(start_scale)
         low, high = (diversity, diversity) if np.isscalar(diversity) else tuple(diversity)
         if not 0.0 <= low <= high <= 1.0:
             raise ValueError(f"diversity must be a number in [0, 1] or a (low, high) range in it, got {diversity}.")

@@ -11,6 +11,7 @@ from typing import Any, Union
 
 import torch
 
+from monai_singanseg.devices import check_device
 from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generators import PairGenerator, checkpoint_kind, load_generator
@@ -36,6 +37,8 @@ class ModelBank:
     """
 
     def __init__(self, models: ModelSource, cache_size: int = 8, device: str | torch.device = "cpu") -> None:
+        # checked when the transform is built, not when the first sample (maybe in a worker, hours later) needs it
+        device = check_device(device)
         if isinstance(models, ModelBank):
             models = list(models._paths.values()) + list(models._fixed.values())
         items = list(models) if isinstance(models, (list, tuple)) else [models]
