@@ -100,6 +100,25 @@ def test_channel_mismatch_names_the_checkpoint(model_dir):
         aug(torch.rand(3, 32, 32), torch.zeros(1, 32, 32), name="nuclei_image")
 
 
+def test_the_label_listed_among_the_image_keys_is_named(model_dir):
+    # MONAI's habit keys=["image", "label"] stacked the label as a second image channel: "the data has 2"
+    with pytest.raises(SinGANSegInputError, match=r"label_key 'label' is also listed in keys \['image', 'label'\]: "
+                                                  "keys are the image keys only"):
+        SinGANSegAugmentd(keys=["image", "label"], label_key="label", models=model_dir, prob=1.0)
+
+
+def test_a_chain_without_ensure_channel_first_names_it(model_dir):
+    # LoadImaged alone gives (256, 256): the message said "the data has 256" image channels
+    chain = Compose([LoadImaged(["image", "label"], image_only=True),
+                     SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0)])
+    with pytest.raises(RuntimeError) as caught:  # Compose wraps the transform's error, the cause is ours
+        chain({"image": str(NUCLEI_IMAGE), "label": str(NUCLEI_LABEL)})
+    cause = caught.value.__cause__
+    assert isinstance(cause, SinGANSegInputError), caught.value
+    assert "shape (256, 256) has no channel axis" in str(cause) and "add EnsureChannelFirstd" in str(cause)
+    assert "the data has 256" not in str(cause)
+
+
 def test_missing_key_is_named(model_dir, sample):
     del sample["label"]
     with pytest.raises(SinGANSegInputError, match="missing key 'label'"):
@@ -274,7 +293,7 @@ def test_a_label_that_is_not_binary_is_refused(model_dir, sample):
 
 @pytest.mark.parametrize("label_of, match", [
     (lambda label: label[:, :, :128], r"label of shape \(1, 256, 128\) does not fit the image \(1, 256, 256\)"),
-    (lambda label: label[0], r"label of shape \(256, 256\) does not fit"),  # no channel axis (EnsureChannelFirst)
+    (lambda label: label[0], r"label of shape \(256, 256\) does not fit.*add EnsureChannelFirstd for the label"),
     (lambda label: label.float().masked_fill(label > 0, float("nan")), "label holds NaN"),
 ])
 def test_a_label_that_is_not_the_images_is_refused(model_dir, sample, label_of, match):

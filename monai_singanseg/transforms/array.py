@@ -331,6 +331,12 @@ class SinGANSegAugment(RandomizableTransform):
         cfg = model.config
         if image.shape[0] != cfg.image_channels or len(image.shape) - 1 != cfg.spatial_dims:
             where = self.bank.path(model_name) or model_name
+            if len(image.shape) == cfg.spatial_dims:  # "the data has 256 channels" hid the missing channel axis
+                raise SinGANSegInputError(
+                    f"{where}: the image of shape {tuple(image.shape)} has no channel axis ({cfg.spatial_dims}D model "
+                    f"of {cfg.image_channels} image channel(s) wants (C, *spatial)); add EnsureChannelFirstd (or "
+                    "LoadImaged(..., ensure_channel_first=True)) before this transform, for the image and the label."
+                )
             if image.shape[0] != cfg.image_channels:
                 raise SinGANSegInputError(
                     f"{where}: model makes {cfg.image_channels} image channel(s), the data has {image.shape[0]}."
@@ -389,10 +395,11 @@ class SinGANSegAugment(RandomizableTransform):
         sample = _sample_name_or_none(name) or "sample"
         wanted = (1, *image.shape[1:])
         if tuple(label.shape) != wanted:
+            hint = ("add EnsureChannelFirstd for the label too" if tuple(label.shape) == wanted[1:] else
+                    "class indices for a multi-class model: AsDiscreted(argmax=True)")
             raise SinGANSegInputError(
                 f"{sample}: label of shape {tuple(label.shape)} does not fit the image {tuple(image.shape)}; the "
-                f"transform takes a one-channel label of the image's spatial size, {wanted} (class indices for a "
-                "multi-class model: AsDiscreted(argmax=True))."
+                f"transform takes a one-channel label of the image's spatial size, {wanted} ({hint})."
             )
         checked = {"label": label, "image": image} if self.match_intensity else {"label": label}
         for what, value in checked.items():

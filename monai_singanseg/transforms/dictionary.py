@@ -44,7 +44,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
     trained, and split back after generation; a single key may hold several channels.
 
     Args:
-        keys: the image keys.
+        keys: the image keys (not the label: it is ``label_key``, and listing it in ``keys`` too is refused).
         label_key: the label key.
         models: checkpoint path, folder, loaded models or a list of these.
         prob: probability of replacing a sample.
@@ -103,6 +103,10 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
             raise ValueError(f"num_samples must be a whole number of at least 1, got {num_samples}.")
         if keep_original and num_samples < 2:
             raise ValueError("keep_original=True needs num_samples of at least 2 (the original plus synthetic ones).")
+        if label_key in self.keys:
+            # MONAI's habit of listing every key of the pair: the label would be stacked as one more image channel
+            raise SinGANSegInputError(f"label_key {label_key!r} is also listed in keys {list(self.keys)}: keys are the image "
+                             f"keys only (e.g. keys=['image'], label_key='label'); the label is replaced with them.")
         RandomizableTransform.__init__(self, prob)
         self.num_samples, self.keep_original = int(num_samples), keep_original
         self.label_key = label_key
