@@ -404,6 +404,36 @@ def test_keep_original_adds_synthetic_pairs_beside_the_real_one_in_every_batch(m
         SinGANSegAugmentd(["image"], "label", model_dir, keep_original=True)
 
 
+def test_the_study_recipe_is_one_call_and_its_batches_say_which_items_are_synthetic(model_dir):
+    from monai.data import DataLoader, Dataset, list_data_collate
+
+    recipe = SinGANSegAugmentd.add_beside_real(["image"], "label", model_dir)
+    assert (recipe.augment.start_range, recipe.augment.diversity_range, recipe.augment.match_intensity) == \
+        ((0, 0), (0.4, 0.4), True)
+    assert (recipe.prob, recipe.num_samples, recipe.keep_original, recipe.synthetic_key) == \
+        (1.0, 2, True, "synthetic")
+    items = [{"image": str(NUCLEI_IMAGE), "label": str(NUCLEI_LABEL)}] * 2
+    load = LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True)
+    real = load(dict(items[0]))
+    chain = Compose([load, recipe]).set_random_state(0)
+    loader = DataLoader(Dataset(items, chain), batch_size=2, collate_fn=list_data_collate)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (4, 1, 256, 256)
+    assert batch["synthetic"].dtype == torch.bool and batch["synthetic"].tolist() == [False, True, False, True]
+    for image, synthetic in zip(batch["image"], batch["synthetic"]):  # the mark tells the real items apart
+        assert torch.equal(image.as_tensor(), real["image"].as_tensor()) != bool(synthetic)
+    # replacing by a coin (num_samples=1) marks each item as drawn; a sample the transform passes through is real
+    coin = SinGANSegAugmentd(["image"], "label", model_dir, prob=0.5, synthetic_key="synthetic")
+    marks = [bool(coin.set_random_state(seed)(real)["synthetic"]) for seed in range(8)]
+    assert True in marks and False in marks
+    skip = SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0, on_missing="skip", synthetic_key="synthetic")
+    passed = skip({**real, "image": MetaTensor(real["image"].as_tensor(), meta={"filename_or_obj": "other.png"})})
+    assert not bool(passed["synthetic"])
+    # overrides change one part of the recipe; the plain constructor adds no key, as before
+    assert SinGANSegAugmentd.add_beside_real(["image"], "label", model_dir, num_samples=3).num_samples == 3
+    assert "synthetic" not in SinGANSegAugmentd(["image"], "label", model_dir, prob=1.0)(real)
+
+
 @pytest.fixture(scope="module")
 def model_with_source(tmp_path_factory, nuclei_pair):
     """A tiny nuclei model that knows its training image's affine and shape, as the command line's models do."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from copy import deepcopy
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -63,13 +63,19 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         keep_original: with ``num_samples`` above 1, the first item is the incoming sample untouched and the
             others are synthetic with probability ``prob`` each: ``num_samples=2, keep_original=True, prob=1.0``
             gives every batch a fixed half of synthetic pairs *beside* the real ones, instead of replacing real
-            samples by a per-sample coin.
+            samples by a per-sample coin (:meth:`add_beside_real` spells out the study's whole recipe).
+        synthetic_key: when given, every dictionary the transform returns gets this key: a 0-d ``torch.bool``
+            tensor, ``True`` for a synthetic pair and ``False`` for a real sample (passed through or kept by
+            ``keep_original``), so ``list_data_collate`` batches it to a ``(B,)`` mask of the batch's synthetic
+            items. ``None`` (default) adds no key.
 
     Example:
         >>> SinGANSegAugmentd(keys=["image"], label_key="label", models="models/", prob=0.5)  # doctest: +SKIP
         >>> # every real sample plus one synthetic pair of its model: half of each batch synthetic
         >>> SinGANSegAugmentd(keys=["image"], label_key="label", models="models/", prob=1.0,
         ...                   num_samples=2, keep_original=True)  # doctest: +SKIP
+        >>> # the same, as the study ran it, with batch["synthetic"] telling the two apart
+        >>> SinGANSegAugmentd.add_beside_real(["image"], "label", "models/")  # doctest: +SKIP
     """
 
     backend = SinGANSegAugment.backend
@@ -95,6 +101,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         diffusion: DiffusionSampling | dict[str, Any] | None = None,
         num_samples: int = 1,
         keep_original: bool = False,
+        synthetic_key: str | None = None,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         if not 0.0 <= prob <= 1.0:
@@ -109,7 +116,7 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
                              f"keys only (e.g. keys=['image'], label_key='label'); the label is replaced with them.")
         RandomizableTransform.__init__(self, prob)
         self.num_samples, self.keep_original = int(num_samples), keep_original
-        self.label_key = label_key
+        self.label_key, self.synthetic_key = label_key, synthetic_key
         self.model_key = model_key if model_key is not None else self.keys[0]
         self.augment = SinGANSegAugment(
             models, prob=1.0, start_scale=start_scale, model_choice=model_choice, on_missing=on_missing,
@@ -117,6 +124,32 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
             match_intensity=match_intensity, intensity_percentiles=intensity_percentiles, diversity=diversity,
             diffusion=diffusion,
         )
+
+    BESIDE_REAL: ClassVar[dict[str, Any]] = {"start_scale": 0, "diversity": 0.4, "match_intensity": True, "prob": 1.0,
+                                   "num_samples": 2, "keep_original": True, "synthetic_key": "synthetic"}
+    """The options of :meth:`add_beside_real`: the few-shot study's best recipe (docs/downstream.md)."""
+
+    @classmethod
+    def add_beside_real(cls, keys: KeysCollection, label_key: str, models: ModelSource,
+                        **overrides: Any) -> SinGANSegAugmentd:
+        """The study's winner in one call: every real sample kept, one synthetic pair of its model added beside it.
+
+        The options of :attr:`BESIDE_REAL`: ``start_scale=0, diversity=0.4, match_intensity=True, prob=1.0,
+        num_samples=2, keep_original=True`` and ``synthetic_key="synthetic"``, so each batch is half real, half
+        synthetic, and ``batch["synthetic"]`` (a ``(B,)`` bool tensor) says which is which. Place it after the
+        cached intensity normalisation (``match_intensity``) and before the random crops.
+
+        Args:
+            keys: the image keys.
+            label_key: the label key.
+            models: checkpoint path, folder, loaded models or a list of these.
+            overrides: any other option of the constructor, or one of the recipe's replaced (e.g.
+                ``num_samples=3`` for two synthetic pairs per real one, ``synthetic_key=None`` for no marker).
+
+        Returns:
+            The transform.
+        """
+        return cls(keys, label_key, models, **{**cls.BESIDE_REAL, **overrides})
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
         super().set_random_state(seed, state)
@@ -131,8 +164,17 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any] | list[dict[Hashable, Any]]:
         if self.num_samples == 1:
             return self._one(data)
-        first = [dict(data)] if self.keep_original else []
+        first = [self._mark(dict(data), False)] if self.keep_original else []
         return first + [self._own(self._one(data), data) for _ in range(self.num_samples - len(first))]
+
+    def _mark(self, d: dict[Hashable, Any], synthetic: bool) -> dict[Hashable, Any]:
+        """``d`` with its ``synthetic_key`` set (when there is one). A sample an earlier transform made synthetic and
+        this one passes through stays marked synthetic."""
+        if self.synthetic_key is not None:
+            earlier = d.get(self.synthetic_key)
+            was = earlier is not None and bool(torch.as_tensor(earlier).any())
+            d[self.synthetic_key] = torch.tensor(synthetic or was)
+        return d
 
     @staticmethod
     def _own(item: dict[Hashable, Any], data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -145,13 +187,14 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         d = dict(data)
         self.randomize()
         if not self._do_transform:
-            return d
+            return self._mark(d, False)
         keys = [k for k in self.key_iterator(d)]
         for key in [*self.keys, self.label_key]:
             if key not in d and not self.allow_missing_keys:
                 raise SinGANSegInputError(f"missing key {key!r} in the data dictionary.")
         if len(keys) < len(self.keys) or self.label_key not in d:
-            return d  # allow_missing_keys: a pair with a contrast or the label missing cannot be replaced whole
+            # allow_missing_keys: a pair with a contrast or the label missing cannot be replaced whole
+            return self._mark(d, False)
         name = sample_name(d, self.model_key) if self.augment.model_choice == "matched" else None
         parts = [d[k] for k in keys]
         sizes = [p.shape[0] for p in parts]
@@ -164,6 +207,9 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
             if isinstance(parts[0], MetaTensor):
                 stacked = MetaTensor(stacked, meta=dict(parts[0].meta))
         image, label = self.augment(stacked, d[self.label_key], name=name, randomize=False)
+        # the array transform hands its input back when it passes the sample through (on_missing="skip", a
+        # diffusion model and an empty label): that sample is still real
+        self._mark(d, image is not stacked)
         if len(parts) == 1:
             d[keys[0]] = image
         else:
