@@ -270,3 +270,32 @@ def test_low_memory_changes_memory_use_only(cli_model, tmp_path):
     for a, b in zip(ours, theirs, strict=True):
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_help_imports_neither_torch_nor_monai():
+    """``singanseg --help`` took about 20 s on a busy machine, importing MONAI and torch to print text."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from monai_singanseg.cli import build_parser, main\n"
+            "build_parser()\n"
+            "for argv in (['--help'], ['train', '--help'], ['train-many', '--help'], ['sample', '--help']):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'monai') if m in sys.modules))\n")
+    root = Path(__file__).resolve().parents[1]  # this checkout's package, not an installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "usage: singanseg train " in done.stdout  # the help was printed
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY []", done.stdout[-300:]
+    # the lazy package still hands out every public name
+    import monai_singanseg
+    import monai_singanseg.diffusion
+
+    for package in (monai_singanseg, monai_singanseg.diffusion):
+        assert all(getattr(package, name) is not None for name in package.__all__)

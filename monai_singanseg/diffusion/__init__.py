@@ -4,46 +4,68 @@ Optional k-means clustering of the training pairs (scikit-learn) gives one model
 generative parts (``DiffusionModelUNet``, ``DDPMScheduler`` / ``DDIMScheduler``,
 ``DiffusionInferer``); the same stacked ``[-1, 1]`` tensors, intensity maps and label encodings as SinGAN-Seg.
 See ``docs/diffusion.md``.
+
+The names are imported on first use (PEP 562): the command line reads ``diffusion.config`` for its options without
+importing torch and MONAI.
 """
 
 from __future__ import annotations
 
-from monai_singanseg.diffusion.checkpoint import (
-    DIFFUSION_FORMAT,
-    DIFFUSION_FORMAT_VERSION,
-    DiffusionTrainingState,
-    load_diffusion,
-    read_diffusion_checkpoint,
-    save_diffusion,
-    stored_config,
-)
-from monai_singanseg.diffusion.clustering import PairClusters, cluster_pairs, pair_features
-from monai_singanseg.diffusion.config import (
-    CLUSTER_FEATURES,
-    DIFFUSION_MODES,
-    NOISE_SCHEDULES,
-    SAMPLERS,
-    DiffusionConfig,
-    DiffusionSampling,
-)
-from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
-from monai_singanseg.diffusion.many import load_datalist_pairs, resize_pair, train_diffusion_models
-from monai_singanseg.diffusion.model import PairDiffusion, build_unet, default_labels
-from monai_singanseg.diffusion.schedule import (
-    noise_scheduler,
-    repaint_levels,
-    respaced_scheduler,
-    sampling_timesteps,
-)
-from monai_singanseg.diffusion.trainer import (
-    DiffusionStep,
-    DiffusionTrainer,
-    TrainingData,
-    WeightAverage,
-    draw_batch,
-    stack_pairs,
-    step_seed,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from monai_singanseg.diffusion.checkpoint import (
+        DIFFUSION_FORMAT,
+        DIFFUSION_FORMAT_VERSION,
+        DiffusionTrainingState,
+        load_diffusion,
+        read_diffusion_checkpoint,
+        save_diffusion,
+        stored_config,
+    )
+    from monai_singanseg.diffusion.clustering import PairClusters, cluster_pairs, pair_features
+    from monai_singanseg.diffusion.config import (
+        CLUSTER_FEATURES,
+        DIFFUSION_MODES,
+        NOISE_SCHEDULES,
+        SAMPLERS,
+        DiffusionConfig,
+        DiffusionSampling,
+    )
+    from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
+    from monai_singanseg.diffusion.many import load_datalist_pairs, resize_pair, train_diffusion_models
+    from monai_singanseg.diffusion.model import PairDiffusion, build_unet, default_labels
+    from monai_singanseg.diffusion.schedule import (
+        noise_scheduler,
+        repaint_levels,
+        respaced_scheduler,
+        sampling_timesteps,
+    )
+    from monai_singanseg.diffusion.trainer import (
+        DiffusionStep,
+        DiffusionTrainer,
+        TrainingData,
+        WeightAverage,
+        draw_batch,
+        stack_pairs,
+        step_seed,
+    )
+
+_SOURCES = {  # submodule: its public names
+    "checkpoint": ("DIFFUSION_FORMAT", "DIFFUSION_FORMAT_VERSION", "DiffusionTrainingState", "load_diffusion",
+                   "read_diffusion_checkpoint", "save_diffusion", "stored_config"),
+    "clustering": ("PairClusters", "cluster_pairs", "pair_features"),
+    "config": ("CLUSTER_FEATURES", "DIFFUSION_MODES", "NOISE_SCHEDULES", "SAMPLERS", "DiffusionConfig",
+               "DiffusionSampling"),
+    "inpainting": ("inpaint_pair", "label_region"),
+    "many": ("load_datalist_pairs", "resize_pair", "train_diffusion_models"),
+    "model": ("PairDiffusion", "build_unet", "default_labels"),
+    "schedule": ("noise_scheduler", "repaint_levels", "respaced_scheduler", "sampling_timesteps"),
+    "trainer": ("DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage", "draw_batch", "stack_pairs",
+                "step_seed"),
+}
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "CLUSTER_FEATURES",
@@ -82,3 +104,17 @@ __all__ = [
     "stored_config",
     "train_diffusion_models",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use and kept."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
