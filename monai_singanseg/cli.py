@@ -652,6 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "quiet", False) is False else logging.WARNING,
                         format="%(message)s")
     logging.getLogger("ignite").setLevel(logging.WARNING)  # ignite's per-run INFO lines duplicate the progress bar
+    # train-many's one line per model and its counts are what --quiet keeps (it drops bars and per-scale lines)
+    logging.getLogger("monai_singanseg.training.many").setLevel(logging.INFO)
     try:
         commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion, "sample": _sample,
                     "harmonize": _harmonize, "edit": _harmonize, "report": _report}

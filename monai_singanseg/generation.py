@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ from monai_singanseg.visualize import save_pair_grid
 
 __all__ = ["output_affine", "output_format", "sample_bank", "write_diffusion_samples", "write_generated",
            "write_samples"]
+
+logger = logging.getLogger(__name__)
 
 
 def output_affine(model: PairGenerator, shape: Sequence[int]) -> np.ndarray:
@@ -319,5 +322,5 @@ def sample_bank(
                 "training": [{k: relative(v) for k, v in item.items()} for item in items]}
     target = out_dir / "synthetic_datalist.json"
     atomic_write(target, lambda tmp: Path(tmp).write_text(json.dumps(datalist, indent=2)))
-    print(f"wrote {len(items)} pairs from {len(models)} model(s) and {target}", flush=True)
+    logger.info("wrote %d pairs from %d model(s) and %s", len(items), len(models), target)
     return target

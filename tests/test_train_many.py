@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,19 +46,42 @@ def _datalist(tmp_path, count: int, broken: bool = False):
     return path
 
 
-def test_single_process_reports_failures_and_skips_finished(tmp_path, capsys):
+def test_single_process_reports_failures_and_skips_finished(tmp_path, caplog):
     datalist = _datalist(tmp_path, 2, broken=True)
     out = tmp_path / "models"
-    assert main(["train-many", str(datalist), "--out", str(out)] + TINY) == 2
+    with caplog.at_level(logging.INFO, logger="monai_singanseg.training.many"):
+        assert main(["train-many", str(datalist), "--out", str(out)] + TINY) == 2
     summary = json.loads((out / SUMMARY_NAME).read_text())
     assert (summary["total"], summary["done"], summary["failed"]) == (3, 2, 1)
     failed = [m for m in summary["models"] if m["status"] == "failed"]
     assert "mask is not binary" in failed[0]["error"]
     assert sorted(p.name for p in out.glob("*.pt")) == ["case_0.pt", "case_1.pt"]
-    assert "[rank 0/1]" in capsys.readouterr().out
+    # one logging record per model as it finishes (a failure as a warning), then the counts
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "monai_singanseg.training.many"]
+    assert [(level, line.split(" (")[0]) for level, line in lines] == [
+        (logging.INFO, "[rank 0/1] 1/3 case_0: done"), (logging.INFO, "[rank 0/1] 2/3 case_1: done"),
+        (logging.WARNING, "[rank 0/1] 3/3 broken: failed"),
+        (logging.INFO, f"3 models: 2 done, 0 resumed, 0 skipped, 1 failed -> {out / SUMMARY_NAME}")]
     main(["train-many", str(datalist), "--out", str(out)] + TINY)
     again = json.loads((out / SUMMARY_NAME).read_text())
     assert again["skipped"] == 2 and again["done"] == 0
+
+
+def test_quiet_train_many_says_one_line_per_model(tmp_path):
+    """docs/train_many.md: with --quiet, one line per model as it finishes and the counts, nothing else."""
+    datalist = _datalist(tmp_path, 2)
+    out = tmp_path / "models"
+    root = Path(__file__).resolve().parents[1]  # this checkout's package
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(root), os.environ.get(
+        "PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "monai_singanseg.cli", "train-many", str(datalist), "--out", str(out),
+                           *TINY], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    lines = [line for line in done.stdout.splitlines() if "nvImageCodec" not in line]
+    assert [line.split(" (")[0] for line in lines] == [
+        "[rank 0/1] 1/2 case_0: done", "[rank 0/1] 2/2 case_1: done",
+        f"2 models: 2 done, 0 resumed, 0 skipped, 0 failed -> {out / SUMMARY_NAME}"], lines
 
 
 def test_two_items_with_one_model_name_are_refused(tmp_path):

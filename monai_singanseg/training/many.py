@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 import traceback
@@ -44,6 +45,8 @@ from monai_singanseg.training.trainer import (
 
 __all__ = ["DEFAULT_GROUP_SIZE", "SUMMARY_NAME", "check_summary", "cpu_threads_per_rank", "distributed_ranks",
            "train_many"]
+
+logger = logging.getLogger(__name__)
 
 SUMMARY_NAME = "train_many_summary.json"
 DEFAULT_GROUP_SIZE = {"cpu": 1, "cuda": 32}
@@ -202,9 +205,11 @@ def train_many(
 
         def report(record: dict[str, Any]) -> None:
             records.append(record)
-            print(f"[rank {rank}/{world}] {len(records)}/{len(mine)} {record['name']}: {record['status']} "
-                  f"({record['seconds']:.1f} s)" + (f" - {record['error']}" if record["status"] == "failed" else ""),
-                  flush=True)
+            failed = record["status"] == "failed"
+            # a logging line reaches the log as the model finishes (a handler flushes every record)
+            (logger.warning if failed else logger.info)(
+                "[rank %d/%d] %d/%d %s: %s (%.1f s)%s", rank, world, len(records), len(mine), record["name"],
+                record["status"], record["seconds"], f" - {record['error']}" if failed else "")
 
         def train(group: _Pending) -> None:
             start = time.perf_counter()
@@ -288,8 +293,8 @@ def train_many(
         if rank == 0:
             text = json.dumps(summary, indent=2)
             atomic_write(out_dir / SUMMARY_NAME, lambda tmp: Path(tmp).write_text(text))
-            print(f"{len(items)} models: {counts['done']} done, {counts['resumed']} resumed, "
-                  f"{counts['skipped']} skipped, {counts['failed']} failed -> {out_dir / SUMMARY_NAME}", flush=True)
+            logger.info("%d models: %d done, %d resumed, %d skipped, %d failed -> %s", len(items), counts["done"],
+                        counts["resumed"], counts["skipped"], counts["failed"], out_dir / SUMMARY_NAME)
         if dist.is_initialized():
             dist.barrier()  # every rank returns once the summary is written
         return summary
