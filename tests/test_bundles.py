@@ -143,6 +143,53 @@ def test_segmentation_chain_caches_the_deterministic_part_and_augments_in_the_ra
     assert len(out) == 2 * 4 and all(o["image"].shape == (1, 128, 128) for o in out)  # flat: one batch of 8
 
 
+def test_segmentation_bundle_without_generation_models_says_run_the_generation_bundle_first(tmp_path):
+    # it ended in a 72-line traceback of MONAI's instantiation wrappers around "folder not found"
+    missing, out = tmp_path / "no_models", tmp_path / "seg"
+    done = _bundle("bundles/singanseg_segmentation/configs/train.json", "--synthetic_models", str(missing),
+                   "--output_dir", str(out))
+    assert done.returncode != 0
+    assert "Traceback" not in done.stdout, done.stdout[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"{missing}: no such folder; run the generation bundle first"), last
+    assert not out.exists()
+    empty = tmp_path / "empty"  # a folder without checkpoints: the same line
+    empty.mkdir()
+    done = _bundle("bundles/singanseg_segmentation/configs/train.json", "--synthetic_models", str(empty),
+                   "--output_dir", str(out))
+    assert done.stdout.strip().splitlines()[-1].startswith(f"{empty}: no SinGAN-Seg models (*.pt) in it; run the "
+                                                           "generation bundle first"), done.stdout[-3000:]
+
+
+def test_every_bundle_ships_a_logging_conf_that_monai_applies():
+    # every run warned "Default logging file in .../configs/logging.conf does not exist, skipping logging."
+    code = ("from monai.bundle import ConfigWorkflow\n"
+            "for name in ('singanseg_generation', 'singanseg_segmentation', 'diffusion_generation'):\n"
+            "    ConfigWorkflow(config_file=f'bundles/{name}/configs/train.json', workflow_type=None)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "does not exist, skipping logging" not in done.stdout, done.stdout
+    for name in ("singanseg_generation", "singanseg_segmentation", "diffusion_generation"):
+        assert f"Setting logging properties based on config: bundles/{name}/configs/logging.conf" in done.stdout
+
+
+def test_the_documented_baseline_output_is_ignored_by_git():
+    # the segmentation docs' baseline run writes runs/baseline, which was left untracked in the checkout
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    assert "--output_dir runs/baseline" in (BUNDLES / "singanseg_segmentation" / "docs" / "README.md").read_text()
+    ignored = subprocess.run(["git", "check-ignore", "-q", "runs/baseline/model.pt"], cwd=ROOT, check=False)
+    assert ignored.returncode == 0
+
+
+def test_segmentation_docs_give_the_class_count_to_num_classes():
+    # masks 0..K have K+1 classes; the docs said --num_classes K, which the code reads as classes 0..K-1
+    text = " ".join((BUNDLES / "singanseg_segmentation" / "docs" / "README.md").read_text().split())
+    assert "Multi-class labels (values 0..K): `--out_channels K+1 --binary_label False` here and `--num_classes K+1`" \
+        in text
+
+
 @pytest.mark.parametrize("variant", [["train.json"], ["train.json", "unetplusplus.json"]])
 def test_segmentation_bundle_trains_and_evaluates_on_real_tiles(variant, generation_models, tmp_path):
     models, evaluation = tmp_path / "models", tmp_path / "eval"

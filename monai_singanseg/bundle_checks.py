@@ -1,0 +1,38 @@
+"""Checks that MONAI bundle configs run first (their ``initialize``), so a missing prerequisite ends in one line.
+
+``python -m monai.bundle run`` wraps every error raised while a component is built in a ``RuntimeError`` and prints
+the whole chain (about 70 lines for a missing folder). A check here raises :class:`SystemExit` with the message
+instead: Python prints it as one line and exits with status 1, and MONAI's expression evaluation (which re-raises
+``Exception`` only) lets it through.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["GENERATION_TRAIN", "require_generation_models"]
+
+GENERATION_TRAIN = "bundles/singanseg_generation/configs/train.json"
+"""The generation bundle's training config, as the segmentation bundle's docs run it (from the repository root)."""
+
+
+def require_generation_models(models: str | os.PathLike, needed: bool = True) -> None:
+    """Stop with one line when the SinGAN-Seg models the segmentation bundle draws synthetic pairs from are missing.
+
+    Args:
+        models: a folder of ``*.pt`` checkpoints (what the generation bundle writes) or one checkpoint file.
+        needed: ``False`` when no synthetic pair will be drawn (the baseline, ``augment_prob`` 0): nothing is checked.
+
+    Raises:
+        SystemExit: naming the folder and the step to run first.
+    """
+    if not needed:
+        return
+    path = Path(models)
+    if path.is_file() or (path.is_dir() and any(path.glob("*.pt"))):
+        return
+    what = "no such folder" if not path.exists() else "no SinGAN-Seg models (*.pt) in it"
+    raise SystemExit(f"{path}: {what}; run the generation bundle first (python -m monai.bundle run --config_file "
+                     f"{GENERATION_TRAIN}), or pass --synthetic_models DIR, or --augment_prob 0 for the baseline "
+                     "without synthetic pairs.")
