@@ -9,9 +9,11 @@ Bad input ends with one line ``singanseg: error: <file>: <problem>`` and exit st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from monai_singanseg.config import (
@@ -35,15 +37,23 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger("monai_singanseg")
 
 
+def _whole(text: str) -> int:
+    """``text`` as an int; argparse would name the parsing function ("invalid _class_count value") otherwise."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
 def _class_count(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"a class-index mask has at least 2 classes (background and one), got {value}")
     return value
@@ -77,18 +87,43 @@ def _check_seed(seed: int | None) -> None:
         raise SinGANSegInputError(f"--seed {seed}: a seed is an integer from 0 to {SEED_MAX}.")
 
 
-def _check_output_file(path: Path) -> None:
-    """Fail before training, not after it, when the checkpoint cannot be written where asked."""
-    if path.is_dir():
-        raise SinGANSegInputError(f"{path}: is a folder; --out takes a checkpoint file name (e.g. model.pt).")
-    folder = path.parent
+def _check_output_file(out: str) -> Path:
+    """``--out`` as a checkpoint path: refused when it names a folder (an existing one, or one written with a
+    trailing slash, which Path drops: ``out/newdir/`` wrote a file named ``newdir``). Nothing is created here."""
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", os.sep)):
+        raise SinGANSegInputError(f"{out}: is a folder; --out takes a checkpoint file name (e.g. "
+                                  f"{path / 'model.pt'}).")
+    return path
+
+
+@contextlib.contextmanager
+def _output_folder(path: Path) -> Iterator[None]:
+    """Create the folders above ``path`` and check that a file can be written there (before training, not after
+    it); when the run then fails, remove those of them it created that are still empty."""
+    made = [p for p in reversed(path.parents) if not p.exists()]
+    probe = path.parent / f".{path.name}.write-test"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".{path.name}.write-test"
+        path.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
+        _remove_empty(made)
         raise SinGANSegInputError(f"{path}: cannot write there ({err.strerror or err}).") from None
+    try:
+        yield
+    except BaseException:
+        _remove_empty(made)
+        raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (parents first in the list) that are empty, deepest first."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (a checkpoint was written), or never made
+            return
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="cpu")
     sample.add_argument("--batch-size", type=_positive_int, default=16)
     sample.add_argument("--overwrite", action="store_true", help="replace existing sample files in --out")
+    sample.add_argument("--quiet", action="store_true", help="no progress bar (--style vgg), warnings only")
     sample.add_argument("--style", choices=STYLE_METHODS, default="none",
                         help="refine the image towards the real image's style (labels never change): histogram "
                              "matching (no weights) or Gatys VGG style transfer (local VGG weights, 2D)")
@@ -280,6 +316,9 @@ def _report(args: argparse.Namespace) -> None:
     from monai_singanseg.io import model_name, read_stacked_images
     from monai_singanseg.report import write_report
 
+    if args.num < 2:  # the library's own check names its parameter, num_samples
+        raise SinGANSegInputError(f"--num {args.num}: the report needs at least 2 samples per start scale (its "
+                                  "diversity compares pairs).")
     model = load_generator(args.model, device=_device(args.device), require_complete=False)
     sampling = None  # options first: a wrong one is cheaper to say than a wrong file
     if is_diffusion(model):
@@ -351,7 +390,9 @@ def _harmonize(args: argparse.Namespace) -> None:
     target = read_image(args.image)
     fmt = "png" if str(args.image).lower().endswith(".png") else "nii.gz"
     out = Path(args.out)
-    names = {k: out / f"{k}.{fmt}" for k in ("harmonized_image", "harmonized_label", "composite_image")}
+    done = "edited" if args.mode == "edit" else "harmonized"  # the files say which command made them
+    names = {k: out / f"{k.replace('result', done)}.{fmt}" for k in ("result_image", "result_label",
+                                                                      "composite_image")}
     existing = [str(p) for p in names.values() if p.exists()]
     if existing and not args.overwrite:
         raise SinGANSegInputError(f"{existing[0]}: already exists; pass --overwrite or choose another --out.")
@@ -368,10 +409,10 @@ def _harmonize(args: argparse.Namespace) -> None:
     image, label, composite = harmonize(model, target.as_tensor(), donor.as_tensor(), donor_mask,
                                         args.at_scale, args.location, region, args.seed, args.mode)
     meta = dict(target.meta)
-    write_image(image, names["harmonized_image"], meta)
-    write_image(label, names["harmonized_label"], meta, is_label=True)
+    write_image(image, names["result_image"], meta)
+    write_image(label, names["result_label"], meta, is_label=True)
     write_image(composite, names["composite_image"], meta)
-    print(f"wrote {names['harmonized_image']}, {names['harmonized_label']} and {names['composite_image']}")
+    print(f"wrote {names['result_image']}, {names['result_label']} and {names['composite_image']}")
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -441,9 +482,34 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
                                        padding=args.padding or config.network.padding)
         if args.crop_size is not None:
             config.optim.crop_size = args.crop_size
-        return config.validate()
+        config.validate()
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err
+    _warn_single_scale(pair, config.pyramid)
+    return config
+
+
+def _warn_single_scale(pair, pyramid: PyramidConfig) -> None:
+    """Warn when the pyramid has one scale: a long thin image (48x384 at --max-size 96 is 12x96) shrinks below
+    --min-size on its short side, and the model then learns texture only, no layout, without a word."""
+    from monai_singanseg.pyramid import scale_shapes
+
+    shape = tuple(int(s) for s in pair.real.shape[1:])
+    finest = scale_shapes(shape, pyramid)
+    if len(finest) > 1:
+        return
+    name = pair.meta.get("filename_or_obj") or "the training image"
+
+    def scales_at(max_size: int) -> int:
+        return len(scale_shapes(shape, PyramidConfig(min_size=pyramid.min_size, max_size=max_size,
+                                                     scale_factor=pyramid.scale_factor)))
+
+    # the smallest --max-size that gives a second scale, if the image is large enough for one at all
+    need = next((m for m in range(pyramid.max_size + 1, max(shape) + 1) if scales_at(m) > 1), None)
+    advice = f"raise --max-size to {need} or more, or lower --min-size" if need else "lower --min-size"
+    logger.warning("%s: %s at --max-size %d is %s, its short side not above --min-size %d: the pyramid has 1 scale, "
+                   "so the model learns texture but no layout; %s.", name, "x".join(map(str, shape)),
+                   pyramid.max_size, "x".join(map(str, finest[0])), pyramid.min_size, advice)
 
 
 def _train_many(args: argparse.Namespace) -> None:
@@ -473,32 +539,31 @@ def _train_many(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from monai_singanseg.files import claim_output
-
-    out = Path(args.out)
-    device = _device(args.device)
-    _check_output_file(out)
-    with claim_output(out):  # a second run on this --out stops here, not after training over the first one's model
-        _train_claimed(args, out, device)
-
-
-def _train_claimed(args: argparse.Namespace, out: Path, device: str) -> None:
-    """``train`` once ``out`` is claimed for this run."""
-    from monai_singanseg.checkpoint import read_checkpoint, training_state
     from monai_singanseg.io import load_training_pair
-    from monai_singanseg.training import (
-        SinGANSegTrainer,
-        check_trainable,
-        config_differences,
-        verify_checkpoint_data,
-    )
+    from monai_singanseg.training import check_trainable
 
-    resume = args.resume and out.exists()
-    if out.exists() and not args.resume:
+    out = _check_output_file(args.out)
+    device = _device(args.device)
+    if out.exists() and not args.resume:  # checked again once claimed; here it saves reading the inputs
         raise SinGANSegInputError(f"{out}: already exists; pass --resume to continue it, or choose another --out.")
+    # the inputs first: a bad one leaves nothing behind, not even the folders of --out
     pair = load_training_pair(args.image, args.label, num_classes=args.num_classes, percentiles=args.percentiles,
                               window=args.window, slice_axis=args.slice_axis, slice_index=args.slice_index)
     config = _config(args, pair)
     check_trainable(pair.real.shape[1:], config, str(args.image[0]))
+    # a second run on this --out stops at the claim, not after training over the first one's model
+    with _output_folder(out), claim_output(out):
+        _train_claimed(args, out, device, pair, config)
+
+
+def _train_claimed(args: argparse.Namespace, out: Path, device: str, pair, config: SinGANSegConfig) -> None:
+    """``train`` of the checked ``pair`` once ``out`` is claimed for this run."""
+    from monai_singanseg.checkpoint import read_checkpoint, training_state
+    from monai_singanseg.training import SinGANSegTrainer, config_differences, verify_checkpoint_data
+
+    resume = args.resume and out.exists()
+    if out.exists() and not args.resume:
+        raise SinGANSegInputError(f"{out}: already exists; pass --resume to continue it, or choose another --out.")
     if resume:
         stored = verify_checkpoint_data(out, pair.real)
         for change in config_differences(stored, config):
@@ -528,10 +593,8 @@ def _train_diffusion(args: argparse.Namespace) -> None:
         names, pairs = [model_name(args.image[0])], [resize_pair(pair, args.resize) if args.resize else pair]
     else:
         names, pairs = load_datalist_pairs(args.datalist, args.section, args.resize, **reader)
-    out = Path(args.out)
-    if args.clusters == 1:
-        _check_output_file(out)
-    elif out.exists() and not out.is_dir():
+    out = _check_output_file(args.out) if args.clusters == 1 else Path(args.out)
+    if args.clusters > 1 and out.exists() and not out.is_dir():
         raise SinGANSegInputError(f"{out}: exists and is not a folder; with --clusters the output is a folder.")
     shapes = sorted({tuple(p.real.shape[1:]) for p in pairs})
     if len(shapes) > 1:
@@ -551,8 +614,9 @@ def _train_diffusion(args: argparse.Namespace) -> None:
 
     options = {"method": args.cluster_features, "inception_weights": args.inception_weights, "seed": args.seed}
     try:
-        summary = train_diffusion_models(names, pairs, out, make_config, args.clusters, options, device=device,
-                                         resume=args.resume, progress=not args.quiet)
+        with _output_folder(out) if args.clusters == 1 else contextlib.nullcontext():
+            summary = train_diffusion_models(names, pairs, out, make_config, args.clusters, options, device=device,
+                                             resume=args.resume, progress=not args.quiet)
     except ImportError as err:  # scikit-learn for --clusters, einops for the UNet's attention
         raise SinGANSegInputError(f"a package is missing: {err}") from err
     for record in summary["models"]:
@@ -625,7 +689,7 @@ def _sample(args: argparse.Namespace) -> None:
             raise SinGANSegInputError(f"--style-steps must be >= 1, got {args.style_steps}.")
         reference = style_reference(model, args.style_image)
         options = {"weights": args.style_weights, "content_style": parse_content_style(args.content_style),
-                   "steps": args.style_steps, "progress": args.style == "vgg"}
+                   "steps": args.style_steps, "progress": args.style == "vgg" and not args.quiet}
     items = write_samples(model, args.out, args.num, args.start_scale, ratio, args.seed, args.format,
                           args.overwrite, batch_size=args.batch_size, name=str(args.model), style=args.style,
                           style_reference=reference, style_options=options, diversity=args.diversity)

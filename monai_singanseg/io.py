@@ -41,6 +41,8 @@ __all__ = [
     "write_image",
 ]
 
+logger = logging.getLogger(__name__)
+
 _SUFFIXES = (".nii.gz", ".pt", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".mha", ".nrrd")
 
 
@@ -237,6 +239,13 @@ def _label_encoding(label: torch.Tensor, path: str, num_classes: int | None) -> 
             raise SinGANSegInputError(f"{path}: mask values {values[:10]} are not class indices 0..{num_classes - 1}.")
         if values == [0.0]:
             raise SinGANSegInputError(f"{path}: empty mask (no foreground pixel).")
+        absent = sorted(set(range(num_classes)) - {int(v) for v in values})
+        if absent:  # a typo in the class count trained empty mask channels without a word
+            shown = ", ".join(map(str, absent[:6])) + (", ..." if len(absent) > 6 else "")
+            logger.warning("%s: class(es) %s of the %d asked for (--num-classes / num_classes) never appear in this "
+                           "mask (it holds %s): %d of its mask channels are trained empty. Fine when other images "
+                           "hold them; else give the number of classes the masks hold.", path, shown, num_classes,
+                           ", ".join(f"{v:g}" for v in values), len(absent))
         return LabelEncoding(list(range(num_classes)), one_hot=num_classes > 2), label
     if len(values) == 1:
         what = "empty mask (no foreground pixel)" if values[0] == 0 else "mask has no background (one value only)"

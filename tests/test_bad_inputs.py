@@ -8,6 +8,7 @@ every bad input a user reports.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -199,6 +200,10 @@ CASES = [
     ("format version stored as a string", lambda f, out: ["sample", str(f["string_version.pt"]), "--num", "1",
                                                           "--out", out],
      ["string_version.pt", "format version '2' (a str", "reads 1, 2"]),
+    ("--out with a trailing slash", lambda f, out: train(str(f["image"]), str(f["label"]), "--out",
+                                                         f"{out}/newdir/"),
+     ["newdir/: is a folder", "checkpoint file name", "newdir/model.pt"]),
+    ("report: one sample", lambda f, out: [*report(f, out), "--num", "1"], ["--num 1", "at least 2 samples"]),
     ("empty datalist", lambda f, out: ["train-many", str(f["empty.json"]), "--out", out, *SMALL],
      ["empty.json", "no item"]),
     ("datalist item without a label", lambda f, out: ["train-many", str(f["no_label.json"]), "--out", out, *SMALL],
@@ -288,3 +293,79 @@ def test_a_second_train_many_on_one_folder_does_not_train_a_claimed_model(files,
     line = _one_line(capsys)
     assert "nuclei_image.pt: another run is writing it" in line and "nuclei_image.pt.lock" in line, line
     assert sorted(p.name for p in out.iterdir()) == ["train_many_summary.json"]
+
+
+def test_a_failed_train_leaves_no_folder_behind(files, tmp_path, capsys):
+    # train made the folders of --out before it read the inputs, and left them empty when they were refused
+    new = tmp_path / "new"
+    for label in ("empty_label.png", "tiny_lesion.png"):  # refused while reading; refused by the trainer's check
+        assert main(train(str(files["image"]), str(files[label]), "--out", str(new / "deeper" / "model.pt"))) == 2
+        assert label in _one_line(capsys)
+        assert not new.exists()
+    existing = tmp_path / "kept"  # a folder that was there before is left alone
+    existing.mkdir()
+    assert main(train(str(files["image"]), str(files["empty_label.png"]), "--out", str(existing / "model.pt"))) == 2
+    capsys.readouterr()
+    assert existing.is_dir()
+    assert main(train(str(files["image"]), str(files["label"]), "--out", str(new / "deeper" / "model.pt"))) == 0
+    assert (new / "deeper" / "model.pt").is_file()  # a run that works makes them
+
+
+def test_a_class_count_that_is_no_number_is_named_without_a_function_name(capsys):
+    # argparse printed "invalid _class_count value: 'abc'"
+    for option in (["--num-classes", "abc"], ["--batch-size", "x"]):
+        argv = ["sample", "m.pt", "--num", "1", "--out", "o", *option] if option[0] == "--batch-size" else \
+            ["train", "--image", "a.png", "--label", "b.png", "--out", "o.pt", *option]
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        assert f"argument {option[0]}: a whole number, got '{option[1]}'" in err, err
+        assert "_class_count" not in err and "_positive_int" not in err
+
+
+def test_a_pyramid_of_one_scale_is_warned_about(files, tmp_path, caplog):
+    # a 48x384 strip at --max-size 96 is 12x96: below --min-size on its short side, it trained one scale silently
+    image, label = np.array(Image.open(files["image"])), np.array(Image.open(files["label"]))
+    strip = tmp_path / "strip.png"
+    Image.fromarray(np.tile(image[100:148], (1, 2))[:, :384]).save(strip)  # two side by side: 48 x 384
+    strip_label = tmp_path / "strip_label.png"
+    Image.fromarray(np.tile(label[100:148], (1, 2))[:, :384]).save(strip_label)
+    argv = ["train", "--image", str(strip), "--label", str(strip_label), "--max-size", "96", "--iters", "2",
+            "--base-channels", "8", "--quiet", "--out", str(tmp_path / "strip.pt")]
+    with caplog.at_level(logging.WARNING, logger="monai_singanseg"):
+        assert main(argv) == 0
+    warned = [r.getMessage() for r in caplog.records if "1 scale" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in caplog.records]
+    # MONAI's axis order (a PNG's width first), as in the other messages
+    assert "strip.png: 384x48 at --max-size 96 is 96x12" in warned[0] and "--min-size 25" in warned[0]
+    assert "raise --max-size to 204 or more" in warned[0]  # where the short side passes 25
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="monai_singanseg"):  # a pyramid of several scales: no word
+        assert main(train(str(files["image"]), str(files["label"]), "--out", str(tmp_path / "nuclei.pt"))) == 0
+    assert not [r for r in caplog.records if "1 scale" in r.getMessage()]
+
+
+def test_a_class_count_above_the_masks_classes_is_warned_about(tmp_path, caplog):
+    # --num-classes 5 with a mask of classes 0..2 trained 5 mask channels, 2 always empty, without a word
+    from monai_singanseg.io import load_training_pair
+
+    label = np.array(Image.open(NUCLEI_LABEL)) > 0
+    classes = np.where(label, 1, 0).astype(np.uint8)
+    classes[:, 128:][label[:, 128:]] = 2  # nuclei of the right half are class 2
+    path = tmp_path / "classes.png"
+    Image.fromarray(classes).save(path)
+    with caplog.at_level(logging.WARNING, logger="monai_singanseg"):
+        pair = load_training_pair([NUCLEI_IMAGE], path, num_classes=5)
+    assert pair.labels.channels == 5
+    lines = [r.getMessage() for r in caplog.records if r.name == "monai_singanseg.io"]
+    assert len(lines) == 1 and "classes.png: class(es) 3, 4 of the 5 asked for" in lines[0], lines
+    assert "holds 0, 1, 2" in lines[0] and "2 of its mask channels are trained empty" in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="monai_singanseg"):
+        load_training_pair([NUCLEI_IMAGE], path, num_classes=3)
+    assert not [r for r in caplog.records if r.name == "monai_singanseg.io"]
+
+
+def test_sample_takes_quiet_like_the_other_commands(files, tmp_path):
+    assert main(["sample", str(files["model"]), "--num", "1", "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    assert (tmp_path / "s" / "sample_0000_image.png").is_file()

@@ -235,7 +235,7 @@ def test_cli_train_diffusion_sample_and_report(tmp_path, capsys):
     assert load_generator(model).config.ema_decay == 0.99
     assert main(["train-diffusion", "--image", str(NUCLEI_IMAGE), "--label", str(NUCLEI_LABEL), "--resize", "64",
                  "--out", str(model), *options]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already exists; pass --resume to continue it" in capsys.readouterr().err  # the flag, not "resume"
     assert main(["sample", str(model), "--num", "2", "--out", str(tmp_path / "new"), "--steps", "3"]) == 0
     written = read_image(tmp_path / "new" / "sample_0000_label.png").as_tensor()
     assert written.shape[1:] == (32, 32) and set(torch.unique(written).tolist()) <= {0.0, 255.0}
@@ -351,7 +351,8 @@ def test_resuming_clusters_keeps_them_and_refuses_another_count(tmp_path, capsys
     record = (out / "clusters.json").read_text()
     assert main([*args, "--clusters", "3", "--resume"]) == 2
     assert "resuming needs the same pairs and --clusters" in capsys.readouterr().err
-    assert main([*args, "--clusters", "2"]) == 2 and "already exists" in capsys.readouterr().err
+    assert main([*args, "--clusters", "2"]) == 2
+    assert "already exists; pass --resume to continue these clusters'" in capsys.readouterr().err
     assert (out / "clusters.json").read_text() == record and not (out / "cluster_2.pt").exists()
 
 

@@ -82,6 +82,9 @@ def test_cli_writes_the_three_files(nuclei_model, tmp_path, real):
     assert label.shape == (256, 256) and set(np.unique(label)) == {0, 255}
     assert (out / "harmonized_image.png").exists() and (out / "composite_image.png").exists()
     assert main(args) == 2  # nothing overwritten without --overwrite
+    edited = tmp_path / "e"  # 'edit' names its results after itself (it wrote harmonized_* files)
+    assert main(["edit", *args[1:args.index("--out")], "--out", str(edited), "--location", "60", "200"]) == 0
+    assert sorted(p.name for p in edited.iterdir()) == ["composite_image.png", "edited_image.png", "edited_label.png"]
 
 
 @pytest.mark.parametrize("target, warning", [

@@ -119,6 +119,14 @@ def test_a_chain_without_ensure_channel_first_names_it(model_dir):
     assert "the data has 256" not in str(cause)
 
 
+@pytest.mark.parametrize("cache_size", [-1, 0, 1.5, True, "8"])
+def test_a_cache_size_below_one_model_is_refused(model_dir, cache_size):
+    # max(1, -1) kept one model without a word
+    with pytest.raises(ValueError, match=rf"cache_size must be a whole number of at least 1 .*got {cache_size!r}"):
+        SinGANSegAugmentd(["image"], "label", model_dir, cache_size=cache_size)
+    assert ModelBank(model_dir, cache_size=2).cache_size == 2
+
+
 def test_missing_key_is_named(model_dir, sample):
     del sample["label"]
     with pytest.raises(SinGANSegInputError, match="missing key 'label'"):

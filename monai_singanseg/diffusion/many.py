@@ -138,7 +138,7 @@ def train_diffusion_models(
         record = out / CLUSTERS_NAME
         if record.exists():
             if not resume:
-                raise SinGANSegInputError(f"{record}: already exists; pass resume to continue these clusters' "
+                raise SinGANSegInputError(f"{record}: already exists; pass --resume to continue these clusters' "
                                           "models, or choose another output folder.")
             # resuming keeps the clusters the checkpoints were trained on (k-means is not recomputed)
             clusters = json.loads(record.read_text())
@@ -158,7 +158,7 @@ def train_diffusion_models(
         paths = [cluster_checkpoint(out, k) for k in range(num_clusters)]
     existing = [p for p in paths if p.exists()]
     if existing and not resume:
-        raise SinGANSegInputError(f"{existing[0]}: already exists; pass resume to continue it, or choose another "
+        raise SinGANSegInputError(f"{existing[0]}: already exists; pass --resume to continue it, or choose another "
                                   "output.")
     config = make_config(pairs[0])
     summary: dict[str, Any] = {"clusters": clusters, "models": []}

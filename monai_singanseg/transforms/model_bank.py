@@ -3,6 +3,7 @@ in memory."""
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -39,6 +40,10 @@ class ModelBank:
     def __init__(self, models: ModelSource, cache_size: int = 8, device: str | torch.device = "cpu") -> None:
         # checked when the transform is built, not when the first sample (maybe in a worker, hours later) needs it
         device = check_device(device)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, numbers.Real) or int(cache_size) != cache_size \
+                or cache_size < 1:  # max(1, -1) quietly kept one model where the caller may have meant "no limit"
+            raise ValueError(f"cache_size must be a whole number of at least 1 (checkpoints kept loaded), got "
+                             f"{cache_size!r}.")
         if isinstance(models, ModelBank):
             models = list(models._paths.values()) + list(models._fixed.values())
         items = list(models) if isinstance(models, (list, tuple)) else [models]
@@ -63,7 +68,7 @@ class ModelBank:
         for path in self._paths.values():  # a foreign *.pt (say a UNet's) must not surface hours into a training
             checkpoint_kind(path)  # about 20 ms a file
         self._names = sorted(list(self._paths) + list(self._fixed))  # fixed after construction; read per sample
-        self.cache_size = max(1, int(cache_size))
+        self.cache_size = int(cache_size)
         self.device = torch.device(device)
         self._cache: OrderedDict[str, PairGenerator] = OrderedDict()
 
