@@ -1,13 +1,15 @@
-"""Tell-tale artifacts of start-scale-0 samples by generator padding: frame, pinned content, sharpness, and the
+"""Tell-tale artifacts of start-scale-0 samples by generator variant (padding, window training): frame, pinned content, sharpness, and the
 quality figures they must not cost (patch SWD, foreground error, diversity).
 
     python benchmarks/bench_time_to_quality.py run --data nuclei --max-size 64 --iters 600 --seed 0 --threads 1
     python benchmarks/bench_time_to_quality.py run --data nuclei --max-size 64 --iters 600 --seed 0 --threads 1 \\
         --set network.padding=reflect                        # the models this benchmark reads (fast schedule)
-    python benchmarks/bench_artifacts.py [--data nuclei mni] [--max-size 64] [--seeds 0 1 2] [--num 64]
+    python benchmarks/bench_artifacts.py [--data nuclei mni] [--max-size 64] [--seeds 0 1 2] [--num 64] \
+        [--variants "" network.padding=reflect optim.crop_size=64] [--tag 192]
 
-Reads the time-to-quality models ``benchmarks/results/models/time_to_quality/<data>_<size>_fast[_<padding>]_600_t1_s<seed>.pt``
-(one per padding and training seed; missing ones are listed and skipped) and measures ``--num`` samples at start
+Reads the time-to-quality models ``benchmarks/results/models/time_to_quality/<data>_<size>_fast[_<variant>]_600_t1_s<seed>.pt``
+(one per variant and training seed, the fast schedule at 600 iterations, 1 thread; missing ones are listed and
+skipped) and measures ``--num`` samples at start
 scale 0 per model (seeded), plus one sampling-only variant of the zero-padded models: ``zeros, canvas crop`` draws
 on a canvas 1.25 times larger and keeps its centre, so the border the generators learnt falls outside.
 
@@ -16,8 +18,8 @@ samples' mean against the real image's, real-image sd), ``frame_mask`` (the same
 ``pinned``/``pinned_corners`` (share of pixels foreground in >= 90 % of samples), ``frozen_corners`` (corner pixels
 whose intensity sd over samples is under 5 % of the real image's), ``sharpness`` (Laplacian RMS against the real
 image at its own size, samples resized up), ``swd`` (7-px patches, as time to quality), ``fg_error``, ``diversity``.
-Writes ``benchmarks/results/artifacts.json`` and ``artifacts.md`` and, per data, ``artifacts_<data>.png`` (the
-report's border profiles and pinned maps, seed 0) and ``samples_<data>_by_padding.png``.
+Writes ``benchmarks/results/artifacts[_<tag>].json`` and ``.md`` and, per data, ``artifacts_<data>[_<tag>].png`` (the
+report's border profiles and pinned maps, first seed) and ``samples_<data>[_<tag>].png``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import json
 from pathlib import Path
 
 import torch
-from bench_time_to_quality import MODELS, SWD_OPTIONS, load_pair, save_json
+from bench_time_to_quality import SWD_OPTIONS, load_pair, model_path, save_json
 from machine import machine
 
 from monai_singanseg import SinGANSeg
@@ -48,11 +50,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CANVAS = 1.25
 COLUMNS = ("frame", "frame_mask", "pinned", "pinned_corners", "frozen_corners", "sharpness", "swd", "fg_error",
            "diversity")
-
-
-def model_path(data: str, size: int, padding: str, seed: int) -> Path:
-    variant = "" if padding == "zeros" else f"_network.padding{padding}"
-    return MODELS / f"{data}_{size}_fast{variant}_600_t1_s{seed}.pt"
 
 
 @torch.no_grad()
@@ -112,18 +109,23 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["nuclei", "mni"], choices=["nuclei", "mni"])
     parser.add_argument("--max-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--paddings", nargs="+", default=["zeros", "reflect", "replicate"])
+    parser.add_argument("--variants", nargs="+", default=["", "network.padding=reflect", "network.padding=replicate"],
+                        help="the time-to-quality runs' --set overrides, one per variant ('' = the schedule as "
+                             "shipped); the canvas-crop row is drawn from the '' models")
     parser.add_argument("--num", type=int, default=64)
+    parser.add_argument("--tag", default="", help="suffix of the result files (default: none)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    suffix = f"_{args.tag}" if args.tag else ""
     records, missing = [], []
     for data in args.data:
         pair = load_pair(data)
         pictures: dict[str, torch.Tensor] = {}
-        for padding in args.paddings:
-            variants = [(padding, 1.0)] + ([("zeros, canvas crop", CANVAS)] if padding == "zeros" else [])
+        for overrides in args.variants:
+            name = overrides.replace("network.padding=", "").replace("optim.", "") or "zeros"
+            variants = [(name, 1.0)] + ([("zeros, canvas crop", CANVAS)] if not overrides else [])
             for seed in args.seeds:
-                path = model_path(data, args.max_size, padding, seed)
+                path = model_path(data, args.max_size, "fast", overrides, 600, 1, seed)
                 if not path.exists():
                     missing.append(path.name)
                     continue
@@ -144,20 +146,20 @@ def main() -> None:
         if pictures:
             real = build_pyramid(pair.real.unsqueeze(0), first.shapes)[-1]
             n = first.config.image_channels
-            plot_artifacts(RESULTS / f"artifacts_{data}.png", real, pictures, n,
+            plot_artifacts(RESULTS / f"artifacts_{data}{suffix}.png", real, pictures, n,
                            {k: foreground(v[:, n:], first.labels) for k, v in pictures.items()})
             shown = {k: first.split(v[:4]) for k, v in pictures.items()}
-            save_pair_grid(RESULTS / f"samples_{data}_by_padding.png", torch.cat([s[0] for s in shown.values()]),
+            save_pair_grid(RESULTS / f"samples_{data}{suffix}.png", torch.cat([s[0] for s in shown.values()]),
                            torch.cat([s[1] for s in shown.values()]), columns=4,
-                           title=f"{data}: start-scale-0 samples (seed {args.seeds[0]} models) by padding",
+                           title=f"{data}, {args.max_size} px: start-scale-0 samples (seed {args.seeds[0]} models)",
                            intensity_range=(first.intensity.lower, first.intensity.upper),
                            names=[f"{k} {i}" for k in shown for i in range(4)])
     if missing:
         print("missing models (train them first, see the docstring):", ", ".join(missing))
-    save_json(RESULTS / "artifacts.json", {"machine": machine(), "records": records})
+    save_json(RESULTS / f"artifacts{suffix}.json", {"machine": machine(), "records": records})
     text = table(records)
-    (RESULTS / "artifacts.md").write_text(
-        "# Tell-tale artifacts by generator padding\n\nWritten by `benchmarks/bench_artifacts.py`; columns in its "
+    (RESULTS / f"artifacts{suffix}.md").write_text(
+        "# Tell-tale artifacts by generator variant\n\nWritten by `benchmarks/bench_artifacts.py`; columns in its "
         "docstring and docs/quality.md; mean ± sd over training seeds.\n\n" + text)
     print(text)
 

@@ -124,6 +124,14 @@ def measure(model: SinGANSeg, real: torch.Tensor, num: int, seed: int) -> dict:
     }
 
 
+def model_path(data: str, max_size: int, schedule: str, overrides: str, iters: int, threads: int, seed: int,
+               device: str = "cpu") -> Path:
+    """Where ``run`` keeps the model of one recipe and seed (``overrides`` as ``--set`` gives them)."""
+    where = "" if device == "cpu" else f"_{device.split(':')[0]}"
+    variant = "" if not overrides else "_" + overrides.replace("optim.", "").replace("=", "").replace(",", "_")
+    return MODELS / f"{data}_{max_size}_{schedule}{variant}_{iters}_t{threads}_s{seed}{where}.pt"
+
+
 def save_json(path: Path, data: object) -> None:
     """Write ``data`` as JSON atomically: a run stopped mid-write leaves the old records whole."""
     text = json.dumps(data, indent=1)
@@ -136,10 +144,8 @@ def run(args: argparse.Namespace) -> None:
     for iters in args.iters:
         key = {"data": args.data, "max_size": args.max_size, "schedule": args.schedule, "iters": iters,
                "threads": args.threads, "seed": args.seed, "device": args.device, "overrides": args.set}
-        where = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
-        variant = "" if not args.set else "_" + args.set.replace("optim.", "").replace("=", "").replace(",", "_")
-        path = MODELS / (f"{args.data}_{args.max_size}_{args.schedule}{variant}_{iters}_t{args.threads}_s{args.seed}"
-                         f"{where}.pt")
+        path = model_path(args.data, args.max_size, args.schedule, args.set, iters, args.threads, args.seed,
+                          args.device)
         config = make_config(pair, args.max_size, args.schedule, iters, args.seed, args.set)
         resume = path.exists()
         if resume:  # a schedule may change under its name: never resume (or reuse) a model of another recipe

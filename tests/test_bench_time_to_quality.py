@@ -81,3 +81,21 @@ def test_a_host_of_another_pyramid_stops_before_any_training(two_models, monkeyp
     with pytest.raises(SystemExit, match="a.pt has another pyramid than this recipe"):
         ttq.coarsest(args)
     assert not (tmp_path / "coarsest.json").exists()
+
+
+def test_artifact_benchmark_measures_and_tabulates_a_model(two_models):
+    import bench_artifacts
+
+    _, model, _ = two_models
+    pair = ttq.load_pair("nuclei")
+    real = ttq.build_pyramid(pair.real.unsqueeze(0), model.shapes)[-1]
+    samples = bench_artifacts.draw(model, 4, 1000)
+    larger = bench_artifacts.draw(model, 2, 1000, canvas=1.25)
+    assert samples.shape[2:] == larger.shape[2:] == model.shapes[-1]
+    record = bench_artifacts.measure(model, real, pair.real.unsqueeze(0), samples)
+    assert set(bench_artifacts.COLUMNS) <= set(record) and record["frame"] >= 0 and 0 < record["sharpness"]
+    rows = [{"data": "nuclei", "max_size": 32, "variant": "zeros", "seed": s, **record} for s in (0, 1)]
+    text = bench_artifacts.table(rows)
+    assert "| zeros | 2 |" in text and f"{record['swd']:.3f} ± 0.000" in text
+    assert ttq.model_path("nuclei", 64, "fast", "optim.crop_size=64,network.padding=reflect", 600, 1, 2).name == (
+        "nuclei_64_fast_crop_size64_network.paddingreflect_600_t1_s2.pt")
