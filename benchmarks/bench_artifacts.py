@@ -17,7 +17,8 @@ Figures (``monai_singanseg.metrics.artifacts``; docs/quality.md): ``frame`` (lar
 samples' mean against the real image's, real-image sd), ``frame_mask`` (the same on the foreground share),
 ``pinned``/``pinned_corners`` (share of pixels foreground in >= 90 % of samples), ``frozen_corners`` (corner pixels
 whose intensity sd over samples is under 5 % of the real image's), ``sharpness`` (Laplacian RMS against the real
-image at its own size, samples resized up), ``swd`` (7-px patches, as time to quality), ``fg_error``, ``diversity``.
+image at its own size, samples resized up; the header gives the real image's own figure at the model's size, the
+ceiling), ``swd`` (7-px patches, as time to quality), ``fg_error``, ``diversity``.
 Writes ``benchmarks/results/artifacts[_<tag>].json`` and ``.md`` and, per data, ``artifacts_<data>[_<tag>].png`` (the
 report's border profiles and pinned maps, first seed) and ``samples_<data>[_<tag>].png``.
 """
@@ -78,6 +79,8 @@ def measure(model: SinGANSeg, real: torch.Tensor, real_full: torch.Tensor, sampl
         "pinned": pinned["pinned_foreground"], "pinned_corners": pinned["pinned_foreground_corners"],
         "frozen_corners": pinned["frozen_corners"],
         "sharpness": sharpness_ratio(real_full[:, :n], samples[:, :n])["ratio"],
+        # the ceiling at this size: the real image itself brought to the model's size and back
+        "real_sharpness": sharpness_ratio(real_full[:, :n], real[:, :n])["ratio"],
         "swd": float(sliced_wasserstein(real[:, :n], samples[:, :n], **SWD_OPTIONS).mean()),
         "fg_error": float((fractions - float(foreground_fraction(real_fg)[0])).abs().mean()),
         "diversity": float(ms_ssim_diversity(samples[:, :n])),
@@ -99,7 +102,9 @@ def table(records: list[dict]) -> str:
         spread = sum(r["real_frame_spread"] for r in records if r["data"] == data) / max(
             1, sum(1 for r in records if r["data"] == data))
         size = records[0]["max_size"]
-        lines.append(f"### {data}, {size} px, start scale 0 (real image's own ring-to-ring spread: {spread:.3f})\n")
+        ceiling = next(r.get("real_sharpness") for r in records if r["data"] == data)
+        lines.append(f"### {data}, {size} px, start scale 0 (real image's own ring-to-ring spread: {spread:.3f}; "
+                     f"sharpness of the real image at this size: {ceiling:.3f})\n")
         lines.append(markdown_table(["variant", "seeds", *COLUMNS], rows))
     return "\n".join(lines)
 
