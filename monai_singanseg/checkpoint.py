@@ -20,6 +20,8 @@ training image itself is never stored: only a SHA-256 fingerprint used to refuse
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ __all__ = [
     "FORMAT_VERSION",
     "TrainingState",
     "check_format_version",
+    "check_known_fields",
     "load_model",
     "read_checkpoint",
     "save_model",
@@ -122,7 +125,40 @@ def read_checkpoint(path: str | os.PathLike, payload: Any = None) -> dict[str, A
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SinGANSegInputError(f"{path}: not a monai-singanseg checkpoint (no '{FORMAT}' format marker).")
     check_format_version(path, "checkpoint", payload.get("format_version"), READABLE_VERSIONS)
+    check_known_fields(path, payload.get("config"), SinGANSegConfig)
     return payload
+
+
+def _unknown_fields(data: Any, cls: type, prefix: str = "") -> list[str]:
+    """Keys of ``data`` that ``cls`` (a config dataclass) has no field for, nested configs included
+    (``optim.new_option``)."""
+    if not isinstance(data, dict):
+        return []
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [f"{prefix}{key}" for key in data if key not in fields]
+    for name, f in fields.items():
+        nested = f.default_factory
+        if nested is not dataclasses.MISSING and dataclasses.is_dataclass(nested) and name in data:
+            unknown += _unknown_fields(data[name], nested, f"{prefix}{name}.")
+    return sorted(unknown)
+
+
+def check_known_fields(path: str | os.PathLike, config_json: Any, cls: type) -> None:
+    """Refuse a checkpoint whose stored config (JSON text) has fields ``cls`` does not know: a newer release wrote
+    it, and loading it failed as a "damaged checkpoint" (a TypeError on the unknown keyword). Text that is no JSON
+    object is left to the loader, which calls it damaged.
+
+    Raises:
+        SinGANSegInputError: naming ``path`` and the unknown field(s), and asking to upgrade.
+    """
+    try:
+        data = json.loads(config_json)
+    except (TypeError, ValueError):
+        return
+    unknown = _unknown_fields(data, cls)
+    if unknown:
+        raise SinGANSegInputError(f"{path}: written by a newer version of monai-singanseg (unknown field "
+                                  f"{', '.join(unknown)}); upgrade (pip install -U monai-singanseg).")
 
 
 def check_format_version(path: str | os.PathLike, kind: str, version: Any, readable: tuple[int, ...]) -> None:
@@ -211,3 +247,4 @@ def load_model(
             "resume it first (singanseg train ... --resume)."
         )
     return model.to(device).eval(), state
+

@@ -87,6 +87,12 @@ def files(tmp_path_factory, nuclei_model) -> dict[str, Path]:
     payload["format_version"] = "2"  # edited by hand, or written by another tool
     torch.save(payload, folder / "string_version.pt")
     made["string_version.pt"] = folder / "string_version.pt"
+    payload = torch.load(nuclei_model[1], weights_only=True)
+    config = json.loads(payload["config"])
+    config["optim"]["lr_warmup"] = 100  # an option a later release may add
+    payload["config"] = json.dumps(config)
+    torch.save(payload, folder / "newer_release.pt")
+    made["newer_release.pt"] = folder / "newer_release.pt"
     return made
 
 
@@ -200,6 +206,13 @@ CASES = [
     ("format version stored as a string", lambda f, out: ["sample", str(f["string_version.pt"]), "--num", "1",
                                                           "--out", out],
      ["string_version.pt", "format version '2' (a str", "reads 1, 2"]),
+    ("checkpoint of a newer release", lambda f, out: ["sample", str(f["newer_release.pt"]), "--num", "1", "--out",
+                                                      out],
+     ["newer_release.pt", "written by a newer version of monai-singanseg", "unknown field optim.lr_warmup",
+      "upgrade"]),
+    ("resume: checkpoint of a newer release", lambda f, out: train(str(f["image"]), str(f["label"]), "--resume",
+                                                                   "--out", str(f["newer_release.pt"])),
+     ["newer_release.pt", "newer version", "optim.lr_warmup"]),
     ("--out with a trailing slash", lambda f, out: train(str(f["image"]), str(f["label"]), "--out",
                                                          f"{out}/newdir/"),
      ["newdir/: is a folder", "checkpoint file name", "newdir/model.pt"]),
@@ -369,3 +382,4 @@ def test_a_class_count_above_the_masks_classes_is_warned_about(tmp_path, caplog)
 def test_sample_takes_quiet_like_the_other_commands(files, tmp_path):
     assert main(["sample", str(files["model"]), "--num", "1", "--out", str(tmp_path / "s"), "--quiet"]) == 0
     assert (tmp_path / "s" / "sample_0000_image.png").is_file()
+
