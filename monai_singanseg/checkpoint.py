@@ -33,7 +33,7 @@ from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
-from monai_singanseg.networks.scale_networks import drop_norm_biases
+from monai_singanseg.networks.scale_networks import ScaleCritic, drop_norm_biases
 from monai_singanseg.networks.singanseg import SinGANSeg
 
 __all__ = [
@@ -239,6 +239,10 @@ def load_model(
             model.generators.append(generator)
         model.noise_amps = list(payload["noise_amps"])
         model.fixed_noise.copy_(payload["fixed_noise"])
+        if for_training and state is not None and state.critic is not None and generators:
+            # checked here, where the file is named: a critic of another scale failed at the next scale's
+            # load_state_dict, after the resumed run had started, with a traceback
+            _check_critic(model.config, len(generators) - 1, state.critic)
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise SinGANSegInputError(f"{path}: damaged monai-singanseg checkpoint ({err}).") from err
     if require_complete and state is not None and not state.complete:
@@ -248,3 +252,17 @@ def load_model(
         )
     return model.to(device).eval(), state
 
+
+def _check_critic(config: SinGANSegConfig, scale: int, critic: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless ``critic`` (a stored state dict) fits the critic of pyramid level ``scale``: the
+    one a resumed run continues from."""
+    expected = ScaleCritic(config.spatial_dims, config.channels, config.network.channels_at(scale),
+                           config.network).state_dict()
+    stored = drop_norm_biases(critic)
+    if set(stored) != set(expected):
+        raise ValueError(f"the stored critic's weights {sorted(set(stored) ^ set(expected))[:3]} do not belong to the "
+                         f"critic of scale {scale}")
+    for name, value in expected.items():
+        if tuple(stored[name].shape) != tuple(value.shape):
+            raise ValueError(f"the stored critic's {name} is {tuple(stored[name].shape)}, the critic of scale {scale} "
+                             f"(the last trained) has {tuple(value.shape)}: it belongs to another scale")

@@ -21,6 +21,8 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from monai_singanseg.cli import main
+from monai_singanseg.config import SinGANSegConfig
+from monai_singanseg.networks.scale_networks import ScaleCritic
 
 SMALL = ["--max-size", "32", "--min-size", "20", "--iters", "2", "--base-channels", "8", "--quiet"]
 
@@ -93,6 +95,14 @@ def files(tmp_path_factory, nuclei_model) -> dict[str, Path]:
     payload["config"] = json.dumps(config)
     torch.save(payload, folder / "newer_release.pt")
     made["newer_release.pt"] = folder / "newer_release.pt"
+    payload = torch.load(nuclei_model[1], weights_only=True)  # interrupted after its second-to-last scale ...
+    del payload["generators"][-1], payload["noise_amps"][-1]
+    payload["training"]["complete"] = False
+    network = SinGANSegConfig.from_json(payload["config"]).network
+    wider = ScaleCritic(2, 2, 2 * network.base_channels, network)  # ... holding the critic of a wider scale
+    payload["training"]["critic"] = wider.state_dict()
+    torch.save(payload, folder / "other_critic.pt")
+    made["other_critic.pt"] = folder / "other_critic.pt"
     return made
 
 
@@ -383,3 +393,18 @@ def test_sample_takes_quiet_like_the_other_commands(files, tmp_path):
     assert main(["sample", str(files["model"]), "--num", "1", "--out", str(tmp_path / "s"), "--quiet"]) == 0
     assert (tmp_path / "s" / "sample_0000_image.png").is_file()
 
+
+def test_resuming_a_checkpoint_whose_critic_belongs_to_another_scale_says_damaged(files, tmp_path, capsys):
+    # the next scale's load_state_dict failed with a size-mismatch traceback after the resumed run had started
+    out = tmp_path / "model.pt"
+    shutil.copy(files["other_critic.pt"], out)
+    before = out.read_bytes()
+    assert main(train(str(files["image"]), str(files["label"]), "--resume", "--out", str(out))) == 2
+    err = capsys.readouterr().err
+    # the tiny model's options differ from these: those lines come first, as in any resumed run
+    lines = [line for line in err.strip().splitlines() if "resuming with the checkpoint's options" not in line
+             and "nvImageCodec" not in line]
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith(f"singanseg: error: {out}: damaged monai-singanseg checkpoint"), lines[0]
+    assert "critic" in lines[0] and "another scale" in lines[0], lines[0]
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
