@@ -31,7 +31,7 @@ import torch
 
 from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.files import atomic_write
+from monai_singanseg.files import atomic_write, is_disk_full
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.networks.scale_networks import ScaleCritic, drop_norm_biases
 from monai_singanseg.networks.singanseg import SinGANSeg
@@ -97,7 +97,26 @@ def save_model(model, path: str | os.PathLike, training: TrainingState | None = 
         "source": model.source,
         "training": None if training is None else training.to_dict(),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    save_payload(path, payload)
+
+
+def save_payload(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """``torch.save(payload)`` to ``path`` atomically; a full disk is one line, saying what survives.
+
+    Raises:
+        SinGANSegInputError: the disk (or quota) is full: the checkpoint already at ``path`` (the last good one) is
+            intact, since the new one went to a temporary file that is removed.
+    """
+    existed = Path(path).is_file()
+    try:
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    except (OSError, RuntimeError) as err:
+        if not is_disk_full(err):
+            raise
+        detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err).strip().splitlines()[-1]
+        kept = (f"the last good checkpoint {path} is intact (checkpoints are written atomically): free space and "
+                "run again to continue from it (--resume)" if existed else "nothing was saved yet: free space and run again")
+        raise SinGANSegInputError(f"{path}: cannot write the checkpoint, the disk is full ({detail}); {kept}.") from err
 
 
 def load_weights_only(path: str | os.PathLike, kind: str = "monai-singanseg") -> Any:

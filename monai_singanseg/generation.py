@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
 from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.files import atomic_write, atomic_write_together, check_output_folder
+from monai_singanseg.files import atomic_write, atomic_write_together, check_output_folder, is_disk_full
 from monai_singanseg.generators import PairGenerator, is_diffusion, load_generator
 from monai_singanseg.io import image_writer
 from monai_singanseg.networks import SinGANSeg
@@ -137,6 +138,7 @@ def write_generated(
     fmt = output_format(model, fmt, name)
     if num < 1:
         raise SinGANSegInputError("the number of samples must be >= 1.")
+    made = not Path(out).exists()
     out = check_output_folder(out)
     contrasts = model.source.get("contrasts") or []
     image_names = contrasts if fmt == "nii.gz" and len(contrasts) == cfg.image_channels > 1 else ["image"]
@@ -165,23 +167,35 @@ def write_generated(
         stale.unlink()
     generator = torch.Generator(device=model.device).manual_seed(seed)
     images, labels = [], []
-    for first in range(0, num, batch_size):
-        count = min(batch_size, num - first)
-        x = draw(count, generator)
-        if style != "none":
-            x = refine_samples(x, cfg.image_channels, style_reference, style, **style_options)
-        image, label = (split or model.split)(x)
-        meta = {"affine": output_affine(model, image.shape[2:]) if affine is None else affine}
-        for i in range(count):
-            image_paths, label_path = names[first + i]
-            parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
-            # an image and its label appear together or not at all
-            atomic_write_together([(p, image_writer(part, p, meta)) for part, p in zip(parts, image_paths)]
-                                  + [(label_path, image_writer(label[i], label_path, meta, is_label=True))])
-        images.append(image[:16].cpu())
-        labels.append(label[:16].cpu())
-    save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=title or name,
-                   intensity_range=(model.intensity.lower, model.intensity.upper))
+    try:
+        for first in range(0, num, batch_size):
+            count = min(batch_size, num - first)
+            x = draw(count, generator)
+            if style != "none":
+                x = refine_samples(x, cfg.image_channels, style_reference, style, **style_options)
+            image, label = (split or model.split)(x)
+            meta = {"affine": output_affine(model, image.shape[2:]) if affine is None else affine}
+            for i in range(count):
+                image_paths, label_path = names[first + i]
+                parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
+                # an image and its label appear together or not at all
+                atomic_write_together([(p, image_writer(part, p, meta)) for part, p in zip(parts, image_paths)]
+                                      + [(label_path, image_writer(label[i], label_path, meta, is_label=True))])
+            images.append(image[:16].cpu())
+            labels.append(label[:16].cpu())
+        save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=title or name,
+                       intensity_range=(model.intensity.lower, model.intensity.upper))
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        # a half-written run made the rerun refuse ("already exists"): what it wrote goes, so the rerun just works
+        for path in [p for imgs, lab in names for p in (*imgs, lab)] + [preview]:
+            path.unlink(missing_ok=True)
+        if made:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise SinGANSegInputError(f"{out}: the disk is full ({err.strerror or err}); the pairs written so far were "
+                                  "removed: free space and run again.") from err
     return [{"image": [str(p) for p in imgs] if len(imgs) > 1 else str(imgs[0]), "label": str(lab)}
             for imgs, lab in names]
 

@@ -408,3 +408,62 @@ def test_resuming_a_checkpoint_whose_critic_belongs_to_another_scale_says_damage
     assert lines[0].startswith(f"singanseg: error: {out}: damaged monai-singanseg checkpoint"), lines[0]
     assert "critic" in lines[0] and "another scale" in lines[0], lines[0]
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_a_full_disk_while_training_says_the_last_checkpoint_survives(files, tmp_path, capsys, monkeypatch):
+    # torch.save on a full disk raised "[enforce fail at inline_container.cc] ... file write failed" as a traceback
+    from monai_singanseg.checkpoint import load_model
+
+    real_save, saves = torch.save, []
+
+    def save_until_full(payload, target):
+        saves.append(target)
+        if len(saves) > 1:  # the first scale's checkpoint fits, the second does not
+            raise RuntimeError("[enforce fail at inline_container.cc:858] . PytorchStreamWriter failed writing file "
+                               "data/3: file write failed")
+        real_save(payload, target)
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    out = tmp_path / "model.pt"
+    assert main(train(str(files["image"]), str(files["label"]), "--out", str(out))) == 2
+    line = _one_line(capsys)
+    assert f"{out}: cannot write the checkpoint, the disk is full (" in line, line
+    assert "the last good checkpoint" in line and "intact" in line and "--resume" in line, line
+    monkeypatch.undo()
+    model, state = load_model(out)  # the first scale's checkpoint, readable, and nothing else beside it
+    assert model.trained_scales == 1 and not state.complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+    def full(payload, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    fresh = tmp_path / "fresh" / "model.pt"
+    assert main(train(str(files["image"]), str(files["label"]), "--out", str(fresh))) == 2
+    line = _one_line(capsys)
+    assert "the disk is full (No space left on device)" in line and "nothing was saved yet" in line, line
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_a_full_disk_while_sampling_removes_the_pairs_so_a_rerun_works(files, tmp_path, capsys, monkeypatch):
+    # the pairs written before the disk filled up made the rerun refuse: "already exists; overwrite ..."
+    from monai_singanseg import generation
+
+    real_write, writes = generation.atomic_write_together, []
+
+    def write_until_full(pairs):
+        writes.append(pairs)
+        if len(writes) > 2:
+            raise OSError(28, "No space left on device")
+        real_write(pairs)
+
+    monkeypatch.setattr(generation, "atomic_write_together", write_until_full)
+    out = tmp_path / "samples"
+    argv = ["sample", str(files["model"]), "--num", "4", "--out", str(out), "--quiet"]
+    assert main(argv) == 2
+    line = _one_line(capsys)
+    assert f"{out}: the disk is full (No space left on device)" in line and "run again" in line, line
+    assert len(writes) == 3 and not out.exists()  # two pairs were written, then removed with the folder made
+    monkeypatch.undo()
+    assert main(argv) == 0  # the rerun, without --overwrite
+    assert len(list(out.glob("sample_*_label.png"))) == 4
