@@ -467,3 +467,23 @@ def test_a_full_disk_while_sampling_removes_the_pairs_so_a_rerun_works(files, tm
     monkeypatch.undo()
     assert main(argv) == 0  # the rerun, without --overwrite
     assert len(list(out.glob("sample_*_label.png"))) == 4
+
+
+def test_train_many_into_a_read_only_place_is_one_line(files, tmp_path, capsys, monkeypatch):
+    # a PermissionError traceback from making --out. Tests run as root, where chmod stops no write: the read-only
+    # place is simulated where the folder is made
+    locked = tmp_path / "read_only"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if locked in (self, *self.parents):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": [{"image": str(files["image"]), "label": str(files["label"])}]}))
+    out = locked / "models"
+    assert main(["train-many", str(datalist), "--out", str(out), *SMALL]) == 2
+    line = _one_line(capsys)
+    assert f"{out}: cannot write there (Permission denied)" in line, line
