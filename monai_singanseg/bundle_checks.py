@@ -9,9 +9,13 @@ instead: Python prints it as one line and exits with status 1, and MONAI's expre
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-__all__ = ["GENERATION_TRAIN", "require_generation_models"]
+__all__ = ["GENERATION_TRAIN", "one_line", "require_generation_models"]
+
+T = TypeVar("T")
 
 GENERATION_TRAIN = "bundles/singanseg_generation/configs/train.json"
 """The generation bundle's training config, as the segmentation bundle's docs run it (from the repository root)."""
@@ -36,3 +40,20 @@ def require_generation_models(models: str | os.PathLike, needed: bool = True) ->
     raise SystemExit(f"{path}: {what}; run the generation bundle first (python -m monai.bundle run --config_file "
                      f"{GENERATION_TRAIN}), or pass --synthetic_models DIR, or --augment_prob 0 for the baseline "
                      "without synthetic pairs.")
+
+
+def one_line(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``function(*args, **kwargs)``, with its :class:`~monai_singanseg.errors.SinGANSegInputError` (bad input: a
+    file, an option) turned into :class:`SystemExit` with the same message, so a bundle's ``run`` step that calls the
+    library ends in that one line instead of MONAI's wrapped traceback.
+
+    Raises:
+        SystemExit: the message of the library's input error.
+    """
+    from monai_singanseg.errors import SinGANSegInputError
+
+    try:
+        return function(*args, **kwargs)
+    except SinGANSegInputError as err:
+        raise SystemExit(str(err)) from err
+

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
+from monai_singanseg.config import OUTPUT_FORMATS
 from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
 from monai_singanseg.diffusion.model import PairDiffusion
@@ -24,7 +25,7 @@ from monai_singanseg.io import image_writer
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.visualize import save_pair_grid
 
-__all__ = ["output_affine", "output_format", "sample_bank", "write_diffusion_samples", "write_generated",
+__all__ = ["check_format", "output_affine", "output_format", "sample_bank", "write_diffusion_samples", "write_generated",
            "write_samples"]
 
 logger = logging.getLogger(__name__)
@@ -92,10 +93,19 @@ def write_samples(
         style=style, style_reference=style_reference, style_options=style_options)
 
 
+def check_format(fmt: str | None) -> None:
+    """Refuse an output format other than ``None`` (each model's default) and :data:`OUTPUT_FORMATS`, before any
+    folder is made (``jpg`` made the output folder, then failed in the writer)."""
+    if fmt is not None and fmt not in OUTPUT_FORMATS:
+        raise SinGANSegInputError(f"format {fmt!r}: pairs are written as {' or '.join(OUTPUT_FORMATS)} (or None: png "
+                                  "for 2D images of 1 or 3 channels, else nii.gz).")
+
+
 def output_format(model: PairGenerator, fmt: str | None, name: str) -> str:
     """``fmt``, or the default for ``model`` (PNG for 2D images of 1 or 3 channels in 0..65535, else NIfTI), checked
     against what the model makes."""
     cfg = model.config
+    check_format(fmt)
     # PNG holds 2D images of 1 or 3 channels with values 0..65535: CT windows in HU, say, need NIfTI
     png_range = min(model.intensity.lower) >= 0 and max(model.intensity.upper) <= 65535
     fmt = fmt or ("png" if cfg.spatial_dims == 2 and cfg.image_channels in (1, 3) and png_range else "nii.gz")
@@ -315,6 +325,7 @@ def sample_bank(
     models = sorted(Path(models_dir).glob("*.pt"))
     if not models:
         raise SinGANSegInputError(f"{models_dir}: folder holds no *.pt checkpoint.")
+    check_format(fmt)
     for path in models:  # a damaged or unfinished model stops the run before anything is written, not halfway
         load_generator(path, device="cpu", require_complete=True)
     out_dir = Path(out_dir)

@@ -318,3 +318,24 @@ def test_diffusion_bundle_trains_one_model_per_cluster(tmp_path):
     assert all(checkpoint_kind(out / f"cluster_{k}.pt") == "diffusion" for k in range(2))
     clusters = json.loads((out / "clusters.json").read_text())
     assert clusters["members"] == {"0": ["nuclei_tile_a_image"], "1": ["nuclei_tile_b_image"]}
+
+
+def _last_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode != 0 and "Traceback" not in done.stdout, done.stdout[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_generation_bundle_refuses_bad_options_in_one_line_before_writing(nuclei_model, tmp_path):
+    models, out = tmp_path / "models", tmp_path / "synthetic"
+    models.mkdir()
+    shutil.copy(nuclei_model[1], models / "nuclei.pt")
+    inference = "bundles/singanseg_generation/configs/inference.json"
+    # jpg made the output folder, then failed in the writer after a traceback
+    last = _last_line(_bundle(inference, "--models_dir", str(models), "--output_dir", str(out), "--format", "jpg"))
+    assert last.startswith("format 'jpg': pairs are written as png or nii.gz"), last
+    assert not out.exists()
+    a_file = tmp_path / "notes.txt"  # train's --output_dir that is a file: a FileExistsError traceback
+    a_file.write_text("not a folder")
+    last = _last_line(_bundle("bundles/singanseg_generation/configs/train.json", "--output_dir", str(a_file)))
+    assert last == f"{a_file}: exists and is not a folder.", last
+
