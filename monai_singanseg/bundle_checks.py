@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["GENERATION_TRAIN", "one_line", "require_generation_models"]
+__all__ = ["GENERATION_TRAIN", "check_whole", "one_line", "require_generation_models"]
 
 T = TypeVar("T")
 
@@ -57,3 +57,13 @@ def one_line(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except SinGANSegInputError as err:
         raise SystemExit(str(err)) from err
 
+
+def check_whole(option: str, value: Any, minimum: int, meaning: str) -> None:
+    """Stop with one line naming the bundle option ``--option`` unless ``value`` is a whole number >= ``minimum``
+    (the library's own check names its parameter, e.g. ``num_samples``, which the bundle's user never set).
+
+    Raises:
+        SystemExit: naming ``--option``, its value and what it means.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SystemExit(f"--{option} {value!r}: {meaning}, a whole number of at least {minimum}.")

@@ -315,8 +315,9 @@ def sample_bank(
     """Sample ``num`` pairs from every ``*.pt`` model of ``models_dir`` into ``out_dir/<model name>/``.
 
     Writes ``out_dir/synthetic_datalist.json`` (``{"training": [...]}``, paths relative to ``out_dir``), ready to
-    train on or to share, and returns its path. Start scales beyond a model's pyramid are clipped. ``style`` refines
-    the images towards each model's reconstruction of its training image (see :func:`write_samples`). Diffusion
+    train on or to share, and returns its path. Start scales beyond a model's pyramid are clipped to it; one beyond
+    every model's is refused. ``style`` refines the images towards each model's reconstruction of its training image
+    (see :func:`write_samples`). Diffusion
     checkpoints in the folder draw new pairs with ``diffusion`` (a :class:`DiffusionSampling` or its fields; start
     scale and style are SinGAN-Seg's).
     """
@@ -326,8 +327,15 @@ def sample_bank(
     if not models:
         raise SinGANSegInputError(f"{models_dir}: folder holds no *.pt checkpoint.")
     check_format(fmt)
+    tops = []
     for path in models:  # a damaged or unfinished model stops the run before anything is written, not halfway
-        load_generator(path, device="cpu", require_complete=True)
+        model = load_generator(path, device="cpu", require_complete=True)
+        tops += [] if is_diffusion(model) else [model.num_scales - 1]
+    if tops and not 0 <= start_scale <= max(tops):
+        # clipped per model (a bank mixes pyramid heights), but a start scale no model has is a mistake, refused as
+        # 'singanseg sample' refuses it
+        raise SinGANSegInputError(f"start scale {start_scale}: must lie in [0, {max(tops)}], the scales of the "
+                                  f"deepest model in {models_dir}.")
     out_dir = Path(out_dir)
     items = []
     for index, path in enumerate(models):

@@ -334,8 +334,24 @@ def test_generation_bundle_refuses_bad_options_in_one_line_before_writing(nuclei
     last = _last_line(_bundle(inference, "--models_dir", str(models), "--output_dir", str(out), "--format", "jpg"))
     assert last.startswith("format 'jpg': pairs are written as png or nii.gz"), last
     assert not out.exists()
+    # 99 was clipped to the model's top scale without a word, where 'singanseg sample --start-scale 99' is refused
+    last = _last_line(_bundle(inference, "--models_dir", str(models), "--output_dir", str(out), "--start_scale", "99"))
+    top = nuclei_model[0].num_scales - 1
+    assert last.startswith(f"start scale 99: must lie in [0, {top}]"), last
+    assert not out.exists()
     a_file = tmp_path / "notes.txt"  # train's --output_dir that is a file: a FileExistsError traceback
     a_file.write_text("not a folder")
     last = _last_line(_bundle("bundles/singanseg_generation/configs/train.json", "--output_dir", str(a_file)))
     assert last == f"{a_file}: exists and is not a folder.", last
 
+
+def test_bundle_counts_are_named_by_their_bundle_option(tmp_path):
+    # --clusters 0 said "diffusion.pt: with 0 clusters the output is a folder"; --synthetic_per_image -1 said
+    # "num_samples must be a whole number of at least 1, got 0"
+    last = _last_line(_bundle("bundles/diffusion_generation/configs/train.json", "--clusters", "0", "--output_dir",
+                              str(tmp_path / "diffusion")))
+    assert last == "--clusters 0: k-means clusters of the pairs, one model each, a whole number of at least 1.", last
+    last = _last_line(_bundle("bundles/singanseg_segmentation/configs/train.json", "--synthetic_per_image", "-1",
+                              "--augment_prob", "0", "--output_dir", str(tmp_path / "seg")))
+    assert last.startswith("--synthetic_per_image -1: synthetic pairs drawn beside each real image"), last
+    assert not (tmp_path / "diffusion").exists() and not (tmp_path / "seg").exists()

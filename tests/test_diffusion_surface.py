@@ -439,3 +439,14 @@ def test_inpainting_pools_the_redraws_of_each_input(diffusion, real_crop, monkey
     monkeypatch.setattr(array_module, "REDRAW_POOL_INPUTS", 1)  # only the last input's redraws are kept
     augment(other, label), augment(image, label)
     assert calls == [4, 2, 4, 4]  # the first input's pool was dropped for the other's: a new batch
+
+
+@pytest.mark.parametrize("clusters", [0, -2, 1.5, True])
+def test_a_cluster_count_below_one_is_named_before_the_output(nuclei_pair, tmp_path, clusters):
+    # 0 said "diffusion.pt: with 0 clusters the output is a folder, not a .pt file"
+    from monai_singanseg.diffusion.many import train_diffusion_models
+    from monai_singanseg.errors import SinGANSegInputError
+
+    with pytest.raises(SinGANSegInputError, match=rf"num_clusters={clusters!r}: the k-means clusters .* at least 1"):
+        train_diffusion_models(["nuclei"], [nuclei_pair], tmp_path / "diffusion.pt", tiny_diffusion_config, clusters)
+    assert not list(tmp_path.iterdir())
