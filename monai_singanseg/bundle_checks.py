@@ -8,12 +8,14 @@ instead: Python prints it as one line and exits with status 1, and MONAI's expre
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["GENERATION_TRAIN", "check_whole", "one_line", "require_generation_models"]
+__all__ = ["GENERATION_TRAIN", "check_whole", "one_line", "quiet_nvimgcodec", "require_generation_models"]
 
 T = TypeVar("T")
 
@@ -67,3 +69,23 @@ def check_whole(option: str, value: Any, minimum: int, meaning: str) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SystemExit(f"--{option} {value!r}: {meaning}, a whole number of at least {minimum}.")
+
+
+NVIMGCODEC_LOGGER = "monai.data.nvimgcodec_pydicom_plugin"
+NVIMGCODEC_NOTICES = ("nvImageCodec is not available",
+                      "NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register")
+"""MONAI's two notices, when its ``LoadImaged`` is built on a machine without nvImageCodec (its GPU DICOM decoder):
+a logging record, then a warning. Expected on every such machine, so they say nothing."""
+
+
+def quiet_nvimgcodec() -> None:
+    """Drop MONAI's two nvImageCodec notices (:data:`NVIMGCODEC_NOTICES`) for the rest of this bundle run, as the
+    command line does around its own loader (``monai_singanseg.io``). Other records of that logger and every other
+    warning, that reader's other ones included, still show. Safe to call more than once.
+    """
+    from monai_singanseg.io import _DropMessages
+
+    logger = logging.getLogger(NVIMGCODEC_LOGGER)
+    if not any(isinstance(f, _DropMessages) and f.text == NVIMGCODEC_NOTICES[0] for f in logger.filters):
+        logger.addFilter(_DropMessages(NVIMGCODEC_NOTICES[0]))
+    warnings.filterwarnings("ignore", message=NVIMGCODEC_NOTICES[1])

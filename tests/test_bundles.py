@@ -355,3 +355,27 @@ def test_bundle_counts_are_named_by_their_bundle_option(tmp_path):
                               "--augment_prob", "0", "--output_dir", str(tmp_path / "seg")))
     assert last.startswith("--synthetic_per_image -1: synthetic pairs drawn beside each real image"), last
     assert not (tmp_path / "diffusion").exists() and not (tmp_path / "seg").exists()
+
+
+@pytest.mark.parametrize("config, transforms", [("train.json", "load_pair"), ("evaluate.json", "preprocessing")])
+def test_segmentation_bundle_builds_its_loader_without_the_nvimagecodec_notices(config, transforms):
+    # every run printed "nvImageCodec is not available; skipping ..." and "... did not register successfully ..."
+    code = f"""
+import logging, warnings
+from monai.bundle import ConfigParser
+parser = ConfigParser()
+parser.read_config({str(SEGMENTATION / config)!r})
+parser["augment_prob"] = 0  # the baseline: no generation models needed
+for expression in parser["initialize"]:
+    parser.get_parsed_content("initialize#" + str(parser["initialize"].index(expression)))
+parser.get_parsed_content({transforms!r})
+logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").warning("another notice of that logger")
+warnings.warn("NvImgCodecPydicomReader ignores to_gpu=True")
+warnings.warn("an unrelated warning")
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "nvImageCodec is not available" not in done.stdout and "did not register" not in done.stdout, done.stdout
+    for other in ("another notice of that logger", "ignores to_gpu=True", "an unrelated warning"):  # still said
+        assert other in done.stdout, (other, done.stdout)
