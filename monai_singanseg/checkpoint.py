@@ -20,6 +20,8 @@ training image itself is never stored: only a SHA-256 fingerprint used to refuse
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +31,9 @@ import torch
 
 from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.files import atomic_write
+from monai_singanseg.files import atomic_write, is_disk_full
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
-from monai_singanseg.networks.scale_networks import drop_norm_biases
+from monai_singanseg.networks.scale_networks import ScaleCritic, drop_norm_biases
 from monai_singanseg.networks.singanseg import SinGANSeg
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "FORMAT_VERSION",
     "TrainingState",
     "check_format_version",
+    "check_known_fields",
     "load_model",
     "read_checkpoint",
     "save_model",
@@ -94,7 +97,26 @@ def save_model(model, path: str | os.PathLike, training: TrainingState | None = 
         "source": model.source,
         "training": None if training is None else training.to_dict(),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    save_payload(path, payload)
+
+
+def save_payload(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """``torch.save(payload)`` to ``path`` atomically; a full disk is one line, saying what survives.
+
+    Raises:
+        SinGANSegInputError: the disk (or quota) is full: the checkpoint already at ``path`` (the last good one) is
+            intact, since the new one went to a temporary file that is removed.
+    """
+    existed = Path(path).is_file()
+    try:
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    except (OSError, RuntimeError) as err:
+        if not is_disk_full(err):
+            raise
+        detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err).strip().splitlines()[-1]
+        kept = (f"the last good checkpoint {path} is intact (checkpoints are written atomically): free space and "
+                "run again to continue from it (--resume)" if existed else "nothing was saved yet: free space and run again")
+        raise SinGANSegInputError(f"{path}: cannot write the checkpoint, the disk is full ({detail}); {kept}.") from err
 
 
 def load_weights_only(path: str | os.PathLike, kind: str = "monai-singanseg") -> Any:
@@ -122,7 +144,40 @@ def read_checkpoint(path: str | os.PathLike, payload: Any = None) -> dict[str, A
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SinGANSegInputError(f"{path}: not a monai-singanseg checkpoint (no '{FORMAT}' format marker).")
     check_format_version(path, "checkpoint", payload.get("format_version"), READABLE_VERSIONS)
+    check_known_fields(path, payload.get("config"), SinGANSegConfig)
     return payload
+
+
+def _unknown_fields(data: Any, cls: type, prefix: str = "") -> list[str]:
+    """Keys of ``data`` that ``cls`` (a config dataclass) has no field for, nested configs included
+    (``optim.new_option``)."""
+    if not isinstance(data, dict):
+        return []
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [f"{prefix}{key}" for key in data if key not in fields]
+    for name, f in fields.items():
+        nested = f.default_factory
+        if nested is not dataclasses.MISSING and dataclasses.is_dataclass(nested) and name in data:
+            unknown += _unknown_fields(data[name], nested, f"{prefix}{name}.")
+    return sorted(unknown)
+
+
+def check_known_fields(path: str | os.PathLike, config_json: Any, cls: type) -> None:
+    """Refuse a checkpoint whose stored config (JSON text) has fields ``cls`` does not know: a newer release wrote
+    it, and loading it failed as a "damaged checkpoint" (a TypeError on the unknown keyword). Text that is no JSON
+    object is left to the loader, which calls it damaged.
+
+    Raises:
+        SinGANSegInputError: naming ``path`` and the unknown field(s), and asking to upgrade.
+    """
+    try:
+        data = json.loads(config_json)
+    except (TypeError, ValueError):
+        return
+    unknown = _unknown_fields(data, cls)
+    if unknown:
+        raise SinGANSegInputError(f"{path}: written by a newer version of monai-singanseg (unknown field "
+                                  f"{', '.join(unknown)}); upgrade (pip install -U monai-singanseg).")
 
 
 def check_format_version(path: str | os.PathLike, kind: str, version: Any, readable: tuple[int, ...]) -> None:
@@ -203,6 +258,10 @@ def load_model(
             model.generators.append(generator)
         model.noise_amps = list(payload["noise_amps"])
         model.fixed_noise.copy_(payload["fixed_noise"])
+        if for_training and state is not None and state.critic is not None and generators:
+            # checked here, where the file is named: a critic of another scale failed at the next scale's
+            # load_state_dict, after the resumed run had started, with a traceback
+            _check_critic(model.config, len(generators) - 1, state.critic)
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise SinGANSegInputError(f"{path}: damaged monai-singanseg checkpoint ({err}).") from err
     if require_complete and state is not None and not state.complete:
@@ -211,3 +270,18 @@ def load_model(
             "resume it first (singanseg train ... --resume)."
         )
     return model.to(device).eval(), state
+
+
+def _check_critic(config: SinGANSegConfig, scale: int, critic: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless ``critic`` (a stored state dict) fits the critic of pyramid level ``scale``: the
+    one a resumed run continues from."""
+    expected = ScaleCritic(config.spatial_dims, config.channels, config.network.channels_at(scale),
+                           config.network).state_dict()
+    stored = drop_norm_biases(critic)
+    if set(stored) != set(expected):
+        raise ValueError(f"the stored critic's weights {sorted(set(stored) ^ set(expected))[:3]} do not belong to the "
+                         f"critic of scale {scale}")
+    for name, value in expected.items():
+        if tuple(stored[name].shape) != tuple(value.shape):
+            raise ValueError(f"the stored critic's {name} is {tuple(stored[name].shape)}, the critic of scale {scale} "
+                             f"(the last trained) has {tuple(value.shape)}: it belongs to another scale")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import tempfile
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from monai_singanseg.errors import SinGANSegInputError
 
-__all__ = ["atomic_write", "atomic_write_together", "check_output_folder", "claim_output"]
+__all__ = ["atomic_write", "atomic_write_together", "check_output_folder", "claim_output", "is_disk_full"]
 
 
 def _umask() -> int:
@@ -64,6 +65,15 @@ def atomic_write_together(files: Sequence[tuple[str | os.PathLike, Callable[[str
         for tmp in temporary:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` is a write that failed for want of space: ``OSError`` ENOSPC (or EDQUOT, a full quota), or
+    torch.save's zip writer failing (a ``RuntimeError`` from ``inline_container.cc``, which carries no errno; a full
+    disk is what makes it fail in practice)."""
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(err, RuntimeError) and any(k in str(err) for k in ("inline_container", "PytorchStreamWriter"))
 
 
 def check_output_folder(folder: str | os.PathLike) -> Path:

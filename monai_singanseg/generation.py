@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,17 +14,18 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
+from monai_singanseg.config import OUTPUT_FORMATS
 from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
 from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.files import atomic_write, atomic_write_together, check_output_folder
+from monai_singanseg.files import atomic_write, atomic_write_together, check_output_folder, is_disk_full
 from monai_singanseg.generators import PairGenerator, is_diffusion, load_generator
 from monai_singanseg.io import image_writer
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.visualize import save_pair_grid
 
-__all__ = ["output_affine", "output_format", "sample_bank", "write_diffusion_samples", "write_generated",
+__all__ = ["check_format", "output_affine", "output_format", "sample_bank", "write_diffusion_samples", "write_generated",
            "write_samples"]
 
 logger = logging.getLogger(__name__)
@@ -91,10 +93,19 @@ def write_samples(
         style=style, style_reference=style_reference, style_options=style_options)
 
 
+def check_format(fmt: str | None) -> None:
+    """Refuse an output format other than ``None`` (each model's default) and :data:`OUTPUT_FORMATS`, before any
+    folder is made (``jpg`` made the output folder, then failed in the writer)."""
+    if fmt is not None and fmt not in OUTPUT_FORMATS:
+        raise SinGANSegInputError(f"format {fmt!r}: pairs are written as {' or '.join(OUTPUT_FORMATS)} (or None: png "
+                                  "for 2D images of 1 or 3 channels, else nii.gz).")
+
+
 def output_format(model: PairGenerator, fmt: str | None, name: str) -> str:
     """``fmt``, or the default for ``model`` (PNG for 2D images of 1 or 3 channels in 0..65535, else NIfTI), checked
     against what the model makes."""
     cfg = model.config
+    check_format(fmt)
     # PNG holds 2D images of 1 or 3 channels with values 0..65535: CT windows in HU, say, need NIfTI
     png_range = min(model.intensity.lower) >= 0 and max(model.intensity.upper) <= 65535
     fmt = fmt or ("png" if cfg.spatial_dims == 2 and cfg.image_channels in (1, 3) and png_range else "nii.gz")
@@ -137,6 +148,7 @@ def write_generated(
     fmt = output_format(model, fmt, name)
     if num < 1:
         raise SinGANSegInputError("the number of samples must be >= 1.")
+    made = not Path(out).exists()
     out = check_output_folder(out)
     contrasts = model.source.get("contrasts") or []
     image_names = contrasts if fmt == "nii.gz" and len(contrasts) == cfg.image_channels > 1 else ["image"]
@@ -165,23 +177,35 @@ def write_generated(
         stale.unlink()
     generator = torch.Generator(device=model.device).manual_seed(seed)
     images, labels = [], []
-    for first in range(0, num, batch_size):
-        count = min(batch_size, num - first)
-        x = draw(count, generator)
-        if style != "none":
-            x = refine_samples(x, cfg.image_channels, style_reference, style, **style_options)
-        image, label = (split or model.split)(x)
-        meta = {"affine": output_affine(model, image.shape[2:]) if affine is None else affine}
-        for i in range(count):
-            image_paths, label_path = names[first + i]
-            parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
-            # an image and its label appear together or not at all
-            atomic_write_together([(p, image_writer(part, p, meta)) for part, p in zip(parts, image_paths)]
-                                  + [(label_path, image_writer(label[i], label_path, meta, is_label=True))])
-        images.append(image[:16].cpu())
-        labels.append(label[:16].cpu())
-    save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=title or name,
-                   intensity_range=(model.intensity.lower, model.intensity.upper))
+    try:
+        for first in range(0, num, batch_size):
+            count = min(batch_size, num - first)
+            x = draw(count, generator)
+            if style != "none":
+                x = refine_samples(x, cfg.image_channels, style_reference, style, **style_options)
+            image, label = (split or model.split)(x)
+            meta = {"affine": output_affine(model, image.shape[2:]) if affine is None else affine}
+            for i in range(count):
+                image_paths, label_path = names[first + i]
+                parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
+                # an image and its label appear together or not at all
+                atomic_write_together([(p, image_writer(part, p, meta)) for part, p in zip(parts, image_paths)]
+                                      + [(label_path, image_writer(label[i], label_path, meta, is_label=True))])
+            images.append(image[:16].cpu())
+            labels.append(label[:16].cpu())
+        save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=title or name,
+                       intensity_range=(model.intensity.lower, model.intensity.upper))
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        # a half-written run made the rerun refuse ("already exists"): what it wrote goes, so the rerun just works
+        for path in [p for imgs, lab in names for p in (*imgs, lab)] + [preview]:
+            path.unlink(missing_ok=True)
+        if made:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise SinGANSegInputError(f"{out}: the disk is full ({err.strerror or err}); the pairs written so far were "
+                                  "removed: free space and run again.") from err
     return [{"image": [str(p) for p in imgs] if len(imgs) > 1 else str(imgs[0]), "label": str(lab)}
             for imgs, lab in names]
 
@@ -291,8 +315,9 @@ def sample_bank(
     """Sample ``num`` pairs from every ``*.pt`` model of ``models_dir`` into ``out_dir/<model name>/``.
 
     Writes ``out_dir/synthetic_datalist.json`` (``{"training": [...]}``, paths relative to ``out_dir``), ready to
-    train on or to share, and returns its path. Start scales beyond a model's pyramid are clipped. ``style`` refines
-    the images towards each model's reconstruction of its training image (see :func:`write_samples`). Diffusion
+    train on or to share, and returns its path. Start scales beyond a model's pyramid are clipped to it; one beyond
+    every model's is refused. ``style`` refines the images towards each model's reconstruction of its training image
+    (see :func:`write_samples`). Diffusion
     checkpoints in the folder draw new pairs with ``diffusion`` (a :class:`DiffusionSampling` or its fields; start
     scale and style are SinGAN-Seg's).
     """
@@ -301,8 +326,16 @@ def sample_bank(
     models = sorted(Path(models_dir).glob("*.pt"))
     if not models:
         raise SinGANSegInputError(f"{models_dir}: folder holds no *.pt checkpoint.")
+    check_format(fmt)
+    tops = []
     for path in models:  # a damaged or unfinished model stops the run before anything is written, not halfway
-        load_generator(path, device="cpu", require_complete=True)
+        model = load_generator(path, device="cpu", require_complete=True)
+        tops += [] if is_diffusion(model) else [model.num_scales - 1]
+    if tops and not 0 <= start_scale <= max(tops):
+        # clipped per model (a bank mixes pyramid heights), but a start scale no model has is a mistake, refused as
+        # 'singanseg sample' refuses it
+        raise SinGANSegInputError(f"start scale {start_scale}: must lie in [0, {max(tops)}], the scales of the "
+                                  f"deepest model in {models_dir}.")
     out_dir = Path(out_dir)
     items = []
     for index, path in enumerate(models):

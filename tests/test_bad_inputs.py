@@ -21,6 +21,8 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from monai_singanseg.cli import main
+from monai_singanseg.config import SinGANSegConfig
+from monai_singanseg.networks.scale_networks import ScaleCritic
 
 SMALL = ["--max-size", "32", "--min-size", "20", "--iters", "2", "--base-channels", "8", "--quiet"]
 
@@ -87,6 +89,20 @@ def files(tmp_path_factory, nuclei_model) -> dict[str, Path]:
     payload["format_version"] = "2"  # edited by hand, or written by another tool
     torch.save(payload, folder / "string_version.pt")
     made["string_version.pt"] = folder / "string_version.pt"
+    payload = torch.load(nuclei_model[1], weights_only=True)
+    config = json.loads(payload["config"])
+    config["optim"]["lr_warmup"] = 100  # an option a later release may add
+    payload["config"] = json.dumps(config)
+    torch.save(payload, folder / "newer_release.pt")
+    made["newer_release.pt"] = folder / "newer_release.pt"
+    payload = torch.load(nuclei_model[1], weights_only=True)  # interrupted after its second-to-last scale ...
+    del payload["generators"][-1], payload["noise_amps"][-1]
+    payload["training"]["complete"] = False
+    network = SinGANSegConfig.from_json(payload["config"]).network
+    wider = ScaleCritic(2, 2, 2 * network.base_channels, network)  # ... holding the critic of a wider scale
+    payload["training"]["critic"] = wider.state_dict()
+    torch.save(payload, folder / "other_critic.pt")
+    made["other_critic.pt"] = folder / "other_critic.pt"
     return made
 
 
@@ -200,6 +216,13 @@ CASES = [
     ("format version stored as a string", lambda f, out: ["sample", str(f["string_version.pt"]), "--num", "1",
                                                           "--out", out],
      ["string_version.pt", "format version '2' (a str", "reads 1, 2"]),
+    ("checkpoint of a newer release", lambda f, out: ["sample", str(f["newer_release.pt"]), "--num", "1", "--out",
+                                                      out],
+     ["newer_release.pt", "written by a newer version of monai-singanseg", "unknown field optim.lr_warmup",
+      "upgrade"]),
+    ("resume: checkpoint of a newer release", lambda f, out: train(str(f["image"]), str(f["label"]), "--resume",
+                                                                   "--out", str(f["newer_release.pt"])),
+     ["newer_release.pt", "newer version", "optim.lr_warmup"]),
     ("--out with a trailing slash", lambda f, out: train(str(f["image"]), str(f["label"]), "--out",
                                                          f"{out}/newdir/"),
      ["newdir/: is a folder", "checkpoint file name", "newdir/model.pt"]),
@@ -369,3 +392,98 @@ def test_a_class_count_above_the_masks_classes_is_warned_about(tmp_path, caplog)
 def test_sample_takes_quiet_like_the_other_commands(files, tmp_path):
     assert main(["sample", str(files["model"]), "--num", "1", "--out", str(tmp_path / "s"), "--quiet"]) == 0
     assert (tmp_path / "s" / "sample_0000_image.png").is_file()
+
+
+def test_resuming_a_checkpoint_whose_critic_belongs_to_another_scale_says_damaged(files, tmp_path, capsys):
+    # the next scale's load_state_dict failed with a size-mismatch traceback after the resumed run had started
+    out = tmp_path / "model.pt"
+    shutil.copy(files["other_critic.pt"], out)
+    before = out.read_bytes()
+    assert main(train(str(files["image"]), str(files["label"]), "--resume", "--out", str(out))) == 2
+    err = capsys.readouterr().err
+    # the tiny model's options differ from these: those lines come first, as in any resumed run
+    lines = [line for line in err.strip().splitlines() if "resuming with the checkpoint's options" not in line
+             and "nvImageCodec" not in line]
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith(f"singanseg: error: {out}: damaged monai-singanseg checkpoint"), lines[0]
+    assert "critic" in lines[0] and "another scale" in lines[0], lines[0]
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_a_full_disk_while_training_says_the_last_checkpoint_survives(files, tmp_path, capsys, monkeypatch):
+    # torch.save on a full disk raised "[enforce fail at inline_container.cc] ... file write failed" as a traceback
+    from monai_singanseg.checkpoint import load_model
+
+    real_save, saves = torch.save, []
+
+    def save_until_full(payload, target):
+        saves.append(target)
+        if len(saves) > 1:  # the first scale's checkpoint fits, the second does not
+            raise RuntimeError("[enforce fail at inline_container.cc:858] . PytorchStreamWriter failed writing file "
+                               "data/3: file write failed")
+        real_save(payload, target)
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    out = tmp_path / "model.pt"
+    assert main(train(str(files["image"]), str(files["label"]), "--out", str(out))) == 2
+    line = _one_line(capsys)
+    assert f"{out}: cannot write the checkpoint, the disk is full (" in line, line
+    assert "the last good checkpoint" in line and "intact" in line and "--resume" in line, line
+    monkeypatch.undo()
+    model, state = load_model(out)  # the first scale's checkpoint, readable, and nothing else beside it
+    assert model.trained_scales == 1 and not state.complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+    def full(payload, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    fresh = tmp_path / "fresh" / "model.pt"
+    assert main(train(str(files["image"]), str(files["label"]), "--out", str(fresh))) == 2
+    line = _one_line(capsys)
+    assert "the disk is full (No space left on device)" in line and "nothing was saved yet" in line, line
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_a_full_disk_while_sampling_removes_the_pairs_so_a_rerun_works(files, tmp_path, capsys, monkeypatch):
+    # the pairs written before the disk filled up made the rerun refuse: "already exists; overwrite ..."
+    from monai_singanseg import generation
+
+    real_write, writes = generation.atomic_write_together, []
+
+    def write_until_full(pairs):
+        writes.append(pairs)
+        if len(writes) > 2:
+            raise OSError(28, "No space left on device")
+        real_write(pairs)
+
+    monkeypatch.setattr(generation, "atomic_write_together", write_until_full)
+    out = tmp_path / "samples"
+    argv = ["sample", str(files["model"]), "--num", "4", "--out", str(out), "--quiet"]
+    assert main(argv) == 2
+    line = _one_line(capsys)
+    assert f"{out}: the disk is full (No space left on device)" in line and "run again" in line, line
+    assert len(writes) == 3 and not out.exists()  # two pairs were written, then removed with the folder made
+    monkeypatch.undo()
+    assert main(argv) == 0  # the rerun, without --overwrite
+    assert len(list(out.glob("sample_*_label.png"))) == 4
+
+
+def test_train_many_into_a_read_only_place_is_one_line(files, tmp_path, capsys, monkeypatch):
+    # a PermissionError traceback from making --out. Tests run as root, where chmod stops no write: the read-only
+    # place is simulated where the folder is made
+    locked = tmp_path / "read_only"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if locked in (self, *self.parents):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": [{"image": str(files["image"]), "label": str(files["label"])}]}))
+    out = locked / "models"
+    assert main(["train-many", str(datalist), "--out", str(out), *SMALL]) == 2
+    line = _one_line(capsys)
+    assert f"{out}: cannot write there (Permission denied)" in line, line

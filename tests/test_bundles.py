@@ -318,3 +318,64 @@ def test_diffusion_bundle_trains_one_model_per_cluster(tmp_path):
     assert all(checkpoint_kind(out / f"cluster_{k}.pt") == "diffusion" for k in range(2))
     clusters = json.loads((out / "clusters.json").read_text())
     assert clusters["members"] == {"0": ["nuclei_tile_a_image"], "1": ["nuclei_tile_b_image"]}
+
+
+def _last_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode != 0 and "Traceback" not in done.stdout, done.stdout[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_generation_bundle_refuses_bad_options_in_one_line_before_writing(nuclei_model, tmp_path):
+    models, out = tmp_path / "models", tmp_path / "synthetic"
+    models.mkdir()
+    shutil.copy(nuclei_model[1], models / "nuclei.pt")
+    inference = "bundles/singanseg_generation/configs/inference.json"
+    # jpg made the output folder, then failed in the writer after a traceback
+    last = _last_line(_bundle(inference, "--models_dir", str(models), "--output_dir", str(out), "--format", "jpg"))
+    assert last.startswith("format 'jpg': pairs are written as png or nii.gz"), last
+    assert not out.exists()
+    # 99 was clipped to the model's top scale without a word, where 'singanseg sample --start-scale 99' is refused
+    last = _last_line(_bundle(inference, "--models_dir", str(models), "--output_dir", str(out), "--start_scale", "99"))
+    top = nuclei_model[0].num_scales - 1
+    assert last.startswith(f"start scale 99: must lie in [0, {top}]"), last
+    assert not out.exists()
+    a_file = tmp_path / "notes.txt"  # train's --output_dir that is a file: a FileExistsError traceback
+    a_file.write_text("not a folder")
+    last = _last_line(_bundle("bundles/singanseg_generation/configs/train.json", "--output_dir", str(a_file)))
+    assert last == f"{a_file}: exists and is not a folder.", last
+
+
+def test_bundle_counts_are_named_by_their_bundle_option(tmp_path):
+    # --clusters 0 said "diffusion.pt: with 0 clusters the output is a folder"; --synthetic_per_image -1 said
+    # "num_samples must be a whole number of at least 1, got 0"
+    last = _last_line(_bundle("bundles/diffusion_generation/configs/train.json", "--clusters", "0", "--output_dir",
+                              str(tmp_path / "diffusion")))
+    assert last == "--clusters 0: k-means clusters of the pairs, one model each, a whole number of at least 1.", last
+    last = _last_line(_bundle("bundles/singanseg_segmentation/configs/train.json", "--synthetic_per_image", "-1",
+                              "--augment_prob", "0", "--output_dir", str(tmp_path / "seg")))
+    assert last.startswith("--synthetic_per_image -1: synthetic pairs drawn beside each real image"), last
+    assert not (tmp_path / "diffusion").exists() and not (tmp_path / "seg").exists()
+
+
+@pytest.mark.parametrize("config, transforms", [("train.json", "load_pair"), ("evaluate.json", "preprocessing")])
+def test_segmentation_bundle_builds_its_loader_without_the_nvimagecodec_notices(config, transforms):
+    # every run printed "nvImageCodec is not available; skipping ..." and "... did not register successfully ..."
+    code = f"""
+import logging, warnings
+from monai.bundle import ConfigParser
+parser = ConfigParser()
+parser.read_config({str(SEGMENTATION / config)!r})
+parser["augment_prob"] = 0  # the baseline: no generation models needed
+for expression in parser["initialize"]:
+    parser.get_parsed_content("initialize#" + str(parser["initialize"].index(expression)))
+parser.get_parsed_content({transforms!r})
+logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").warning("another notice of that logger")
+warnings.warn("NvImgCodecPydicomReader ignores to_gpu=True")
+warnings.warn("an unrelated warning")
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "nvImageCodec is not available" not in done.stdout and "did not register" not in done.stdout, done.stdout
+    for other in ("another notice of that logger", "ignores to_gpu=True", "an unrelated warning"):  # still said
+        assert other in done.stdout, (other, done.stdout)

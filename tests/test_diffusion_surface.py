@@ -23,7 +23,7 @@ from monai_singanseg import (
     read_image,
 )
 from monai_singanseg.cli import main
-from monai_singanseg.diffusion import DiffusionSampling, DiffusionTrainer, PairDiffusion
+from monai_singanseg.diffusion import DiffusionConfig, DiffusionSampling, DiffusionTrainer, PairDiffusion
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
 from monai_singanseg.generation import write_diffusion_samples
 from monai_singanseg.generators import checkpoint_kind, is_diffusion, load_generator
@@ -439,3 +439,42 @@ def test_inpainting_pools_the_redraws_of_each_input(diffusion, real_crop, monkey
     monkeypatch.setattr(array_module, "REDRAW_POOL_INPUTS", 1)  # only the last input's redraws are kept
     augment(other, label), augment(image, label)
     assert calls == [4, 2, 4, 4]  # the first input's pool was dropped for the other's: a new batch
+
+
+@pytest.mark.parametrize("clusters", [0, -2, 1.5, True])
+def test_a_cluster_count_below_one_is_named_before_the_output(nuclei_pair, tmp_path, clusters):
+    # 0 said "diffusion.pt: with 0 clusters the output is a folder, not a .pt file"
+    from monai_singanseg.diffusion.many import train_diffusion_models
+    from monai_singanseg.errors import SinGANSegInputError
+
+    with pytest.raises(SinGANSegInputError, match=rf"num_clusters={clusters!r}: the k-means clusters .* at least 1"):
+        train_diffusion_models(["nuclei"], [nuclei_pair], tmp_path / "diffusion.pt", tiny_diffusion_config, clusters)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_batch_beyond_the_memory_is_refused_with_the_largest_that_fits(tmp_path, capsys, monkeypatch):
+    # --batch-size 100000 on one small pair grew to 23 GB and was killed by the system, without a word
+    import re
+
+    from monai_singanseg.diffusion import trainer
+    from monai_singanseg.diffusion.model import build_unet
+
+    config = DiffusionConfig(image_channels=1, mask_channels=1, image_size=64)  # what the command line builds
+    parameters = sum(p.numel() for p in build_unet(config).parameters())
+    available = 4 * 2**30
+    assert trainer.training_memory(config, parameters) < available  # the default batch of 8 fits
+    monkeypatch.setattr(trainer, "available_memory", lambda device: available)
+    out = tmp_path / "diffusion.pt"
+    argv = ["train-diffusion", "--image", str(NUCLEI_IMAGE), "--label", str(NUCLEI_LABEL), "--batch-size", "100000",
+            "--train-steps", "1", "--quiet", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if "nvImageCodec" not in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "batch size 100000 (--batch-size): training 64x64 crops with UNet widths 32-64-64-64 needs about" in err
+    assert "cpu has 4.0 GiB available; the largest batch that fits is" in err, err
+    fits = int(re.search(r"the largest batch that fits is (\d+)", err).group(1))
+    # the largest indeed: it fits and one more does not
+    assert trainer.training_memory(config, parameters, fits) <= available < trainer.training_memory(
+        config, parameters, fits + 1)
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())

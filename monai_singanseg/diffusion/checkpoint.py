@@ -30,11 +30,16 @@ from typing import Any
 import torch
 
 from monai_singanseg.checkpoint import FORMAT as SINGANSEG_FORMAT
-from monai_singanseg.checkpoint import check_finite, check_format_version, load_weights_only
+from monai_singanseg.checkpoint import (
+    check_finite,
+    check_format_version,
+    check_known_fields,
+    load_weights_only,
+    save_payload,
+)
 from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.files import atomic_write
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
 __all__ = [
@@ -109,7 +114,7 @@ def save_diffusion(model: PairDiffusion, path: str | os.PathLike,
         "source": model.source,
         "training": None if training is None else training.to_dict(),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    save_payload(path, payload)
 
 
 def read_diffusion_checkpoint(path: str | os.PathLike, payload: Any = None) -> dict[str, Any]:
@@ -124,6 +129,7 @@ def read_diffusion_checkpoint(path: str | os.PathLike, payload: Any = None) -> d
         raise SinGANSegInputError(f"{path}: not a monai-singanseg diffusion checkpoint (no '{DIFFUSION_FORMAT}' "
                                   "format marker).")
     check_format_version(path, "diffusion checkpoint", payload.get("format_version"), (DIFFUSION_FORMAT_VERSION,))
+    check_known_fields(path, payload.get("config"), DiffusionConfig)
     return payload
 
 

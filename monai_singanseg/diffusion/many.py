@@ -124,6 +124,10 @@ def train_diffusion_models(
     """
     if len(names) != len(pairs) or not pairs:
         raise SinGANSegInputError(f"{len(pairs)} pairs and {len(names)} names; need one name per pair, >= 1 pair.")
+    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or num_clusters < 1:
+        # before the output checks: 0 was "with 0 clusters the output is a folder, not a .pt file"
+        raise SinGANSegInputError(f"num_clusters={num_clusters!r}: the k-means clusters of the pairs (one model each) "
+                                  "are a whole number of at least 1.")
     out = Path(out)
     clusters: dict[str, Any]
     if num_clusters == 1:

@@ -33,7 +33,7 @@ from monai.data import load_decathlon_datalist
 from monai_singanseg.checkpoint import read_checkpoint, training_state
 from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.files import atomic_write, claim_output
+from monai_singanseg.files import atomic_write, check_output_folder, claim_output
 from monai_singanseg.io import load_training_pair, model_name
 from monai_singanseg.pyramid import scale_shapes
 from monai_singanseg.training.trainer import (
@@ -197,8 +197,8 @@ def train_many(
                 f"{datalist}: several items would write the same checkpoint ({', '.join(repeated[:5])}); "
                 "checkpoints are named after the image file, so image names must be unique."
             )
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        # made and tried before any training: a read-only place was a PermissionError traceback
+        out_dir = check_output_folder(out_dir)
         mine = items[rank::world]
         records: list[dict[str, Any]] = []
         pending: dict[str, _Pending] = {}
