@@ -30,7 +30,7 @@ from monai_singanseg.config import (
     SinGANSegConfig,
 )
 from monai_singanseg.diffusion.config import CLUSTER_FEATURES, SAMPLERS, DiffusionConfig, DiffusionSampling
-from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.errors import SamplesInterrupted, SinGANSegInputError
 
 __all__ = ["build_parser", "main"]
 
@@ -759,6 +759,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SinGANSegInputError as err:
         print(f"singanseg: error: {err}", file=sys.stderr)
         return 2
+    except SamplesInterrupted as err:  # sample (either kind of model): the pairs written so far stay
+        preview = f" and {err.preview}" if err.preview else ""
+        print(f"singanseg: interrupted: wrote {err.written} of {err.total} pairs{preview} to {args.out}; a rerun "
+              "into it needs --overwrite (it replaces them)", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         # checkpoints and outputs are written atomically, so what was finished is intact
         resumable = {"train": " (finished scales are saved: continue with --resume)",
