@@ -30,7 +30,7 @@ from monai_singanseg.config import (
     SinGANSegConfig,
 )
 from monai_singanseg.diffusion.config import CLUSTER_FEATURES, SAMPLERS, DiffusionConfig, DiffusionSampling
-from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.errors import SamplesInterrupted, SinGANSegInputError
 
 __all__ = ["build_parser", "main"]
 
@@ -75,6 +75,30 @@ def _device(name: str | None, default: str = "cpu") -> str:
     name = name or default
     check_device(name, "--device")
     return name
+
+
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads N`` for the commands that compute (one option, one help text; applied in :func:`main`)."""
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="CPU threads torch uses (default: torch's choice, which follows OMP_NUM_THREADS when "
+                             "set); on a machine busy with other work 1 is often much faster (docs/threads.md)")
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` torch CPU threads, restored afterwards (``main`` may be called in-process: tests,
+    notebooks). ``None`` leaves torch's own choice, and does not import torch for it."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 SEED_MAX = 2**32 - 1  # numpy's RandomState (harmonize's location draw) takes no more; torch takes all of these
@@ -138,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", default=None, metavar="DIR",
                        help="log per-scale losses and a sample per scale to TensorBoard (pip install tensorboard)")
     _add_training_options(train)
+    _add_threads_option(train)
 
     many = sub.add_parser("train-many", help="one model per image/label pair of a Decathlon-style datalist "
                                              "(shards over ranks when launched with torchrun)")
@@ -148,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="train up to this many models with equal pyramid shapes side by side as one grouped "
                            "network (default: 1 on a CPU, where grouping does not pay, and 32 on a GPU)")
     _add_training_options(many)
+    _add_threads_option(many)
 
     _add_diffusion_parser(sub)
 
@@ -183,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--style-steps", type=int, default=STYLE_STEPS,
                         help=f"L-BFGS iterations per sample (vgg; default {STYLE_STEPS})")
     _add_diffusion_sampling_options(sample)
+    _add_threads_option(sample)
     for name, mode in (("harmonize", "harmonize"), ("edit", "edit")):
         h = sub.add_parser(name, help=f"paste a donor lesion into the target and {name} it by injection at a scale")
         h.add_argument("model", help="checkpoint trained on the target (healthy) image")
@@ -196,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         h.add_argument("--seed", type=int, default=0)
         h.add_argument("--device", default="cpu")
         h.add_argument("--overwrite", action="store_true")
+        _add_threads_option(h)
         h.set_defaults(mode=mode)
     _add_report_parser(sub)
     return parser
@@ -247,6 +275,7 @@ def _add_diffusion_parser(sub) -> None:
     diff.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                       help="fixed intensity window, e.g. -160 240 HU for CT")
     diff.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads_option(diff)
 
 
 def _refuse_diffusion_options(args: argparse.Namespace) -> None:
@@ -309,6 +338,7 @@ def _add_report_parser(sub) -> None:
     report.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_diffusion_sampling_options(report, inpaint_files=False)
+    _add_threads_option(report)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -724,10 +754,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_seed(getattr(args, "seed", None))
         if getattr(args, "low_memory", False):
             _low_memory()
-        commands[args.command](args)
+        with _torch_threads(args.threads):
+            commands[args.command](args)
     except SinGANSegInputError as err:
         print(f"singanseg: error: {err}", file=sys.stderr)
         return 2
+    except SamplesInterrupted as err:  # sample (either kind of model): the pairs written so far stay
+        preview = f" and {err.preview}" if err.preview else ""
+        print(f"singanseg: interrupted: wrote {err.written} of {err.total} pairs{preview} to {args.out}; a rerun "
+              "into it needs --overwrite (it replaces them)", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         # checkpoints and outputs are written atomically, so what was finished is intact
         resumable = {"train": " (finished scales are saved: continue with --resume)",

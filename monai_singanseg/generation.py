@@ -18,7 +18,7 @@ from monai_singanseg.config import OUTPUT_FORMATS
 from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
 from monai_singanseg.diffusion.model import PairDiffusion
-from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.errors import SamplesInterrupted, SinGANSegInputError
 from monai_singanseg.files import atomic_write, atomic_write_together, check_output_folder, is_disk_full
 from monai_singanseg.generators import PairGenerator, is_diffusion, load_generator
 from monai_singanseg.io import image_writer
@@ -73,6 +73,10 @@ def write_samples(
 
     Returns:
         One datalist item per pair: ``{"image": path or [paths], "label": path}``.
+
+    Raises:
+        SamplesInterrupted: on Ctrl-C (a ``KeyboardInterrupt``) while writing; the complete pairs written so far and
+            their preview stay, and the exception says how many.
     """
     output_format(model, fmt, name)  # refuse a format the model cannot fill before anything else
     if num < 1:
@@ -176,7 +180,13 @@ def write_generated(
     for stale in earlier:  # overwriting: the older samples go, so the folder holds this run's pairs only
         stale.unlink()
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    images, labels = [], []
+    shown: list[tuple[torch.Tensor, torch.Tensor]] = []  # the first 16 pairs written, for the preview
+
+    def write_preview() -> None:
+        save_pair_grid(preview, torch.stack([i for i, _ in shown]), torch.stack([lab for _, lab in shown]),
+                       title=title or name, intensity_range=(model.intensity.lower, model.intensity.upper))
+
+    written = 0
     try:
         for first in range(0, num, batch_size):
             count = min(batch_size, num - first)
@@ -191,10 +201,10 @@ def write_generated(
                 # an image and its label appear together or not at all
                 atomic_write_together([(p, image_writer(part, p, meta)) for part, p in zip(parts, image_paths)]
                                       + [(label_path, image_writer(label[i], label_path, meta, is_label=True))])
-            images.append(image[:16].cpu())
-            labels.append(label[:16].cpu())
-        save_pair_grid(preview, torch.cat(images)[:16], torch.cat(labels)[:16], title=title or name,
-                       intensity_range=(model.intensity.lower, model.intensity.upper))
+                written += 1
+                if len(shown) < 16:
+                    shown.append((image[i].cpu(), label[i].cpu()))
+        write_preview()
     except OSError as err:
         if not is_disk_full(err):
             raise
@@ -206,6 +216,11 @@ def write_generated(
                 out.rmdir()
         raise SinGANSegInputError(f"{out}: the disk is full ({err.strerror or err}); the pairs written so far were "
                                   "removed: free space and run again.") from err
+    except KeyboardInterrupt:
+        # what was written stays (whole pairs only); its preview too, so a long run stopped early can be looked at
+        if shown:
+            write_preview()
+        raise SamplesInterrupted(written, num, str(preview) if shown else None) from None
     return [{"image": [str(p) for p in imgs] if len(imgs) > 1 else str(imgs[0]), "label": str(lab)}
             for imgs, lab in names]
 

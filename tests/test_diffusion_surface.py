@@ -478,3 +478,23 @@ def test_a_batch_beyond_the_memory_is_refused_with_the_largest_that_fits(tmp_pat
     assert trainer.training_memory(config, parameters, fits) <= available < trainer.training_memory(
         config, parameters, fits + 1)
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+def test_attention_at_a_large_resolution_is_warned_about_once(diffusion, nuclei_pair, caplog):
+    """A two-level UNet (16, 32) attends at half the sampling size: a 256x256 inpainting took minutes per call
+    without a word. The line names the resolution and the --unet-channels that bring it to 32 per side."""
+    import logging
+
+    model, _ = diffusion
+    with caplog.at_level(logging.WARNING, logger="monai_singanseg.diffusion.model"):
+        model.generate(1, steps=1)  # its 32x32 training size: attention at 16x16, no warning
+        assert caplog.records == []
+        pair = nuclei_pair.real[:, :96, :96]
+        region = torch.zeros(1, 96, 96, dtype=torch.bool)
+        region[:, 40:50, 40:50] = True
+        for _ in range(2):
+            model.inpaint(pair, region, steps=1, jump_length=1, resample=1, generator=torch.Generator().manual_seed(0))
+    assert len(caplog.records) == 1  # once per size, not once per call
+    line = caplog.records[0].getMessage()
+    assert "self-attention runs at 48x48 when sampling 96x96" in line and "--unet-channels 16 32 32" in line
+    assert "\n" not in line

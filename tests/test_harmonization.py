@@ -191,8 +191,14 @@ def test_harmonization_array_transform_matches_the_dictionary_one(nuclei_model, 
         fired.add(lesion_out is not None)
     assert fired == {True, False}
     array.prob = 1.0
+    # one model serves any name, as SinGANSegAugment's does: matching by name is for banks of several
+    other, other_lesion = array.set_random_state(3)(data["image"], region=region, name="other")
+    assert torch.equal(other, out) and torch.equal(other_lesion, lesion)
+    import shutil
+
+    shutil.copy(tmp_path / "nuclei_image.pt", tmp_path / "second_image.pt")
     with pytest.raises(SinGANSegInputError, match="no SinGAN-Seg model for sample 'other'"):
-        array(data["image"], name="other")
+        SinGANSegHarmonize(tmp_path, prob=1.0, **options)(data["image"], name="other")
 
 
 def test_injector_and_harmonize_share_one_injection(nuclei_model, real):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +18,22 @@ from monai_singanseg.diffusion.schedule import repaint_levels, respaced_schedule
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
-__all__ = ["PairDiffusion", "build_unet", "default_labels"]
+__all__ = ["ATTENTION_WARN_POSITIONS", "PairDiffusion", "attention_shape", "build_unet", "default_labels"]
+
+logger = logging.getLogger(__name__)
+
+# self-attention costs (positions)^2 per layer: at 32x32 a CPU step is fast, at 128x128 it is 256 times dearer
+ATTENTION_WARN_POSITIONS = 32 * 32
+
+
+def attention_shape(config: DiffusionConfig, shape: Sequence[int]) -> tuple[int, ...]:
+    """The spatial shape at which the UNet of ``config`` runs its finest self-attention for inputs of ``shape``.
+
+    Level ``i`` of the UNet works at ``shape / 2**i``; it attends where ``attention_levels`` says, and MONAI's
+    middle block always attends at the deepest level.
+    """
+    attended = [i for i, on in enumerate(config.attention_levels) if on] + [len(config.unet_channels) - 1]
+    return tuple(int(s) // 2 ** min(attended) for s in shape)
 
 
 def build_unet(config: DiffusionConfig, seed: int | None = None) -> DiffusionModelUNet:
@@ -99,6 +116,26 @@ class PairDiffusion(nn.Module):
         self.source = dict(source or {})
         self.unet = build_unet(config, seed=config.seed)
 
+    def _warn_slow_attention(self, shape: Sequence[int]) -> None:
+        """Warn once per spatial ``shape`` when self-attention runs over more than ``ATTENTION_WARN_POSITIONS``
+        positions there: a small ``unet_channels`` (two levels) puts it at half the sampling size, and a 256x256
+        inpainting then took minutes per call without a word."""
+        shape = tuple(int(s) for s in shape)
+        at = attention_shape(self.config, shape)
+        warned = self.__dict__.setdefault("_attention_warned", set())  # shapes already warned of
+        if math.prod(at) <= ATTENTION_WARN_POSITIONS or shape in warned:
+            return
+        warned.add(shape)
+        cfg = self.config
+        # levels that bring the deepest one to 32 per side or less; more levels of the last width cost little
+        levels = len(cfg.unet_channels) + max(0, math.ceil(math.log2(max(at) / 32)))
+        channels = " ".join(map(str, (*cfg.unet_channels, *[cfg.unet_channels[-1]] * (levels - len(cfg.unet_channels)))))
+        logger.warning("diffusion model: self-attention runs at %s when sampling %s (a UNet of %d levels, %s; attention "
+                       "at the deepest), minutes per call on a CPU; train with more levels to bring it to 32 per side "
+                       "(--unet-channels %s; attention_levels of DiffusionConfig in Python), or redraw a smaller region.",
+                       "x".join(map(str, at)), "x".join(map(str, shape)), len(cfg.unet_channels),
+                       " ".join(map(str, cfg.unet_channels)), channels)
+
     @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
@@ -148,6 +185,7 @@ class PairDiffusion(nn.Module):
             progress: show a progress bar over the steps.
         """
         shape = self.check_shape(shape or self.config.image_size)
+        self._warn_slow_attention(shape)
         scheduler, timesteps = respaced_scheduler(self.config, steps, sampler)
         x = torch.randn((num, self.config.channels, *shape), generator=generator, device=self.device)
         for index in _maybe_progress(scheduler.timesteps.tolist(), progress, "sampling"):
@@ -222,6 +260,7 @@ class PairDiffusion(nn.Module):
         """
         real = self._check_pair(image_pair)
         keep = 1.0 - self._check_region(region_mask, real.shape)
+        self._warn_slow_attention(real.shape[2:])
         scheduler, timesteps = respaced_scheduler(self.config, steps, "ddpm")
         alphas_cumprod = scheduler.alphas_cumprod.to(real.device)
 

@@ -79,8 +79,9 @@ class SinGANSegHarmonize(RandomizableTransform):
             self._seed = int(self.R.randint(0, 2**31 - 1))
 
     def select_model(self, name: str | None) -> SinGANSeg:
-        """The model trained on the image named ``name`` (the only one when the bank holds one and no name is given)."""
-        if name is None and len(self.bank) == 1:
+        """The model trained on the image named ``name``; the only one, whatever the name, when the bank holds one."""
+        if (name is None or name not in self.bank) and len(self.bank) == 1:
+            # matching by name is for banks; one model serves every image, as in SinGANSegAugment
             name = self.bank.names[0]
         if name is None or name not in self.bank:
             raise SinGANSegInputError(f"no SinGAN-Seg model for sample {name!r}: train one on this image first.")
