@@ -766,7 +766,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except KeyboardInterrupt:
         # checkpoints and outputs are written atomically, so what was finished is intact
-        resumable = {"train": " (finished scales are saved: continue with --resume)",
+        out = Path(getattr(args, "out", "") or "")
+        saved = args.command != "train" or out.is_file()  # a run stopped before its first scale saved nothing
+        resumable = {"train": " (finished scales are saved: continue with --resume)" if saved else
+                     " before its first scale was saved; nothing was written",
                      "train-diffusion": " (the last checkpoint is saved: continue with --resume)"}.get(args.command, "")
         print(f"singanseg: interrupted{resumable}", file=sys.stderr)
         return 130

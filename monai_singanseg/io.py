@@ -142,6 +142,9 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     path = Path(path)
     if not path.exists():
         raise SinGANSegInputError(f"{path}: file not found.")
+    if not path.is_dir() and not path.is_file():  # a named pipe nobody writes would block the reader for ever
+        raise SinGANSegInputError(f"{path}: not a regular file or folder (a named pipe or a device?); give an image "
+                                  "file or a DICOM series folder.")
     if path.is_dir() and not any(p.is_file() for p in path.iterdir()):
         raise SinGANSegInputError(f"{path}: empty folder (a DICOM series folder must hold the slice files).")
     if path.is_dir():

@@ -126,3 +126,26 @@ def test_outputs_follow_the_umask_not_the_temporary_files_private_mode(nuclei_mo
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "shared.pt").st_mode) == 0o644
+
+
+def test_a_named_pipe_is_refused_instead_of_waiting_for_ever(tmp_path):
+    pipe = tmp_path / "image.png"
+    os.mkfifo(pipe)  # nobody writes it: a reader would block
+    with pytest.raises(SinGANSegInputError, match=r"image.png: not a regular file or folder \(a named pipe"):
+        read_image(pipe)
+
+
+def test_train_stopped_before_its_first_scale_says_nothing_was_saved(tmp_path, monkeypatch, capsys):
+    from monai_singanseg.cli import main
+    from monai_singanseg.training import SinGANSegTrainer
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SinGANSegTrainer, "fit", interrupted)
+    out = tmp_path / "model.pt"
+    argv = ["train", "--image", str(NUCLEI_IMAGE), "--label", str(NUCLEI_LABEL), "--out", str(out), "--quiet"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "before its first scale was saved; nothing was written" in err and "--resume" not in err
+    assert not out.exists()
