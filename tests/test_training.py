@@ -143,14 +143,16 @@ def test_diversity_moves_from_the_reconstruction_to_plain_sampling(nuclei_model)
             model.generate(2, diversity=bad)
 
 
-def test_training_logs_one_line_per_scale_when_output_is_not_a_terminal(tmp_path, nuclei_pair, caplog):
+def test_training_logs_one_line_per_scale_when_output_is_not_a_terminal(tmp_path, nuclei_pair, caplog, capsys):
     # under pytest stderr is captured, as in a redirected `make demo > log` or a cluster job's output
     with caplog.at_level(logging.INFO, logger="monai_singanseg"):
         model = SinGANSegTrainer(tiny_config(iters=3), progress=True).fit(
             nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "m.pt")
-    lines = [r.getMessage() for r in caplog.records if "iterations in" in r.getMessage()]
-    assert len(lines) == model.num_scales
-    assert lines[0].startswith(f"scale 1/{model.num_scales} ") and "3 iterations in" in lines[0] and "rec " in lines[0]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scale ")]
+    assert len(lines) == model.num_scales  # one per scale, no progress-bar text
+    assert lines[0].startswith(f"scale 1/{model.num_scales} ") and "3 iterations" in lines[0]
+    assert "reconstruction MSE" in lines[0]
+    assert "\r" not in capsys.readouterr().err  # no progress bar's refreshes
 
 
 def test_a_lesion_lost_at_the_coarse_scales_only_is_a_warning(nuclei_pair, caplog):

@@ -734,11 +734,11 @@ class SinGANSegTrainer:
         if self.progress:
             group = f" x{len(members)}" if len(members) > 1 else ""
             desc = f"scale {scale + 1}/{first.num_scales} {first.shapes[scale]}{group}"
+            # a log file or a cluster job's output gets the one "done" line per scale below, not thousands of bar
+            # refreshes
             if sys.stderr.isatty():
                 bar = ProgressBar(persist=True, desc=desc)
                 bar.attach(engine, output_transform=lambda out: {k: v for k, v in out.items() if v.ndim == 0})
-            else:  # a log file or a cluster job's output: one line per scale, not thousands of bar refreshes
-                engine.add_event_handler(Events.COMPLETED, _log_scale, desc)
         for attach in self.handlers:
             attach(engine, scale)
         if board is not None:
@@ -787,13 +787,6 @@ class SinGANSegTrainer:
                 **ended["losses"],
             })
         return records
-
-
-def _log_scale(engine: Engine, desc: str) -> None:
-    """One line for a finished scale: its iterations, seconds and last group-mean losses."""
-    losses = ", ".join(f"{k} {float(v):.4g}" for k, v in engine.state.output.items() if v.ndim == 0)
-    seconds = engine.state.times.get("COMPLETED") or 0.0
-    logger.info("%s: %d iterations in %.0f s; %s", desc, engine.state.iteration, seconds, losses)
 
 
 def _without_seed(config: SinGANSegConfig) -> dict[str, Any]:
