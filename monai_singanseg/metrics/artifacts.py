@@ -25,6 +25,7 @@ from monai_singanseg.pyramid import resize
 __all__ = [
     "border_distance",
     "frame_score",
+    "max_rings",
     "pinned_content",
     "pinned_maps",
     "ring_means",
@@ -46,12 +47,18 @@ def border_distance(shape: Sequence[int], device: torch.device | str | None = No
 def ring_means(x: torch.Tensor, depth: int) -> torch.Tensor:
     """Mean of ``x`` ``(N, C, *spatial)`` over each ring of pixels at border distance ``0 .. depth - 1``:
     ``(N, C, depth)``."""
-    distance = border_distance(x.shape[2:], x.device).reshape(-1)
-    if depth > int(distance.max()) + 1:
+    if depth > max_rings(x.shape[2:]):
         raise ValueError(f"{depth} rings do not fit an image of shape {tuple(x.shape[2:])}.")
-    flat = x.reshape(*x.shape[:2], -1).float()
-    rings = F.one_hot(distance, int(distance.max()) + 1)[:, :depth].to(flat.dtype)  # (pixels, depth)
-    return flat @ rings / rings.sum(0)
+    distance = border_distance(x.shape[2:], x.device).reshape(-1)
+    keep = distance < depth  # sums by ring: no (pixels x rings) matrix, which a 3D volume would make large
+    flat = x.reshape(*x.shape[:2], -1).float()[..., keep]
+    sums = flat.new_zeros(*x.shape[:2], depth).index_add_(2, distance[keep], flat)
+    return sums / torch.bincount(distance[keep], minlength=depth).to(flat.dtype)
+
+
+def max_rings(shape: Sequence[int]) -> int:
+    """How many rings of pixels a grid ``shape`` has, from its border to its centre."""
+    return (min(int(s) for s in shape) + 1) // 2
 
 
 def _ridges(profile: torch.Tensor) -> torch.Tensor:
@@ -85,7 +92,7 @@ def frame_score(real: torch.Tensor, samples: torch.Tensor, image_channels: int, 
         "mask": the same largest difference on the foreground share or None}``.
     """
     spatial = samples.shape[2:]
-    rings = int(border_distance(spatial).max()) + 1
+    rings = max_rings(spatial)
     if depth + 1 > rings:
         raise ValueError(f"frame_score needs images of more than {2 * depth + 1} pixels per axis, got "
                          f"{tuple(spatial)}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from monai_singanseg.intensity import LabelEncoding
-from monai_singanseg.metrics.artifacts import border_distance, frame_score, pinned_content, sharpness_ratio
+from monai_singanseg.metrics.artifacts import frame_score, max_rings, pinned_content, sharpness_ratio
 from monai_singanseg.metrics.diversity import ms_ssim_diversity
 from monai_singanseg.metrics.features import FeatureExtractor
 from monai_singanseg.metrics.masks import foreground, foreground_fraction
@@ -54,7 +54,7 @@ def quality_metrics(
     use_sifid = extractor is not None and samples.ndim == 4
     real_fg, sample_fg = foreground(real[:, image_channels:], labels), foreground(samples[:, image_channels:], labels)
     real_fraction, fractions = foreground_fraction(real_fg), foreground_fraction(sample_fg)
-    depth = min(6, int(border_distance(samples.shape[2:]).max()) - 1)  # small test volumes have few rings
+    depth = min(6, max_rings(samples.shape[2:]) - 2)  # small test volumes have few rings
     full = real_image if real_image_full is None else real_image_full
     return {
         "sifid": _mean_std(sifid(real_image, fake_image, extractor)) if use_sifid else None,
