@@ -193,7 +193,8 @@ def plot_artifacts(path: Path, real: torch.Tensor, samples: dict[str, torch.Tens
         row[1].set_title("foreground frequency (red: >= 0.9, pinned)", fontsize=9)
         fig.colorbar(im, ax=row[1], fraction=0.046, pad=0.04)
         top = max(float(spread.max()), 1e-6)
-        im = row[2].imshow(display_slice(spread[None], [0.0], [top]), vmin=0.0, vmax=top, cmap="magma",
+        # display_slice maps [0, top] to [0, 1]: scaled back, so the colour bar reads the sd itself
+        im = row[2].imshow(display_slice(spread[None], [0.0], [top]) * top, vmin=0.0, vmax=top, cmap="magma",
                            interpolation="nearest")
         row[2].set_title("intensity sd over samples (dark: frozen)", fontsize=9)
         fig.colorbar(im, ax=row[2], fraction=0.046, pad=0.04)
