@@ -125,3 +125,34 @@ def test_paired_rows_carry_their_intervals_and_the_report_marks_those_clear_of_z
     assert between["t_low"] == pytest.approx(0.01) and between["t_high"] == pytest.approx(0.01)
     lone = study.summarise("d", "aug", 1, [0.04])
     assert np.isnan(lone["t_low"]) and study.interval_cell(lone) == "+0.040 (1/1)"
+
+
+def test_generator_recipes_train_into_folders_of_their_own_and_a_moved_model_is_refused(tmp_path, monkeypatch):
+    """A condition with generators of another recipe (reflect padding, crop training) gets its own folder suffix; a
+    model of one recipe found in another recipe's folder stops the study, naming what differs."""
+    import argparse
+    import dataclasses
+
+    from monai_singanseg import SinGANSegConfig
+
+    study = _load("study")
+    reflect = study.recipe_of(study.CONDITIONS["sgs_add1_s0_d04_reflect"])
+    assert reflect == {"padding": "reflect"}
+    assert study.recipe_of(study.CONDITIONS["sgs_add1_s0_d04"]) == {}  # earlier rounds' folders keep their names
+    assert study.recipe_suffix({}) == ""
+    assert study.recipe_suffix({"padding": "reflect", "crop_size": 64}) == "_crop_size-64_padding-reflect"
+    args = argparse.Namespace(schedule="fast", generator_iters=None)
+    zeros = SinGANSegConfig.for_schedule("fast", image_channels=1, mask_channels=1)
+    stored = {"config": zeros.to_json()}
+    monkeypatch.setattr(study, "read_checkpoint", lambda path: stored)
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"")  # only its existence matters; the config comes from the patched reader
+    study.check_recipe(path, args, {})  # the schedule's own recipe: zero padding, whole images
+    with pytest.raises(SystemExit, match="padding"):
+        study.check_recipe(path, args, reflect)
+    cropped = dataclasses.replace(zeros, network=dataclasses.replace(zeros.network, padding="reflect"),
+                                  optim=dataclasses.replace(zeros.optim, crop_size=64))
+    stored["config"] = cropped.to_json()
+    study.check_recipe(path, args, {"padding": "reflect", "crop_size": 64})
+    with pytest.raises(SystemExit, match="crop_size"):
+        study.check_recipe(path, args, reflect)

@@ -73,7 +73,7 @@ sys.path.insert(0, str(HERE))
 from data import DATASETS, POWERED, prepare
 from monai_singanseg import SinGANSegAugmentd, SinGANSegConfig
 from monai_singanseg.checkpoint import read_checkpoint
-from monai_singanseg.config import OptimConfig
+from monai_singanseg.config import NetworkConfig, OptimConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.training import config_differences
@@ -98,6 +98,15 @@ CONDITIONS: dict[str, dict | None] = {
     "standard_x2": {"generator": None, "copies": 2},
     "sgs_add1_s0": {"prob": 1.0, "start_scale": 0, "diversity": 1.0, "num_samples": 2, "keep_original": True},
     "sgs_add1_s0_d04": {"prob": 1.0, "start_scale": 0, "diversity": 0.4, "num_samples": 2, "keep_original": True},
+    # the same recipe with generators of the artifact issue (docs/quality.md), trained into folders of their own:
+    # reflect padding (no frame, no pinned corners), and fine scales trained on 64-px windows (192-px models at a
+    # third of the cost); diversity 1 as well, since the pinned corners that argued for 0.4 are gone
+    "sgs_add1_s0_d04_reflect": {"prob": 1.0, "start_scale": 0, "diversity": 0.4, "num_samples": 2,
+                                "keep_original": True, "recipe": {"padding": "reflect"}},
+    "sgs_add1_s0_reflect": {"prob": 1.0, "start_scale": 0, "diversity": 1.0, "num_samples": 2, "keep_original": True,
+                            "recipe": {"padding": "reflect"}},
+    "sgs_add1_s0_d04_crop64": {"prob": 1.0, "start_scale": 0, "diversity": 0.4, "num_samples": 2,
+                               "keep_original": True, "recipe": {"padding": "reflect", "crop_size": 64}},
     # the second generator, one diffusion model per image as for SinGAN-Seg (sampling options: --diffusion-*)
     # the redraws of each cached slice are pooled like the SinGAN-Seg pairs (the transform comes before the crops)
     "dif_inpaint_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "inpaint", "pool_redraws": True}},
@@ -111,20 +120,34 @@ def generator_kind(condition: dict | None) -> str | None:
     return None if condition is None else condition.get("generator", "singanseg")  # standard_x2: None
 
 
+def recipe_of(condition: dict | None) -> dict:
+    """The SinGAN-Seg training options a condition's generators differ by (``padding``, ``crop_size``; ``{}``: the
+    schedule's own)."""
+    return {} if condition is None else dict(condition.get("recipe", {}))
+
+
+def recipe_suffix(recipe: dict) -> str:
+    """The generator folder's suffix for ``recipe``: ``""`` for the schedule's own (the folders of earlier rounds keep
+    their names), else e.g. ``"_padding-reflect_crop_size-64"``."""
+    return "".join(f"_{key}-{recipe[key]}" for key in sorted(recipe))
+
+
 def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kind: str = "singanseg",
-                     needed: set[str] | None = None) -> Path:
+                     needed: set[str] | None = None, recipe: dict | None = None) -> Path:
     """One generator per training-pool image in ``needed`` (absolute image paths; all when ``None``): the runs asked
     for may use a few of them, and each costs minutes to an hour on a CPU. SinGAN-Seg by the project's command line
-    (``train-many``: resumable, finished models reused), diffusion by the library in this process."""
+    (``train-many``: resumable, finished models reused) with the options of ``recipe`` (:func:`recipe_of`), diffusion
+    by the library in this process."""
     if kind == "diffusion":
         return train_diffusion_generators(dataset, datalist, args, needed)
-    schedule, max_size = args.schedule, args.max_size
-    out = Path(args.workdir) / "models" / f"{dataset}_{schedule}_{max_size}_{generator_settings(args)}"
+    schedule, max_size, recipe = args.schedule, args.max_size, recipe or {}
+    out = (Path(args.workdir) / "models" /
+           f"{dataset}_{schedule}_{max_size}_{generator_settings(args)}{recipe_suffix(recipe)}")
     items = absolute(json.loads(datalist.read_text())["training"], datalist.parent)
     items = [i for i in items if needed is None or i["image"] in needed]
     out.mkdir(parents=True, exist_ok=True)
     for item in items:  # before training: train-many would take a finished model of another recipe as done
-        check_recipe(out / f"{Path(item['image']).stem}.pt", args)
+        check_recipe(out / f"{Path(item['image']).stem}.pt", args, recipe)
     # the pool images the asked runs use, with absolute paths, in a file of this process's own: study processes of
     # one dataset (other seeds) may train into the same folder at once
     with tempfile.TemporaryDirectory() as folder:
@@ -134,6 +157,8 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
                "--schedule", schedule, "--max-size", str(max_size), "--group-size", str(args.group_size), "--quiet"]
         if args.generator_iters is not None:
             cmd += ["--iters", str(args.generator_iters)]
+        for key in sorted(recipe):
+            cmd += [f"--{key.replace('_', '-')}", str(recipe[key])]
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     return out
@@ -151,9 +176,10 @@ def generator_settings(args: argparse.Namespace) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def check_recipe(path: Path, args: argparse.Namespace) -> None:
+def check_recipe(path: Path, args: argparse.Namespace, recipe: dict | None = None) -> None:
     """Stop when the SinGAN-Seg model at ``path`` (if any) was trained with other optimisation settings than
-    :func:`optim_settings` (a model copied or moved in by hand): results of two recipes would pass as one.
+    :func:`optim_settings` or another padding than ``recipe`` asks for (a model copied or moved in by hand): results
+    of two recipes would pass as one.
 
     Raises:
         SystemExit: naming the file and the settings that differ.
@@ -164,7 +190,10 @@ def check_recipe(path: Path, args: argparse.Namespace) -> None:
         stored = SinGANSegConfig.from_json(read_checkpoint(path)["config"])
     except SinGANSegInputError as err:  # a damaged or foreign file: one line, not a traceback
         raise SystemExit(str(err)) from None
-    differ = config_differences(stored, dataclasses.replace(stored, optim=optim_settings(args)))
+    recipe = recipe or {}
+    optim = dataclasses.replace(optim_settings(args), crop_size=recipe.get("crop_size", OptimConfig.crop_size))
+    network = dataclasses.replace(stored.network, padding=recipe.get("padding", NetworkConfig.padding))
+    differ = config_differences(stored, dataclasses.replace(stored, optim=optim, network=network))
     if differ:
         raise SystemExit(f"{path}: trained with other '{args.schedule}' settings than this study asks for: "
                          f"{'; '.join(differ)}. Move it out of {path.parent}.")
@@ -211,7 +240,7 @@ def chains(condition: dict | None, models: list[Path] | None, patch: int, pool: 
         copies = condition["copies"]
         synthetic = [Lambda(lambda d: [d] + [deepcopy(d) for _ in range(copies - 1)])]
     elif condition is not None:
-        options = {k: v for k, v in condition.items() if k != "generator"}
+        options = {k: v for k, v in condition.items() if k not in ("generator", "recipe")}
         synthetic = [SinGANSegAugmentd(["image"], "label", models=[str(m) for m in models], match_intensity=True,
                                        pool_size=pool[0], pool_refresh=pool[1], **options),
                      AsDiscreted("label", threshold=0.5)]
@@ -322,11 +351,14 @@ def study(args: argparse.Namespace) -> None:
         datalist = prepare(dataset, Path(args.workdir) / "cache")
         sections = json.loads(datalist.read_text())
         pool = absolute(sections["training"], datalist.parent)
-        kinds = {generator_kind(CONDITIONS[c]) for c in args.conditions} - {None}
+        # one set of generators per (kind, recipe) that the asked conditions use
+        wanted = {(generator_kind(CONDITIONS[c]), json.dumps(recipe_of(CONDITIONS[c]), sort_keys=True))
+                  for c in args.conditions if generator_kind(CONDITIONS[c]) is not None}
         # "all" may equal a number given too (5 training slices): each size once
         sizes = list(dict.fromkeys(len(pool) if t == "all" else min(int(t), len(pool)) for t in args.n))
         needed = {item["image"] for n in sizes for seed in args.seeds for item in subset(pool, n, seed)}
-        models = {kind: train_generators(dataset, datalist, args, kind, needed) for kind in sorted(kinds)}
+        models = {(kind, recipe): train_generators(dataset, datalist, args, kind, needed, json.loads(recipe))
+                  for kind, recipe in sorted(wanted)}
         for n in sizes:
             for seed in args.seeds:
                 chosen = subset(pool, n, seed)
@@ -334,7 +366,8 @@ def study(args: argparse.Namespace) -> None:
                          "test": absolute(sections["test"], datalist.parent)}
                 for name in args.conditions:
                     kind = generator_kind(CONDITIONS[name])
-                    bank = [models[kind] / f"{Path(i['image']).stem}.pt" for i in chosen] if kind else None
+                    folder = models.get((kind, json.dumps(recipe_of(CONDITIONS[name]), sort_keys=True)))
+                    bank = [folder / f"{Path(i['image']).stem}.pt" for i in chosen] if kind else None
                     extra = diffusion_protocol(args) if kind == "diffusion" else {}
                     key = (dataset, n, seed, name, *mine, json.dumps(extra, sort_keys=True))
                     if key in done:
