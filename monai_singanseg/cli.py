@@ -87,10 +87,17 @@ def _add_threads_option(parser: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
     """Run with ``threads`` torch CPU threads, restored afterwards (``main`` may be called in-process: tests,
-    notebooks). ``None`` leaves torch's own choice, and does not import torch for it."""
+    notebooks). ``None``: the cores other work leaves free when the machine is busy (said in one line), else torch's
+    own choice, without importing torch for it."""
     if threads is None:
-        yield
-        return
+        from monai_singanseg.threads import available_cores, busy_machine_threads
+
+        threads = busy_machine_threads()
+        if threads is None:
+            yield
+            return
+        logger.warning("the machine is busy (load %.1f on %d cores): using %d CPU thread(s); --threads N or "
+                       "OMP_NUM_THREADS to choose (docs/threads.md)", os.getloadavg()[0], available_cores(), threads)
     import torch
 
     before = torch.get_num_threads()

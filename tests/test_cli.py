@@ -324,6 +324,32 @@ def test_threads_option_sets_torchs_threads_while_the_command_runs(cli_model, tm
     assert seen[-1] == before  # no --threads: torch's own choice is left alone
 
 
+def test_a_busy_machine_gets_the_free_cores_unless_the_user_chose(cli_model, tmp_path, monkeypatch, caplog):
+    """Without ``--threads`` or ``OMP_NUM_THREADS``, a command on a machine whose cores are busy uses the free ones
+    (torch's one thread per core crawls there) and says so in one line; a user's choice always stands."""
+    from monai_singanseg import generation, threads
+
+    assert threads.busy_machine_threads(cores=2, load=0.2) is None  # idle: torch's own choice
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert threads.busy_machine_threads(cores=2, load=1.2) == 1
+    assert threads.busy_machine_threads(cores=8, load=2.6) == 5
+    assert threads.busy_machine_threads(cores=2, load=7.0) == 1  # at least one
+    seen = []
+    original = generation.write_samples
+    monkeypatch.setattr(generation, "write_samples",
+                        lambda *a, **k: (seen.append(torch.get_num_threads()), original(*a, **k))[1])
+    monkeypatch.setattr(threads, "busy_machine_threads", lambda: 1)
+    before = torch.get_num_threads()
+    with caplog.at_level("WARNING"):
+        assert main(["sample", str(cli_model), "--num", "1", "--out", str(tmp_path / "a")]) == 0
+    assert seen == [1] and torch.get_num_threads() == before
+    assert "the machine is busy" in caplog.text and "--threads N" in caplog.text
+    assert main(["sample", str(cli_model), "--num", "1", "--out", str(tmp_path / "b"), "--threads", "2"]) == 0
+    assert seen[-1] == 2
+    monkeypatch.undo()  # the real function, and OMP_NUM_THREADS set again (conftest): the user's choice stands
+    assert threads.busy_machine_threads(cores=2, load=1.5) is None
+
+
 def test_every_computing_command_takes_threads(capsys):
     from monai_singanseg.cli import build_parser
 
