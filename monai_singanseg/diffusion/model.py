@@ -16,6 +16,7 @@ from torch import nn
 from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.diffusion.schedule import repaint_levels, respaced_scheduler
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.generator_protocol import PairGenerator, check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
 __all__ = ["ATTENTION_WARN_POSITIONS", "PairDiffusion", "attention_shape", "build_unet", "default_labels"]
@@ -72,7 +73,7 @@ def default_labels(mask_channels: int) -> LabelEncoding:
     return LabelEncoding([float(k) for k in range(mask_channels)], one_hot=True)
 
 
-class PairDiffusion(nn.Module):
+class PairDiffusion(nn.Module, PairGenerator):
     """A diffusion model of image + mask pairs stacked as channels in ``[-1, 1]`` (2D or 3D).
 
     The denoiser is MONAI's ``DiffusionModelUNet`` trained to predict the noise (Ho et al., "Denoising Diffusion
@@ -95,6 +96,9 @@ class PairDiffusion(nn.Module):
         >>> image, label = model.split(x)                                       # image units, label values
         >>> redrawn = model.inpaint(pair.real, region, steps=50)                # (1, C, *spatial) in [-1, 1]
     """
+
+    kind = "diffusion"
+    draws_at_any_size = True  # the UNet is convolutional: samples of any size at the training resolution
 
     def __init__(
         self,
@@ -196,21 +200,16 @@ class PairDiffusion(nn.Module):
                 x, _ = scheduler.step(eps, index, x, generator=generator)
         return x.clamp(-1.0, 1.0)
 
-    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Split ``(N, C, *spatial)`` in ``[-1, 1]`` into the image (the training image's units) and the label.
-
-        Returns:
-            ``image`` ``(N, image_channels, *spatial)`` and ``label`` ``(N, 1, *spatial)`` holding the training
-            label's values (a binary mask thresholded at 0, a one-hot mask by argmax).
-        """
-        n_img = self.config.image_channels
-        return self.intensity.denormalize(x[:, :n_img], channel_dim=1), self.labels.decode(x[:, n_img:], channel_dim=1)
-
-    def join(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """The inverse of :meth:`split` for one pair: image ``(image_channels, *spatial)`` in the training image's
-        units and label ``(1, *spatial)`` with the training label's values -> ``(C, *spatial)`` in ``[-1, 1]``."""
-        image, label = torch.as_tensor(image).float(), torch.as_tensor(label).float()
-        return torch.cat([self.intensity.normalize(image), self.labels.encode(label)], dim=0)
+    def generate_at(
+        self, num: int, shape: Sequence[int], steps: int = 50, sampler: str = "ddim",
+        generator: torch.Generator | None = None, eta: float = 0.0,
+    ) -> torch.Tensor:
+        """:meth:`generate` at any spatial ``shape``: ``num`` pairs ``(num, C, *shape)`` in ``[-1, 1]``, drawn at the
+        next multiple of the UNet's downsampling along each side and cropped (the UNet is convolutional)."""
+        multiple = self.config.size_multiple
+        padded = [-(-int(s) // multiple) * multiple for s in shape]
+        x = self.generate(num, steps, sampler, generator=generator, shape=padded, eta=eta)
+        return x[(slice(None), slice(None), *(slice(0, int(s)) for s in shape))]
 
     def sample(
         self, num: int = 1, steps: int = 50, sampler: str = "ddim", seed: int | None = None
@@ -295,11 +294,8 @@ class PairDiffusion(nn.Module):
                 "spatial axes."
             )
         self.check_shape(pair.shape[2:], "image_pair")
-        if not torch.isfinite(pair).all() or pair.abs().max() > 1.0 + 1e-4:
-            raise SinGANSegInputError(
-                "image_pair: values outside [-1, 1] (or not finite); give the stacked pair in [-1, 1] "
-                "(TrainingPair.real, or model.join(image, label))."
-            )
+        check_pair_values(pair, "image_pair", "give the stacked pair in [-1, 1] (TrainingPair.real, or "
+                          "model.join(image, label)).")
         return pair.clamp(-1.0, 1.0)
 
     def _check_region(self, region: torch.Tensor, shape: torch.Size) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from monai_singanseg.config import SinGANSegConfig
+from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.networks.scale_networks import ScaleGenerator
 from monai_singanseg.pyramid import resize
@@ -30,7 +31,7 @@ def draw_noise(
     return z.expand(num, channels, *shape) if coarsest else z
 
 
-class SinGANSeg(nn.Module):
+class SinGANSeg(nn.Module, PairGenerator):
     """SinGAN-Seg: SinGAN trained on an image and its mask stacked as channels.
 
     Thambawita et al., "SinGAN-Seg: Synthetic training data generation for medical image segmentation",
@@ -54,6 +55,7 @@ class SinGANSeg(nn.Module):
         >>> image, label = model.split(x)                                     # image units, label values
     """
 
+    kind = "singanseg"
     RECONSTRUCTION_CACHE_SIZE = 4
     """Reconstructions kept per model (one per start scale and output size in use; a 3D one can be tens of MiB)."""
 
@@ -202,17 +204,14 @@ class SinGANSeg(nn.Module):
             x = self.generators[k](self.noise_amps[k] * z, x)
         return x
 
-    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Split ``(N, C, *spatial)`` in ``[-1, 1]`` into the image (the training image's units) and the label.
-
-        Returns:
-            ``image`` ``(N, image_channels, *spatial)`` and ``label`` ``(N, 1, *spatial)`` with the training label's
-            values.
-        """
+    def model_view(self, pair: torch.Tensor) -> torch.Tensor:
+        """A real pair ``(1, C, *spatial)`` in ``[-1, 1]`` at the last trained scale's shape, where samples come out
+        (an interrupted model's samples are coarser than its pyramid's finest scale): resized, clamped, and the mask
+        channels, resized smoothly, snapped back to -1/+1 as the augmentation transforms do."""
+        x = resize(pair, self.shapes[self.trained_scales - 1]).clamp(-1.0, 1.0)
         n_img = self.config.image_channels
-        image = self.intensity.denormalize(x[:, :n_img], channel_dim=1)
-        label = self.labels.decode(x[:, n_img:], channel_dim=1)
-        return image, label
+        label = self.labels.decode(x[:, n_img:], channel_dim=1)[0]
+        return torch.cat([x[:, :n_img], self.labels.encode(label)[None]], dim=1)
 
     def sample(
         self,
