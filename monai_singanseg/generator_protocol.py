@@ -13,6 +13,7 @@ This module imports no model, so both models import it.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
@@ -20,6 +21,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
+from monai_singanseg.checkpoint_envelope import CheckpointFormat, ResumeState
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
@@ -68,12 +70,15 @@ class PairGenerator(ABC):
 
     Attributes:
         kind: the registry's name of the kind (``"singanseg"``, ``"diffusion"``).
+        checkpoint_format: the kind's checkpoint marker, versions and config class (the envelope's
+            :class:`~monai_singanseg.checkpoint_envelope.CheckpointFormat`).
         draws_at_any_size: samples are drawn at the size asked for, at the training images' own resolution (a
             convolutional denoiser); ``False``: drawn at the training size and resized to the size asked for, so a
             sample always shows the training image's whole field of view.
     """
 
     kind: ClassVar[str]
+    checkpoint_format: ClassVar[CheckpointFormat]
     draws_at_any_size: ClassVar[bool] = False
     config: Any
     intensity: IntensityMapping
@@ -84,6 +89,19 @@ class PairGenerator(ABC):
     @abstractmethod
     def device(self) -> torch.device:
         """Where the model runs."""
+
+    @classmethod
+    @abstractmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike, device: str | torch.device = "cpu", *, require_complete: bool = False,
+        payload: dict[str, Any] | None = None,
+    ) -> tuple[PairGenerator, ResumeState | None]:
+        """``(model, resume state)`` stored at ``path`` (``payload``: its contents when already read), the model in
+        eval mode on ``device``; ``require_complete`` refuses a checkpoint whose training has not finished.
+
+        Raises:
+            SinGANSegInputError: the file is missing, foreign, of another version, damaged, or unfinished.
+        """
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split ``(N, C, *spatial)`` in ``[-1, 1]`` into the image (the training image's units) and the label.

@@ -16,9 +16,7 @@ from typing import Any
 
 import torch
 
-from monai_singanseg.checkpoint import FORMAT as SINGANSEG_FORMAT
-from monai_singanseg.checkpoint import load_model, load_weights_only
-from monai_singanseg.diffusion.checkpoint import DIFFUSION_FORMAT, load_diffusion
+from monai_singanseg.checkpoint_envelope import load_weights_only
 from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generator_protocol import PairGenerator
@@ -26,8 +24,6 @@ from monai_singanseg.networks import SinGANSeg
 
 __all__ = ["GENERATORS", "GENERATOR_KINDS", "GeneratorKind", "PairGenerator", "checkpoint_kind", "is_diffusion",
            "load_generator"]
-
-Loader = Callable[[str | os.PathLike, "str | torch.device", dict[str, Any], bool], PairGenerator]
 
 
 @dataclass(frozen=True)
@@ -45,29 +41,19 @@ class GeneratorKind:
     name: str
     cls: type[PairGenerator]
     marker: str
-    load: Loader
+    load: Callable[[Any, Any, dict[str, Any], bool], PairGenerator]
+
+    @classmethod
+    def of(cls, model_cls: type[PairGenerator]) -> GeneratorKind:
+        """The entry of a :class:`PairGenerator` subclass: its ``kind``, marker and ``from_checkpoint``."""
+
+        def load(path, device, payload: dict[str, Any], require_complete: bool) -> PairGenerator:
+            return model_cls.from_checkpoint(path, device, require_complete=require_complete, payload=payload)[0]
+
+        return cls(model_cls.kind, model_cls, model_cls.checkpoint_format.marker, load)
 
 
-def _load_singanseg(path, device, payload: dict[str, Any], require_complete: bool) -> SinGANSeg:
-    return load_model(path, device=device, require_complete=require_complete, payload=payload)[0]
-
-
-def _load_diffusion(path, device, payload: dict[str, Any], require_complete: bool) -> PairDiffusion:
-    model, state = load_diffusion(path, device=device, payload=payload)
-    if require_complete and state is not None and not state.complete:
-        raise SinGANSegInputError(
-            f"{path}: diffusion training stopped at step {state.step} of {model.config.train_steps}; finish it "
-            "(train again with --resume) before sampling from it."
-        )
-    return model
-
-
-GENERATORS: dict[str, GeneratorKind] = {
-    kind.name: kind for kind in (
-        GeneratorKind(SinGANSeg.kind, SinGANSeg, SINGANSEG_FORMAT, _load_singanseg),
-        GeneratorKind(PairDiffusion.kind, PairDiffusion, DIFFUSION_FORMAT, _load_diffusion),
-    )
-}
+GENERATORS: dict[str, GeneratorKind] = {kind.name: kind for kind in map(GeneratorKind.of, (SinGANSeg, PairDiffusion))}
 GENERATOR_KINDS = {kind.marker: name for name, kind in GENERATORS.items()}
 """Kind name by checkpoint format marker."""
 

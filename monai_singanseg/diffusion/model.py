@@ -13,6 +13,15 @@ from monai.networks.nets import DiffusionModelUNet
 from monai.utils import optional_import
 from torch import nn
 
+from monai_singanseg.checkpoint_envelope import (
+    check_complete,
+    check_finite,
+    damaged,
+    read_envelope,
+    stored_maps,
+    write_checkpoint,
+)
+from monai_singanseg.diffusion.checkpoint_format import DIFFUSION_CHECKPOINT, DiffusionTrainingState, stored_config
 from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.diffusion.schedule import repaint_levels, respaced_scheduler
 from monai_singanseg.errors import SinGANSegInputError
@@ -98,6 +107,7 @@ class PairDiffusion(nn.Module, PairGenerator):
     """
 
     kind = "diffusion"
+    checkpoint_format = DIFFUSION_CHECKPOINT
     draws_at_any_size = True  # the UNet is convolutional: samples of any size at the training resolution
 
     def __init__(
@@ -312,18 +322,48 @@ class PairDiffusion(nn.Module, PairGenerator):
             ) from None
         return region
 
-    def save(self, path: str | os.PathLike, training: Any = None) -> None:
-        """Write the model (and optional resume state) to ``path`` atomically (:mod:`.checkpoint`)."""
-        from monai_singanseg.diffusion.checkpoint import save_diffusion
-
-        save_diffusion(self, path, training)
+    def save(self, path: str | os.PathLike, training: DiffusionTrainingState | None = None,
+             weights: dict[str, Any] | None = None) -> None:
+        """Write the model and optional resume state to ``path`` atomically: one weights-only file of CPU tensors
+        (:mod:`~monai_singanseg.checkpoint_envelope`, :mod:`~monai_singanseg.diffusion.checkpoint_format`).
+        ``weights``: the UNet state dict to store as the sampling weights instead of the model's own (the moving
+        average during training)."""
+        body = {"unet": self.unet.state_dict() if weights is None else weights}
+        write_checkpoint(path, DIFFUSION_CHECKPOINT, self, body, training)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> PairDiffusion:
         """Read a model written by :meth:`save` (``torch.load(weights_only=True)``, no pickled code), in eval mode."""
-        from monai_singanseg.diffusion.checkpoint import load_diffusion
+        return cls.from_checkpoint(path, device=device)[0]
 
-        return load_diffusion(path, device=device)[0]
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        require_complete: bool = False,
+        payload: dict[str, Any] | None = None,
+    ) -> tuple[PairDiffusion, DiffusionTrainingState | None]:
+        """Rebuild the model stored at ``path`` (``payload``: its contents when already read, not read twice).
+
+        Returns:
+            ``(model, training)``: the model in eval mode on ``device`` and its resume state (``None`` when the file
+            holds none).
+
+        Raises:
+            SinGANSegInputError: the file is missing, foreign, of another version, damaged, or unfinished with
+                ``require_complete``.
+        """
+        payload = read_envelope(path, DIFFUSION_CHECKPOINT, payload)
+        with damaged(path, DIFFUSION_CHECKPOINT):
+            model = cls(stored_config(payload), *stored_maps(payload), payload.get("source"))
+            check_finite({f"unet {name}": value for name, value in payload["unet"].items()})
+            model.unet.load_state_dict(payload["unet"])
+            training = payload.get("training")
+            state = None if training is None else DiffusionTrainingState.from_dict(training)
+        if require_complete:
+            check_complete(path, model, state)
+        return model.to(device).eval(), state
 
 
 def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
