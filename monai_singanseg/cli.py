@@ -349,7 +349,8 @@ def _add_report_parser(sub) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from monai_singanseg.generators import is_diffusion, load_generator
+    from monai_singanseg.diffusion.model import PairDiffusion
+    from monai_singanseg.generators import load_generator
     from monai_singanseg.io import model_name, read_stacked_images
     from monai_singanseg.report import write_report
 
@@ -358,7 +359,7 @@ def _report(args: argparse.Namespace) -> None:
                                   "diversity compares pairs).")
     model = load_generator(args.model, device=_device(args.device), require_complete=False)
     sampling = None  # options first: a wrong one is cheaper to say than a wrong file
-    if is_diffusion(model):
+    if isinstance(model, PairDiffusion):
         sampling = _diffusion_sampling(args).check_model(model.config, str(args.model))
     else:
         _refuse_diffusion_options(args)
@@ -698,11 +699,12 @@ def _sample_diffusion(args: argparse.Namespace, model) -> None:
 
 
 def _sample(args: argparse.Namespace) -> None:
+    from monai_singanseg.diffusion.model import PairDiffusion
     from monai_singanseg.generation import write_samples
-    from monai_singanseg.generators import is_diffusion, load_generator
+    from monai_singanseg.generators import load_generator
 
     model = load_generator(args.model, device=_device(args.device), require_complete=True)
-    if is_diffusion(model):
+    if isinstance(model, PairDiffusion):
         return _sample_diffusion(args, model)
     if any(v is not None for v in (args.inpaint_image, args.inpaint_label, args.inpaint_region)):
         raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; inpainting (--inpaint-*) needs a diffusion "

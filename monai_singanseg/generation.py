@@ -20,7 +20,8 @@ from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
 from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SamplesInterrupted, SinGANSegInputError
 from monai_singanseg.files import atomic_write, atomic_write_together, check_output_folder, is_disk_full
-from monai_singanseg.generators import PairGenerator, is_diffusion, load_generator
+from monai_singanseg.generator_protocol import PairGenerator
+from monai_singanseg.generators import load_generator
 from monai_singanseg.io import image_writer
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.visualize import save_pair_grid
@@ -32,15 +33,10 @@ logger = logging.getLogger(__name__)
 
 
 def output_affine(model: PairGenerator, shape: Sequence[int]) -> np.ndarray:
-    """The source affine with its spacing stretched from the source shape to ``shape`` (origin kept); a diffusion
-    model works at the training images' own resolution, so its samples keep the source spacing."""
-    affine = np.asarray(model.source.get("affine", np.eye(4)), dtype=np.float64).copy()
-    if is_diffusion(model):
-        return affine
-    source_shape = model.source.get("shape") or list(shape)
-    for axis, (src, dst) in enumerate(zip(source_shape, shape)):
-        affine[:3, axis] *= src / dst
-    return affine
+    """The source affine with its spacing stretched from the source shape to ``shape`` (origin kept); a model that
+    draws at any size (diffusion) works at the training images' own resolution, so its samples keep the source
+    spacing (:meth:`~monai_singanseg.generator_protocol.PairGenerator.output_affine`)."""
+    return model.output_affine(shape)
 
 
 def write_samples(
@@ -296,7 +292,7 @@ def write_diffusion_samples(
             region = region[:1] != 0
         if not bool(region.any()):
             raise SinGANSegInputError(f"{name}: the region to redraw is empty (an empty context label or region).")
-        pair = torch.cat([model.intensity.normalize(image).clamp(-1.0, 1.0), model.labels.encode_indices(index)])
+        pair = model.join(image, index, indices=True).clamp(-1.0, 1.0)
         title = f"{name}: inpainted, {sampling.steps} steps, resample {sampling.resample}"
 
         def draw(count: int, generator: torch.Generator) -> torch.Tensor:
@@ -345,7 +341,7 @@ def sample_bank(
     tops = []
     for path in models:  # a damaged or unfinished model stops the run before anything is written, not halfway
         model = load_generator(path, device="cpu", require_complete=True)
-        tops += [] if is_diffusion(model) else [model.num_scales - 1]
+        tops += [model.num_scales - 1] if isinstance(model, SinGANSeg) else []  # start scales are a pyramid's
     if tops and not 0 <= start_scale <= max(tops):
         # clipped per model (a bank mixes pyramid heights), but a start scale no model has is a mistake, refused as
         # 'singanseg sample' refuses it
@@ -355,7 +351,7 @@ def sample_bank(
     items = []
     for index, path in enumerate(models):
         model = load_generator(path, device=device, require_complete=True)
-        if is_diffusion(model):
+        if isinstance(model, PairDiffusion):
             items += write_diffusion_samples(model, out_dir / path.stem, num, diffusion, seed=seed + index, fmt=fmt,
                                              overwrite=overwrite, name=str(path))
             continue

@@ -17,9 +17,10 @@ from tqdm import tqdm
 
 from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
+from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
-from monai_singanseg.generators import PairGenerator, is_diffusion
+from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.metrics import (
     FeatureExtractor,
     foreground,
@@ -33,7 +34,6 @@ from monai_singanseg.metrics import (
     ring_means,
 )
 from monai_singanseg.networks import SinGANSeg
-from monai_singanseg.pyramid import resize
 from monai_singanseg.visualize import display_slice, pyplot, save_figure, save_pair_grid
 
 __all__ = [
@@ -75,15 +75,8 @@ def real_pair(model: PairGenerator, image: torch.Tensor, label: torch.Tensor) ->
                                   f"size {tuple(image.shape[1:])}.")
     if label.shape[0] > 1:
         label = label.argmax(0, keepdim=True).float()
-    x = torch.cat([model.intensity.normalize(image), model.labels.encode(label)])[None].to(model.device)
-    if is_diffusion(model):
-        return x.clamp(-1.0, 1.0)
-    # the last trained scale: an interrupted model makes samples there, not at the finest scale of its pyramid
-    x = resize(x, model.shapes[model.trained_scales - 1]).clamp(-1.0, 1.0)
-    # mask channels are resized smoothly and then snapped back to -1/+1, as the augmentation transforms do
-    n_img = model.config.image_channels
-    label = model.labels.decode(x[:, n_img:], channel_dim=1)[0]
-    return torch.cat([x[:, :n_img], model.labels.encode(label)[None]], dim=1)
+    # a SinGAN-Seg model resizes it to its last trained scale (an interrupted model makes samples there)
+    return model.model_view(model.join(image, label)[None].to(model.device))
 
 
 def generate_samples(model: SinGANSeg, num: int, start_scale: int, seed: int, batch_size: int = 1) -> torch.Tensor:
@@ -95,16 +88,13 @@ def generate_samples(model: SinGANSeg, num: int, start_scale: int, seed: int, ba
 
 
 def diffusion_samples(
-    model: PairGenerator, shape: Sequence[int], num: int, seed: int, sampling: DiffusionSampling, batch_size: int = 4
+    model: PairDiffusion, shape: Sequence[int], num: int, seed: int, sampling: DiffusionSampling, batch_size: int = 4
 ) -> torch.Tensor:
     """``num`` new pairs ``(num, C, *shape)`` of a diffusion model at any ``shape``: drawn at the next multiple of its
     UNet's downsampling (the UNet is convolutional) and cropped."""
-    multiple = model.config.size_multiple
-    padded = [-(-int(s) // multiple) * multiple for s in shape]
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    crop = (slice(None), slice(None), *(slice(0, int(s)) for s in shape))
-    return torch.cat([model.generate(min(batch_size, num - i), sampling.steps, sampling.sampler, generator=generator,
-                                     shape=padded, eta=sampling.eta)[crop] for i in range(0, num, batch_size)])
+    return torch.cat([model.generate_at(min(batch_size, num - i), shape, sampling.steps, sampling.sampler,
+                                        generator=generator, eta=sampling.eta) for i in range(0, num, batch_size)])
 
 
 @dataclass
@@ -124,7 +114,7 @@ def report_rows(
     """The section of ``metrics.json`` and its rows: one per start scale of a SinGAN-Seg model; for a diffusion model,
     new pairs (``sampling``'s sampler and steps) and, when the training mask is not empty, inpainted redraws of its
     region in the training pair (RePaint)."""
-    if not is_diffusion(model):
+    if isinstance(model, SinGANSeg):  # start scales are a pyramid's
         scales = list(range(model.trained_scales)) if start_scales is None else [int(s) for s in start_scales]
         if not scales or any(not 0 <= s < model.trained_scales for s in scales):
             raise SinGANSegInputError(f"start scales {scales} must lie in [0, {model.trained_scales - 1}].")

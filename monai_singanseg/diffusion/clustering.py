@@ -58,6 +58,7 @@ from monai_singanseg.diffusion.config import CLUSTER_FEATURES
 from monai_singanseg.diffusion.model import default_labels
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
+from monai_singanseg.generator_protocol import check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
 from monai_singanseg.metrics.features import FeatureExtractor, extract, load_inception_stem, to_three_channels
@@ -158,11 +159,7 @@ def _check(
                 f"pair {i}: {real.shape[0]} channels for {n} image channels; a pair needs at least one image and one "
                 "mask channel."
             )
-        if not torch.isfinite(real).all() or real.abs().max() > 1.0 + 1e-4:
-            raise SinGANSegInputError(
-                f"pair {i}: values outside [-1, 1] (or not finite); give stacked pairs from load_training_pair or "
-                "prepare_training_pair."
-            )
+        check_pair_values(real, f"pair {i}", "give stacked pairs from load_training_pair or prepare_training_pair.")
         shape0 = shape0 or tuple(real.shape)
         if isinstance(pair, TrainingPair):
             maps.append(pair.intensity)

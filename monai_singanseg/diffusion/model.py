@@ -13,9 +13,19 @@ from monai.networks.nets import DiffusionModelUNet
 from monai.utils import optional_import
 from torch import nn
 
+from monai_singanseg.checkpoint_envelope import (
+    check_complete,
+    check_finite,
+    damaged,
+    read_envelope,
+    stored_maps,
+    write_checkpoint,
+)
+from monai_singanseg.diffusion.checkpoint_format import DIFFUSION_CHECKPOINT, DiffusionTrainingState, stored_config
 from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.diffusion.schedule import repaint_levels, respaced_scheduler
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.generator_protocol import PairGenerator, check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
 __all__ = ["ATTENTION_WARN_POSITIONS", "PairDiffusion", "attention_shape", "build_unet", "default_labels"]
@@ -72,7 +82,7 @@ def default_labels(mask_channels: int) -> LabelEncoding:
     return LabelEncoding([float(k) for k in range(mask_channels)], one_hot=True)
 
 
-class PairDiffusion(nn.Module):
+class PairDiffusion(nn.Module, PairGenerator):
     """A diffusion model of image + mask pairs stacked as channels in ``[-1, 1]`` (2D or 3D).
 
     The denoiser is MONAI's ``DiffusionModelUNet`` trained to predict the noise (Ho et al., "Denoising Diffusion
@@ -95,6 +105,10 @@ class PairDiffusion(nn.Module):
         >>> image, label = model.split(x)                                       # image units, label values
         >>> redrawn = model.inpaint(pair.real, region, steps=50)                # (1, C, *spatial) in [-1, 1]
     """
+
+    kind = "diffusion"
+    checkpoint_format = DIFFUSION_CHECKPOINT
+    draws_at_any_size = True  # the UNet is convolutional: samples of any size at the training resolution
 
     def __init__(
         self,
@@ -196,21 +210,16 @@ class PairDiffusion(nn.Module):
                 x, _ = scheduler.step(eps, index, x, generator=generator)
         return x.clamp(-1.0, 1.0)
 
-    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Split ``(N, C, *spatial)`` in ``[-1, 1]`` into the image (the training image's units) and the label.
-
-        Returns:
-            ``image`` ``(N, image_channels, *spatial)`` and ``label`` ``(N, 1, *spatial)`` holding the training
-            label's values (a binary mask thresholded at 0, a one-hot mask by argmax).
-        """
-        n_img = self.config.image_channels
-        return self.intensity.denormalize(x[:, :n_img], channel_dim=1), self.labels.decode(x[:, n_img:], channel_dim=1)
-
-    def join(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """The inverse of :meth:`split` for one pair: image ``(image_channels, *spatial)`` in the training image's
-        units and label ``(1, *spatial)`` with the training label's values -> ``(C, *spatial)`` in ``[-1, 1]``."""
-        image, label = torch.as_tensor(image).float(), torch.as_tensor(label).float()
-        return torch.cat([self.intensity.normalize(image), self.labels.encode(label)], dim=0)
+    def generate_at(
+        self, num: int, shape: Sequence[int], steps: int = 50, sampler: str = "ddim",
+        generator: torch.Generator | None = None, eta: float = 0.0,
+    ) -> torch.Tensor:
+        """:meth:`generate` at any spatial ``shape``: ``num`` pairs ``(num, C, *shape)`` in ``[-1, 1]``, drawn at the
+        next multiple of the UNet's downsampling along each side and cropped (the UNet is convolutional)."""
+        multiple = self.config.size_multiple
+        padded = [-(-int(s) // multiple) * multiple for s in shape]
+        x = self.generate(num, steps, sampler, generator=generator, shape=padded, eta=eta)
+        return x[(slice(None), slice(None), *(slice(0, int(s)) for s in shape))]
 
     def sample(
         self, num: int = 1, steps: int = 50, sampler: str = "ddim", seed: int | None = None
@@ -295,11 +304,8 @@ class PairDiffusion(nn.Module):
                 "spatial axes."
             )
         self.check_shape(pair.shape[2:], "image_pair")
-        if not torch.isfinite(pair).all() or pair.abs().max() > 1.0 + 1e-4:
-            raise SinGANSegInputError(
-                "image_pair: values outside [-1, 1] (or not finite); give the stacked pair in [-1, 1] "
-                "(TrainingPair.real, or model.join(image, label))."
-            )
+        check_pair_values(pair, "image_pair", "give the stacked pair in [-1, 1] (TrainingPair.real, or "
+                          "model.join(image, label)).")
         return pair.clamp(-1.0, 1.0)
 
     def _check_region(self, region: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -316,18 +322,48 @@ class PairDiffusion(nn.Module):
             ) from None
         return region
 
-    def save(self, path: str | os.PathLike, training: Any = None) -> None:
-        """Write the model (and optional resume state) to ``path`` atomically (:mod:`.checkpoint`)."""
-        from monai_singanseg.diffusion.checkpoint import save_diffusion
-
-        save_diffusion(self, path, training)
+    def save(self, path: str | os.PathLike, training: DiffusionTrainingState | None = None,
+             weights: dict[str, Any] | None = None) -> None:
+        """Write the model and optional resume state to ``path`` atomically: one weights-only file of CPU tensors
+        (:mod:`~monai_singanseg.checkpoint_envelope`, :mod:`~monai_singanseg.diffusion.checkpoint_format`).
+        ``weights``: the UNet state dict to store as the sampling weights instead of the model's own (the moving
+        average during training)."""
+        body = {"unet": self.unet.state_dict() if weights is None else weights}
+        write_checkpoint(path, DIFFUSION_CHECKPOINT, self, body, training)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> PairDiffusion:
         """Read a model written by :meth:`save` (``torch.load(weights_only=True)``, no pickled code), in eval mode."""
-        from monai_singanseg.diffusion.checkpoint import load_diffusion
+        return cls.from_checkpoint(path, device=device)[0]
 
-        return load_diffusion(path, device=device)[0]
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        require_complete: bool = False,
+        payload: dict[str, Any] | None = None,
+    ) -> tuple[PairDiffusion, DiffusionTrainingState | None]:
+        """Rebuild the model stored at ``path`` (``payload``: its contents when already read, not read twice).
+
+        Returns:
+            ``(model, training)``: the model in eval mode on ``device`` and its resume state (``None`` when the file
+            holds none).
+
+        Raises:
+            SinGANSegInputError: the file is missing, foreign, of another version, damaged, or unfinished with
+                ``require_complete``.
+        """
+        payload = read_envelope(path, DIFFUSION_CHECKPOINT, payload)
+        with damaged(path, DIFFUSION_CHECKPOINT):
+            model = cls(stored_config(payload), *stored_maps(payload), payload.get("source"))
+            check_finite({f"unet {name}": value for name, value in payload["unet"].items()})
+            model.unet.load_state_dict(payload["unet"])
+            training = payload.get("training")
+            state = None if training is None else DiffusionTrainingState.from_dict(training)
+        if require_complete:
+            check_complete(path, model, state)
+        return model.to(device).eval(), state
 
 
 def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -31,6 +31,7 @@ from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.diffusion.model import PairDiffusion, default_labels
 from monai_singanseg.diffusion.schedule import noise_scheduler
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.generator_protocol import check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
 from monai_singanseg.training.trainer import config_differences, fingerprint
@@ -196,11 +197,8 @@ def stack_pairs(
                 f"pair {i}: {real.shape[0]} channels{split}; the config expects {cfg.channels} ({cfg.image_channels} "
                 f"image + {cfg.mask_channels} mask)."
             )
-        if not torch.isfinite(real).all() or real.abs().max() > 1.0 + 1e-4:
-            raise SinGANSegInputError(
-                f"pair {i}: values outside [-1, 1] (or not finite); give the stacked pair from load_training_pair or "
-                "prepare_training_pair."
-            )
+        check_pair_values(real, f"pair {i}", "give the stacked pair from load_training_pair or "
+                          "prepare_training_pair.")
         if reals and real.shape[1:] != reals[0].shape[1:]:
             raise SinGANSegInputError(
                 f"pair {i}: spatial shape {tuple(real.shape[1:])} differs from pair 0's {tuple(reals[0].shape[1:])}; "

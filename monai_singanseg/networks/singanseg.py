@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from monai_singanseg.checkpoint_envelope import check_complete, damaged, read_envelope, stored_maps, write_checkpoint
 from monai_singanseg.config import SinGANSegConfig
+from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
+from monai_singanseg.networks.checkpoint_format import (
+    SINGANSEG_CHECKPOINT,
+    TrainingState,
+    restore_generators,
+    singanseg_body,
+)
 from monai_singanseg.networks.scale_networks import ScaleGenerator
 from monai_singanseg.pyramid import resize
 
@@ -30,7 +40,7 @@ def draw_noise(
     return z.expand(num, channels, *shape) if coarsest else z
 
 
-class SinGANSeg(nn.Module):
+class SinGANSeg(nn.Module, PairGenerator):
     """SinGAN-Seg: SinGAN trained on an image and its mask stacked as channels.
 
     Thambawita et al., "SinGAN-Seg: Synthetic training data generation for medical image segmentation",
@@ -54,6 +64,8 @@ class SinGANSeg(nn.Module):
         >>> image, label = model.split(x)                                     # image units, label values
     """
 
+    kind = "singanseg"
+    checkpoint_format = SINGANSEG_CHECKPOINT
     RECONSTRUCTION_CACHE_SIZE = 4
     """Reconstructions kept per model (one per start scale and output size in use; a 3D one can be tens of MiB)."""
 
@@ -202,17 +214,14 @@ class SinGANSeg(nn.Module):
             x = self.generators[k](self.noise_amps[k] * z, x)
         return x
 
-    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Split ``(N, C, *spatial)`` in ``[-1, 1]`` into the image (the training image's units) and the label.
-
-        Returns:
-            ``image`` ``(N, image_channels, *spatial)`` and ``label`` ``(N, 1, *spatial)`` with the training label's
-            values.
-        """
+    def model_view(self, pair: torch.Tensor) -> torch.Tensor:
+        """A real pair ``(1, C, *spatial)`` in ``[-1, 1]`` at the last trained scale's shape, where samples come out
+        (an interrupted model's samples are coarser than its pyramid's finest scale): resized, clamped, and the mask
+        channels, resized smoothly, snapped back to -1/+1 as the augmentation transforms do."""
+        x = resize(pair, self.shapes[self.trained_scales - 1]).clamp(-1.0, 1.0)
         n_img = self.config.image_channels
-        image = self.intensity.denormalize(x[:, :n_img], channel_dim=1)
-        label = self.labels.decode(x[:, n_img:], channel_dim=1)
-        return image, label
+        label = self.labels.decode(x[:, n_img:], channel_dim=1)[0]
+        return torch.cat([x[:, :n_img], self.labels.encode(label)[None]], dim=1)
 
     def sample(
         self,
@@ -228,17 +237,48 @@ class SinGANSeg(nn.Module):
             generator = torch.Generator(device=self.device).manual_seed(seed)
         return self.split(self.generate(num, start_scale, scale_ratio, generator=generator, diversity=diversity))
 
-    # save/load are conveniences over monai_singanseg.checkpoint, which owns the file format and imports this module;
-    # importing it here at call time keeps that dependency one-way at import time
-    def save(self, path, **extra) -> None:
-        """Write the model to ``path`` atomically (see :mod:`monai_singanseg.checkpoint`)."""
-        from monai_singanseg.checkpoint import save_model
-
-        save_model(self, path, **extra)
+    def save(self, path: str | os.PathLike, training: TrainingState | None = None) -> None:
+        """Write the model and optional resume state to ``path`` atomically: one weights-only file of CPU tensors
+        (:mod:`~monai_singanseg.checkpoint_envelope`, :mod:`~monai_singanseg.networks.checkpoint_format`)."""
+        write_checkpoint(path, SINGANSEG_CHECKPOINT, self, singanseg_body(self), training)
 
     @classmethod
-    def load(cls, path, device: str | torch.device = "cpu") -> SinGANSeg:
-        """Read a model written by :meth:`save` (``torch.load(weights_only=True)``, no pickled code)."""
-        from monai_singanseg.checkpoint import load_model
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> SinGANSeg:
+        """Read a model written by :meth:`save` (``torch.load(weights_only=True)``, no pickled code), in eval mode."""
+        return cls.from_checkpoint(path, device=device)[0]
 
-        return load_model(path, device=device)[0]
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        for_training: bool = False,
+        require_complete: bool = False,
+        payload: dict[str, Any] | None = None,
+    ) -> tuple[SinGANSeg, TrainingState | None]:
+        """Rebuild the model stored at ``path``.
+
+        Args:
+            path: the checkpoint.
+            device: where the model runs.
+            for_training: keep the layout training used (a resumed run must repeat its arithmetic exactly).
+            require_complete: refuse (with a clear error) a checkpoint whose training is not finished.
+            payload: the file's contents when already read (``load_weights_only``), so it is not read twice.
+
+        Returns:
+            ``(model, training)``: the model in eval mode on ``device`` and its :class:`TrainingState` (``None`` when
+            the file holds none).
+
+        Raises:
+            SinGANSegInputError: the file is missing, foreign, of another version, damaged, or unfinished with
+                ``require_complete``.
+        """
+        payload = read_envelope(path, SINGANSEG_CHECKPOINT, payload)
+        with damaged(path, SINGANSEG_CHECKPOINT):
+            model = cls(SinGANSegConfig.from_json(payload["config"]), payload["shapes"], *stored_maps(payload),
+                        payload.get("source"))
+            state = None if payload.get("training") is None else TrainingState.from_dict(payload["training"])
+            restore_generators(model, payload, state, for_training)
+        if require_complete:
+            check_complete(path, model, state)
+        return model.to(device).eval(), state

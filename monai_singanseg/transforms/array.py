@@ -14,13 +14,15 @@ import numpy as np
 import torch
 from monai.config import NdarrayOrTensor
 from monai.transforms import RandomizableTransform
-from monai.utils import TransformBackends, convert_to_dst_type, look_up_option
+from monai.utils import MAX_SEED, TransformBackends, convert_to_dst_type, look_up_option
 
 from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
+from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.generators import PairGenerator, is_diffusion
+from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.intensity import IntensityMapping
+from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.pyramid import resize
 from monai_singanseg.transforms.geometry import field_of_view, orientation_change, reorient
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
@@ -204,7 +206,7 @@ class SinGANSegAugment(RandomizableTransform):
         super().randomize(None)
         if not self._do_transform:
             return
-        self._seed = int(self.R.randint(0, 2**31 - 1))
+        self._seed = int(self.R.randint(0, MAX_SEED))
         self._start = int(self.R.randint(self.start_range[0], self.start_range[1] + 1))
         low, high = self.diversity_range
         # drawn only for a range, so a fixed diversity leaves the random stream of earlier versions unchanged
@@ -281,12 +283,9 @@ class SinGANSegAugment(RandomizableTransform):
         sample's diversity from that seed too). A diffusion model draws them at ``spatial`` itself (rounded up to its
         UNet's multiple, then cropped), at the resolution it was trained at, instead of resizing its crop size."""
         generator = torch.Generator(device=model.device).manual_seed(self._seed)
-        if is_diffusion(model):
+        if isinstance(model, PairDiffusion):  # its own sampling options, no start scale or diversity
             d = self.diffusion
-            multiple = model.config.size_multiple
-            padded = [-(-s // multiple) * multiple for s in spatial]
-            x = model.generate(num, d.steps, d.sampler, generator=generator, shape=padded, eta=d.eta)
-            return x[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+            return model.generate_at(num, spatial, d.steps, d.sampler, generator=generator, eta=d.eta)
         low, high = self.diversity_range
         diversity: float | torch.Tensor = self._diversity
         if num > 1 and high > low:
@@ -297,8 +296,8 @@ class SinGANSegAugment(RandomizableTransform):
         """A synthetic (image, label indices) at ``spatial``: generated now, or served from the pool."""
         if self.pool_size <= 0:
             return self._finish(model, self._generate(model, 1, start, spatial), spatial)
-        # a diffusion model's samples are drawn at the output's size: one pool per size
-        pool = self._pools.setdefault((name, spatial if is_diffusion(model) else start), [])
+        # samples drawn at the output's size need one pool per size; samples resized to it, one per start scale
+        pool = self._pools.setdefault((name, spatial if model.draws_at_any_size else start), [])
         if len(pool) <= self.pool_size // 2:
             more = self._generate(model, self.pool_size - len(pool), start, spatial)
             pool.extend(_PooledSample(x) for x in more.split(1))
@@ -344,12 +343,12 @@ class SinGANSegAugment(RandomizableTransform):
             raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
         self._check_pair(image, label, name)
         top = self._label_top(model, model_name, label, name)
-        if is_diffusion(model):
+        if isinstance(model, PairDiffusion):
             self.diffusion.check_model(model.config, str(self.bank.path(model_name) or model_name))
-        if is_diffusion(model) and self.diffusion.mode == "inpaint":
-            return self._inpaint(model_name, model, image, label, top)
+            if self.diffusion.mode == "inpaint":
+                return self._inpaint(model_name, model, image, label, top)
         start = 0
-        if not is_diffusion(model):
+        if isinstance(model, SinGANSeg):  # start scales are a pyramid's
             last = model.num_scales - 1
             if self.start_range[0] > last:  # every draw would be clipped: the range asked for does not exist here
                 raise SinGANSegInputError(
@@ -362,7 +361,7 @@ class SinGANSegAugment(RandomizableTransform):
         source = model.source
         change = None if affine is None or "affine" not in source else orientation_change(
             source["affine"], affine, cfg.spatial_dims)
-        if affine is not None and not self._view_checked and "shape" in source and not is_diffusion(model):
+        if affine is not None and not self._view_checked and "shape" in source and not model.draws_at_any_size:
             self._check_view(source, affine, spatial, change, self.bank.path(model_name) or model_name)
         # drawn in the model's own axis order, then turned into the incoming image's orientation
         shape = spatial if change is None else tuple(spatial[int(axis)] for axis in change[:, 0])
@@ -436,7 +435,7 @@ class SinGANSegAugment(RandomizableTransform):
         return out_image, out_label
 
     def _inpaint(
-        self, name: str, model: PairGenerator, image: NdarrayOrTensor, label: NdarrayOrTensor, top: float
+        self, name: str, model: PairDiffusion, image: NdarrayOrTensor, label: NdarrayOrTensor, top: float
     ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
         """Redraw the incoming label's region (dilated) inside the incoming image with the diffusion ``model``
         (``name``: its name in the bank, for the pool)."""
@@ -454,7 +453,7 @@ class SinGANSegAugment(RandomizableTransform):
             return image, label
         mapping = self._mapping(model, image)
         real_image = torch.as_tensor(image).as_subclass(torch.Tensor).detach().cpu()
-        pair = torch.cat([mapping.normalize(real_image.float()).clamp(-1.0, 1.0), model.labels.encode_indices(index)])
+        pair = model.join(real_image, index, indices=True, intensity=mapping).clamp(-1.0, 1.0)
         generator = torch.Generator(device=model.device).manual_seed(self._seed)
         out = self._redraw(name, model, pair, region, generator)
         n_img = model.config.image_channels
@@ -464,7 +463,7 @@ class SinGANSegAugment(RandomizableTransform):
         return self._output(image, label, fake_image, new_index, top)
 
 
-    def _redraw(self, name: str, model: PairGenerator, pair: torch.Tensor, region: torch.Tensor,
+    def _redraw(self, name: str, model: PairDiffusion, pair: torch.Tensor, region: torch.Tensor,
                 generator: torch.Generator) -> torch.Tensor:
         """One inpainted ``pair`` ``(C, *spatial)``: drawn now, or with a pool, served from the redraws of this very
         input (the same image, label and region: a cached sample before the chain's random crops), which are made

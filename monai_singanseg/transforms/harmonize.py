@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from monai.config import NdarrayOrTensor
 from monai.transforms import RandomizableTransform
-from monai.utils import TransformBackends, convert_to_dst_type, look_up_option
+from monai.utils import MAX_SEED, TransformBackends, convert_to_dst_type, look_up_option
 
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.harmonization import BLEND_DILATION, harmonize
@@ -73,10 +73,11 @@ class SinGANSegHarmonize(RandomizableTransform):
 
     def randomize(self, data: Any = None) -> None:
         super().randomize(None)
-        if self._do_transform:  # the order of the first version: a freshly seeded call gives the same result as then
+        # drawn in the first version's order; the seed now spans MONAI's MAX_SEED (it stopped at 2**31 - 1)
+        if self._do_transform:
             self._scale = int(self.R.randint(self.scale_range[0], self.scale_range[1] + 1))
             self._donor = int(self.R.randint(len(self.donors)))
-            self._seed = int(self.R.randint(0, 2**31 - 1))
+            self._seed = int(self.R.randint(0, MAX_SEED))
 
     def select_model(self, name: str | None) -> SinGANSeg:
         """The model trained on the image named ``name``; the only one, whatever the name, when the bank holds one."""
