@@ -612,6 +612,7 @@ def _train_claimed(args: argparse.Namespace, out: Path, device: str, pair, confi
 def _train_diffusion(args: argparse.Namespace) -> None:
     from monai_singanseg.diffusion.many import load_datalist_pairs, resize_pair, train_diffusion_models
     from monai_singanseg.io import check_percentiles, load_training_pair, model_name
+    from monai_singanseg.training.runner import check_summary
 
     check_percentiles(args.percentiles)
     device = None if args.device is None else _device(args.device)
@@ -647,10 +648,13 @@ def _train_diffusion(args: argparse.Namespace) -> None:
         with _output_folder(out) if args.clusters == 1 else contextlib.nullcontext():
             summary = train_diffusion_models(names, pairs, out, make_config, args.clusters, options, device=device,
                                              resume=args.resume, progress=not args.quiet)
+            check_summary(summary)  # inside: a failed single model leaves no folders behind
     except ImportError as err:  # scikit-learn for --clusters, einops for the UNet's attention
         raise SinGANSegInputError(f"a package is missing: {err}") from err
+    rank = int(os.environ.get("RANK", "0"))  # every rank has every rank's records: each names its own
     for record in summary["models"]:
-        print(f"wrote {record['checkpoint']}: {record['pairs']} pair(s), {record['steps']} steps")
+        if record["rank"] == rank and record["status"] != "failed":
+            print(f"wrote {record['checkpoint']}: {record['pairs']} pair(s), {record['steps']} steps", flush=True)
 
 
 def _sample_diffusion(args: argparse.Namespace, model) -> None:
@@ -746,8 +750,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "quiet", False) is False else logging.WARNING,
                         format="%(message)s")
     logging.getLogger("ignite").setLevel(logging.WARNING)  # ignite's per-run INFO lines duplicate the progress bar
-    # train-many's one line per model and its counts are what --quiet keeps (it drops bars and per-scale lines)
-    logging.getLogger("monai_singanseg.training.many").setLevel(logging.INFO)
+    # the runner's one line per model and its counts (train-many, train-diffusion) are what --quiet keeps (it drops
+    # bars and per-scale lines)
+    logging.getLogger("monai_singanseg.training.runner").setLevel(logging.INFO)
     try:
         commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion, "sample": _sample,
                     "harmonize": _harmonize, "edit": _harmonize, "report": _report}
