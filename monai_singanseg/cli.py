@@ -546,7 +546,8 @@ def _train_many(args: argparse.Namespace) -> None:
     import torch
 
     from monai_singanseg.io import check_percentiles
-    from monai_singanseg.training.many import check_summary, cpu_threads_per_rank, train_many
+    from monai_singanseg.training.many import train_many
+    from monai_singanseg.training.runner import check_summary, cpu_threads_per_rank
 
     check_percentiles(args.percentiles)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -648,13 +649,14 @@ def _train_diffusion(args: argparse.Namespace) -> None:
         with _output_folder(out) if args.clusters == 1 else contextlib.nullcontext():
             summary = train_diffusion_models(names, pairs, out, make_config, args.clusters, options, device=device,
                                              resume=args.resume, progress=not args.quiet)
+            rank = int(os.environ.get("RANK", "0"))  # every rank has every rank's records: each names its own
+            for record in summary["models"]:
+                if record["rank"] == rank and record["status"] != "failed":
+                    print(f"wrote {record['checkpoint']}: {record['pairs']} pair(s), {record['steps']} steps",
+                          flush=True)
             check_summary(summary)  # inside: a failed single model leaves no folders behind
     except ImportError as err:  # scikit-learn for --clusters, einops for the UNet's attention
         raise SinGANSegInputError(f"a package is missing: {err}") from err
-    rank = int(os.environ.get("RANK", "0"))  # every rank has every rank's records: each names its own
-    for record in summary["models"]:
-        if record["rank"] == rank and record["status"] != "failed":
-            print(f"wrote {record['checkpoint']}: {record['pairs']} pair(s), {record['steps']} steps", flush=True)
 
 
 def _sample_diffusion(args: argparse.Namespace, model) -> None:
