@@ -280,6 +280,7 @@ def _prepare(kind: ModelKind, job: Job, record: dict[str, Any], claims: contextl
     """Claim and prepare ``job``; ``True`` when it is to be trained, else it is reported (skipped or failed)."""
     start = time.perf_counter()
     try:
+        job.path.parent.mkdir(parents=True, exist_ok=True)  # the lock goes beside the output, before the output
         # held until this rank is done: a second run on these outputs skips the model, not trains it too
         claims.enter_context(claim_output(job.path))
         train = kind.prepare(job)
