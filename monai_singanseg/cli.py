@@ -554,7 +554,8 @@ def _train_many(args: argparse.Namespace) -> None:
     import torch
 
     from monai_singanseg.io import check_percentiles
-    from monai_singanseg.training.many import check_summary, cpu_threads_per_rank, train_many
+    from monai_singanseg.training.many import train_many
+    from monai_singanseg.training.runner import check_summary, cpu_threads_per_rank
 
     check_percentiles(args.percentiles)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -620,6 +621,7 @@ def _train_claimed(args: argparse.Namespace, out: Path, device: str, pair, confi
 def _train_diffusion(args: argparse.Namespace) -> None:
     from monai_singanseg.diffusion.many import load_datalist_pairs, resize_pair, train_diffusion_models
     from monai_singanseg.io import check_percentiles, load_training_pair, model_name
+    from monai_singanseg.training.runner import check_summary
 
     check_percentiles(args.percentiles)
     device = None if args.device is None else _device(args.device)
@@ -655,10 +657,14 @@ def _train_diffusion(args: argparse.Namespace) -> None:
         with _output_folder(out) if args.clusters == 1 else contextlib.nullcontext():
             summary = train_diffusion_models(names, pairs, out, make_config, args.clusters, options, device=device,
                                              resume=args.resume, progress=not args.quiet)
+            rank = int(os.environ.get("RANK", "0"))  # every rank has every rank's records: each names its own
+            for record in summary["models"]:
+                if record["rank"] == rank and record["status"] != "failed":
+                    print(f"wrote {record['checkpoint']}: {record['pairs']} pair(s), {record['steps']} steps",
+                          flush=True)
+            check_summary(summary)  # inside: a failed single model leaves no folders behind
     except ImportError as err:  # scikit-learn for --clusters, einops for the UNet's attention
         raise SinGANSegInputError(f"a package is missing: {err}") from err
-    for record in summary["models"]:
-        print(f"wrote {record['checkpoint']}: {record['pairs']} pair(s), {record['steps']} steps")
 
 
 def _sample_diffusion(args: argparse.Namespace, model) -> None:
@@ -755,8 +761,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "quiet", False) is False else logging.WARNING,
                         format="%(message)s")
     logging.getLogger("ignite").setLevel(logging.WARNING)  # ignite's per-run INFO lines duplicate the progress bar
-    # train-many's one line per model and its counts are what --quiet keeps (it drops bars and per-scale lines)
-    logging.getLogger("monai_singanseg.training.many").setLevel(logging.INFO)
+    # the runner's one line per model and its counts (train-many, train-diffusion) are what --quiet keeps (it drops
+    # bars and per-scale lines)
+    logging.getLogger("monai_singanseg.training.runner").setLevel(logging.INFO)
     try:
         commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion, "sample": _sample,
                     "harmonize": _harmonize, "edit": _harmonize, "report": _report}

@@ -49,7 +49,7 @@ def _datalist(tmp_path, count: int, broken: bool = False):
 def test_single_process_reports_failures_and_skips_finished(tmp_path, caplog):
     datalist = _datalist(tmp_path, 2, broken=True)
     out = tmp_path / "models"
-    with caplog.at_level(logging.INFO, logger="monai_singanseg.training.many"):
+    with caplog.at_level(logging.INFO, logger="monai_singanseg.training.runner"):
         assert main(["train-many", str(datalist), "--out", str(out)] + TINY) == 2
     summary = json.loads((out / SUMMARY_NAME).read_text())
     assert (summary["total"], summary["done"], summary["failed"]) == (3, 2, 1)
@@ -57,7 +57,7 @@ def test_single_process_reports_failures_and_skips_finished(tmp_path, caplog):
     assert "mask is not binary" in failed[0]["error"]
     assert sorted(p.name for p in out.glob("*.pt")) == ["case_0.pt", "case_1.pt"]
     # one logging record per model as it finishes (a failure as a warning), then the counts
-    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "monai_singanseg.training.many"]
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "monai_singanseg.training.runner"]
     assert [(level, line.split(" (")[0]) for level, line in lines] == [
         (logging.INFO, "[rank 0/1] 1/3 case_0: done"), (logging.INFO, "[rank 0/1] 2/3 case_1: done"),
         (logging.WARNING, "[rank 0/1] 3/3 broken: failed"),

@@ -2,30 +2,32 @@
 
 The labelled-polyp diffusion pipeline clusters a small dataset and trains one model per cluster, so each model learns
 one appearance; here the clusters come from :func:`~monai_singanseg.diffusion.clustering.cluster_pairs`. Clusters are
-independent trainings, so they are sharded over ``torchrun`` ranks like ``train-many``'s items (rank ``r`` trains
-clusters ``r, r + world_size, ...``, on GPU ``LOCAL_RANK`` when GPUs exist), and each one resumes on its own.
+independent trainings, run by the runner ``train-many`` uses (:mod:`monai_singanseg.training.runner`): sharded over
+``torchrun`` ranks (rank ``r`` trains clusters ``r, r + world_size, ...``, on GPU ``LOCAL_RANK`` when GPUs exist),
+each checkpoint claimed while it trains, each one resuming on its own, and a failing cluster reported (one line)
+without stopping the others. What is the diffusion generator's own is here: the clusters and their record, and how
+one cluster's model is trained.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from monai.data import load_decathlon_datalist
 
 from monai_singanseg.diffusion.checkpoint import read_diffusion_checkpoint
 from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.diffusion.trainer import DiffusionTrainer
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
-from monai_singanseg.io import TrainingPair, load_training_pair, model_name
+from monai_singanseg.io import TrainingPair, load_training_pair
 from monai_singanseg.pyramid import resize
-from monai_singanseg.training.many import distributed_ranks
+from monai_singanseg.training.runner import Job, distributed_ranks, rank_device, read_datalist, run_jobs
 
 __all__ = ["CLUSTERS_NAME", "cluster_checkpoint", "load_datalist_pairs", "resize_pair", "train_diffusion_models"]
 
@@ -75,21 +77,99 @@ def load_datalist_pairs(
     Raises:
         SinGANSegInputError: an unreadable datalist, an item without a label, or a bad file (named).
     """
-    try:
-        items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=section)
-    except Exception as err:
-        raise SinGANSegInputError(f"{datalist}: cannot read section {section!r} of the datalist ({err}).") from err
-    if not items:
-        raise SinGANSegInputError(f"{datalist}: section {section!r} lists no item.")
     names, pairs = [], []
-    for item in items:
-        images = [str(v) for v in item["image"]] if isinstance(item["image"], (list, tuple)) else [str(item["image"])]
-        if "label" not in item:
-            raise SinGANSegInputError(f"{datalist}: item {images[0]} has no 'label'.")
-        pair = load_training_pair(images, item["label"], **reader)
-        names.append(model_name(images[0]))
+    for item in read_datalist(datalist, section):
+        if item.label is None:
+            raise SinGANSegInputError(f"{datalist}: item {item.images[0]} has no 'label'.")
+        pair = load_training_pair(item.images, item.label, **reader)
+        names.append(item.name)
         pairs.append(resize_pair(pair, resize_to) if resize_to is not None else pair)
     return names, pairs
+
+
+
+
+def _check_cluster_count(num_clusters: Any) -> None:
+    """Refuse a cluster count that is no whole number of at least 1, before the output is looked at."""
+    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or num_clusters < 1:
+        # before the output checks: 0 was "with 0 clusters the output is a folder, not a .pt file"
+        raise SinGANSegInputError(f"num_clusters={num_clusters!r}: the k-means clusters of the pairs (one model each) "
+                                  "are a whole number of at least 1.")
+
+
+def _recorded_clusters(record: Path, names: Sequence[str], num_clusters: int, resume: bool) -> dict[str, Any]:
+    """The clusters ``record`` holds, when resuming the same pairs and count; else an error."""
+    if not resume:
+        raise SinGANSegInputError(f"{record}: already exists; pass --resume to continue these clusters' "
+                                  "models, or choose another output folder.")
+    # resuming keeps the clusters the checkpoints were trained on (k-means is not recomputed)
+    clusters = json.loads(record.read_text())
+    if clusters.get("num_clusters") != num_clusters or clusters.get("names") != list(names):
+        raise SinGANSegInputError(
+            f"{record}: holds {clusters.get('num_clusters')} clusters of {len(clusters.get('names', []))} "
+            f"pairs; resuming needs the same pairs and --clusters as then ({num_clusters} asked for "
+            f"{len(names)} pairs)."
+        )
+    return clusters
+
+
+def _clusters(names: Sequence[str], pairs: Sequence[TrainingPair], out: Path, num_clusters: int,
+              cluster_options: dict[str, Any] | None, resume: bool) -> tuple[list[int], list[Path], dict[str, Any]]:
+    """(cluster of each pair, checkpoint of each cluster, the clusters' record): one cluster of all pairs, the
+    record of the run being resumed, or k-means."""
+    if num_clusters == 1:
+        return [0] * len(pairs), [out], {"num_clusters": 1}
+    from monai_singanseg.diffusion.clustering import cluster_pairs
+
+    if out.suffix == ".pt":
+        raise SinGANSegInputError(f"{out}: with {num_clusters} clusters the output is a folder, not a .pt file.")
+    paths = [cluster_checkpoint(out, k) for k in range(num_clusters)]
+    if (out / CLUSTERS_NAME).exists():
+        clusters = _recorded_clusters(out / CLUSTERS_NAME, names, num_clusters, resume)
+        return list(clusters["assignments"]), paths, clusters
+    # every rank clusters the same pairs with the same seed, so all agree without talking to each other
+    found = cluster_pairs(pairs, num_clusters, names=list(names), **(cluster_options or {}))
+    assignments = list(found.assignments)
+    members = {str(k): [n for n, a in zip(names, assignments) if a == k] for k in range(num_clusters)}
+    return assignments, paths, {**found.to_dict(), "members": members}
+
+
+def _trained_steps(path: Path) -> int | None:
+    """The steps the checkpoint at ``path`` has trained (``None``: it holds no training state)."""
+    state = read_diffusion_checkpoint(path).get("training")
+    return None if state is None else int(state["step"])
+
+
+@dataclass
+class _DiffusionModels:
+    """The diffusion generator's part of a run (a :class:`~monai_singanseg.training.runner.ModelKind`): one model
+    per cluster, of one config, trained alone (``job.source``: the cluster's pairs)."""
+
+    config: DiffusionConfig
+    device: str
+    progress: bool
+    resume: bool
+
+    def prepare(self, job: Job) -> bool:
+        """Note whether the claimed checkpoint continues and how far it was trained; no model is skipped here (the
+        trainer leaves a finished one as it is, after checking it was trained on these pairs)."""
+        if job.path.exists() and not self.resume:  # checked again once claimed: another run may have written it
+            raise SinGANSegInputError(f"{job.path}: already exists; pass --resume to continue it, or choose another "
+                                      "output.")
+        job.resume = job.path.exists()
+        job.work = _trained_steps(job.path) if job.resume else None
+        job.key = job.name  # diffusion models train one at a time
+        return True
+
+    def train(self, jobs: Sequence[Job]) -> list[str]:
+        """Train the one model of ``jobs``; ``skipped`` when it was finished already."""
+        (job,) = jobs
+        DiffusionTrainer(self.config, device=self.device, progress=self.progress).fit(job.source, job.path,
+                                                                                      resume=job.resume)
+        job.info["steps"] = _trained_steps(job.path)
+        if not job.resume:
+            return ["done"]
+        return ["skipped" if job.info["steps"] == job.work else "resumed"]
 
 
 def train_diffusion_models(
@@ -114,71 +194,40 @@ def train_diffusion_models(
         num_clusters: k-means clusters (1: no clustering).
         cluster_options: keyword options of :func:`~monai_singanseg.diffusion.clustering.cluster_pairs` (``method``,
             ``inception_weights``, ``seed``).
-        device: training device (default: GPU ``LOCAL_RANK`` when GPUs exist, else the CPU).
+        device: training device (``None``: GPU ``LOCAL_RANK`` when GPUs exist, else the CPU; ``"cuda"``: GPU
+            ``LOCAL_RANK``).
         resume: continue checkpoints that exist (a finished one is left as it is); without it an existing checkpoint
             is an error, so nothing is overwritten.
         progress: show progress bars.
 
     Returns:
-        A summary: per cluster its checkpoint, members, steps and seconds (this rank's clusters).
+        The summary of :func:`~monai_singanseg.training.runner.run_jobs` (the same on every rank) with
+        ``clusters``: per model (one per cluster) its ``checkpoint``, ``cluster``, ``pairs``, ``steps`` and
+        ``status``; a cluster that failed is counted in ``failed`` with its ``error``, and the others are trained
+        (:func:`~monai_singanseg.training.runner.check_summary` turns failures into an error).
+
+    Raises:
+        SinGANSegInputError: names that do not match the pairs, a bad cluster count or output, clusters that differ
+            from the recorded ones when resuming, or an existing checkpoint without ``resume``.
     """
     if len(names) != len(pairs) or not pairs:
         raise SinGANSegInputError(f"{len(pairs)} pairs and {len(names)} names; need one name per pair, >= 1 pair.")
-    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or num_clusters < 1:
-        # before the output checks: 0 was "with 0 clusters the output is a folder, not a .pt file"
-        raise SinGANSegInputError(f"num_clusters={num_clusters!r}: the k-means clusters of the pairs (one model each) "
-                                  "are a whole number of at least 1.")
+    _check_cluster_count(num_clusters)
     out = Path(out)
-    clusters: dict[str, Any]
-    if num_clusters == 1:
-        assignments = [0] * len(pairs)
-        paths = [out]
-        clusters = {"num_clusters": 1}
-    else:
-        from monai_singanseg.diffusion.clustering import cluster_pairs
-
-        if out.suffix == ".pt":
-            raise SinGANSegInputError(f"{out}: with {num_clusters} clusters the output is a folder, not a .pt file.")
-        record = out / CLUSTERS_NAME
-        if record.exists():
-            if not resume:
-                raise SinGANSegInputError(f"{record}: already exists; pass --resume to continue these clusters' "
-                                          "models, or choose another output folder.")
-            # resuming keeps the clusters the checkpoints were trained on (k-means is not recomputed)
-            clusters = json.loads(record.read_text())
-            if clusters.get("num_clusters") != num_clusters or clusters.get("names") != list(names):
-                raise SinGANSegInputError(
-                    f"{record}: holds {clusters.get('num_clusters')} clusters of {len(clusters.get('names', []))} "
-                    f"pairs; resuming needs the same pairs and --clusters as then ({num_clusters} asked for "
-                    f"{len(names)} pairs)."
-                )
-            assignments = list(clusters["assignments"])
-        else:
-            # every rank clusters the same pairs with the same seed, so all agree without talking to each other
-            found = cluster_pairs(pairs, num_clusters, names=list(names), **(cluster_options or {}))
-            assignments = list(found.assignments)
-            clusters = {**found.to_dict(), "members": {str(k): [n for n, a in zip(names, assignments) if a == k]
-                                                       for k in range(num_clusters)}}
-        paths = [cluster_checkpoint(out, k) for k in range(num_clusters)]
+    assignments, paths, clusters = _clusters(names, pairs, out, num_clusters, cluster_options, resume)
     existing = [p for p in paths if p.exists()]
     if existing and not resume:
         raise SinGANSegInputError(f"{existing[0]}: already exists; pass --resume to continue it, or choose another "
                                   "output.")
     config = make_config(pairs[0])
-    summary: dict[str, Any] = {"clusters": clusters, "models": []}
-    with distributed_ranks() as (rank, world, local_rank, _):
-        if device is None:
-            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        if num_clusters > 1 and rank == 0 and not (out / CLUSTERS_NAME).exists():
+    jobs = []
+    for k, path in enumerate(paths):
+        members = [p for p, a in zip(pairs, assignments) if a == k]
+        jobs.append(Job(path.stem, path, members, {"cluster": k, "checkpoint": str(path), "pairs": len(members)}))
+    with distributed_ranks() as ranks:
+        if num_clusters > 1 and ranks.rank == 0 and not (out / CLUSTERS_NAME).exists():
             out.mkdir(parents=True, exist_ok=True)
             text = json.dumps(clusters, indent=2)
             atomic_write(out / CLUSTERS_NAME, lambda tmp: Path(tmp).write_text(text))
-        for k in range(rank, len(paths), world):
-            members = [p for p, a in zip(pairs, assignments) if a == k]
-            start = time.perf_counter()
-            trainer = DiffusionTrainer(config, device=device, progress=progress)
-            trainer.fit(members, paths[k], resume=resume and paths[k].exists())
-            state = read_diffusion_checkpoint(paths[k])["training"]
-            summary["models"].append({"cluster": k, "checkpoint": str(paths[k]), "pairs": len(members),
-                                      "steps": state["step"], "seconds": round(time.perf_counter() - start, 1)})
-    return summary
+        models = _DiffusionModels(config, rank_device(device, ranks.local_rank), progress, resume)
+        return run_jobs(jobs, models, ranks, extra={"clusters": clusters})
