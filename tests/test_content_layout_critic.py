@@ -148,3 +148,18 @@ def test_the_command_line_trains_a_content_layout_model(tmp_path, capsys):
     assert network.critic == "content_layout" and network.critic_scales == 1
     assert main(train + ["--out", str(tmp_path / "bad.pt"), "--critic-scales", "0"]) == 2
     assert "critic_scales must be >= 1" in capsys.readouterr().err and not (tmp_path / "bad.pt").exists()
+
+
+def test_a_3d_content_layout_model_trains_and_samples(tmp_path, nuclei_pair):
+    # a small volume from the real crop: 16 slices of its 16x16 thumbnail, each shifted by one pixel more
+    thumb = torch.nn.functional.interpolate(nuclei_pair.real[None], size=(16, 16), mode="area")[0]
+    volume = torch.stack([thumb.roll(i, dims=-1) for i in range(16)], dim=1)  # (C, 16, 16, 16)
+    volume[1:] = (volume[1:] > 0).float() * 2 - 1  # the mask stays binary in [-1, 1]
+    config = tiny_config(spatial_dims=3, iters=2)
+    config.pyramid.min_size, config.pyramid.max_size = 12, 16
+    config.network.critic = "content_layout"
+    model = SinGANSegTrainer(config.validate(), progress=False).fit(volume, nuclei_pair.intensity,
+                                                                     nuclei_pair.labels, tmp_path / "v.pt")
+    assert model.num_scales >= 2
+    x = model.generate(2, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (2, 2, 16, 16, 16) and bool(torch.isfinite(x).all())
