@@ -18,6 +18,7 @@ from pathlib import Path
 
 from monai_singanseg.config import (
     ACTS,
+    CRITICS,
     NORMS,
     OUTPUT_FORMATS,
     PADDINGS,
@@ -478,6 +479,13 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--padding", choices=PADDINGS, default=None,
                         help="how the generators pad their input (default: the schedule's; zeros is the reference "
                              "and leaves a dark frame and pinned corners in the samples: docs/quality.md)")
+    parser.add_argument("--critic", choices=CRITICS, default=None,
+                        help="patch (default: the reference's Markovian critic) or content_layout (adds One-Shot "
+                             "GAN's content and layout branches at the coarsest scales; pending measurement: "
+                             "docs/quality.md, 'Layouts')")
+    parser.add_argument("--critic-scales", type=int, default=None,
+                        help=f"how many coarsest scales get the content and layout branches (default "
+                             f"{NetworkConfig.critic_scales})")
     parser.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="map these intensity percentiles to the range ends (default: min and max)")
     parser.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -517,7 +525,10 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
                                               mask_channels=pair.labels.channels, seed=args.seed)
         config.pyramid = PyramidConfig(min_size=args.min_size, max_size=args.max_size, scale_factor=args.scale_factor)
         config.network = NetworkConfig(norm=args.norm, act=args.act, base_channels=args.base_channels,
-                                       padding=args.padding or config.network.padding)
+                                       padding=args.padding or config.network.padding,
+                                       critic=args.critic or config.network.critic)
+        if args.critic_scales is not None:
+            config.network.critic_scales = args.critic_scales
         if args.crop_size is not None:
             config.optim.crop_size = args.crop_size
         config.validate()

@@ -12,13 +12,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PADDINGS", "SCHEDULES", "NetworkConfig", "OptimConfig", "PyramidConfig", "SinGANSegConfig"]
+__all__ = ["CRITICS", "PADDINGS", "SCHEDULES", "NetworkConfig", "OptimConfig", "PyramidConfig", "SinGANSegConfig"]
 
 # the choices and defaults the library and the command line share (this module is light, so `singanseg --help`
 # can build its options from here without importing torch or MONAI)
 NORMS = ("batch", "instance", "none")
 ACTS = ("leakyrelu", "elu", "relu")
 PADDINGS = ("zeros", "reflect", "replicate")
+CRITICS = ("patch", "content_layout")
 OUTPUT_FORMATS = ("png", "nii.gz")
 STYLE_METHODS = ("none", "histogram", "vgg")
 STYLE_CONTENT_STYLE = (1.0, 1000.0)  # Gatys et al.'s content:style loss weights
@@ -110,6 +111,17 @@ class NetworkConfig:
             (reference) gives every border a constant the generator can key on, which it learns as a dark frame and
             as the same content pinned in the corners (docs/quality.md); ``"reflect"`` and ``"replicate"`` continue
             the image instead. The critic is never padded.
+        critic: ``"patch"`` (reference): a Markovian critic, one score per receptive field (11 pixels with the
+            defaults), which judges local texture but not where things are. ``"content_layout"`` adds two branches
+            to the critic of the ``critic_scales`` coarsest scales, after One-Shot GAN (Sushko et al., CVPR 2021): a
+            content branch that scores the critic's features averaged over the whole image (what is there, not
+            where) and a layout branch that scores a one-channel map of them with a receptive field of about the
+            coarsest scale (where things are, not what they look like). An option pending measurement
+            (docs/quality.md, "Layouts").
+        critic_scales: how many of the coarsest scales get the content and layout branches (with
+            ``critic="content_layout"``). The layout is decided there: the coarsest scales are 25-42 pixels with the
+            defaults at any ``max_size``, so the branches judge the whole image, while finer scales add detail to a
+            layout already drawn.
     """
 
     num_layers: int = 5
@@ -120,8 +132,15 @@ class NetworkConfig:
     norm: str = "batch"
     act: str = "leakyrelu"
     padding: str = "zeros"
+    critic: str = "patch"
+    critic_scales: int = 3
 
     def validate(self) -> None:
+        if self.critic not in CRITICS:
+            raise ValueError(f"critic must be one of {CRITICS}, got {self.critic!r}.")
+        _check_integer("critic_scales", self.critic_scales)
+        if self.critic_scales < 1:
+            raise ValueError(f"critic_scales must be >= 1, got {self.critic_scales}.")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}.")
         if self.norm not in NORMS:

@@ -10,7 +10,7 @@ from monai.networks.blocks import Convolution
 from monai.utils import look_up_option
 from torch import nn
 
-from monai_singanseg.config import ACTS, NORMS, NetworkConfig
+from monai_singanseg.config import ACTS, CRITICS, NORMS, NetworkConfig
 
 __all__ = ["ScaleCritic", "ScaleGenerator", "Window", "crop_windows", "drop_norm_biases", "init_weights", "split_state", "stack_states",
            "widen_state"]
@@ -116,7 +116,27 @@ class ScaleGenerator(nn.Module):
 class ScaleCritic(nn.Module):
     """Markovian (patch) critic of one scale: a map of scores, one per receptive field.
 
-    With ``groups=K``, K independent critics side by side: channel ``k`` of the score map belongs to model ``k``.
+    With ``config.critic == "content_layout"`` (One-Shot GAN's content and layout critic, Sushko et al., CVPR 2021)
+    the critic also has two branches on its shared features (the ``num_layers - 1`` blocks before the patch tail):
+
+    - content: a 1x1 convolution and activation at every position, averaged over all positions, then a linear
+      score: one per sample, which judges what the image holds (the distribution of its feature vectors) wherever
+      it is. The head comes before the pooling because a batch norm over one sample (training draws one) sets
+      every feature map's mean: the plain averages of the features would tell real from fake almost nothing;
+    - layout: the features reduced to one channel by a 1x1 convolution, then three 3-wide convolutions dilated by
+      1, 2 and 4 (padded by replication, so the map keeps the features' size however small the scale or window):
+      a score map whose receptive field (23 pixels with the defaults) spans the coarsest scale, which judges where
+      things are from a map that no longer says what they are.
+
+    The branches run at the ``config.critic_scales`` coarsest scales (``scale`` below); a finer scale's critic holds
+    them (so every critic of a model has one set of weights, as the checkpoint's check of a stored critic expects)
+    but does not use them. The score map the losses read is then the patch map plus each sample's content score and
+    mean layout score at every position: its mean is the sum of the three branches' means (the WGAN loss), and the
+    gradient penalty, taken on its sum as for the patch critic alone, is the penalty on that sum times the number of
+    patch positions. ``branch_scores`` gives the three apart.
+
+    With ``groups=K``, K independent critics side by side: channel ``k`` of every score map belongs to model ``k``,
+    and model ``k``'s branches read its own feature maps only.
 
     Args:
         spatial_dims: 2 or 3.
@@ -124,20 +144,66 @@ class ScaleCritic(nn.Module):
         width: feature maps of the hidden layers (of one model).
         config: architecture options.
         groups: models side by side in this module.
+        scale: pyramid level (0 = coarsest) the critic judges; with the content and layout critic, the branches run
+            when ``scale < config.critic_scales`` or ``scale`` is ``None``.
 
     Example:
         >>> ScaleCritic(2, 4, 32, NetworkConfig())(torch.zeros(2, 4, 25, 25)).shape
         torch.Size([2, 1, 15, 15])
+        >>> scores = ScaleCritic(2, 4, 32, NetworkConfig(critic="content_layout")).branch_scores(torch.zeros(2, 4, 25, 25))
+        >>> [tuple(v.shape) for v in scores.values()]
+        [(2, 1, 15, 15), (2, 1, 1, 1), (2, 1, 17, 17)]
     """
 
-    def __init__(self, spatial_dims: int, channels: int, width: int, config: NetworkConfig, groups: int = 1) -> None:
+    def __init__(self, spatial_dims: int, channels: int, width: int, config: NetworkConfig, groups: int = 1,
+                 scale: int | None = None) -> None:
         super().__init__()
         self.features = _conv_stack(spatial_dims, channels, width, config, groups)
         self.tail = Convolution(spatial_dims, groups * width, groups, kernel_size=config.kernel_size, padding=0,
                                 conv_only=True, groups=groups)
+        self.branched = False
+        if look_up_option(config.critic, CRITICS) == "content_layout":
+            act = _ACT_ARGS[look_up_option(config.act, ACTS)]
+            hidden = max(1, width // 4)  # of the layout head, per model
+            self.content = nn.Sequential(
+                Convolution(spatial_dims, groups * width, groups * width, kernel_size=1, act=act, norm=None,
+                            groups=groups),
+                Convolution(spatial_dims, groups * width, groups, kernel_size=1, conv_only=True, groups=groups),
+            )
+            self.layout_reduce = Convolution(spatial_dims, groups * width, groups, kernel_size=1, conv_only=True,
+                                             groups=groups)
+            self.layout = nn.ModuleList(
+                Convolution(spatial_dims, groups * (1 if d == 1 else hidden), groups * (1 if d == 4 else hidden),
+                            kernel_size=3, dilation=d, padding=0, act=act, norm=None, conv_only=d == 4,
+                            groups=groups)
+                for d in (1, 2, 4)
+            )
+            self.branched = scale is None or scale < config.critic_scales
+
+    def _layout(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.layout_reduce(features)
+        for conv in self.layout:
+            x = conv(F.pad(x, [conv.conv.dilation[0]] * (2 * (x.ndim - 2)), mode="replicate"))
+        return x
+
+    def branch_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The score maps of ``x`` ``(N, groups * C, *spatial)`` by branch: ``patch`` ``(N, groups, *patch_map)``,
+        and with the branches, ``content`` ``(N, groups, 1, ...)`` and ``layout`` ``(N, groups, *feature_map)``."""
+        features = self.features(x)
+        scores = {"patch": self.tail(features)}
+        if self.branched:
+            dims = tuple(range(2, x.ndim))
+            scores["content"] = self.content[1](self.content[0](features).mean(dims, keepdim=True))
+            scores["layout"] = self._layout(features)
+        return scores
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.features(x))
+        """The score map ``(N, groups, *patch_map)`` the losses read (see the class docstring)."""
+        if not self.branched:
+            return self.tail(self.features(x))
+        scores = self.branch_scores(x)
+        layout = scores["layout"].mean(tuple(range(2, x.ndim)), keepdim=True)
+        return scores["patch"] + scores["content"] + layout
 
 
 def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:

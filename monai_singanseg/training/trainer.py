@@ -647,7 +647,7 @@ class SinGANSegTrainer:
         for member, rng in zip(members, rngs):
             # on the training device before initialising: each model's random stream lives there
             generator = member.model.new_generator(scale).to(self.device)
-            critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network).to(self.device)
+            critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network, scale=scale).to(self.device)
             same_width = scale > 0 and cfg.network.channels_at(scale - 1) == width
             if (same_width or widen) and member.critic is None:
                 raise SinGANSegInputError(f"{member.checkpoint}: holds no critic of scale {scale - 1}, which scale "
@@ -666,7 +666,7 @@ class SinGANSegTrainer:
             critics.append(critic.state_dict())
         groups = len(members)
         grouped_generator = ScaleGenerator(cfg.spatial_dims, cfg.channels, width, cfg.network, groups)
-        grouped_critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network, groups)
+        grouped_critic = ScaleCritic(cfg.spatial_dims, cfg.channels, width, cfg.network, groups, scale)
         grouped_generator.load_state_dict(stack_states(generators))
         grouped_critic.load_state_dict(stack_states(critics))
         return grouped_generator.to(self.device), grouped_critic.to(self.device)
