@@ -82,6 +82,7 @@ def test_generation_bundle_fails_when_its_models_fail(tmp_path, override, reason
         lines = [line for line in done.stdout.splitlines() if f"{tile}: failed" in line]
         assert len(lines) == 1 and reason in lines[0], done.stdout[-3000:]
     assert "2 of 2 models failed" in done.stdout
+    assert "Traceback" not in done.stdout  # the failure in one line, not monai.bundle's wrapped exception
     assert not list(out.glob("*.pt"))
 
 
