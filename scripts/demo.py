@@ -97,7 +97,9 @@ def augmentation_picture(model_path: Path, picture: Path) -> None:
     from monai.transforms import Compose, LoadImaged
 
     from monai_singanseg import SinGANSegAugmentd
+    from monai_singanseg.bundle_checks import quiet_nvimgcodec
 
+    quiet_nvimgcodec()  # MONAI's two notices about an optional DICOM decoder, on a demo that reads PNGs
     load = LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True)
     real = load({"image": str(IMAGE), "label": str(LABEL)})
     chain = Compose([load, SinGANSegAugmentd(["image"], "label", model_path.parent, prob=1.0,
