@@ -306,6 +306,17 @@ def test_inpaint_keeps_float64_values_and_refuses_a_label_of_another_size(diffus
         SyntheticPairAugment(model, prob=1.0, diffusion=FAST)(image, label[:, :-3])
 
 
+def test_an_inpainting_draw_replays_and_a_sample_draw_too(diffusion, real_crop):
+    """``last_draw`` holds everything a diffusion pair was made with: applied again, the same pair comes out."""
+    model, _ = diffusion
+    image, label = real_crop
+    for options in (FAST, {"mode": "sample", "steps": 2}):
+        augment = SyntheticPairAugment(model, prob=1.0, diffusion=options).set_random_state(3)
+        out_image, out_label = augment(image, label)
+        again_image, again_label = augment.apply(image, label, augment.last_draw)
+        assert np.array_equal(out_image, again_image) and np.array_equal(out_label, again_label)
+
+
 def test_sample_mode_draws_at_the_input_size_not_a_resized_crop(diffusion):
     model, _ = diffusion
     augment = SyntheticPairAugment(model, prob=1.0, diffusion={"mode": "sample", "steps": 2})
