@@ -89,8 +89,10 @@ def test_the_dictionary_wrapper_applies_the_array_transforms_draw(nuclei_model, 
     image, label = sample
     augment = SinGANSegAugmentd(["image"], "label", [model], prob=1.0).set_random_state(2)
     out = augment({"image": image, "label": label})
-    again_image, again_label = augment.augment.apply(image, label, augment.augment.last_draw)
+    again_image, again_label = augment.augment.apply(image, label, augment.last_draw)
     assert torch.equal(out["image"], again_image) and torch.equal(out["label"], again_label)
+    never = SinGANSegAugmentd(["image"], "label", [model], prob=0.0)
+    assert never({"image": image, "label": label})["image"] is image and not never.last_draw.apply
 
 
 def test_a_pool_refills_in_one_batch_and_keeps_its_latest_keys():
