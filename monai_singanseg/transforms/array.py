@@ -9,7 +9,6 @@ The transform only orchestrates; each job has its module: :mod:`.draw` (the rand
 from __future__ import annotations
 
 import hashlib
-import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -39,34 +38,6 @@ REDRAW_POOL_INPUTS = 64
 """Distinct inputs whose pooled inpainting redraws a transform keeps (``DiffusionSampling.pool_redraws``)."""
 
 _CALLER = 4  # stack levels from a method that applies a draw (_new_pair, _inpaint) to the line calling the transform
-
-
-def _start_range(start_scale: Any) -> tuple[int, int]:
-    """``(low, high)`` of ``start_scale``: an int, or an inclusive range of two ints, ``0 <= low <= high``.
-
-    Raises:
-        ValueError: naming the value, for a float (``1.5`` said "'float' object is not iterable") or a bad range.
-    """
-    def whole(v: Any) -> bool:
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-    if whole(start_scale):
-        low = high = start_scale
-    elif isinstance(start_scale, Sequence) and len(start_scale) == 2 and all(whole(v) for v in start_scale):
-        low, high = start_scale
-    else:
-        low, high = -1, -1  # refused below, with the value as given
-    if not 0 <= low <= high:
-        raise ValueError(f"start_scale must be an int >= 0 or a (low, high) range of ints, got {start_scale!r}.")
-    return int(low), int(high)
-
-
-def _diversity_range(diversity: float | Sequence[float]) -> tuple[float, float]:
-    """``(low, high)`` of ``diversity``: a number in ``[0, 1]`` or a range in it."""
-    low, high = (diversity, diversity) if np.isscalar(diversity) else tuple(diversity)
-    if not 0.0 <= low <= high <= 1.0:
-        raise ValueError(f"diversity must be a number in [0, 1] or a (low, high) range in it, got {diversity}.")
-    return float(low), float(high)
 
 
 class SinGANSegAugment(RandomizableTransform):
@@ -164,7 +135,7 @@ class SinGANSegAugment(RandomizableTransform):
         self.checks = PairChecks(bool(match_intensity))
         bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
         self.models = ModelChoice(bank, model_choice, on_missing)
-        self.options = SamplingOptions(_start_range(start_scale), _diversity_range(diversity), diffusion)
+        self.options = SamplingOptions.of(start_scale, diversity, diffusion)
         self.samplers: dict[str, PairSampler] = {kind: cls(self.options) for kind, cls in SAMPLERS.items()}
         if int(pool_size) < 0:
             raise ValueError(f"pool_size must be >= 0 (0: no pool), got {pool_size}.")
@@ -178,15 +149,45 @@ class SinGANSegAugment(RandomizableTransform):
         low, high = self.start_range[0], self.diversity_range[1]
         self.last_draw = AugmentDraw(True, 0, low, high, 0.0, True, bank.names[0])  # before the first randomize
 
-    # the options as attributes, as before the transform was split by job
-    bank = property(lambda self: self.models.bank, doc="The models (:class:`ModelBank`).")
-    model_choice = property(lambda self: self.models.model_choice, doc='``"matched"`` or ``"random"``.')
-    on_missing = property(lambda self: self.models.on_missing, doc='``"error"`` or ``"skip"``.')
-    start_range = property(lambda self: self.options.start_range, doc="Inclusive ``(low, high)`` start scales.")
-    diversity_range = property(lambda self: self.options.diversity_range, doc="``(low, high)`` diversity.")
-    diffusion = property(lambda self: self.options.diffusion, doc="How diffusion models make pairs.")
-    match_intensity = property(lambda self: self.checks.match_intensity, doc="Map onto the incoming intensities.")
-    pool_size = property(lambda self: self.pool.size, doc="Pooled samples per model and start scale (0: none).")
+    @property
+    def bank(self) -> ModelBank:
+        """The models."""
+        return self.models.bank
+
+    @property
+    def model_choice(self) -> str:
+        """``"matched"`` or ``"random"``."""
+        return self.models.model_choice
+
+    @property
+    def on_missing(self) -> str:
+        """``"error"`` or ``"skip"``."""
+        return self.models.on_missing
+
+    @property
+    def start_range(self) -> tuple[int, int]:
+        """Inclusive ``(low, high)`` start scales."""
+        return self.options.start_range
+
+    @property
+    def diversity_range(self) -> tuple[float, float]:
+        """``(low, high)`` diversity."""
+        return self.options.diversity_range
+
+    @property
+    def diffusion(self) -> DiffusionSampling:
+        """How diffusion models make pairs."""
+        return self.options.diffusion
+
+    @property
+    def match_intensity(self) -> bool:
+        """Map onto the incoming image's intensities."""
+        return self.checks.match_intensity
+
+    @property
+    def pool_size(self) -> int:
+        """Pooled samples per model and start scale (0: no pool)."""
+        return self.pool.size
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
         super().set_random_state(seed, state)

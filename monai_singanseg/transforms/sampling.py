@@ -7,9 +7,12 @@ against the model, names the pool a sample comes from, and generates (or, for di
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from monai_singanseg.diffusion.config import DiffusionSampling
@@ -19,6 +22,34 @@ from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.transforms.draw import AugmentDraw
 
 __all__ = ["SAMPLERS", "DiffusionSampler", "PairSampler", "SamplingOptions", "SinGANSegSampler", "sampler_for"]
+
+
+def _start_range(start_scale: Any) -> tuple[int, int]:
+    """``(low, high)`` of ``start_scale``: an int, or an inclusive range of two ints, ``0 <= low <= high``.
+
+    Raises:
+        ValueError: naming the value, for a float (``1.5`` said "'float' object is not iterable") or a bad range.
+    """
+    def whole(v: Any) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if whole(start_scale):
+        low = high = start_scale
+    elif isinstance(start_scale, Sequence) and len(start_scale) == 2 and all(whole(v) for v in start_scale):
+        low, high = start_scale
+    else:
+        low, high = -1, -1  # refused below, with the value as given
+    if not 0 <= low <= high:
+        raise ValueError(f"start_scale must be an int >= 0 or a (low, high) range of ints, got {start_scale!r}.")
+    return int(low), int(high)
+
+
+def _diversity_range(diversity: float | Sequence[float]) -> tuple[float, float]:
+    """``(low, high)`` of ``diversity``: a number in ``[0, 1]`` or a range in it."""
+    low, high = (diversity, diversity) if np.isscalar(diversity) else tuple(diversity)
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"diversity must be a number in [0, 1] or a (low, high) range in it, got {diversity}.")
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -34,6 +65,16 @@ class SamplingOptions:
     start_range: tuple[int, int]
     diversity_range: tuple[float, float]
     diffusion: DiffusionSampling
+
+    @classmethod
+    def of(cls, start_scale: int | Sequence[int], diversity: float | Sequence[float],
+           diffusion: DiffusionSampling | dict[str, Any] | None) -> SamplingOptions:
+        """The options from the transform's arguments, checked.
+
+        Raises:
+            ValueError: a start scale or diversity out of range (naming the value).
+        """
+        return cls(_start_range(start_scale), _diversity_range(diversity), DiffusionSampling.of(diffusion))
 
 
 def seeded(model: PairGenerator, draw: AugmentDraw) -> torch.Generator:
