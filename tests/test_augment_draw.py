@@ -110,3 +110,10 @@ def test_a_pool_refills_in_one_batch_and_keeps_its_latest_keys():
     assert len(pool) == 2  # "a", least recently served, was dropped
     pool.clear()
     assert len(pool) == 0
+
+
+def test_every_generator_kind_has_a_sampler():
+    from monai_singanseg.generators import GENERATORS
+    from monai_singanseg.transforms.sampling import SAMPLERS
+
+    assert set(SAMPLERS) == set(GENERATORS)

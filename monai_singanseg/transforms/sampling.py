@@ -1,7 +1,7 @@
 """How each kind of pair generator makes the transform's samples: one sampler per registered kind.
 
-:data:`SAMPLERS` maps a generator's ``kind`` (:mod:`monai_singanseg.generators`) to its sampler class, so the
-transform asks ``SAMPLERS[model.kind]`` instead of asking which class a model is. A sampler checks the options
+:data:`SAMPLERS` maps a generator's ``kind`` (:mod:`monai_singanseg.generators`) to its sampler class; the transform
+builds one sampler of each and picks by ``model.kind`` (:func:`sampler_for`) instead of asking which class a model is. A sampler checks the options
 against the model, names the pool a sample comes from, and generates (or, for diffusion, inpaints) from a draw.
 """
 
