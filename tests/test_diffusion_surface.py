@@ -143,7 +143,7 @@ def test_a_bank_mixes_both_kinds(diffusion, nuclei_model, real_crop, tmp_path):
         augment.set_random_state(seed)
         out_image, out_label = augment(image, label)
         assert out_image.shape == image.shape and set(np.unique(out_label)) <= {0.0, 255.0}
-        kinds.add(augment._random_name)
+        kinds.add(augment.last_draw.random_model)
     assert kinds == {"gan", "diffusion"}
 
 
@@ -306,10 +306,21 @@ def test_inpaint_keeps_float64_values_and_refuses_a_label_of_another_size(diffus
         SyntheticPairAugment(model, prob=1.0, diffusion=FAST)(image, label[:, :-3])
 
 
+def test_an_inpainting_draw_replays_and_a_sample_draw_too(diffusion, real_crop):
+    """``last_draw`` holds everything a diffusion pair was made with: applied again, the same pair comes out."""
+    model, _ = diffusion
+    image, label = real_crop
+    for options in (FAST, {"mode": "sample", "steps": 2}):
+        augment = SyntheticPairAugment(model, prob=1.0, diffusion=options).set_random_state(3)
+        out_image, out_label = augment(image, label)
+        again_image, again_label = augment.apply(image, label, augment.last_draw)
+        assert np.array_equal(out_image, again_image) and np.array_equal(out_label, again_label)
+
+
 def test_sample_mode_draws_at_the_input_size_not_a_resized_crop(diffusion):
     model, _ = diffusion
     augment = SyntheticPairAugment(model, prob=1.0, diffusion={"mode": "sample", "steps": 2})
-    assert augment._generate(model, 2, 0, (41, 50)).shape == (2, 2, 41, 50)
+    assert augment.samplers[model.kind].generate(model, 2, augment.last_draw, (41, 50)).shape == (2, 2, 41, 50)
 
 
 def test_bad_diffusion_sampling_options_end_with_one_line(diffusion, real_crop, tmp_path, capsys):
@@ -413,13 +424,13 @@ def test_the_styling_pass_after_inpainting_changes_the_region_only(diffusion, re
 
 def test_inpainting_pools_the_redraws_of_each_input(diffusion, real_crop, monkeypatch):
     """With a pool, the redraws of one input are made in one batch and served from it; another input gets its own."""
-    import monai_singanseg.transforms.array as array_module
+    import monai_singanseg.transforms.sampling as sampling_module
 
     model, _ = diffusion
     image, label = real_crop
     calls = []
-    real_inpaint = array_module.inpaint_pair
-    monkeypatch.setattr(array_module, "inpaint_pair", lambda *a, **k: calls.append(a[4]) or real_inpaint(*a, **k))
+    real_inpaint = sampling_module.inpaint_pair
+    monkeypatch.setattr(sampling_module, "inpaint_pair", lambda *a, **k: calls.append(a[4]) or real_inpaint(*a, **k))
     unpooled = SyntheticPairAugment(model, prob=1.0, diffusion=FAST, pool_size=4).set_random_state(0)
     unpooled(image, label), unpooled(image, label)
     assert calls == [1, 1]  # pooling redraws is opt-in: a pool of new pairs alone redraws every time
@@ -436,7 +447,7 @@ def test_inpainting_pools_the_redraws_of_each_input(diffusion, real_crop, monkey
     other[0, 0, 0] += 1.0  # another input: its own pool
     augment(other, label)
     assert calls == [4, 2, 4]
-    monkeypatch.setattr(array_module, "REDRAW_POOL_INPUTS", 1)  # only the last input's redraws are kept
+    monkeypatch.setattr(augment.redraws, "max_keys", 1)  # only the last input's redraws are kept
     augment(other, label), augment(image, label)
     assert calls == [4, 2, 4, 4]  # the first input's pool was dropped for the other's: a new batch
 

@@ -323,12 +323,12 @@ def test_a_nan_in_the_image_is_refused_when_its_intensities_are_matched(model_di
 def test_diversity_is_drawn_per_sample_and_checked(model_dir, sample):
     fixed = SinGANSegAugment(model_dir, prob=1.0, diversity=0.0).set_random_state(3)
     fixed.randomize()
-    assert fixed._diversity == 0.0
+    assert fixed.last_draw.diversity == 0.0
     ranged = SinGANSegAugment(model_dir, prob=1.0, diversity=(0.2, 0.6)).set_random_state(3)
     drawn = []
     for _ in range(20):
         ranged.randomize()
-        drawn.append(ranged._diversity)
+        drawn.append(ranged.last_draw.diversity)
     assert 0.2 <= min(drawn) < max(drawn) <= 0.6
     # a lower diversity keeps the synthetic pair closer to the real one
     aug = lambda d: SinGANSegAugmentd(["image"], "label", models=model_dir, prob=1.0, diversity=d)

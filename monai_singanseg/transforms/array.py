@@ -1,88 +1,44 @@
-"""Array transform: replace an (image, label) pair by a fresh synthetic pair from a SinGAN-Seg model."""
+"""Array transform: replace an (image, label) pair by a fresh synthetic pair from a SinGAN-Seg or diffusion model.
+
+The transform only orchestrates; each job has its module: :mod:`.draw` (the random parameters, drawn into one
+:class:`AugmentDraw`), :mod:`.model_choice` (which model of the bank), :mod:`.input_checks` (errors and warnings),
+:mod:`.sampling` (how each generator kind makes pairs), :mod:`.sample_pool` (batched samples) and :mod:`.pair_output`
+(resize, decoding, the incoming types).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import numbers
-import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from monai.config import NdarrayOrTensor
 from monai.transforms import RandomizableTransform
-from monai.utils import MAX_SEED, TransformBackends, convert_to_dst_type, look_up_option
+from monai.utils import TransformBackends
 
 from monai_singanseg.diffusion.config import DiffusionSampling
-from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
-from monai_singanseg.diffusion.model import PairDiffusion
-from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.diffusion.inpainting import label_region
 from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.intensity import IntensityMapping
-from monai_singanseg.networks import SinGANSeg
-from monai_singanseg.pyramid import resize
-from monai_singanseg.transforms.geometry import field_of_view, orientation_change, reorient
+from monai_singanseg.transforms.draw import AugmentDraw, draw_parameters
+from monai_singanseg.transforms.geometry import orientation_change, reorient
+from monai_singanseg.transforms.input_checks import PairChecks
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
+from monai_singanseg.transforms.model_choice import MODEL_CHOICES, ON_MISSING, ModelChoice
+from monai_singanseg.transforms.pair_output import finish, to_output
+from monai_singanseg.transforms.sample_pool import SamplePool
+from monai_singanseg.transforms.sampling import SAMPLERS, PairSampler, SamplingOptions, sampler_for
 
-__all__ = ["SinGANSegAugment", "SyntheticPairAugment"]
-
-MODEL_CHOICES = ("matched", "random")
-ON_MISSING = ("error", "skip")
-_MAX_NAME_LENGTH = 255  # longest file name most file systems allow: anything longer is not a sample's name
-
+__all__ = ["MODEL_CHOICES", "ON_MISSING", "REDRAW_POOL_INPUTS", "AugmentDraw", "SinGANSegAugment",
+           "SyntheticPairAugment"]
 
 REDRAW_POOL_INPUTS = 64
 """Distinct inputs whose pooled inpainting redraws a transform keeps (``DiffusionSampling.pool_redraws``)."""
 
+_CALLER = 4  # stack levels from a method that applies a draw (_new_pair, _inpaint) to the line calling the transform
 
-@dataclass
-class _PooledSample:
-    """One pooled sample: the model's raw output, and what it became at each output shape it was served at.
-
-    Attributes:
-        raw: ``(1, C, *model_spatial)`` in ``[-1, 1]``, straight from the model's ``generate``.
-        finished: per output spatial shape, the (image ``(C_img, *spatial)`` in ``[-1, 1]``, label indices
-            ``(1, *spatial)``) of :meth:`SinGANSegAugment._finish`, so a sample served again at the same shape
-            skips the resize and the label decoding.
-    """
-
-    raw: torch.Tensor
-    finished: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-
-
-def _sample_name_or_none(name: Any) -> str | None:
-    """``name`` when it can name a sample, else ``None``.
-
-    A data dictionary whose ``model_key`` holds pixels (a plain array or tensor, no file name) hands over the
-    array's printout as the name; that must read as "no name", never be echoed into an error message.
-    """
-    if not isinstance(name, str) or "\n" in name or len(name) > _MAX_NAME_LENGTH:
-        return None
-    return name
-
-
-
-def _start_range(start_scale: Any) -> tuple[int, int]:
-    """``(low, high)`` of ``start_scale``: an int, or an inclusive range of two ints, ``0 <= low <= high``.
-
-    Raises:
-        ValueError: naming the value, for a float (``1.5`` said "'float' object is not iterable") or a bad range.
-    """
-    def whole(v: Any) -> bool:
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-    if whole(start_scale):
-        low = high = start_scale
-    elif isinstance(start_scale, Sequence) and len(start_scale) == 2 and all(whole(v) for v in start_scale):
-        low, high = start_scale
-    else:
-        low, high = -1, -1  # refused below, with the value as given
-    if not 0 <= low <= high:
-        raise ValueError(f"start_scale must be an int >= 0 or a (low, high) range of ints, got {start_scale!r}.")
-    return int(low), int(high)
 
 class SinGANSegAugment(RandomizableTransform):
     """With probability ``prob``, replace an image and its label by a synthetic pair from a SinGAN-Seg model or a
@@ -97,8 +53,11 @@ class SinGANSegAugment(RandomizableTransform):
     the region of the incoming label (dilated) inside the real image with RePaint, so a new structure and its mask
     appear in the real context and everything outside the region stays as it was (``diffusion`` says how; samples
     with an empty label pass through).
-    All randomness comes from ``self.R``, so ``set_random_state`` reproduces a sample exactly. Nothing is recorded
-    in ``applied_operations``: the pair is replaced, not moved, and earlier spatial transforms stay invertible.
+    All randomness comes from ``self.R``, so ``set_random_state`` reproduces a sample exactly: :meth:`randomize`
+    draws a call's parameters into one :class:`AugmentDraw`, kept as :attr:`last_draw`, and :meth:`apply` makes the
+    pair from it deterministically, so ``aug.apply(image, label, aug.last_draw)`` explains or remakes the last
+    augmented sample (with a pool, the pool's contents take part too). Nothing is recorded in
+    ``applied_operations``: the pair is replaced, not moved, and earlier spatial transforms stay invertible.
 
     Args:
         models: checkpoint path, folder of checkpoints, loaded models, a list of these, or a :class:`ModelBank`;
@@ -136,9 +95,15 @@ class SinGANSegAugment(RandomizableTransform):
             dilation); ignored by SinGAN-Seg models. ``start_scale`` and ``diversity`` are SinGAN-Seg's and are
             ignored by diffusion models.
 
+    Attributes:
+        last_draw: the parameters of the last call (:class:`AugmentDraw`): whether it replaced the sample, the seed,
+            start scale, diversity, pool decisions and the randomly chosen model.
+
     Example:
         >>> aug = SinGANSegAugment("models/", prob=0.5, start_scale=(0, 2), model_choice="random")  # doctest: +SKIP
-        >>> image, label = aug(image, label)
+        >>> out_image, out_label = aug(image, label)
+        >>> aug.last_draw  # what it was made with: AugmentDraw(apply=True, seed=..., start_scale=1, ...)
+        >>> again_image, again_label = aug.apply(image, label, aug.last_draw)  # the same pair again
     """
 
     backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -160,153 +125,85 @@ class SinGANSegAugment(RandomizableTransform):
         diffusion: DiffusionSampling | dict[str, Any] | None = None,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
-        self.diffusion = DiffusionSampling.of(diffusion)
+        diffusion = DiffusionSampling.of(diffusion)
         if not 0.0 <= prob <= 1.0:  # NaN fails too: a transform that silently never fires helps nobody
             raise ValueError(f"prob must lie in [0, 1], got {prob}.")
-        self.match_intensity = bool(match_intensity)
         if intensity_percentiles is not None and not 0 <= intensity_percentiles[0] < intensity_percentiles[1] <= 100:
             raise ValueError(f"intensity_percentiles must be (low, high) with 0 <= low < high <= 100, "
                              f"got {intensity_percentiles}.")
         self.intensity_percentiles = None if intensity_percentiles is None else tuple(intensity_percentiles)
-        self._units_checked = False
-        self._view_checked = False
-        self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
-        self.model_choice = look_up_option(model_choice, MODEL_CHOICES)
-        self.on_missing = look_up_option(on_missing, ON_MISSING)
-        self.start_range = _start_range(start_scale)
-        low, high = (diversity, diversity) if np.isscalar(diversity) else tuple(diversity)
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"diversity must be a number in [0, 1] or a (low, high) range in it, got {diversity}.")
-        self.diversity_range = (float(low), float(high))
-        self._diversity = float(high)
+        self.checks = PairChecks(bool(match_intensity))
+        bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
+        self.models = ModelChoice(bank, model_choice, on_missing)
+        self.options = SamplingOptions.of(start_scale, diversity, diffusion)
+        self.samplers: dict[str, PairSampler] = {kind: cls(self.options) for kind, cls in SAMPLERS.items()}
         if int(pool_size) < 0:
             raise ValueError(f"pool_size must be >= 0 (0: no pool), got {pool_size}.")
-        self.pool_size = int(pool_size)
         if not 0.0 < pool_refresh <= 1.0:
             raise ValueError(f"pool_refresh must lie in (0, 1], got {pool_refresh}.")
         self.pool_refresh = float(pool_refresh)
-        # this call's pool draws: where in the pool the served sample sits (in [0, 1)), and whether it leaves
-        self._pool_position = 0.0
-        self._drop_served = True
-        # by (model name, start scale); a diffusion model's by (model name, output spatial shape)
-        self._pools: dict[tuple[str, Any], list[_PooledSample]] = {}
-        # inpainting redraws by (model name, digest of the input pair and region), least recently used first
-        self._redraw_pools: OrderedDict[tuple[str, str], list[_PooledSample]] = OrderedDict()
-        self._seed = 0
-        self._start = low
-        self._random_name = self.bank.names[0]
+        # new pairs by (model name, start scale), a diffusion model's by (model name, output spatial shape)
+        self.pool = SamplePool(int(pool_size))
+        # inpainting redraws by (model name, digest of the input pair and region), least recently used dropped
+        self.redraws = SamplePool(int(pool_size), max_keys=REDRAW_POOL_INPUTS)
+        low, high = self.start_range[0], self.diversity_range[1]
+        self.last_draw = AugmentDraw(True, 0, low, high, 0.0, True, bank.names[0])  # before the first randomize
+
+    @property
+    def bank(self) -> ModelBank:
+        """The models."""
+        return self.models.bank
+
+    @property
+    def model_choice(self) -> str:
+        """``"matched"`` or ``"random"``."""
+        return self.models.model_choice
+
+    @property
+    def on_missing(self) -> str:
+        """``"error"`` or ``"skip"``."""
+        return self.models.on_missing
+
+    @property
+    def start_range(self) -> tuple[int, int]:
+        """Inclusive ``(low, high)`` start scales."""
+        return self.options.start_range
+
+    @property
+    def diversity_range(self) -> tuple[float, float]:
+        """``(low, high)`` diversity."""
+        return self.options.diversity_range
+
+    @property
+    def diffusion(self) -> DiffusionSampling:
+        """How diffusion models make pairs."""
+        return self.options.diffusion
+
+    @property
+    def match_intensity(self) -> bool:
+        """Map onto the incoming image's intensities."""
+        return self.checks.match_intensity
+
+    @property
+    def pool_size(self) -> int:
+        """Pooled samples per model and start scale (0: no pool)."""
+        return self.pool.size
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
         super().set_random_state(seed, state)
-        self._pools.clear()  # pooled samples came from the old random stream
-        self._redraw_pools.clear()
+        self.pool.clear()  # pooled samples came from the old random stream
+        self.redraws.clear()
         return self
 
     def randomize(self, data: Any = None) -> None:
+        """Draw the next call's parameters from ``self.R`` into :attr:`last_draw`."""
         super().randomize(None)
-        if not self._do_transform:
-            return
-        self._seed = int(self.R.randint(0, MAX_SEED))
-        self._start = int(self.R.randint(self.start_range[0], self.start_range[1] + 1))
-        low, high = self.diversity_range
-        # drawn only for a range, so a fixed diversity leaves the random stream of earlier versions unchanged
-        self._diversity = float(self.R.uniform(low, high)) if high > low else high
-        self._pool_position = float(self.R.rand())
-        self._drop_served = bool(self.R.rand() < self.pool_refresh)
-        names = self.bank.names
-        self._random_name = names[int(self.R.randint(len(names)))]
+        self.last_draw = draw_parameters(self.R, self._do_transform, self.start_range, self.diversity_range,
+                                         self.pool_refresh, self.bank.names, self.last_draw)
 
     def select_model(self, name: str | None) -> tuple[str, PairGenerator] | None:
         """The model for a sample named ``name`` (``None`` when it has none and ``on_missing="skip"``)."""
-        if self.model_choice == "random":
-            return self._random_name, self.bank.get(self._random_name)
-        name = _sample_name_or_none(name)
-        if name is not None and name in self.bank:
-            return name, self.bank.get(name)
-        if len(self.bank) == 1:  # matching by name is for banks; one model serves every sample
-            only = self.bank.names[0]
-            return only, self.bank.get(only)
-        if self.on_missing == "skip":
-            return None
-        models = f"models: {', '.join(self.bank.names[:5])}{', ...' if len(self.bank) > 5 else ''}"
-        if name is None:
-            raise SinGANSegInputError(
-                f"model_choice='matched' found no sample name to match a model by ({models}): pass name= to "
-                "SinGANSegAugment, or give SinGANSegAugmentd a model_key holding the image's file path or a "
-                "MetaTensor with 'filename_or_obj' in its meta; else use model_choice='random'."
-            )
-        raise SinGANSegInputError(
-            f"no SinGAN-Seg model for sample {name!r} ({models}); train one, use model_choice='random', "
-            "or on_missing='skip'."
-        )
-
-    @staticmethod
-    def _finish(model: PairGenerator, x: torch.Tensor, spatial: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw sample ``(1, C, *shape)`` in ``[-1, 1]`` -> image channels ``(C_img, *spatial)`` still in ``[-1, 1]``
-        and label indices ``(1, *spatial)``; :meth:`_mapping` gives the map to the output's units."""
-        n_img = model.config.image_channels
-        resized = resize(x, spatial)[0]  # one resize of all channels
-        # resizing the continuous mask channels before thresholding keeps outlines as smooth as the image's
-        index = model.labels.indices(resized[n_img:], channel_dim=0).float()
-        return resized[:n_img].clamp(-1.0, 1.0), index
-
-    def _mapping(self, model: PairGenerator, image: NdarrayOrTensor, stacklevel: int = 4) -> IntensityMapping:
-        """The map between the model's ``[-1, 1]`` and the output's units: the incoming image's intensities
-        (``match_intensity``) or the training image's (checked on the first sample: a warning when the two ranges
-        share less than half of their union, unless the incoming range is a tenth or more of the training range and
-        inside it, as a crop's is)."""
-        if self.match_intensity:
-            incoming = torch.as_tensor(image).as_subclass(torch.Tensor).float()
-            return IntensityMapping.fit(incoming, self.intensity_percentiles)
-        if not self._units_checked:  # a units mismatch is a property of the chain: the first sample shows it
-            self._units_checked = True
-            low, high = model.intensity.lower, model.intensity.upper
-            seen = IntensityMapping.fit(torch.as_tensor(image).as_subclass(torch.Tensor).float())
-            for lo, hi, s_lo, s_hi in zip(low, high, seen.lower, seen.upper):
-                slack = 0.05 * (hi - lo)
-                if lo - slack <= s_lo and s_hi <= hi + slack and s_hi - s_lo >= 0.1 * (hi - lo):
-                    continue  # the same units, part of the range: a crop or a darker slice
-                overlap = max(0.0, min(hi, s_hi) - max(lo, s_lo))
-                union = max(hi, s_hi) - min(lo, s_lo)
-                if union > 0 and overlap < 0.5 * union:  # e.g. a 0..1 chain and a 0..255 training image
-                    warnings.warn(
-                        f"SinGANSegAugment: the incoming image spans {s_lo:.3g}..{s_hi:.3g} but the model's training "
-                        f"image spanned {lo:.3g}..{hi:.3g}; synthetic images come back in the training image's units. "
-                        "Pass match_intensity=True (or place the transform before the intensity normalisation).",
-                        stacklevel=stacklevel,  # the line that called the transform
-                    )
-                    break
-        return model.intensity
-
-    def _generate(self, model: PairGenerator, num: int, start: int, spatial: tuple[int, ...]) -> torch.Tensor:
-        """``num`` raw samples from the noise seeded by this call's draw from ``self.R`` (a pooled batch draws each
-        sample's diversity from that seed too). A diffusion model draws them at ``spatial`` itself (rounded up to its
-        UNet's multiple, then cropped), at the resolution it was trained at, instead of resizing its crop size."""
-        generator = torch.Generator(device=model.device).manual_seed(self._seed)
-        if isinstance(model, PairDiffusion):  # its own sampling options, no start scale or diversity
-            d = self.diffusion
-            return model.generate_at(num, spatial, d.steps, d.sampler, generator=generator, eta=d.eta)
-        low, high = self.diversity_range
-        diversity: float | torch.Tensor = self._diversity
-        if num > 1 and high > low:
-            diversity = low + (high - low) * torch.rand(num, generator=generator, device=model.device)
-        return model.generate(num, start_scale=start, generator=generator, diversity=diversity)
-
-    def _draw(self, name: str, model: PairGenerator, start: int, spatial: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
-        """A synthetic (image, label indices) at ``spatial``: generated now, or served from the pool."""
-        if self.pool_size <= 0:
-            return self._finish(model, self._generate(model, 1, start, spatial), spatial)
-        # samples drawn at the output's size need one pool per size; samples resized to it, one per start scale
-        pool = self._pools.setdefault((name, spatial if model.draws_at_any_size else start), [])
-        if len(pool) <= self.pool_size // 2:
-            more = self._generate(model, self.pool_size - len(pool), start, spatial)
-            pool.extend(_PooledSample(x) for x in more.split(1))
-        index = min(int(self._pool_position * len(pool)), len(pool) - 1)
-        entry = pool.pop(index) if self._drop_served else pool[index]
-        if spatial not in entry.finished:  # a sample served again at the same size skips the resize and decoding
-            entry.finished[spatial] = self._finish(model, entry.raw, spatial)
-        image, label = entry.finished[spatial]
-        return image.clone(), label.clone()  # the chain may change its outputs in place; the pool must not change
+        return self.models.select(name, self.last_draw.random_model)
 
     def __call__(
         self, image: NdarrayOrTensor, label: NdarrayOrTensor, name: str | None = None, randomize: bool = True
@@ -321,165 +218,107 @@ class SinGANSegAugment(RandomizableTransform):
         """
         if randomize:
             self.randomize()
-        if not self._do_transform:
+        return self.apply(image, label, self.last_draw, name)
+
+    def apply(
+        self, image: NdarrayOrTensor, label: NdarrayOrTensor, draw: AugmentDraw, name: str | None = None
+    ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
+        """The pair ``draw`` makes of ``image`` and ``label`` (see :meth:`__call__`), drawing nothing.
+
+        ``apply(image, label, transform.last_draw)`` makes again the last call's pair of the same input; with a
+        pool, which sample is served also depends on the pool's contents.
+        """
+        if not draw.apply:
             return image, label
-        chosen = self.select_model(name)
+        chosen = self.models.select(name, draw.random_model)
         if chosen is None:
             return image, label
         model_name, model = chosen
-        cfg = model.config
-        if image.shape[0] != cfg.image_channels or len(image.shape) - 1 != cfg.spatial_dims:
-            where = self.bank.path(model_name) or model_name
-            if len(image.shape) == cfg.spatial_dims:  # "the data has 256 channels" hid the missing channel axis
-                raise SinGANSegInputError(
-                    f"{where}: the image of shape {tuple(image.shape)} has no channel axis ({cfg.spatial_dims}D model "
-                    f"of {cfg.image_channels} image channel(s) wants (C, *spatial)); add EnsureChannelFirstd (or "
-                    "LoadImaged(..., ensure_channel_first=True)) before this transform, for the image and the label."
-                )
-            if image.shape[0] != cfg.image_channels:
-                raise SinGANSegInputError(
-                    f"{where}: model makes {cfg.image_channels} image channel(s), the data has {image.shape[0]}."
-                )
-            raise SinGANSegInputError(f"{where}: {cfg.spatial_dims}D model, {len(image.shape) - 1}D data.")
-        self._check_pair(image, label, name)
-        top = self._label_top(model, model_name, label, name)
-        if isinstance(model, PairDiffusion):
-            self.diffusion.check_model(model.config, str(self.bank.path(model_name) or model_name))
-            if self.diffusion.mode == "inpaint":
-                return self._inpaint(model_name, model, image, label, top)
-        start = 0
-        if isinstance(model, SinGANSeg):  # start scales are a pyramid's
-            last = model.num_scales - 1
-            if self.start_range[0] > last:  # every draw would be clipped: the range asked for does not exist here
-                raise SinGANSegInputError(
-                    f"{self.bank.path(model_name) or model_name}: start_scale {self.start_range[0]} is beyond the "
-                    f"model's last scale {last} ({model.num_scales} scales); ask for at most {last}."
-                )
-            start = min(self._start, last)  # a range reaching past a smaller model of the bank ends at its last scale
+        where = self.models.where(model_name)
+        self.checks.channels(image, model.config, where)
+        self.checks.pair(image, label, name)
+        top = self.checks.label_top(model, where, label, name)
+        sampler = sampler_for(model, self.samplers)
+        sampler.check(model, where)
+        if sampler.inpaints:
+            return self._inpaint(model_name, model, sampler, image, label, top, draw)
+        return self._new_pair(model_name, model, sampler, image, label, top, draw)
+
+    def _mapping(self, model: PairGenerator, image: NdarrayOrTensor) -> IntensityMapping:
+        """The map between the model's ``[-1, 1]`` and the output's units: the incoming image's intensities
+        (``match_intensity``) or the training image's (checked once against the incoming ones)."""
+        if self.match_intensity:
+            incoming = torch.as_tensor(image).as_subclass(torch.Tensor).float()
+            return IntensityMapping.fit(incoming, self.intensity_percentiles)
+        self.checks.units(model, image, stacklevel=_CALLER + 1)
+        return model.intensity
+
+    def _new_pair(
+        self, model_name: str, model: PairGenerator, sampler: PairSampler, image: NdarrayOrTensor,
+        label: NdarrayOrTensor, top: float, draw: AugmentDraw,
+    ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
+        """A new pair in place of ``image`` and ``label``, in the incoming image's orientation, size and units."""
         spatial = tuple(image.shape[1:])
         affine = getattr(image, "affine", None)  # a MetaTensor's: where the incoming voxels lie
-        source = model.source
+        source, dims = model.source, model.config.spatial_dims
         change = None if affine is None or "affine" not in source else orientation_change(
-            source["affine"], affine, cfg.spatial_dims)
-        if affine is not None and not self._view_checked and "shape" in source and not model.draws_at_any_size:
-            self._check_view(source, affine, spatial, change, self.bank.path(model_name) or model_name)
+            source["affine"], affine, dims)
+        self.checks.view(model, affine, spatial, change, where=self.models.where(model_name), stacklevel=_CALLER)
         # drawn in the model's own axis order, then turned into the incoming image's orientation
         shape = spatial if change is None else tuple(spatial[int(axis)] for axis in change[:, 0])
-        raw_image, index = self._draw(model_name, model, start, shape)
+        raw_image, index = self._sample(model_name, model, sampler, draw, shape)
         if change is not None:
             raw_image, index = reorient(raw_image, change), reorient(index, change)
-        fake_image = self._mapping(model, image, stacklevel=3).denormalize(raw_image, channel_dim=0)
-        return self._output(image, label, fake_image, index, top)
+        fake_image = self._mapping(model, image).denormalize(raw_image, channel_dim=0)
+        return to_output(image, label, fake_image, index, top)
 
-    def _check_view(self, source: dict, affine: Any, spatial: tuple[int, ...], change: np.ndarray | None,
-                    where: Any) -> None:
-        """Warn once when the incoming image covers much less than the model's training image (a crop before the
-        transform): the synthetic pair is the whole training field of view resized into it, its structures shrunk."""
-        self._view_checked = True
-        trained = field_of_view(source["affine"], source["shape"])
-        if change is not None:
-            trained = trained[np.argsort(change[:, 0])]  # in the incoming image's axis order
-        ratio = float(np.min(field_of_view(affine, spatial) / trained))
-        if ratio < 0.5:
-            warnings.warn(
-                f"SinGANSegAugment: the incoming image covers {ratio:.2g} of the field of view of the training image "
-                f"of {where} along an axis; the synthetic pair is that whole view resized into the incoming shape, so "
-                f"its structures come out {1 / ratio:.1f}x smaller. Crop after this transform, not before.",
-                stacklevel=3,  # the line that called the transform
-            )
-
-    def _check_pair(self, image: NdarrayOrTensor, label: NdarrayOrTensor, name: str | None) -> None:
-        """The label must be one channel of the image's spatial size (the pair is replaced as a whole), and what the
-        transform reads must be finite: a NaN would spread to the whole synthetic image through the intensity map."""
-        sample = _sample_name_or_none(name) or "sample"
-        wanted = (1, *image.shape[1:])
-        if tuple(label.shape) != wanted:
-            hint = ("add EnsureChannelFirstd for the label too" if tuple(label.shape) == wanted[1:] else
-                    "class indices for a multi-class model: AsDiscreted(argmax=True)")
-            raise SinGANSegInputError(
-                f"{sample}: label of shape {tuple(label.shape)} does not fit the image {tuple(image.shape)}; the "
-                f"transform takes a one-channel label of the image's spatial size, {wanted} ({hint})."
-            )
-        checked = {"label": label, "image": image} if self.match_intensity else {"label": label}
-        for what, value in checked.items():
-            if not bool(torch.isfinite(torch.as_tensor(value).as_subclass(torch.Tensor)).all()):
-                raise SinGANSegInputError(f"{sample}: the {what} holds NaN or infinite values.")
-
-    def _label_top(self, model: PairGenerator, model_name: str, label: NdarrayOrTensor, name: str | None) -> float:
-        """The foreground value of a binary ``label`` (1 after AsDiscreted, 255 from a PNG), checked binary; 0 for the
-        class indices a one-hot model takes."""
-        if model.labels.one_hot:
-            return 0.0
-        # plain tensor: MetaTensor ops are slow
-        plain = torch.as_tensor(label).as_subclass(torch.Tensor)
-        top = float(plain.max()) if plain.numel() else 0.0
-        if bool(((plain != 0) & (plain != top)).any()):  # e.g. 0/0.5/1 from an interpolating resize
-            values = torch.unique(plain).tolist()
-            shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if len(values) > 6 else "")
-            raise SinGANSegInputError(
-                f"{_sample_name_or_none(name) or 'sample'}: the label is not binary (values {shown}); the model {self.bank.path(model_name) or model_name} makes binary masks. Threshold "
-                "it first (AsDiscreted) or resize labels with mode='nearest'."
-            )
-        return top
-
-    @staticmethod
-    def _output(
-        image: NdarrayOrTensor, label: NdarrayOrTensor, fake_image: torch.Tensor, index: torch.Tensor, top: float
-    ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
-        """The synthetic image (output units) and label indices in the incoming image's and label's type, dtype and
-        values (a binary label's foreground value ``top``; class indices for one-hot models)."""
-        label_t = torch.as_tensor(label)
-        fake_label = index * top if top > 0 else index
-        out_image = convert_to_dst_type(fake_image.to(torch.as_tensor(image).device), image, dtype=image.dtype)[0]
-        out_label = convert_to_dst_type(fake_label.to(label_t.device), label, dtype=label.dtype)[0]
-        return out_image, out_label
+    def _sample(self, model_name: str, model: PairGenerator, sampler: PairSampler, draw: AugmentDraw,
+                spatial: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A synthetic (image in ``[-1, 1]``, label indices) at ``spatial``: generated now, or served from the pool."""
+        if self.pool.size <= 0:
+            return finish(model, sampler.generate(model, 1, draw, spatial), spatial)
+        key = (model_name, sampler.pool_key(model, draw, spatial))
+        entry = self.pool.serve(key, lambda num: sampler.generate(model, num, draw, spatial), draw.pool_position,
+                                draw.drop_served)
+        if spatial not in entry.finished:  # a sample served again at the same size skips the resize and decoding
+            entry.finished[spatial] = finish(model, entry.raw, spatial)
+        image, index = entry.finished[spatial]
+        return image.clone(), index.clone()  # the chain may change its outputs in place; the pool must not change
 
     def _inpaint(
-        self, name: str, model: PairDiffusion, image: NdarrayOrTensor, label: NdarrayOrTensor, top: float
+        self, model_name: str, model: PairGenerator, sampler: PairSampler, image: NdarrayOrTensor,
+        label: NdarrayOrTensor, top: float, draw: AugmentDraw,
     ) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
-        """Redraw the incoming label's region (dilated) inside the incoming image with the diffusion ``model``
-        (``name``: its name in the bank, for the pool)."""
-        # all on the CPU (the model's device only inside inpaint_pair), whatever device the chain put the data on
-        index = torch.as_tensor(label).as_subclass(torch.Tensor).detach().cpu().float()  # shape: _check_pair
+        """Redraw the incoming label's region (dilated) inside the incoming image; an empty label passes through."""
+        # all on the CPU (the model's device only inside the sampler), whatever device the chain put the data on
+        index = torch.as_tensor(label).as_subclass(torch.Tensor).detach().cpu().float()  # shape: checks.pair
         if top > 0:
             index = (index != 0).float()
-        elif bool(((index < 0) | (index >= model.labels.channels) | (index != index.round())).any()):
-            raise SinGANSegInputError(
-                f"the label holds values other than the class indices 0..{model.labels.channels - 1} of this "
-                f"{model.labels.channels}-class model."
-            )
+        else:
+            self.checks.class_indices(index, model.labels.channels)
         region = label_region(index, self.diffusion.dilation)
         if not bool(region.any()):  # nothing to redraw around: the sample passes through
             return image, label
         mapping = self._mapping(model, image)
         real_image = torch.as_tensor(image).as_subclass(torch.Tensor).detach().cpu()
         pair = model.join(real_image, index, indices=True, intensity=mapping).clamp(-1.0, 1.0)
-        generator = torch.Generator(device=model.device).manual_seed(self._seed)
-        out = self._redraw(name, model, pair, region, generator)
+        out = self._redraw(model_name, model, sampler, pair, region, draw)
         n_img = model.config.image_channels
         # outside the region the incoming values themselves (dtype too), not a round trip through [-1, 1]
         fake_image = torch.where(region, mapping.denormalize(out[:n_img]).to(real_image.dtype), real_image)
         new_index = torch.where(region, model.labels.indices(out[n_img:]).float(), index)
-        return self._output(image, label, fake_image, new_index, top)
+        return to_output(image, label, fake_image, new_index, top)
 
-
-    def _redraw(self, name: str, model: PairDiffusion, pair: torch.Tensor, region: torch.Tensor,
-                generator: torch.Generator) -> torch.Tensor:
+    def _redraw(self, model_name: str, model: PairGenerator, sampler: PairSampler, pair: torch.Tensor,
+                region: torch.Tensor, draw: AugmentDraw) -> torch.Tensor:
         """One inpainted ``pair`` ``(C, *spatial)``: drawn now, or with a pool, served from the redraws of this very
         input (the same image, label and region: a cached sample before the chain's random crops), which are made
         in batches of ``pool_size`` like the pools of new pairs."""
-        if self.pool_size <= 0 or not self.diffusion.pool_redraws:
-            return inpaint_pair(model, pair, region, self.diffusion, 1, generator)[0].cpu()
+        if self.pool.size <= 0 or not self.diffusion.pool_redraws:
+            return sampler.inpaint(model, pair, region, 1, draw)[0]
         digest = hashlib.sha1(pair.numpy().tobytes() + region.numpy().tobytes()).hexdigest()
-        pool = self._redraw_pools.setdefault((name, digest), [])
-        self._redraw_pools.move_to_end((name, digest))  # least recently used first, dropped beyond the limit
-        while len(self._redraw_pools) > REDRAW_POOL_INPUTS:
-            self._redraw_pools.popitem(last=False)
-        if len(pool) <= self.pool_size // 2:
-            more = inpaint_pair(model, pair, region, self.diffusion, self.pool_size - len(pool), generator).cpu()
-            pool.extend(_PooledSample(x) for x in more.split(1))
-        index = min(int(self._pool_position * len(pool)), len(pool) - 1)
-        entry = pool.pop(index) if self._drop_served else pool[index]
+        entry = self.redraws.serve((model_name, digest), lambda num: sampler.inpaint(model, pair, region, num, draw),
+                                   draw.pool_position, draw.drop_served)
         return entry.raw[0].clone()
 
 

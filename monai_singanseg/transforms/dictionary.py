@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from copy import deepcopy
@@ -18,6 +19,7 @@ from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.io import model_name
 from monai_singanseg.transforms.array import SinGANSegAugment
+from monai_singanseg.transforms.draw import AugmentDraw
 from monai_singanseg.transforms.harmonize import SinGANSegHarmonize
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
 
@@ -160,6 +162,13 @@ class SinGANSegAugmentd(RandomizableTransform, MapTransform):
         super().randomize(None)
         if self._do_transform:
             self.augment.randomize()
+
+    @property
+    def last_draw(self) -> AugmentDraw:
+        """The parameters of the last item made (``apply=False`` when this wrapper's ``prob`` coin passed it through);
+        ``self.augment.apply(image, label, last_draw)`` remakes its pair from the stacked image keys."""
+        draw = self.augment.last_draw
+        return draw if self._do_transform else dataclasses.replace(draw, apply=False)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any] | list[dict[Hashable, Any]]:
         if self.num_samples == 1:

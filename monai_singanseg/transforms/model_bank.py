@@ -50,7 +50,7 @@ class ModelBank:
         self._paths: dict[str, Path] = {}
         self._fixed: dict[str, PairGenerator] = {}
         for item in items:
-            if isinstance(item, (SinGANSeg, PairDiffusion)):
+            if isinstance(item, PairGenerator):  # a loaded model of any registered kind
                 self._fixed[f"model_{len(self._fixed)}"] = item.to(device).eval()
                 continue
             path = Path(item)
