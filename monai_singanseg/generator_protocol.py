@@ -103,6 +103,11 @@ class PairGenerator(ABC):
             SinGANSegInputError: the file is missing, foreign, of another version, damaged, or unfinished.
         """
 
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> PairGenerator:
+        """Read a model written by its ``save`` (``torch.load(weights_only=True)``, no pickled code), in eval mode."""
+        return cls.from_checkpoint(path, device=device)[0]
+
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split ``(N, C, *spatial)`` in ``[-1, 1]`` into the image (the training image's units) and the label.
 

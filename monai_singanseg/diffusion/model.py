@@ -332,11 +332,6 @@ class PairDiffusion(nn.Module, PairGenerator):
         write_checkpoint(path, DIFFUSION_CHECKPOINT, self, body, training)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> PairDiffusion:
-        """Read a model written by :meth:`save` (``torch.load(weights_only=True)``, no pickled code), in eval mode."""
-        return cls.from_checkpoint(path, device=device)[0]
-
-    @classmethod
     def from_checkpoint(
         cls,
         path: str | os.PathLike,

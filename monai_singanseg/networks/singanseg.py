@@ -243,11 +243,6 @@ class SinGANSeg(nn.Module, PairGenerator):
         write_checkpoint(path, SINGANSEG_CHECKPOINT, self, singanseg_body(self), training)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> SinGANSeg:
-        """Read a model written by :meth:`save` (``torch.load(weights_only=True)``, no pickled code), in eval mode."""
-        return cls.from_checkpoint(path, device=device)[0]
-
-    @classmethod
     def from_checkpoint(
         cls,
         path: str | os.PathLike,
