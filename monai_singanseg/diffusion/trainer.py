@@ -3,14 +3,14 @@
 One ignite :class:`~ignite.engine.Engine` runs the whole training, one engine iteration per optimisation step
 (:class:`DiffusionStep`): random crops (and flips) of the training pairs, noised by MONAI's ``DiffusionInferer`` at
 uniformly drawn timesteps, epsilon-prediction MSE, one Adam step. Every random draw of step ``k`` comes from a
-generator seeded with ``(seed, k)`` (:func:`step_seed`), so the same seed gives the same weights, and a run resumed
+generator seeded with ``(seed, k)`` (:func:`~monai_singanseg.training.seeds.step_seed`, the stream the
+SinGAN-Seg trainer seeds its scales from, with another salt), so the same seed gives the same weights, and a run resumed
 from any checkpoint (written every ``checkpoint_every`` steps and at the end) continues exactly as if never
 interrupted, with no generator state to store.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -34,6 +34,7 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generator_protocol import check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
+from monai_singanseg.training.seeds import step_seed
 from monai_singanseg.training.trainer import config_differences, fingerprint
 
 __all__ = ["DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage", "available_memory",
@@ -124,12 +125,6 @@ def check_training_memory(config: DiffusionConfig, parameters: int, device: str 
         f"{'-'.join(map(str, config.unet_channels))} needs about {need / 2**30:.1f} GiB, and {torch.device(device)} "
         f"has {available / 2**30:.1f} GiB available; {advice}."
     )
-
-
-def step_seed(seed: int, step: int) -> int:
-    """Seed of the random stream of optimisation step ``step`` of a run seeded ``seed`` (0-based step)."""
-    digest = hashlib.sha256(f"monai-singanseg-diffusion:{seed}:{step}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 @dataclass

@@ -47,6 +47,7 @@ from monai_singanseg.networks import (
 from monai_singanseg.networks.scale_networks import Window, crop_windows
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
+from monai_singanseg.training.seeds import scale_seed
 
 __all__ = ["ScaleStep", "SinGANSegTrainer", "TrainingItem", "check_mask_survives", "check_trainable",
            "config_differences", "fingerprint", "scale_seed", "verify_checkpoint_data"]
@@ -141,18 +142,6 @@ def config_differences(stored: SinGANSegConfig, asked: SinGANSegConfig) -> list[
     keys = sorted(old.keys() | new.keys())
     return [f"{k}: {old.get(k, 'unset')!r} kept (asked {new.get(k, 'unset')!r})" for k in keys
             if old.get(k) != new.get(k)]
-
-
-def scale_seed(seed: int, scale: int) -> int:
-    """Seed of the random stream of pyramid level ``scale`` of a model seeded ``seed``.
-
-    Every scale starts its own stream, so the random state at a scale boundary (where checkpoints are written) is
-    just these two numbers: resuming needs no generator state, on any device. The same seed gives the same stream on
-    the same kind of device; CPU and CUDA generators differ, so a run resumed on another kind of device is an equally
-    valid but not bit-identical continuation.
-    """
-    digest = hashlib.sha256(f"monai-singanseg:{seed}:{scale}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 @dataclass
