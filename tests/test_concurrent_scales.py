@@ -15,7 +15,7 @@ from monai_singanseg.training import TrainingItem
 
 
 def _fit(pair, path, config, stop_after=None, resume=False, handlers=None):
-    trainer = SinGANSegTrainer(config, progress=False, stop_after_scales=stop_after, handlers=handlers)
+    trainer = SinGANSegTrainer(config, progress=False, stop_after=stop_after, handlers=handlers)
     return trainer.fit(pair.real, pair.intensity, pair.labels, path, resume=resume)
 
 

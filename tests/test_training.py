@@ -54,7 +54,7 @@ def test_resume_equals_uninterrupted(tmp_path, nuclei_pair):
     args = (nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels)
     whole = SinGANSegTrainer(config, progress=False).fit(*args, tmp_path / "whole.pt")
     assert whole.num_scales >= 2
-    interrupted = SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(*args, tmp_path / "part.pt")
+    interrupted = SinGANSegTrainer(config, progress=False, stop_after=1).fit(*args, tmp_path / "part.pt")
     assert interrupted.trained_scales == 1
     _, state = load_model(tmp_path / "part.pt")
     assert state.complete is False
@@ -66,13 +66,22 @@ def test_resume_equals_uninterrupted(tmp_path, nuclei_pair):
     assert torch.equal(whole.generate(2, generator=g1), resumed.generate(2, generator=g2))
 
 
+def test_stop_after_scales_is_a_deprecated_name_of_stop_after(tmp_path, nuclei_pair):
+    # both trainers name the interruption point stop_after (scales here, steps for the diffusion trainer)
+    with pytest.warns(DeprecationWarning, match="stop_after_scales"):
+        trainer = SinGANSegTrainer(tiny_config(), progress=False, stop_after_scales=1)
+    assert trainer.stop_after == 1
+    model = trainer.fit(nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "part.pt")
+    assert model.trained_scales == 1
+
+
 def test_resume_refuses_other_data(tmp_path, nuclei_pair):
     import pytest
 
     from monai_singanseg import SinGANSegInputError
 
     config = tiny_config()
-    SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(
+    SinGANSegTrainer(config, progress=False, stop_after=1).fit(
         nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "part.pt"
     )
     with pytest.raises(SinGANSegInputError, match="other data"):

@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
+from monai.utils import deprecated_arg
 from torch.profiler import record_function
 
+from monai_singanseg import __version__
 from monai_singanseg.checkpoint import TrainingState, load_model, save_model
 from monai_singanseg.config import OptimConfig, SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
@@ -491,30 +493,36 @@ class SinGANSegTrainer:
         progress: show a progress bar per scale.
         handlers: callables ``handler(engine, scale)`` called once per scale to attach ignite handlers; the scale's
             :class:`ScaleStep` (networks, optimizers, the real pair) is ``engine.state.scale_step``.
-        stop_after_scales: stop (as an interruption would) once this many scales are finished; for tests and for
-            splitting a long run.
+        stop_after: stop (as an interruption would, after writing the checkpoint) once this many scales are
+            finished; for tests and for splitting a long run (:class:`~monai_singanseg.diffusion.DiffusionTrainer`'s
+            ``stop_after`` counts its steps alike).
         log_dir: write TensorBoard logs here (per-scale losses, a sample after every scale, of the first model of a
             group); needs the optional ``tensorboard`` package. ``None``: no logging.
+        stop_after_scales: deprecated name of ``stop_after`` (a ``DeprecationWarning``).
 
     Example:
         >>> trainer = SinGANSegTrainer(SinGANSegConfig(image_channels=1))           # doctest: +SKIP
         >>> model = trainer.fit(real, intensity, labels, "model.pt")
     """
 
+    @deprecated_arg("stop_after_scales", since="0.1.0", msg_suffix="Use stop_after, which counts scales.",
+                    version_val=__version__, new_name="stop_after", warning_category=DeprecationWarning)
     def __init__(
         self,
         config: SinGANSegConfig,
         device: str | torch.device = "cpu",
         progress: bool = True,
         handlers: list[Callable[[Engine, int], None]] | None = None,
-        stop_after_scales: int | None = None,
+        stop_after: int | None = None,
         log_dir: str | os.PathLike | None = None,
+        stop_after_scales: int | None = None,
     ) -> None:
+        del stop_after_scales  # deprecated_arg has passed its value on as stop_after
         self.config = config.validate()
         self.device = torch.device(device)
         self.progress = progress
         self.handlers = handlers or []
-        self.stop_after_scales = stop_after_scales
+        self.stop_after = stop_after
         self.log_dir = log_dir
         if log_dir is not None:
             from monai_singanseg.training.tensorboard import require_tensorboard
@@ -543,7 +551,7 @@ class SinGANSegTrainer:
             name: the label file the mask came from, named by the messages about it (default: the checkpoint).
 
         Returns:
-            The model (eval mode) with every scale trained (or ``stop_after_scales`` of them).
+            The model (eval mode) with every scale trained (or ``stop_after`` of them).
         """
         return self.fit_group([TrainingItem(real, intensity, labels, checkpoint, source, name=name)], resume=resume)[0]
 
@@ -567,7 +575,7 @@ class SinGANSegTrainer:
                     f"{item.checkpoint}: cannot train in one group with {items[0].checkpoint}: pyramid shapes, "
                     "configuration (other than the seed) and trained scales must be equal."
                 )
-        last = first.num_scales if self.stop_after_scales is None else min(self.stop_after_scales, first.num_scales)
+        last = first.num_scales if self.stop_after is None else min(self.stop_after, first.num_scales)
         board = None
         if self.log_dir is not None:
             from monai_singanseg.training.tensorboard import TensorBoardLog
