@@ -177,3 +177,14 @@ def test_a_lesion_lost_at_the_coarse_scales_only_is_a_warning(nuclei_pair, caplo
         left = check_mask_survives(pair.real, tiny_config(), pair.labels, "lesion.png")
     assert left[0] == 0 and all(left[1:])
     assert "lesion.png" in caplog.text and "1 of 3 scales" in caplog.text and "20x20: 0" in caplog.text
+
+
+def test_both_trainers_seed_from_one_stream_with_their_own_salts():
+    # the values the trainers' own functions gave before they became one (seeded models stay bit-identical)
+    from monai_singanseg.diffusion import step_seed
+    from monai_singanseg.training import scale_seed
+    from monai_singanseg.training.seeds import DIFFUSION_SALT, SINGANSEG_SALT, stream_seed
+
+    assert scale_seed(7, 1) == stream_seed(SINGANSEG_SALT, 7, 1) == 2324963714087369655
+    assert step_seed(3, 2) == stream_seed(DIFFUSION_SALT, 3, 2) == 3916508606746318843
+    assert all(0 <= stream_seed(SINGANSEG_SALT, s, k) < 2**63 for s in range(3) for k in range(5))
