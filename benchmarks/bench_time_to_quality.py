@@ -439,7 +439,7 @@ def coarsest(args: argparse.Namespace) -> None:
     for seed, config in zip(args.seeds, configs):
         with tempfile.TemporaryDirectory() as scratch:
             start = time.perf_counter()
-            scale0 = SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(
+            scale0 = SinGANSegTrainer(config, progress=False, stop_after=1).fit(
                 pair.real, pair.intensity, pair.labels, Path(scratch) / "scale0.pt")
             seconds = time.perf_counter() - start
         key = {"data": args.data, "host": args.host, "schedule": args.schedule, "overrides": args.set, "seed": seed}

@@ -93,7 +93,7 @@ def test_sampling_unfinished_model_is_refused(tmp_path, capsys):
 
     pair = load_training_pair([NUCLEI_IMAGE], NUCLEI_LABEL)
     path = tmp_path / "part.pt"
-    SinGANSegTrainer(tiny_config(), progress=False, stop_after_scales=1).fit(pair.real, pair.intensity, pair.labels,
+    SinGANSegTrainer(tiny_config(), progress=False, stop_after=1).fit(pair.real, pair.intensity, pair.labels,
                                                                              path)
     assert main(["sample", str(path), "--num", "1", "--out", str(tmp_path / "s")]) == 2
     assert "not finished" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from monai_singanseg.training import TrainingItem
 
 
 def _fit(pair, path, config, stop_after=None, resume=False, handlers=None):
-    trainer = SinGANSegTrainer(config, progress=False, stop_after_scales=stop_after, handlers=handlers)
+    trainer = SinGANSegTrainer(config, progress=False, stop_after=stop_after, handlers=handlers)
     return trainer.fit(pair.real, pair.intensity, pair.labels, path, resume=resume)
 
 
@@ -60,9 +60,9 @@ def test_the_paths_through_the_trained_scales_are_the_models_own(tmp_path, nucle
 
         def compare(_):
             with torch.no_grad():
-                seen["rec"] = step._through_trained(step.rec_previous, step.coarser_rec_noise)
                 previous = step.random_previous()
-                seen["random"] = (previous, step._through_trained(*step._trained_inputs))
+                random, seen["rec"] = step.along.paths()
+                seen["random"] = (previous, random)
 
         engine.add_event_handler(Events.STARTED, compare)
 

@@ -88,7 +88,7 @@ def test_a_content_layout_model_trains_samples_saves_and_resumes(tmp_path, nucle
     x, y = (m.generate(2, generator=torch.Generator().manual_seed(0)) for m in (model, loaded))
     assert torch.equal(x, y) and x.shape[2:] == model.shapes[-1] and bool(torch.isfinite(x).all())
     # a run stopped after a branched scale resumes to the uninterrupted run's weights
-    SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(*args, tmp_path / "part.pt")
+    SinGANSegTrainer(config, progress=False, stop_after=1).fit(*args, tmp_path / "part.pt")
     resumed = SinGANSegTrainer(config, progress=False).fit(*args, tmp_path / "part.pt", resume=True)
     for a, b in zip(model.generators, resumed.generators, strict=True):
         for u, v in zip(a.state_dict().values(), b.state_dict().values()):

@@ -43,7 +43,7 @@ SUBSTITUTIONS: dict[tuple[str, int], list[tuple[str, str]]] = {
         ("model.generate(4, steps=50, shape=(128, 96))", "model.generate(1, steps=2, shape=(128, 96))"),
     ],
     ("docs/diffusion.md", 2): [
-        ("steps=50, jump_length=10, resample=10", "steps=2, jump_length=1, resample=1"),
+        ("steps=50, jump_length=10, resample=5", "steps=2, jump_length=1, resample=1"),
     ],
     ("docs/metrics.md", 0): [
         ("model.generate(16,", "model.generate(4,"),

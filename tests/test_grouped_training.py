@@ -307,7 +307,7 @@ def test_checkpoint_from_a_gpu_resumes_on_the_cpu(tmp_path, nuclei_pair):
     config = tiny_config()
     args = (nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels)
     whole = SinGANSegTrainer(config, progress=False).fit(*args, tmp_path / "whole.pt")
-    SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(*args, tmp_path / "part.pt")
+    SinGANSegTrainer(config, progress=False, stop_after=1).fit(*args, tmp_path / "part.pt")
     assert all(t.device.type == "cpu" for t in read_checkpoint(tmp_path / "part.pt")["training"]["critic"].values())
     _save_in_cuda_form(tmp_path / "part.pt")
     if not torch.cuda.is_available():
@@ -373,7 +373,7 @@ def test_widening_starts_a_wider_scale_from_the_previous_scale(tmp_path, nuclei_
     # when widening is on (the width doubles at every scale here)
     config = tiny_config(iters=1, lr_g=0.0, lr_d=0.0, widen_from_previous=widen)
     config.network.channels_double_every = 1
-    model = SinGANSegTrainer(config, progress=False, stop_after_scales=2).fit(
+    model = SinGANSegTrainer(config, progress=False, stop_after=2).fit(
         nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "m.pt")
     coarse, fine = model.generators[0], model.generators[1]
     assert fine.tail.conv.weight.shape[1] == 2 * coarse.tail.conv.weight.shape[1]
@@ -386,7 +386,7 @@ def test_widening_starts_a_wider_scale_from_the_previous_scale(tmp_path, nuclei_
 def test_resuming_a_checkpoint_without_its_critic_says_so(tmp_path, nuclei_pair):
     config = tiny_config()
     args = (nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "m.pt")
-    SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(*args)
+    SinGANSegTrainer(config, progress=False, stop_after=1).fit(*args)
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     payload["training"]["critic"] = None
     torch.save(payload, tmp_path / "m.pt")

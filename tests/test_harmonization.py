@@ -112,7 +112,7 @@ def test_cli_warns_of_a_target_the_model_was_not_trained_on(tmp_path, real, capl
 def test_cli_refuses_an_unfinished_model_as_sample_does(tmp_path, real, capsys):
     pair = load_training_pair([NUCLEI_IMAGE], NUCLEI_LABEL)
     path = tmp_path / "part.pt"
-    SinGANSegTrainer(tiny_config(), progress=False, stop_after_scales=1).fit(pair.real, pair.intensity, pair.labels,
+    SinGANSegTrainer(tiny_config(), progress=False, stop_after=1).fit(pair.real, pair.intensity, pair.labels,
                                                                              path)
     donor_label = tmp_path / "donor_label.png"
     Image.fromarray(real[1][0].numpy().T.astype(np.uint8)).save(donor_label)

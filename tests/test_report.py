@@ -63,7 +63,7 @@ def test_cli_reports_an_interrupted_model_at_its_last_trained_scale(tmp_path, no
 
     pair = load_training_pair([NUCLEI_IMAGE], NUCLEI_LABEL)
     path = tmp_path / "part.pt"
-    model = SinGANSegTrainer(tiny_config(iters=2), progress=False, stop_after_scales=1).fit(
+    model = SinGANSegTrainer(tiny_config(iters=2), progress=False, stop_after=1).fit(
         pair.real, pair.intensity, pair.labels, path)
     assert model.trained_scales == 1 < model.num_scales
     out = tmp_path / "report"

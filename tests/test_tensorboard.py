@@ -44,3 +44,25 @@ def test_training_logs_losses_and_a_sample_per_scale_without_changing_the_model(
     for a, b in zip(logged.generators, plain.generators):
         for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
             assert torch.equal(pa, pb)
+
+
+def test_diffusion_training_logs_its_loss_at_the_global_step_across_a_resume(nuclei_pair, tmp_path):
+    pytest.importorskip("tensorboard")
+    from conftest import tiny_diffusion_config
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from monai_singanseg.diffusion import DiffusionTrainer
+
+    real = nuclei_pair.real[:, :64, :64].clone()
+    logs, path = tmp_path / "logs", tmp_path / "d.pt"
+    DiffusionTrainer(tiny_diffusion_config(), progress=False, stop_after=4, log_dir=logs).fit([real], path)
+    logged = DiffusionTrainer(tiny_diffusion_config(), progress=False, log_dir=logs).fit([real], path, resume=True)
+    plain = DiffusionTrainer(tiny_diffusion_config(), progress=False).fit([real], tmp_path / "plain.pt")
+    events = EventAccumulator(str(logs), size_guidance={"scalars": 0}).Reload()
+    assert sorted(e.step for e in events.Scalars("diffusion/loss")) == list(range(1, 11))  # steps done, 1 to 10
+    # logging draws nothing: the weights are those of a run without it
+    for name, value in plain.unet.state_dict().items():
+        assert torch.equal(value, logged.unet.state_dict()[name]), name
+    with pytest.raises(SinGANSegInputError, match="pip install tensorboard"), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tb, "has_tensorboard", False)
+        DiffusionTrainer(tiny_diffusion_config(), progress=False, log_dir=logs)

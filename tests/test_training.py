@@ -54,7 +54,7 @@ def test_resume_equals_uninterrupted(tmp_path, nuclei_pair):
     args = (nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels)
     whole = SinGANSegTrainer(config, progress=False).fit(*args, tmp_path / "whole.pt")
     assert whole.num_scales >= 2
-    interrupted = SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(*args, tmp_path / "part.pt")
+    interrupted = SinGANSegTrainer(config, progress=False, stop_after=1).fit(*args, tmp_path / "part.pt")
     assert interrupted.trained_scales == 1
     _, state = load_model(tmp_path / "part.pt")
     assert state.complete is False
@@ -66,13 +66,22 @@ def test_resume_equals_uninterrupted(tmp_path, nuclei_pair):
     assert torch.equal(whole.generate(2, generator=g1), resumed.generate(2, generator=g2))
 
 
+def test_stop_after_scales_is_a_deprecated_name_of_stop_after(tmp_path, nuclei_pair):
+    # both trainers name the interruption point stop_after (scales here, steps for the diffusion trainer)
+    with pytest.warns(DeprecationWarning, match="stop_after_scales"):
+        trainer = SinGANSegTrainer(tiny_config(), progress=False, stop_after_scales=1)
+    assert trainer.stop_after == 1
+    model = trainer.fit(nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "part.pt")
+    assert model.trained_scales == 1
+
+
 def test_resume_refuses_other_data(tmp_path, nuclei_pair):
     import pytest
 
     from monai_singanseg import SinGANSegInputError
 
     config = tiny_config()
-    SinGANSegTrainer(config, progress=False, stop_after_scales=1).fit(
+    SinGANSegTrainer(config, progress=False, stop_after=1).fit(
         nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "part.pt"
     )
     with pytest.raises(SinGANSegInputError, match="other data"):
@@ -168,3 +177,14 @@ def test_a_lesion_lost_at_the_coarse_scales_only_is_a_warning(nuclei_pair, caplo
         left = check_mask_survives(pair.real, tiny_config(), pair.labels, "lesion.png")
     assert left[0] == 0 and all(left[1:])
     assert "lesion.png" in caplog.text and "1 of 3 scales" in caplog.text and "20x20: 0" in caplog.text
+
+
+def test_both_trainers_seed_from_one_stream_with_their_own_salts():
+    # the values the trainers' own functions gave before they became one (seeded models stay bit-identical)
+    from monai_singanseg.diffusion import step_seed
+    from monai_singanseg.training import scale_seed
+    from monai_singanseg.training.seeds import DIFFUSION_SALT, SINGANSEG_SALT, stream_seed
+
+    assert scale_seed(7, 1) == stream_seed(SINGANSEG_SALT, 7, 1) == 2324963714087369655
+    assert step_seed(3, 2) == stream_seed(DIFFUSION_SALT, 3, 2) == 3916508606746318843
+    assert all(0 <= stream_seed(SINGANSEG_SALT, s, k) < 2**63 for s in range(3) for k in range(5))

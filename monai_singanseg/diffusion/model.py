@@ -22,7 +22,7 @@ from monai_singanseg.checkpoint_envelope import (
     write_checkpoint,
 )
 from monai_singanseg.diffusion.checkpoint_format import DIFFUSION_CHECKPOINT, DiffusionTrainingState, stored_config
-from monai_singanseg.diffusion.config import DiffusionConfig
+from monai_singanseg.diffusion.config import REPAINT_RESAMPLE, DiffusionConfig
 from monai_singanseg.diffusion.schedule import repaint_levels, respaced_scheduler
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generator_protocol import PairGenerator, check_pair_values
@@ -235,7 +235,7 @@ class PairDiffusion(nn.Module, PairGenerator):
         region_mask: torch.Tensor,
         steps: int = 50,
         jump_length: int = 10,
-        resample: int = 10,
+        resample: int = REPAINT_RESAMPLE,
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> torch.Tensor:
@@ -257,6 +257,8 @@ class PairDiffusion(nn.Module, PairGenerator):
             jump_length: steps per jump back (RePaint's j).
             resample: times each stretch of ``jump_length`` steps is denoised (RePaint's r; 1 = no resampling, plain
                 replacement). The network runs about ``steps + (resample - 1) * (steps - jump_length)`` times.
+                Default :data:`~monai_singanseg.diffusion.config.REPAINT_RESAMPLE` (5), as the transforms and the
+                command line use (RePaint's paper uses 10).
             generator: the torch random generator (on the model's device) that draws all the noise.
             progress: show a progress bar over the steps.
 

@@ -3,14 +3,14 @@
 One ignite :class:`~ignite.engine.Engine` runs the whole training, one engine iteration per optimisation step
 (:class:`DiffusionStep`): random crops (and flips) of the training pairs, noised by MONAI's ``DiffusionInferer`` at
 uniformly drawn timesteps, epsilon-prediction MSE, one Adam step. Every random draw of step ``k`` comes from a
-generator seeded with ``(seed, k)`` (:func:`step_seed`), so the same seed gives the same weights, and a run resumed
+generator seeded with ``(seed, k)`` (:func:`~monai_singanseg.training.seeds.step_seed`, the stream the
+SinGAN-Seg trainer seeds its scales from, with another salt), so the same seed gives the same weights, and a run resumed
 from any checkpoint (written every ``checkpoint_every`` steps and at the end) continues exactly as if never
 interrupted, with no generator state to store.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -34,6 +34,7 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generator_protocol import check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
+from monai_singanseg.training.seeds import step_seed
 from monai_singanseg.training.trainer import config_differences, fingerprint
 
 __all__ = ["DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage", "available_memory",
@@ -124,12 +125,6 @@ def check_training_memory(config: DiffusionConfig, parameters: int, device: str 
         f"{'-'.join(map(str, config.unet_channels))} needs about {need / 2**30:.1f} GiB, and {torch.device(device)} "
         f"has {available / 2**30:.1f} GiB available; {advice}."
     )
-
-
-def step_seed(seed: int, step: int) -> int:
-    """Seed of the random stream of optimisation step ``step`` of a run seeded ``seed`` (0-based step)."""
-    digest = hashlib.sha256(f"monai-singanseg-diffusion:{seed}:{step}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 @dataclass
@@ -315,7 +310,10 @@ class DiffusionTrainer:
         handlers: callables ``handler(engine)`` called once to attach ignite handlers to the training engine
             (``engine.state.output["loss"]`` after each step).
         stop_after: stop (as an interruption would, after writing the checkpoint) once this many steps in all are
-            done; for tests and for splitting a long run.
+            done; for tests and for splitting a long run (the SinGAN-Seg trainer's ``stop_after`` counts scales).
+        log_dir: write the loss of every step to TensorBoard here (tag ``diffusion/loss``, step = steps done, going
+            on across resumed runs), through MONAI's ``TensorBoardStatsHandler``; needs the optional
+            ``tensorboard`` package. ``None``: no logging.
 
     Example:
         >>> pair = load_training_pair(["image.png"], "label.png")                   # doctest: +SKIP
@@ -330,12 +328,18 @@ class DiffusionTrainer:
         progress: bool = True,
         handlers: list[Callable[[Engine], None]] | None = None,
         stop_after: int | None = None,
+        log_dir: str | os.PathLike | None = None,
     ) -> None:
         self.config = config.validate()
         self.device = torch.device(device)
         self.progress = progress
         self.handlers = handlers or []
         self.stop_after = stop_after
+        self.log_dir = log_dir
+        if log_dir is not None:
+            from monai_singanseg.training.tensorboard import require_tensorboard
+
+            require_tensorboard(log_dir)  # fail before any training
 
     def fit(
         self,
@@ -403,13 +407,29 @@ class DiffusionTrainer:
             ProgressBar(persist=True, desc="diffusion").attach(engine, output_transform=lambda out: out)
         for attach in self.handlers:
             attach(engine)
-        engine.run(range(state.step, last), max_epochs=1)
+        writer = self._tensorboard(engine, state.step)
+        try:  # an interrupted run still flushes and closes its TensorBoard log
+            engine.run(range(state.step, last), max_epochs=1)
+        finally:
+            if writer is not None:
+                writer.close()
         save(engine)
         logger.info("diffusion training: step %d/%d, %.1f s, last loss %.4f", state.step + engine.state.iteration,
                     cfg.train_steps, time.perf_counter() - start, float(engine.state.output["loss"]))
         if average is not None:
             model.unet.load_state_dict(average.weights)  # the average samples
         return model.eval()
+
+    def _tensorboard(self, engine: Engine, first_step: int) -> Any:
+        """Attach MONAI's TensorBoard handler of the loss to ``engine`` when ``log_dir`` is set; return its writer
+        (for the caller to close), or ``None``."""
+        if self.log_dir is None:
+            return None
+        from monai_singanseg.training.tensorboard import loss_handler, loss_writer
+
+        writer = loss_writer(self.log_dir)
+        loss_handler(writer, "diffusion", first_step=first_step).attach(engine)
+        return writer
 
     def _start(
         self, pairs, checkpoint: Path, resume: bool, intensity: IntensityMapping | None, labels: LabelEncoding | None

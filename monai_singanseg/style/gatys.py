@@ -108,8 +108,7 @@ def style_transfer(
     features: nn.Sequential,
     content_style: Sequence[float] = STYLE_CONTENT_STYLE,
     steps: int = STYLE_STEPS,
-    optimizer: str = "lbfgs",
-    lr: float | None = None,
+    lr: float = 1.0,
     content_layer: str = CONTENT_LAYER,
     style_layers: Sequence[str] = STYLE_LAYERS,
 ) -> tuple[torch.Tensor, list[float]]:
@@ -123,9 +122,9 @@ def style_transfer(
         reference: the real image ``(1, C, H', W')`` in ``[-1, 1]`` (any size).
         features: VGG features from :func:`~monai_singanseg.style.vgg.load_vgg_features` (or random, for tests).
         content_style: ``(alpha, beta)``, weights of the content and style losses (paper: ``1 : 1000``).
-        steps: optimiser iterations (L-BFGS iterations, or Adam steps).
-        optimizer: ``"lbfgs"`` (the paper's choice; strong-Wolfe line search) or ``"adam"``.
-        lr: step size (default 1 for L-BFGS, 0.01 in ``[-1, 1]`` units for Adam).
+        steps: L-BFGS iterations (the paper's optimiser, with a strong-Wolfe line search; an Adam alternative, used
+            nowhere, was removed in issue 29).
+        lr: L-BFGS step size.
         content_layer: layer whose response is kept.
         style_layers: layers whose Gram matrices are matched, weighted equally.
 
@@ -145,7 +144,6 @@ def style_transfer(
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}.")
     alpha, beta = (float(v) for v in content_style)
-    optimizer = look_up_option(optimizer, ("lbfgs", "adam"))
     device, dtype = image.device, image.dtype
     net = VGGLayers(features, [content_layer, *style_layers]).to(device)
     for p in net.parameters():
@@ -168,25 +166,16 @@ def style_transfer(
             style = style + (gram_matrix(out[name]) - grams[name]).pow(2).sum() / (4 * channels**2 * len(style_layers))
         return alpha * content + beta * style
 
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=lr or 1.0, max_iter=steps, history_size=50, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS([x], lr=lr, max_iter=steps, history_size=50, line_search_fn="strong_wolfe")
 
-        def closure() -> torch.Tensor:
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            losses.append(float(loss.detach()))
-            return loss
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        losses.append(float(loss.detach()))
+        return loss
 
-        opt.step(closure)
-    else:
-        opt = torch.optim.Adam([x], lr=lr or 0.01)
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            losses.append(float(loss.detach()))
-            opt.step()
+    opt.step(closure)
     with torch.no_grad():
         losses.append(float(loss_fn()))
     return x.detach().clamp(-1.0, 1.0).to(dtype), losses

@@ -1,7 +1,9 @@
 """Optional TensorBoard logging of a training run: per-scale losses every iteration and a sample after every scale.
 
-TensorBoard is not a dependency: ``torch.utils.tensorboard`` is imported through ``monai.utils.optional_import`` only
-when logging is asked for, and a clear error says ``pip install tensorboard`` when it is missing.
+The losses go through MONAI's :class:`~monai.handlers.TensorBoardStatsHandler`, attached to each scale's ignite
+engine (:func:`loss_handler`); the per-scale summary and sample are this module's own. TensorBoard is not a
+dependency: ``torch.utils.tensorboard`` is imported through ``monai.utils.optional_import`` only when logging is asked
+for, and a clear error says ``pip install tensorboard`` when it is missing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
+from monai.handlers import TensorBoardStatsHandler
 from monai.utils import optional_import
 
 from monai_singanseg.errors import SinGANSegInputError
@@ -20,7 +23,7 @@ from monai_singanseg.visualize import display_slice
 
 SummaryWriter, has_tensorboard = optional_import("torch.utils.tensorboard", name="SummaryWriter")
 
-__all__ = ["TensorBoardLog", "has_tensorboard", "require_tensorboard"]
+__all__ = ["TensorBoardLog", "has_tensorboard", "loss_handler", "loss_writer", "require_tensorboard"]
 
 
 def require_tensorboard(log_dir: str | os.PathLike) -> None:
@@ -42,6 +45,43 @@ def require_tensorboard(log_dir: str | os.PathLike) -> None:
             break
 
 
+class _LossHandler(TensorBoardStatsHandler):
+    """MONAI's stats handler with its steps counted from ``first_step`` (a resumed run's steps go on from the
+    checkpoint's, not from 1 again)."""
+
+    def __init__(self, first_step: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.first_step = first_step
+
+    def _write_scalar(self, _engine: Engine, writer: Any, tag: str, value: Any, step: int) -> None:
+        writer.add_scalar(tag, value, self.first_step + step)
+
+
+def loss_handler(writer: SummaryWriter, prefix: str, first_step: int = 0) -> TensorBoardStatsHandler:
+    """MONAI's handler writing an engine's scalar losses as ``<prefix>/<name>`` after every iteration (step =
+    ``first_step`` + the engine's iteration); the per-model values of a group (not scalars) are left out: their means
+    are logged.
+
+    Args:
+        writer: the run's writer (the handler neither owns nor closes it).
+        prefix: the tag folder, e.g. ``scale_03``.
+        first_step: steps done before the engine's first iteration (a resumed diffusion run's).
+    """
+
+    def scalars(output: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {f"{prefix}/{name}": value for name, value in output.items()
+                if not (torch.is_tensor(value) and value.ndim > 0)}
+
+    return _LossHandler(first_step, summary_writer=writer, iteration_log=True, epoch_log=False,
+                        output_transform=scalars)
+
+
+def loss_writer(log_dir: str | os.PathLike) -> SummaryWriter:
+    """A TensorBoard writer of ``log_dir`` (created), refusing a missing tensorboard or a file in the way first."""
+    require_tensorboard(log_dir)
+    return SummaryWriter(log_dir=str(log_dir))
+
+
 class TensorBoardLog:
     """Writes a training run to ``log_dir`` for ``tensorboard --logdir``.
 
@@ -60,20 +100,12 @@ class TensorBoardLog:
     """
 
     def __init__(self, log_dir: str | os.PathLike, seed: int = 0) -> None:
-        require_tensorboard(log_dir)
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.writer = loss_writer(log_dir)
         self.seed = seed
 
     def attach(self, engine: Engine, scale: int) -> None:
-        """Log the losses of every iteration of ``scale``'s engine."""
-
-        def log_losses(e: Engine) -> None:
-            for name, value in e.state.output.items():
-                if torch.is_tensor(value) and value.ndim > 0:
-                    continue  # per-model values of a group: the group means are logged
-                self.writer.add_scalar(f"scale_{scale:02d}/{name}", float(value), e.state.iteration)
-
-        engine.add_event_handler(Events.ITERATION_COMPLETED, log_losses)
+        """Log the losses of every iteration of ``scale``'s engine (:func:`loss_handler`)."""
+        loss_handler(self.writer, f"scale_{scale:02d}").attach(engine)
 
     @torch.no_grad()
     def end_scale(self, model, real: torch.Tensor, record: dict[str, Any]) -> None:

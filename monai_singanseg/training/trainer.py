@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
+from monai.utils import deprecated_arg
 from torch.profiler import record_function
 
+from monai_singanseg import __version__
 from monai_singanseg.checkpoint import TrainingState, load_model, save_model
 from monai_singanseg.config import OptimConfig, SinGANSegConfig
 from monai_singanseg.errors import SinGANSegInputError
@@ -42,11 +44,13 @@ from monai_singanseg.networks import (
     init_weights,
     split_state,
     stack_states,
-    widen_state,
 )
 from monai_singanseg.networks.scale_networks import Window, crop_windows
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
+from monai_singanseg.training.concurrent import TrainedAlong, along_reconstruction, keep_trained_along, trained_along
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
+from monai_singanseg.training.seeds import scale_seed
+from monai_singanseg.training.widening import embed_previous
 
 __all__ = ["ScaleStep", "SinGANSegTrainer", "TrainingItem", "check_mask_survives", "check_trainable",
            "config_differences", "fingerprint", "scale_seed", "verify_checkpoint_data"]
@@ -143,18 +147,6 @@ def config_differences(stored: SinGANSegConfig, asked: SinGANSegConfig) -> list[
             if old.get(k) != new.get(k)]
 
 
-def scale_seed(seed: int, scale: int) -> int:
-    """Seed of the random stream of pyramid level ``scale`` of a model seeded ``seed``.
-
-    Every scale starts its own stream, so the random state at a scale boundary (where checkpoints are written) is
-    just these two numbers: resuming needs no generator state, on any device. The same seed gives the same stream on
-    the same kind of device; CPU and CUDA generators differ, so a run resumed on another kind of device is an equally
-    valid but not bit-identical continuation.
-    """
-    digest = hashlib.sha256(f"monai-singanseg:{seed}:{scale}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
 @dataclass
 class TrainingItem:
     """One model to train: its stacked training tensor, the maps back to its units, and its checkpoint.
@@ -200,11 +192,6 @@ def _per_channel(values: Sequence[float], channels: int, spatial_dims: int, devi
     return column.reshape(1, -1, *([1] * spatial_dims))
 
 
-def _trained_along(optim: OptimConfig, scale: int) -> range:
-    """The coarser scales that train along with ``scale`` (the last ``optim.concurrent_scales`` of them)."""
-    return range(scale - min(optim.concurrent_scales, scale), scale)
-
-
 LOSSES = ("critic", "gen", "rec", "gp")
 """Losses a training step reports, per model (``<name>_per_model``) and as the group's mean (``<name>``)."""
 
@@ -232,11 +219,10 @@ class ScaleStep:
     updates and ``generator_steps`` generator updates (adversarial + ``rec_weight`` x reconstruction).
     ``ScaleStep(engine, batch)`` is ignite's process function; it returns the group-mean losses.
 
-    The last ``optim.concurrent_scales`` coarser generators train along (ConSinGAN): the generator's optimiser holds
-    them too, the scale ``d`` below at ``concurrent_lr_scale ** d`` times its learning rate, and the generator's
-    losses reach them through the coarser path, which is then recomputed with gradients from the same noise. Their
-    reconstruction path starts from ``reconstruction_inputs[1]`` at the first of them, with ``coarser_rec_noise``
-    (one tensor each) as their reconstruction noise.
+    With ``optim.concurrent_scales`` (an experiment, off by default) the last coarser generators train along
+    (:class:`~monai_singanseg.training.concurrent.TrainedAlong`, ``along``): their reconstruction path starts from
+    ``reconstruction_inputs[1]`` at the first of them, with ``coarser_rec_noise`` (one tensor each) as their
+    reconstruction noise.
     """
 
     def __init__(
@@ -260,17 +246,15 @@ class ScaleStep:
         self.groups = len(rngs)
         self.channels = real.shape[1] // self.groups
         self.shape = tuple(real.shape[2:])
-        self.first_trained = _trained_along(optim, len(coarser)).start
-        self.trained = [g.requires_grad_(True) for g, _, _ in coarser[self.first_trained:]]
-        if len(coarser_rec_noise) != len(self.trained):
-            raise ValueError(f"coarser_rec_noise needs one tensor per trained coarser scale ({len(self.trained)}), "
-                             f"got {len(coarser_rec_noise)}.")
-        self.coarser_rec_noise = list(coarser_rec_noise)
-        self._trained_inputs: tuple[torch.Tensor, list[torch.Tensor]] | None = None
+        self.first_trained = trained_along(optim, len(coarser)).start
+        self.along = None  # the coarser scales trained along, an experiment (training/concurrent.py)
+        if self.first_trained < len(coarser) or coarser_rec_noise:
+            self.along = TrainedAlong([g for g, _, _ in coarser[self.first_trained:]], self.first_trained,
+                                      self.rec_previous, coarser_rec_noise, self.shape)
         # lr_scale: this group's share of the base learning rate (_step multiplies it in)
-        groups = [{"params": list(generator.parameters()), "lr_scale": 1.0}] + [
-            {"params": list(g.parameters()), "lr_scale": optim.concurrent_lr_scale ** (len(self.trained) - i)}
-            for i, g in enumerate(self.trained)]
+        groups = [{"params": list(generator.parameters()), "lr_scale": 1.0}]
+        if self.along is not None:
+            groups += self.along.param_groups(optim)
         for group in groups:
             group["lr"] = optim.lr_g * group["lr_scale"]
         self.opt_generator = torch.optim.Adam(groups, lr=optim.lr_g, betas=optim.betas)
@@ -317,6 +301,11 @@ class ScaleStep:
                                "iterations": iteration, "losses": member_losses(output, k)}
 
     @property
+    def trained(self) -> list[ScaleGenerator]:
+        """The coarser generators trained along with this scale (none by default)."""
+        return [] if self.along is None else self.along.generators
+
+    @property
     def running(self) -> list[int]:
         """Models of the group whose scale has not ended."""
         return [k for k in range(self.groups) if k not in self.stopped]
@@ -355,29 +344,16 @@ class ScaleStep:
     @torch.no_grad()
     @record_function("singanseg.random_previous")
     def random_previous(self) -> torch.Tensor:
-        """A random sample of the coarser scales, upsampled to this scale (zeros at the coarsest). The input and
-        noises of the trained coarser scales are kept for :meth:`_through_trained`."""
+        """A random sample of the coarser scales, upsampled to this scale (zeros at the coarsest). The scales
+        trained along (``along``) remember what they were fed, to recompute it with gradients."""
         if not self.coarser:
             return torch.zeros_like(self.real)
         x = torch.zeros(1, self.real.shape[1], *self.coarser[0][2], device=self.real.device)
-        noises = []
         for k, (generator, amp, shape) in enumerate(self.coarser):
             noise = amp * _draw(self.rngs, self.channels, shape, k == 0, x.device)
-            if k == self.first_trained:
-                start = x
-            if k >= self.first_trained:
-                noises.append(noise)
+            if self.along is not None:
+                self.along.remember(k, x, noise)
             x = generator(noise, resize(x, shape))
-        if self.trained:
-            self._trained_inputs = (start, noises)
-        return resize(x, self.shape)
-
-    def _through_trained(self, start: torch.Tensor, noises: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The trained coarser scales' output from their input ``start`` and ``noises``, upsampled to this scale
-        (with gradients, for the generator's step)."""
-        x = start
-        for generator, noise in zip(self.trained, noises):
-            x = generator(noise, resize(x, tuple(noise.shape[2:])))
         return resize(x, self.shape)
 
     @record_function("singanseg.critic_update")
@@ -416,9 +392,8 @@ class ScaleStep:
         self.opt_generator.zero_grad(set_to_none=True)
         self.critic.requires_grad_(False)
         rec_previous = self.rec_previous
-        if self.trained:  # the same coarser sample and reconstruction, now through the scales trained along
-            previous = self._through_trained(*self._trained_inputs)
-            rec_previous = self._through_trained(self.rec_previous, self.coarser_rec_noise)
+        if self.along is not None:  # the same coarser sample and reconstruction, now through the scales trained along
+            previous, rec_previous = self.along.paths()
         # the fake is recomputed for every step, so each generator step has its own gradient (a reference pitfall)
         adversarial = -per_model_mean(self.critic(self.generator(noise, previous, self.windows())), groups)
         adversarial.sum().backward()
@@ -502,30 +477,36 @@ class SinGANSegTrainer:
         progress: show a progress bar per scale.
         handlers: callables ``handler(engine, scale)`` called once per scale to attach ignite handlers; the scale's
             :class:`ScaleStep` (networks, optimizers, the real pair) is ``engine.state.scale_step``.
-        stop_after_scales: stop (as an interruption would) once this many scales are finished; for tests and for
-            splitting a long run.
+        stop_after: stop (as an interruption would, after writing the checkpoint) once this many scales are
+            finished; for tests and for splitting a long run (:class:`~monai_singanseg.diffusion.DiffusionTrainer`'s
+            ``stop_after`` counts its steps alike).
         log_dir: write TensorBoard logs here (per-scale losses, a sample after every scale, of the first model of a
             group); needs the optional ``tensorboard`` package. ``None``: no logging.
+        stop_after_scales: deprecated name of ``stop_after`` (a ``DeprecationWarning``).
 
     Example:
         >>> trainer = SinGANSegTrainer(SinGANSegConfig(image_channels=1))           # doctest: +SKIP
         >>> model = trainer.fit(real, intensity, labels, "model.pt")
     """
 
+    @deprecated_arg("stop_after_scales", since="0.1.0", msg_suffix="Use stop_after, which counts scales.",
+                    version_val=__version__, new_name="stop_after", warning_category=DeprecationWarning)
     def __init__(
         self,
         config: SinGANSegConfig,
         device: str | torch.device = "cpu",
         progress: bool = True,
         handlers: list[Callable[[Engine, int], None]] | None = None,
-        stop_after_scales: int | None = None,
+        stop_after: int | None = None,
         log_dir: str | os.PathLike | None = None,
+        stop_after_scales: int | None = None,
     ) -> None:
+        del stop_after_scales  # deprecated_arg has passed its value on as stop_after
         self.config = config.validate()
         self.device = torch.device(device)
         self.progress = progress
         self.handlers = handlers or []
-        self.stop_after_scales = stop_after_scales
+        self.stop_after = stop_after
         self.log_dir = log_dir
         if log_dir is not None:
             from monai_singanseg.training.tensorboard import require_tensorboard
@@ -554,7 +535,7 @@ class SinGANSegTrainer:
             name: the label file the mask came from, named by the messages about it (default: the checkpoint).
 
         Returns:
-            The model (eval mode) with every scale trained (or ``stop_after_scales`` of them).
+            The model (eval mode) with every scale trained (or ``stop_after`` of them).
         """
         return self.fit_group([TrainingItem(real, intensity, labels, checkpoint, source, name=name)], resume=resume)[0]
 
@@ -578,7 +559,7 @@ class SinGANSegTrainer:
                     f"{item.checkpoint}: cannot train in one group with {items[0].checkpoint}: pyramid shapes, "
                     "configuration (other than the seed) and trained scales must be equal."
                 )
-        last = first.num_scales if self.stop_after_scales is None else min(self.stop_after_scales, first.num_scales)
+        last = first.num_scales if self.stop_after is None else min(self.stop_after, first.num_scales)
         board = None
         if self.log_dir is not None:
             from monai_singanseg.training.tensorboard import TensorBoardLog
@@ -639,7 +620,7 @@ class SinGANSegTrainer:
     ) -> tuple[ScaleGenerator, ScaleCritic]:
         """This scale's grouped generator and critic: a copy of the previous scale's when the width is unchanged
         (as the reference does), else newly initialised from each model's random stream (with the previous scale's
-        networks embedded when ``widen_from_previous``)."""
+        networks embedded when ``widen_from_previous``, an experiment: training/widening.py)."""
         cfg = members[0].model.config
         width = cfg.network.channels_at(scale)
         widen = scale > 0 and optim.widen_from_previous
@@ -659,9 +640,7 @@ class SinGANSegTrainer:
                 init_weights(generator, rng)
                 init_weights(critic, rng)
                 if widen:
-                    generator.load_state_dict(widen_state(generator.state_dict(),
-                                                          member.model.generators[scale - 1].state_dict()))
-                    critic.load_state_dict(widen_state(critic.state_dict(), member.critic))
+                    embed_previous(generator, critic, member.model.generators[scale - 1].state_dict(), member.critic)
             generators.append(generator.state_dict())
             critics.append(critic.state_dict())
         groups = len(members)
@@ -672,35 +651,32 @@ class SinGANSegTrainer:
         return grouped_generator.to(self.device), grouped_critic.to(self.device)
 
     def _reconstruction_inputs(
-        self, members: list[_Member], scale: int, rngs: list[torch.Generator], first: int
-    ) -> tuple[list[float], list[torch.Tensor], torch.Tensor]:
-        """This scale's noise amplitudes, and the reconstruction path from scale ``first`` (the first scale trained
-        along, else this one) on, for each model (grouped along the channels).
+        self, members: list[_Member], scale: int, rngs: list[torch.Generator]
+    ) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+        """This scale's noise amplitudes and reconstruction inputs, for each model (grouped along the channels).
 
         The coarsest scale draws each model's fixed reconstruction noise (amplitude 1); finer scales take
         ``noise_amp_init`` x RMSE between the real level and the upsampled reconstruction of the coarser scales.
 
         Returns:
-            The amplitudes, the reconstruction noise of scales ``first`` to ``scale`` (the fixed noise at the
-            coarsest, zeros above) and the path's input at scale ``first``.
+            The amplitudes, this scale's reconstruction noise (the fixed noise at the coarsest, zeros above) and its
+            input (zeros at the coarsest, else the upsampled reconstruction of the coarser scales).
         """
         cfg = members[0].model.config
-        amps, noises, inputs = [], [[] for _ in range(first, scale + 1)], []
+        amps, noises, inputs = [], [], []
         for member, rng in zip(members, rngs):
             model, real = member.model, member.pyramid[scale]
             if scale == 0:
                 model.fixed_noise.copy_(draw_noise(1, cfg.channels, real.shape[2:], True, rng, self.device))
                 amps.append(1.0)
+                noises.append(model.fixed_noise.clone())
+                inputs.append(torch.zeros_like(real))
             else:
                 rec = resize(model.reconstruct(scale), real.shape[2:])
                 amps.append(cfg.optim.noise_amp_init * math.sqrt(torch.mean((rec - real) ** 2).item()))
-            for k, noise in zip(range(first, scale + 1), noises):
-                noise.append(model.fixed_noise.clone() if k == 0 else torch.zeros_like(member.pyramid[k]))
-            if first == 0:
-                inputs.append(torch.zeros_like(member.pyramid[0]))
-            else:
-                inputs.append(rec if first == scale else resize(model.reconstruct(first), model.shapes[first]))
-        return amps, [torch.cat(n, 1) for n in noises], torch.cat(inputs, 1)
+                noises.append(torch.zeros_like(real))
+                inputs.append(rec)
+        return amps, torch.cat(noises, 1), torch.cat(inputs, 1)
 
     def _coarser(self, members: list[_Member], scale: int) -> list[tuple[ScaleGenerator, torch.Tensor, tuple]]:
         """The trained coarser scales as frozen grouped generators, with their noise amplitudes and shapes."""
@@ -723,11 +699,14 @@ class SinGANSegTrainer:
                 for m in members]
         optim = cfg.optim.at_scale(scale, first.num_scales)
         generator, critic = self._networks(members, scale, rngs, optim)
-        amps, rec_noises, rec_input = self._reconstruction_inputs(members, scale, rngs,
-                                                                   _trained_along(optim, scale).start)
+        amps, rec_noise, rec_input = self._reconstruction_inputs(members, scale, rngs)
+        along_noise: list[torch.Tensor] = []
+        along = trained_along(optim, scale)
+        if along:  # coarser scales trained along: the reconstruction path starts at the first of them
+            along_noise, rec_input = along_reconstruction([m.model for m in members], along.start, scale, self.device)
         real = torch.cat([m.pyramid[scale] for m in members], 1)
         step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
-                         (rec_noises[-1], rec_input), self._coarser(members, scale), rngs, optim, rec_noises[:-1])
+                         (rec_noise, rec_input), self._coarser(members, scale), rngs, optim, along_noise)
         engine = Engine(step)
         engine.state.scale_step = step  # ignite keeps user attributes on its state: handlers reach the step here
         engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, optim))
@@ -762,10 +741,8 @@ class SinGANSegTrainer:
             ended = step.stopped.get(k) or {"generator": generators[k], "critic": critics[k],
                                             "coarser": [states[k] for states in coarser],
                                             "iterations": engine.state.iteration, "losses": member_losses(out, k)}
-            for state, generator in zip(ended["coarser"], member.model.generators[step.first_trained:]):
-                generator.load_state_dict(state)  # a coarser scale trained along keeps its new weights
-            if step.trained:
-                member.model.forget_reconstructions()
+            if ended["coarser"]:  # a coarser scale trained along keeps its new weights
+                keep_trained_along(member.model, step.first_trained, ended["coarser"])
             g_state, c_state = ended["generator"], ended["critic"]
             trained = member.model.new_generator(scale).to(self.device)
             trained.load_state_dict(g_state)
