@@ -82,7 +82,8 @@ class SinGANSegHarmonize(RandomizableTransform):
         bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
         # "skip" so that this transform raises its own message: harmonizing has no random model to fall back on
         self.models = ModelChoice(bank, "matched", "skip")
-        self.last_draw = HarmonizeDraw(True, self.scale_range[0], 0, 0)  # before the first randomize
+        # what a call with randomize=False used before any randomize, as in the first version (scale, donor, seed 0)
+        self.last_draw = HarmonizeDraw(True, 0, 0, 0)
 
     @property
     def bank(self) -> ModelBank:
@@ -97,7 +98,7 @@ class SinGANSegHarmonize(RandomizableTransform):
 
     def select_model(self, name: str | None) -> SinGANSeg:
         """The model trained on the image named ``name``; the only one, whatever the name, when the bank holds one."""
-        chosen = self.models.select(name, self.bank.names[0])
+        chosen = self.models.select(name, self.bank.names[0])  # "matched": the drawn name is never used
         if chosen is None:
             raise SinGANSegInputError(f"no SinGAN-Seg model for sample {name!r}: train one on this image first.")
         model_name, model = chosen
