@@ -401,6 +401,7 @@ def _checked_report_label(args: argparse.Namespace, model, image):
     from monai_singanseg.io import read_mask
 
     cfg = model.config
+    # write_report's real_pair refuses it too, by shape only: here the file and the model are named
     if image.shape[0] != cfg.image_channels or image.ndim - 1 != cfg.spatial_dims:
         raise SinGANSegInputError(
             f"{args.image[0]}: a {image.ndim - 1}D image with {image.shape[0]} channel(s); the model {args.model} "
@@ -436,6 +437,8 @@ def _harmonize(args: argparse.Namespace) -> None:
     if existing and not args.overwrite:
         raise SinGANSegInputError(f"{existing[0]}: already exists; pass --overwrite or choose another --out.")
     donor = read_image(args.donor_image)
+    # harmonize() checks these too, but calls the files "target" and "donor"; here they are named, and refused
+    # before the masks are read against their sizes and the target is compared with the model's training image
     for path, value in ((args.image, target), (args.donor_image, donor)):
         if not bool(torch.isfinite(value.as_tensor()).all()):
             raise SinGANSegInputError(f"{path}: holds NaN or infinite values.")
@@ -568,7 +571,8 @@ def _train_many(args: argparse.Namespace) -> None:
     from monai_singanseg.training.many import train_many
     from monai_singanseg.training.runner import check_summary, cpu_threads_per_rank
 
-    check_percentiles(args.percentiles)
+    check_percentiles(args.percentiles)  # the library checks them per item, where a bad pair fails every model
+    # train_many's check_output_folder says the same without --out, and only after reading the datalist
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise SinGANSegInputError(f"{args.out}: exists and is not a folder; --out takes the folder of checkpoints.")
     device = None if args.device is None else _device(args.device)
@@ -647,6 +651,7 @@ def _train_diffusion(args: argparse.Namespace) -> None:
     out = _check_output_file(args.out) if args.clusters == 1 else Path(args.out)
     if args.clusters > 1 and out.exists() and not out.is_dir():
         raise SinGANSegInputError(f"{out}: exists and is not a folder; with --clusters the output is a folder.")
+    # the trainer refuses mixed shapes per model ("pair 1: ..."), after clustering; here before, with the cure
     shapes = sorted({tuple(p.real.shape[1:]) for p in pairs})
     if len(shapes) > 1:
         raise SinGANSegInputError(f"{args.datalist}: pairs of {len(shapes)} spatial shapes ({shapes[0]}, "
@@ -693,7 +698,7 @@ def _sample_diffusion(args: argparse.Namespace, model) -> None:
                                   "--style and --style-weights only (the style is the real context).")
     if (args.inpaint_image is None) != (args.inpaint_label is None):
         raise SinGANSegInputError("--inpaint-image and --inpaint-label go together.")
-    if args.style != "none" and args.inpaint_image is None:
+    if args.style != "none" and args.inpaint_image is None:  # the library's "give a context", in options
         raise SinGANSegInputError(f"{args.model}: --style with a diffusion model is a pass after inpainting; give "
                                   "--inpaint-image and --inpaint-label.")
     sampling = _diffusion_sampling(args).check_model(model.config, str(args.model))
@@ -741,7 +746,7 @@ def _sample(args: argparse.Namespace) -> None:
     if args.style != "none":
         from monai_singanseg.style import parse_content_style, style_reference
 
-        if args.style_steps < 1:
+        if args.style_steps < 1:  # the VGG pass refuses it only once sampling is under way, as a ValueError
             raise SinGANSegInputError(f"--style-steps must be >= 1, got {args.style_steps}.")
         reference = style_reference(model, args.style_image)
         options = {"weights": args.style_weights, "content_style": parse_content_style(args.content_style),

@@ -1,6 +1,6 @@
 """MONAI transforms: synthetic-pair augmentation (SinGAN-Seg or diffusion) and lesion harmonization, each as an array
-transform and its dictionary wrapper; :class:`AugmentDraw`, the recorded parameters of one augmentation, and
-:class:`SamplePool`, its batched samples."""
+transform and its dictionary wrapper; :class:`AugmentDraw` and :class:`HarmonizeDraw`, the recorded parameters of
+one call, and :class:`SamplePool`, the augmentation's batched samples."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from monai_singanseg.transforms.dictionary import (
     SinGANSegHarmonizeDict,
     SyntheticPairAugmentd,
 )
-from monai_singanseg.transforms.draw import AugmentDraw
+from monai_singanseg.transforms.draw import AugmentDraw, HarmonizeDraw
 from monai_singanseg.transforms.harmonize import SinGANSegHarmonize
 from monai_singanseg.transforms.model_bank import ModelBank
 from monai_singanseg.transforms.sample_pool import SamplePool
 
-__all__ = ["AugmentDraw", "ModelBank", "SamplePool", "SinGANSegAugment", "SinGANSegAugmentD", "SinGANSegAugmentDict",
+__all__ = ["AugmentDraw", "HarmonizeDraw", "ModelBank", "SamplePool", "SinGANSegAugment", "SinGANSegAugmentD", "SinGANSegAugmentDict",
            "SinGANSegAugmentd", "SinGANSegHarmonize", "SinGANSegHarmonizeD", "SinGANSegHarmonizeDict", "SinGANSegHarmonized",
            "SyntheticPairAugment", "SyntheticPairAugmentd", "model_name"]

@@ -19,7 +19,7 @@ from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.io import model_name
 from monai_singanseg.transforms.array import SinGANSegAugment
-from monai_singanseg.transforms.draw import AugmentDraw
+from monai_singanseg.transforms.draw import AugmentDraw, HarmonizeDraw
 from monai_singanseg.transforms.harmonize import SinGANSegHarmonize
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
 
@@ -240,7 +240,8 @@ class SinGANSegHarmonized(RandomizableTransform, MapTransform):
     ``region_key``'s mask when given), injected at a scale drawn from ``at_scale`` of the model named like the
     sample (``model_key``, as in :class:`SinGANSegAugmentd`), and blended back; ``label_key`` receives the pasted
     lesion's mask. Shape, type, dtype and metadata of the image are kept; all randomness comes from ``self.R``
-    (``set_random_state`` seeds the array transform too, so both give the same result for the same seed).
+    (``set_random_state`` seeds the array transform too, so both give the same result for the same seed), and
+    :attr:`last_draw` is the last call's :class:`HarmonizeDraw`.
 
     Args:
         keys: the image key (one).
@@ -300,6 +301,13 @@ class SinGANSegHarmonized(RandomizableTransform, MapTransform):
         super().randomize(None)
         if self._do_transform:
             self.harmonizer.randomize()
+
+    @property
+    def last_draw(self) -> HarmonizeDraw:
+        """The parameters of the last call (``apply=False`` when this wrapper's ``prob`` coin passed it through);
+        ``self.harmonizer.apply(image, label, last_draw, region, name)`` remakes its image and lesion."""
+        draw = self.harmonizer.last_draw
+        return draw if self._do_transform else dataclasses.replace(draw, apply=False)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

@@ -1,8 +1,9 @@
-"""The random parameters of one synthetic-pair augmentation, drawn in one place and recorded in one object.
+"""The random parameters of one call of a random transform, drawn in one place and recorded in one object.
 
 TorchIO's habit: a random transform draws its parameters, then applies them deterministically, so an augmented
-sample can be reproduced and explained. :func:`draw_parameters` is the only reader of the transform's random state;
-:class:`AugmentDraw` is what it drew.
+sample can be reproduced and explained. :func:`draw_parameters` is the only reader of the augment transform's random
+state, :class:`AugmentDraw` what it drew; :func:`draw_harmonization` and :class:`HarmonizeDraw` are the same for the
+harmonize transform.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from monai.utils import MAX_SEED
 
-__all__ = ["AugmentDraw", "draw_parameters"]
+__all__ = ["AugmentDraw", "HarmonizeDraw", "draw_harmonization", "draw_parameters"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,50 @@ def draw_parameters(
     drop = bool(R.rand() < pool_refresh)
     random_model = names[int(R.randint(len(names)))]
     return AugmentDraw(True, seed, start, diversity, position, drop, random_model)
+
+
+@dataclass(frozen=True)
+class HarmonizeDraw:
+    """What :meth:`SinGANSegHarmonize.randomize` drew for one call (``transform.last_draw``).
+
+    Applying the same draw to the same image, region and model gives the same image and lesion. The lesion's place
+    is not a field: :func:`~monai_singanseg.harmonization.harmonize` draws it from ``seed`` inside the region, so it
+    follows from the draw and the call's ``region``.
+
+    Attributes:
+        apply: whether a lesion is inserted (the ``prob`` coin).
+        at_scale: the scale of injection, before clipping to the model's last scale.
+        donor: index of the donor pair in the transform's ``donors``.
+        seed: seeds the lesion's place and the model's noise.
+    """
+
+    apply: bool
+    at_scale: int
+    donor: int
+    seed: int
+
+
+def draw_harmonization(
+    R: np.random.RandomState, apply: bool, scale_range: tuple[int, int], num_donors: int, previous: HarmonizeDraw
+) -> HarmonizeDraw:
+    """One harmonization call's parameters from ``R``, after the ``prob`` coin ``apply``.
+
+    The order (scale, donor, seed) is the first version's: changing it changes every seeded result.
+
+    Args:
+        R: the transform's random state.
+        apply: the coin's outcome; a skipped call draws nothing more (the other fields are ``previous``'s).
+        scale_range: inclusive ``(low, high)`` scales of injection.
+        num_donors: how many donor pairs there are to draw from.
+        previous: the last draw.
+
+    Returns:
+        The draw.
+    """
+    if not apply:
+        return HarmonizeDraw(False, previous.at_scale, previous.donor, previous.seed)
+    at_scale = int(R.randint(scale_range[0], scale_range[1] + 1))
+    donor = int(R.randint(num_donors))
+    # the seed spans MONAI's MAX_SEED (the first version stopped at 2**31 - 1)
+    seed = int(R.randint(0, MAX_SEED))
+    return HarmonizeDraw(True, at_scale, donor, seed)

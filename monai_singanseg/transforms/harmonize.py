@@ -8,14 +8,16 @@ from typing import Any, ClassVar
 import torch
 from monai.config import NdarrayOrTensor
 from monai.transforms import RandomizableTransform
-from monai.utils import MAX_SEED, TransformBackends, convert_to_dst_type, look_up_option
+from monai.utils import TransformBackends, convert_to_dst_type, look_up_option
 
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.harmonization import BLEND_DILATION, harmonize
 from monai_singanseg.networks import SinGANSeg
+from monai_singanseg.transforms.draw import HarmonizeDraw, draw_harmonization
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
+from monai_singanseg.transforms.model_choice import ModelChoice
 
-__all__ = ["SinGANSegHarmonize"]
+__all__ = ["HarmonizeDraw", "SinGANSegHarmonize"]
 
 
 class SinGANSegHarmonize(RandomizableTransform):
@@ -26,8 +28,11 @@ class SinGANSegHarmonize(RandomizableTransform):
     drawn from ``at_scale`` of the model trained on this image, and blended back (SinGAN's harmonization, Shaham et
     al., ICCV 2019). The image keeps its shape, type (numpy or MetaTensor, metadata and affine included) and dtype;
     the lesion's mask comes back like ``label`` (or like the image when no label is given), with the donor mask's
-    value. All randomness comes from ``self.R``, so ``set_random_state`` reproduces a result exactly. Nothing is
-    recorded in ``applied_operations``: the content changes, not the geometry.
+    value. All randomness comes from ``self.R``, so ``set_random_state`` reproduces a result exactly: :meth:`randomize`
+    draws a call's parameters into one :class:`HarmonizeDraw`, kept as :attr:`last_draw`, and :meth:`apply` inserts
+    the lesion from it deterministically, so ``harmonizer.apply(image, label, harmonizer.last_draw, region, name)``
+    explains or remakes the last result. Nothing is recorded in ``applied_operations``: the content changes, not
+    the geometry.
 
     Args:
         models: checkpoint path, folder, loaded models, a list of these, or a :class:`ModelBank`; each model must be
@@ -40,9 +45,15 @@ class SinGANSegHarmonize(RandomizableTransform):
         cache_size: checkpoints kept loaded at once.
         device: where generation runs.
 
+    Attributes:
+        last_draw: the parameters of the last call (:class:`HarmonizeDraw`): whether it fired, the scale of
+            injection, the donor and the seed of the lesion's place and the model's noise.
+
     Example:
         >>> harmonizer = SinGANSegHarmonize("models/", donors=[(donor, donor_mask)], prob=1.0)  # doctest: +SKIP
         >>> image, lesion = harmonizer(image, name="case_001", region=brain_mask)
+        >>> harmonizer.last_draw  # HarmonizeDraw(apply=True, at_scale=2, donor=0, seed=...)
+        >>> again, _ = harmonizer.apply(image, None, harmonizer.last_draw, region=brain_mask, name="case_001")
     """
 
     backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -68,28 +79,32 @@ class SinGANSegHarmonize(RandomizableTransform):
         self.scale_range = (int(low), int(high))
         self.mode = look_up_option(mode, tuple(BLEND_DILATION))
         self.donors = [(torch.as_tensor(i).float(), torch.as_tensor(m).float()) for i, m in donors]
-        self.bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
-        self._donor = self._scale = self._seed = 0
+        bank = models if isinstance(models, ModelBank) else ModelBank(models, cache_size, device)
+        # "skip" so that this transform raises its own message: harmonizing has no random model to fall back on
+        self.models = ModelChoice(bank, "matched", "skip")
+        # what a call with randomize=False used before any randomize, as in the first version (scale, donor, seed 0)
+        self.last_draw = HarmonizeDraw(True, 0, 0, 0)
+
+    @property
+    def bank(self) -> ModelBank:
+        """The models."""
+        return self.models.bank
 
     def randomize(self, data: Any = None) -> None:
+        """Draw the next call's parameters from ``self.R`` into :attr:`last_draw`."""
         super().randomize(None)
-        # drawn in the first version's order; the seed now spans MONAI's MAX_SEED (it stopped at 2**31 - 1)
-        if self._do_transform:
-            self._scale = int(self.R.randint(self.scale_range[0], self.scale_range[1] + 1))
-            self._donor = int(self.R.randint(len(self.donors)))
-            self._seed = int(self.R.randint(0, MAX_SEED))
+        self.last_draw = draw_harmonization(self.R, self._do_transform, self.scale_range, len(self.donors),
+                                            self.last_draw)
 
     def select_model(self, name: str | None) -> SinGANSeg:
         """The model trained on the image named ``name``; the only one, whatever the name, when the bank holds one."""
-        if (name is None or name not in self.bank) and len(self.bank) == 1:
-            # matching by name is for banks; one model serves every image, as in SinGANSegAugment
-            name = self.bank.names[0]
-        if name is None or name not in self.bank:
+        chosen = self.models.select(name, self.bank.names[0])  # "matched": the drawn name is never used
+        if chosen is None:
             raise SinGANSegInputError(f"no SinGAN-Seg model for sample {name!r}: train one on this image first.")
-        model = self.bank.get(name)
+        model_name, model = chosen
         if not isinstance(model, SinGANSeg):  # injection at a scale needs a pyramid; use SyntheticPairAugment's inpaint
             raise SinGANSegInputError(
-                f"{self.bank.path(name) or name}: a diffusion model; harmonization injects at a scale of a SinGAN-Seg "
+                f"{self.models.where(model_name)}: a diffusion model; harmonization injects at a scale of a SinGAN-Seg "
                 "model (diffusion models insert structures by inpainting: SyntheticPairAugment)."
             )
         return model
@@ -117,14 +132,28 @@ class SinGANSegHarmonize(RandomizableTransform):
         """
         if randomize:
             self.randomize()
-        if not self._do_transform:
+        return self.apply(image, label, self.last_draw, region, name)
+
+    def apply(
+        self,
+        image: NdarrayOrTensor,
+        label: NdarrayOrTensor | None,
+        draw: HarmonizeDraw,
+        region: NdarrayOrTensor | None = None,
+        name: str | None = None,
+    ) -> tuple[NdarrayOrTensor, NdarrayOrTensor | None]:
+        """What ``draw`` makes of ``image`` (see :meth:`__call__`), drawing nothing.
+
+        ``apply(image, label, transform.last_draw, region, name)`` makes again the last call's image and lesion.
+        """
+        if not draw.apply:
             return image, label
         model = self.select_model(name)
-        donor, donor_mask = self.donors[self._donor]
+        donor, donor_mask = self.donors[draw.donor]
         region_t = None if region is None else torch.as_tensor(region).as_subclass(torch.Tensor).float().cpu()
         target = torch.as_tensor(image).as_subclass(torch.Tensor).float().cpu()
-        at_scale = min(self._scale, model.num_scales - 1)
-        out, lesion, _ = harmonize(model, target, donor, donor_mask, at_scale, region=region_t, seed=self._seed,
+        at_scale = min(draw.at_scale, model.num_scales - 1)
+        out, lesion, _ = harmonize(model, target, donor, donor_mask, at_scale, region=region_t, seed=draw.seed,
                                    mode=self.mode)
         like = image if label is None else label
         out_image = convert_to_dst_type(out, image, dtype=image.dtype)[0]
