@@ -156,3 +156,24 @@ def test_generator_recipes_train_into_folders_of_their_own_and_a_moved_model_is_
     study.check_recipe(path, args, {"padding": "reflect", "crop_size": 64})
     with pytest.raises(SystemExit, match="crop_size"):
         study.check_recipe(path, args, reflect)
+
+
+def test_the_report_compares_other_generator_recipes_with_the_shipped_ones_by_seed(tmp_path):
+    """Conditions whose generators follow another recipe get their own section: the change against the shipped
+    recipe's condition (same sampling, today's generators), paired by seed, with its interval."""
+    study = _load("study")
+    shipped, reflect = study.SHIPPED, "sgs_add1_s0_d04_reflect"
+    protocol = {"iterations": 10, "pool_size": 16, "pool_refresh": 0.1, "generator_settings": "abc"}
+    rows = [{"dataset": "d", "condition": c, "n": 1, "seed": s, "test_dice": v, **protocol} for c, s, v in [
+        ("standard", 0, 0.60), ("standard", 1, 0.70), ("standard", 2, 0.65),
+        (shipped, 0, 0.62), (shipped, 1, 0.71), (shipped, 2, 0.66),
+        (reflect, 0, 0.66), (reflect, 1, 0.73), (reflect, 2, 0.70)]]  # +0.04, +0.02, +0.04 over the shipped
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    study.report(tmp_path)
+    text = (tmp_path / "downstream.md").read_text()
+    section = text[text.index(f"## Change against `{shipped}`"):]
+    assert f"| d | {reflect} | +0.033 [" in section and "(3/3)" in section
+    assert f"| d | {shipped} |" not in section  # itself is no row of its own section
+    gains = json.loads((tmp_path / "gains.json").read_text())
+    (row,) = [g for g in gains if g["comparison"].startswith(f"Change against `{shipped}`")]
+    assert row["mean"] == pytest.approx(0.10 / 3) and row["t_low"] > 0

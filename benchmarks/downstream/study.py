@@ -530,6 +530,9 @@ def report(results: Path, against: Path | None = None) -> None:
                 for baseline in ("standard", "standard_x2")]
     # the control of the conditions that add pairs beside the real ones
     sections[1] = (sections[1][0], [g for g in sections[1][1] if g["condition"].startswith("sgs_add")])
+    # generators of another recipe against the shipped recipe's generators, same sampling, paired by seed
+    sections.append((f"Change against `{SHIPPED}` (the same recipe with today's generators), paired by seed",
+                     [g for g in paired_gains(records, SHIPPED) if recipe_of(CONDITIONS.get(g["condition"]))]))
     if against is not None:
         earlier = one_protocol(json.loads((against / "results.json").read_text()))
         sections.append((f"Change against the same runs in `{against.name}/`, paired by seed",
