@@ -330,6 +330,9 @@ def absolute(items: list[dict], folder: Path) -> list[dict]:
 
 
 def study(args: argparse.Namespace) -> None:
+    from monai_singanseg.bundle_checks import quiet_nvimgcodec
+
+    quiet_nvimgcodec()  # MONAI's notices about an optional DICOM decoder, twice per process, on PNG data
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     path = results / "results.json"
