@@ -177,3 +177,20 @@ def test_the_report_compares_other_generator_recipes_with_the_shipped_ones_by_se
     gains = json.loads((tmp_path / "gains.json").read_text())
     (row,) = [g for g in gains if g["comparison"].startswith(f"Change against `{shipped}`")]
     assert row["mean"] == pytest.approx(0.10 / 3) and row["t_low"] > 0
+
+
+def test_finished_generators_are_not_handed_to_train_many_again(tmp_path, nuclei_model, nuclei_pair):
+    """A study process whose generators are all trained does not run train-many (whose brief claim of each model
+    while checking it stops a second process of the same dataset started at the same moment); an unfinished or
+    missing model still goes to it."""
+    from conftest import tiny_config
+
+    from monai_singanseg.training import SinGANSegTrainer
+
+    study = _load("study")
+    partial = tmp_path / "partial.pt"
+    SinGANSegTrainer(tiny_config(), progress=False, stop_after=1).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, partial)
+    assert study.finished(nuclei_model[1])
+    assert not study.finished(partial)
+    assert not study.finished(tmp_path / "missing.pt")

@@ -76,6 +76,7 @@ from monai_singanseg.checkpoint import read_checkpoint
 from monai_singanseg.config import NetworkConfig, OptimConfig
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
+from monai_singanseg.generators import load_generator
 from monai_singanseg.training import config_differences
 
 RESULTS = HERE.parent / "results" / "downstream"
@@ -148,6 +149,10 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
     out.mkdir(parents=True, exist_ok=True)
     for item in items:  # before training: train-many would take a finished model of another recipe as done
         check_recipe(out / f"{Path(item['image']).stem}.pt", args, recipe)
+    if all(finished(out / f"{Path(item['image']).stem}.pt") for item in items):
+        # nothing to train: no train-many, whose brief claim of each model while it checks it would make a second
+        # study process of this dataset, started at the same moment, find the models "being written" and stop
+        return out
     # the pool images the asked runs use, with absolute paths, in a file of this process's own: study processes of
     # one dataset (other seeds) may train into the same folder at once
     with tempfile.TemporaryDirectory() as folder:
@@ -162,6 +167,17 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     return out
+
+
+def finished(path: Path) -> bool:
+    """Whether ``path`` holds a SinGAN-Seg model whose training has finished."""
+    if not path.exists():
+        return False
+    try:
+        load_generator(path, require_complete=True)
+    except SinGANSegInputError:
+        return False
+    return True
 
 
 def optim_settings(args: argparse.Namespace) -> OptimConfig:
