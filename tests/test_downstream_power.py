@@ -179,6 +179,26 @@ def test_the_report_compares_other_generator_recipes_with_the_shipped_ones_by_se
     assert row["mean"] == pytest.approx(0.10 / 3) and row["t_low"] > 0
 
 
+def test_windowed_generators_are_paired_with_their_zero_padded_windowed_twin(tmp_path):
+    """Reflect-padded generators trained on windows are compared with the shipped sampling of zero-padded generators
+    trained on the same windows, not with whole-image ones: the pair differs by the padding (and diversity) only."""
+    study = _load("study")
+    twin = "sgs_add1_s0_d04_crop64"
+    assert study.shipped_reference("sgs_add1_s0_d04_reflect") == study.SHIPPED
+    assert study.shipped_reference("sgs_add1_s0_reflect") == study.SHIPPED
+    assert study.shipped_reference("sgs_add1_s0_crop64_reflect") == twin
+    assert study.shipped_reference("sgs_add1_s0_d04_crop64_reflect") == twin
+    assert study.shipped_reference(twin) is None and study.shipped_reference(study.SHIPPED) is None
+    assert study.shipped_reference("standard") is None
+    protocol = {"iterations": 10, "pool_size": 16, "pool_refresh": 0.1, "generator_settings": "abc"}
+    rows = [{"dataset": "d", "condition": c, "n": 2, "seed": s, "test_dice": v, **protocol} for c, s, v in [
+        ("standard", 0, 0.50), ("standard", 1, 0.60), (study.SHIPPED, 0, 0.90), (study.SHIPPED, 1, 0.90),
+        (twin, 0, 0.55), (twin, 1, 0.62), ("sgs_add1_s0_crop64_reflect", 0, 0.60),
+        ("sgs_add1_s0_crop64_reflect", 1, 0.63)]]
+    (row,) = study.paired_with_reference(rows)
+    assert row["condition"] == "sgs_add1_s0_crop64_reflect" and row["mean"] == pytest.approx(0.03)
+
+
 def test_finished_generators_are_not_handed_to_train_many_again(tmp_path, nuclei_model, nuclei_pair):
     """A study process whose generators are all trained does not run train-many (whose brief claim of each model
     while checking it stops a second process of the same dataset started at the same moment); an unfinished or
