@@ -187,7 +187,15 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
         for key in sorted(recipe):
             cmd += [f"--{key.replace('_', '-')}", str(recipe[key])]
         print("$", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        # another study process of this dataset (other seeds) may hold some of the models: train-many reports those
+        # as failed and trains the rest, so wait for the holders and ask again until every model is finished
+        while subprocess.run(cmd, check=False).returncode != 0:
+            held = [out / f"{Path(i['image']).stem}.pt.lock" for i in items]
+            if not any(lock.exists() for lock in held):
+                raise SystemExit(f"train-many failed on {out} with no other process training there (its log above)")
+            print(f"waiting for another process training into {out}", flush=True)
+            while any(lock.exists() for lock in held):
+                time.sleep(30)
     return out
 
 
