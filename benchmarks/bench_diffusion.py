@@ -286,7 +286,7 @@ def train_run(args: argparse.Namespace, pair: TrainingPair, mode: str, size: int
     done = 0
     if path.exists():
         stored, state = checkpoint_state(path)
-        changes = [c for c in config_differences(stored, config) if c.split(":")[0] not in
+        changes = [str(c) for c in config_differences(stored, config) if c.field not in
                    ("train_steps", "checkpoint_every")]
         done = int(state.get("step", 0))
         if changes:

@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> None:
         if resume:  # a schedule may change under its name: never resume (or reuse) a model of another recipe
             differences = config_differences(SinGANSegConfig.from_json(read_checkpoint(path)["config"]), config)
             if differences:
-                raise SystemExit(f"{path.name} was trained with another recipe ({'; '.join(differences)}): "
+                raise SystemExit(f"{path.name} was trained with another recipe ({'; '.join(map(str, differences))}): "
                                  "move it away or name the run's options with --set")
         start = time.perf_counter()
         model = SinGANSegTrainer(config, device=args.device, progress=not args.quiet).fit(

@@ -242,7 +242,7 @@ def check_recipe(path: Path, args: argparse.Namespace, recipe: dict | None = Non
     differ = config_differences(stored, dataclasses.replace(stored, optim=optim, network=network))
     if differ:
         raise SystemExit(f"{path}: trained with other '{args.schedule}' settings than this study asks for: "
-                         f"{'; '.join(differ)}. Move it out of {path.parent}.")
+                         f"{'; '.join(map(str, differ))}. Move it out of {path.parent}.")
 
 
 def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Namespace,

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
         sampling_timesteps,
     )
     from monai_singanseg.diffusion.trainer import (
+        DiffusionCheckpoint,
         DiffusionStep,
         DiffusionTrainer,
         TrainingData,
@@ -62,8 +63,8 @@ _SOURCES = {  # submodule: its public names
     "many": ("load_datalist_pairs", "resize_pair", "train_diffusion_models"),
     "model": ("PairDiffusion", "build_unet", "default_labels"),
     "schedule": ("noise_scheduler", "repaint_levels", "respaced_scheduler", "sampling_timesteps"),
-    "trainer": ("DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage", "draw_batch", "stack_pairs",
-                "step_seed"),
+    "trainer": ("DiffusionCheckpoint", "DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage",
+                "draw_batch", "stack_pairs", "step_seed"),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -74,6 +75,7 @@ __all__ = [
     "DIFFUSION_MODES",
     "NOISE_SCHEDULES",
     "SAMPLERS",
+    "DiffusionCheckpoint",
     "DiffusionConfig",
     "DiffusionSampling",
     "DiffusionStep",

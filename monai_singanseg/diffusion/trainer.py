@@ -6,7 +6,9 @@ uniformly drawn timesteps, epsilon-prediction MSE, one Adam step. Every random d
 generator seeded with ``(seed, k)`` (:func:`~monai_singanseg.training.seeds.step_seed`, the stream the
 SinGAN-Seg trainer seeds its scales from, with another salt), so the same seed gives the same weights, and a run resumed
 from any checkpoint (written every ``checkpoint_every`` steps and at the end) continues exactly as if never
-interrupted, with no generator state to store.
+interrupted, with no generator state to store. The trainer derives from the trainers' base
+(:class:`~monai_singanseg.training.base.GeneratorTrainer`: device, progress bar, ``stop_after``, handler objects,
+TensorBoard) and writes its checkpoints through :class:`DiffusionCheckpoint`, a handler object.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
-from ignite.handlers import ProgressBar
 from monai.inferers import DiffusionInferer
 
 from monai_singanseg.diffusion.checkpoint import DiffusionTrainingState, load_diffusion, save_diffusion
@@ -34,10 +35,12 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generator_protocol import check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
+from monai_singanseg.training.base import GeneratorTrainer
+from monai_singanseg.training.handlers import CheckpointWriter, Handler
+from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import step_seed
-from monai_singanseg.training.trainer import config_differences, fingerprint
 
-__all__ = ["DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage", "available_memory",
+__all__ = ["DiffusionCheckpoint", "DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage", "available_memory",
            "check_training_memory", "draw_batch", "stack_pairs", "step_seed", "training_memory"]
 
 logger = logging.getLogger(__name__)
@@ -299,7 +302,53 @@ class DiffusionStep:
         return {"loss": loss.detach()}
 
 
-class DiffusionTrainer:
+class DiffusionCheckpoint:
+    """Writes a diffusion run's checkpoint (a handler object): the sampling weights (the moving average's, when
+    kept, with the training weights beside them), the optimizer's state and the log, one entry per checkpoint with
+    the mean loss since the previous one and the seconds of the whole training (across resumed runs).
+
+    ``attach(engine)`` records every step's loss and writes every ``checkpoint_every`` steps
+    (:class:`~monai_singanseg.training.handlers.CheckpointWriter`); the trainer calls :meth:`write` once more at the
+    end of the run.
+
+    Args:
+        model: the model being trained.
+        path: the checkpoint file (written atomically).
+        state: the run's resume state so far (a new run's or the checkpoint's); its log grows here.
+        optimizer: the UNet's optimizer.
+        average: the moving average of the weights, or ``None``.
+    """
+
+    def __init__(self, model: PairDiffusion, path: Path, state: DiffusionTrainingState,
+                 optimizer: torch.optim.Optimizer, average: WeightAverage | None) -> None:
+        self.model, self.path, self.state, self.optimizer, self.average = model, path, state, optimizer, average
+        self.losses: list[float] = []
+        # the log's seconds count the whole training, across resumed runs
+        self.start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.record)  # before the write of the same step
+        CheckpointWriter(self.write, self.model.config.checkpoint_every, self.state.step).attach(engine)
+
+    def record(self, engine: Engine) -> None:
+        self.losses.append(float(engine.state.output["loss"]))
+
+    def write(self, engine: Engine | None = None) -> None:
+        """Write the checkpoint of the steps done (none of this run's without ``engine``), once per step."""
+        state, model = self.state, self.model
+        step = state.step + (0 if engine is None else engine.state.iteration)
+        if state.log and state.log[-1]["step"] == step:
+            return  # already written at this step
+        state.log.append({"step": step, "loss": sum(self.losses) / max(len(self.losses), 1),
+                          "seconds": time.perf_counter() - self.start})
+        self.losses.clear()
+        online = None if self.average is None else model.unet.state_dict()
+        done = DiffusionTrainingState(state.fingerprint, step, step >= model.config.train_steps,
+                                      self.optimizer.state_dict(), state.log, online)
+        save_diffusion(model, self.path, done, weights=None if self.average is None else self.average.weights)
+
+
+class DiffusionTrainer(GeneratorTrainer):
     """Train a :class:`PairDiffusion` model, writing its checkpoint every ``checkpoint_every`` steps and at the end.
 
     Args:
@@ -307,8 +356,8 @@ class DiffusionTrainer:
             ``train_steps`` and ``checkpoint_every``, taken from here so that a finished run can be extended).
         device: where the network trains.
         progress: show a progress bar.
-        handlers: callables ``handler(engine)`` called once to attach ignite handlers to the training engine
-            (``engine.state.output["loss"]`` after each step).
+        handlers: attached once to the training engine: handler objects (``attach(engine)``), or callables
+            ``handler(engine)`` (``engine.state.output["loss"]`` after each step).
         stop_after: stop (as an interruption would, after writing the checkpoint) once this many steps in all are
             done; for tests and for splitting a long run (the SinGAN-Seg trainer's ``stop_after`` counts scales).
         log_dir: write the loss of every step to TensorBoard here (tag ``diffusion/loss``, step = steps done, going
@@ -321,25 +370,18 @@ class DiffusionTrainer:
         >>> model = DiffusionTrainer(config).fit([pair], "diffusion.pt")
     """
 
+    config: DiffusionConfig
+
     def __init__(
         self,
         config: DiffusionConfig,
         device: str | torch.device = "cpu",
         progress: bool = True,
-        handlers: list[Callable[[Engine], None]] | None = None,
+        handlers: list[Handler | Callable[[Engine], None]] | None = None,
         stop_after: int | None = None,
         log_dir: str | os.PathLike | None = None,
     ) -> None:
-        self.config = config.validate()
-        self.device = torch.device(device)
-        self.progress = progress
-        self.handlers = handlers or []
-        self.stop_after = stop_after
-        self.log_dir = log_dir
-        if log_dir is not None:
-            from monai_singanseg.training.tensorboard import require_tensorboard
-
-            require_tensorboard(log_dir)  # fail before any training
+        super().__init__(config, device, progress, handlers, stop_after, log_dir)
 
     def fit(
         self,
@@ -371,7 +413,7 @@ class DiffusionTrainer:
         optimizer = torch.optim.Adam(model.unet.parameters(), lr=cfg.lr)
         if state.optimizer is not None:
             optimizer.load_state_dict(state.optimizer)
-        last = cfg.train_steps if self.stop_after is None else min(self.stop_after, cfg.train_steps)
+        last = self.last_unit(cfg.train_steps)
         if state.step >= last:
             return model.eval()
         average = None
@@ -380,56 +422,16 @@ class DiffusionTrainer:
             average = WeightAverage(model.unet, cfg.ema_decay)
             if state.online is not None:
                 model.unet.load_state_dict(state.online)
-        engine = Engine(DiffusionStep(model, optimizer, real, average))
-        losses: list[float] = []
-        # the log's seconds count the whole training, across resumed runs
-        start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
-
-        def save(engine: Engine | None = None) -> None:
-            step = state.step + (0 if engine is None else engine.state.iteration)
-            if state.log and state.log[-1]["step"] == step:
-                return  # already written at this step
-            state.log.append({"step": step, "loss": sum(losses) / max(len(losses), 1),
-                              "seconds": time.perf_counter() - start})
-            losses.clear()
-            online = None if average is None else model.unet.state_dict()
-            done = DiffusionTrainingState(state.fingerprint, step, step >= cfg.train_steps, optimizer.state_dict(),
-                                          state.log, online)
-            save_diffusion(model, checkpoint, done, weights=None if average is None else average.weights)
-
-        @engine.on(Events.ITERATION_COMPLETED)
-        def _after_step(engine: Engine) -> None:
-            losses.append(float(engine.state.output["loss"]))
-            if (state.step + engine.state.iteration) % cfg.checkpoint_every == 0:
-                save(engine)
-
-        if self.progress:
-            ProgressBar(persist=True, desc="diffusion").attach(engine, output_transform=lambda out: out)
-        for attach in self.handlers:
-            attach(engine)
-        writer = self._tensorboard(engine, state.step)
-        try:  # an interrupted run still flushes and closes its TensorBoard log
-            engine.run(range(state.step, last), max_epochs=1)
-        finally:
-            if writer is not None:
-                writer.close()
-        save(engine)
+        writer = DiffusionCheckpoint(model, checkpoint, state, optimizer, average)
+        with self.open_log() as board:  # an interrupted run still flushes and closes its TensorBoard log
+            engine = self.engine(DiffusionStep(model, optimizer, real, average), "diffusion", own=[writer],
+                                 board=None if board is None else board.loss_handler("diffusion", state.step))
+            self.run(engine, range(state.step, last), lambda engine, _seconds: writer.write(engine))
         logger.info("diffusion training: step %d/%d, %.1f s, last loss %.4f", state.step + engine.state.iteration,
-                    cfg.train_steps, time.perf_counter() - start, float(engine.state.output["loss"]))
+                    cfg.train_steps, time.perf_counter() - writer.start, float(engine.state.output["loss"]))
         if average is not None:
             model.unet.load_state_dict(average.weights)  # the average samples
         return model.eval()
-
-    def _tensorboard(self, engine: Engine, first_step: int) -> Any:
-        """Attach MONAI's TensorBoard handler of the loss to ``engine`` when ``log_dir`` is set; return its writer
-        (for the caller to close), or ``None``."""
-        if self.log_dir is None:
-            return None
-        from monai_singanseg.training.tensorboard import loss_handler, loss_writer
-
-        writer = loss_writer(self.log_dir)
-        loss_handler(writer, "diffusion", first_step=first_step).attach(engine)
-        return writer
 
     def _start(
         self, pairs, checkpoint: Path, resume: bool, intensity: IntensityMapping | None, labels: LabelEncoding | None
@@ -443,9 +445,7 @@ class DiffusionTrainer:
         if state is None:
             raise SinGANSegInputError(f"{checkpoint}: cannot resume: the checkpoint holds no training state.")
         stored = model.config
-        for change in config_differences(stored, self.config):
-            if change.split(":")[0] not in RESUMABLE_CHANGES:
-                logger.warning("%s: resuming with the checkpoint's options: %s", checkpoint, change)
+        self.warn_kept_options(checkpoint, stored, self.config, RESUMABLE_CHANGES)
         for name in RESUMABLE_CHANGES:
             setattr(stored, name, getattr(self.config, name))
         data = stack_pairs(pairs, stored, intensity, labels)

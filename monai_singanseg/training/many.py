@@ -108,7 +108,7 @@ class _SinGANSegModels:
         if status != "missing":  # never keep or continue a model of other data or other options
             changes = config_differences(verify_checkpoint_data(job.path, pair.real), work.config)
             if changes:
-                raise SinGANSegInputError(f"{job.path}: was trained with other options ({'; '.join(changes)}); "
+                raise SinGANSegInputError(f"{job.path}: was trained with other options ({'; '.join(map(str, changes))}); "
                                           "delete it or choose another --out.")
         if status == "complete":
             return False

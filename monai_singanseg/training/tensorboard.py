@@ -85,7 +85,8 @@ def loss_writer(log_dir: str | os.PathLike) -> SummaryWriter:
 class TensorBoardLog:
     """Writes a training run to ``log_dir`` for ``tensorboard --logdir``.
 
-    Scalars ``scale_<k>/{critic,gen,rec,gp}`` (step = iteration in the scale), ``summary/{rec,noise_amp,seconds}``
+    Scalars ``scale_<k>/{critic,gen,rec,gp}`` (step = iteration in the scale; the diffusion trainer's
+    ``diffusion/loss``, step = steps done), ``summary/{rec,noise_amp,seconds}``
     (step = scale) and an image ``samples/scale_<k>``: a row of [real image | sample image | real mask | sample
     mask] at that scale, in ``[0, 1]`` (3D: middle slice along the last axis; the first image channel unless there
     are 3). Samples are drawn with their own seeded generator, so logging never changes the training's random
@@ -103,9 +104,14 @@ class TensorBoardLog:
         self.writer = loss_writer(log_dir)
         self.seed = seed
 
+    def loss_handler(self, prefix: str, first_step: int = 0) -> TensorBoardStatsHandler:
+        """The handler object logging an engine's losses as ``<prefix>/<name>`` to this log (:func:`loss_handler`),
+        for :meth:`~monai_singanseg.training.base.GeneratorTrainer.engine`."""
+        return loss_handler(self.writer, prefix, first_step)
+
     def attach(self, engine: Engine, scale: int) -> None:
         """Log the losses of every iteration of ``scale``'s engine (:func:`loss_handler`)."""
-        loss_handler(self.writer, f"scale_{scale:02d}").attach(engine)
+        self.loss_handler(f"scale_{scale:02d}").attach(engine)
 
     @torch.no_grad()
     def end_scale(self, model, real: torch.Tensor, record: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """Scale-by-scale SinGAN-Seg training of one model, or of several models side by side as one grouped network.
 
 Each scale runs as an ignite :class:`~ignite.engine.Engine` (one engine iteration = ``critic_steps`` critic updates
-and ``generator_steps`` generator updates, see :class:`ScaleStep`), so users can attach their own handlers
+and ``generator_steps`` generator updates, see :class:`ScaleStep`) built by the trainers' base
+(:class:`~monai_singanseg.training.base.GeneratorTrainer`), so users can attach their own handlers
 (``Events.ITERATION_COMPLETED``) through ``handlers``; the progress bar is ignite's tqdm ``ProgressBar``.
 
 Training K models whose pyramids have the same shapes (slices of a series, tiles) as one network with grouped
@@ -13,12 +14,9 @@ alone up to floating-point rounding (``tests/test_grouped_training.py``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import ProgressBar
 from monai.utils import deprecated_arg
 from torch.profiler import record_function
 
@@ -47,8 +44,11 @@ from monai_singanseg.networks import (
 )
 from monai_singanseg.networks.scale_networks import Window, crop_windows
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
+from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.concurrent import TrainedAlong, along_reconstruction, keep_trained_along, trained_along
+from monai_singanseg.training.handlers import Handler
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
+from monai_singanseg.training.resume import config_differences, fingerprint
 from monai_singanseg.training.seeds import scale_seed
 from monai_singanseg.training.widening import embed_previous
 
@@ -59,11 +59,6 @@ if TYPE_CHECKING:
     from monai_singanseg.training.tensorboard import TensorBoardLog
 
 logger = logging.getLogger(__name__)
-
-
-def fingerprint(real: torch.Tensor) -> str:
-    """SHA-256 of the training tensor: identifies the data in a checkpoint without storing it."""
-    return hashlib.sha256(real.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
 
 
 def verify_checkpoint_data(path: str | os.PathLike, real: torch.Tensor) -> SinGANSegConfig:
@@ -129,22 +124,6 @@ def check_mask_survives(real: torch.Tensor, config: SinGANSegConfig, labels: Lab
                                   "crop the image around the lesion.")
     logger.warning("%s; those scales learn the layout without the lesion.", what)
     return left
-
-
-def config_differences(stored: SinGANSegConfig, asked: SinGANSegConfig) -> list[str]:
-    """``"pyramid.max_size: 64 kept (asked 128)"`` for every field where ``asked`` differs from ``stored``."""
-
-    def flat(data: dict, prefix: str = "") -> dict:
-        out = {}
-        for key, value in data.items():
-            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
-        return out
-
-    old, new = flat(stored.to_dict()), flat(asked.to_dict())
-    # a key may be on one side only (the coarse scales' overrides are a free-form dict)
-    keys = sorted(old.keys() | new.keys())
-    return [f"{k}: {old.get(k, 'unset')!r} kept (asked {new.get(k, 'unset')!r})" for k in keys
-            if old.get(k) != new.get(k)]
 
 
 @dataclass
@@ -439,6 +418,10 @@ class _PlateauStop:
         self.window: list[torch.Tensor] = []
         self.previous: torch.Tensor | None = None
 
+    def attach(self, engine: Engine) -> None:
+        """Check the schedule after every iteration of ``engine`` (a handler object, like ignite's)."""
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
     def __call__(self, engine: Engine) -> None:
         if engine.state.iteration == self.milestone:
             self.step.decay_learning_rates()
@@ -465,18 +448,21 @@ class _PlateauStop:
             engine.terminate()
 
 
-class SinGANSegTrainer:
+class SinGANSegTrainer(GeneratorTrainer):
     """Train :class:`SinGANSeg` models scale by scale, writing each checkpoint after every finished scale.
 
     :meth:`fit` trains one model; :meth:`fit_group` trains several models with equal pyramid shapes as one grouped
-    network (the result equals training each alone, up to rounding).
+    network (the result equals training each alone, up to rounding). Each scale is one ignite engine (made by
+    :meth:`~monai_singanseg.training.base.GeneratorTrainer.engine`) with the plateau stop, the progress bar (on a
+    terminal only), the user's handlers and the TensorBoard loss handler attached.
 
     Args:
         config: model and training configuration (ignored when resuming: the checkpoint's own is used).
         device: where the networks run.
         progress: show a progress bar per scale.
-        handlers: callables ``handler(engine, scale)`` called once per scale to attach ignite handlers; the scale's
-            :class:`ScaleStep` (networks, optimizers, the real pair) is ``engine.state.scale_step``.
+        handlers: attached to every scale's engine: handler objects (``attach(engine)``), or callables
+            ``handler(engine, scale)``; the scale's :class:`ScaleStep` (networks, optimizers, the real pair) is
+            ``engine.state.scale_step``.
         stop_after: stop (as an interruption would, after writing the checkpoint) once this many scales are
             finished; for tests and for splitting a long run (:class:`~monai_singanseg.diffusion.DiffusionTrainer`'s
             ``stop_after`` counts its steps alike).
@@ -489,6 +475,8 @@ class SinGANSegTrainer:
         >>> model = trainer.fit(real, intensity, labels, "model.pt")
     """
 
+    config: SinGANSegConfig
+
     @deprecated_arg("stop_after_scales", since="0.1.0", msg_suffix="Use stop_after, which counts scales.",
                     version_val=__version__, new_name="stop_after", warning_category=DeprecationWarning)
     def __init__(
@@ -496,22 +484,13 @@ class SinGANSegTrainer:
         config: SinGANSegConfig,
         device: str | torch.device = "cpu",
         progress: bool = True,
-        handlers: list[Callable[[Engine, int], None]] | None = None,
+        handlers: list[Handler | Callable[[Engine, int], None]] | None = None,
         stop_after: int | None = None,
         log_dir: str | os.PathLike | None = None,
         stop_after_scales: int | None = None,
     ) -> None:
         del stop_after_scales  # deprecated_arg has passed its value on as stop_after
-        self.config = config.validate()
-        self.device = torch.device(device)
-        self.progress = progress
-        self.handlers = handlers or []
-        self.stop_after = stop_after
-        self.log_dir = log_dir
-        if log_dir is not None:
-            from monai_singanseg.training.tensorboard import require_tensorboard
-
-            require_tensorboard(log_dir)  # fail before any training, not after the first scale
+        super().__init__(config, device, progress, handlers, stop_after, log_dir)
 
     def fit(
         self,
@@ -551,39 +530,11 @@ class SinGANSegTrainer:
         if not items:
             return []
         members = [self._member(item, resume) for item in items]
+        _check_group(items, members)
         first = members[0].model
-        for item, member in zip(items, members):
-            if member.model.shapes != first.shapes or _without_seed(member.model.config) != _without_seed(
-                    first.config) or member.model.trained_scales != first.trained_scales:
-                raise SinGANSegInputError(
-                    f"{item.checkpoint}: cannot train in one group with {items[0].checkpoint}: pyramid shapes, "
-                    "configuration (other than the seed) and trained scales must be equal."
-                )
-        last = first.num_scales if self.stop_after is None else min(self.stop_after, first.num_scales)
-        board = None
-        if self.log_dir is not None:
-            from monai_singanseg.training.tensorboard import TensorBoardLog
-
-            board = TensorBoardLog(self.log_dir, seed=first.config.seed)
-        try:  # an interrupted run still flushes and closes its TensorBoard log
-            for scale in range(first.trained_scales, last):
-                records = self._train_scale(members, scale, board)
-                for member, record in zip(members, records):
-                    member.state.log.append(record)
-                    member.state.critic = member.critic
-                    member.state.complete = member.model.trained_scales == member.model.num_scales
-                    save_model(member.model, member.checkpoint, training=member.state)
-                if board is not None:
-                    board.end_scale(first, members[0].pyramid[scale], records[0])
-                logger.info(
-                    "scale %d/%d %s done (%d model%s): %.1f s (%.3f s/iter, %d iterations), reconstruction MSE %.4f",
-                    scale + 1, first.num_scales, first.shapes[scale], len(members), "s" if len(members) > 1 else "",
-                    records[0]["seconds"], records[0]["seconds_per_iter"], records[0]["group_iterations"],
-                    sum(r["rec"] for r in records) / len(records),
-                )
-        finally:
-            if board is not None:
-                board.close()
+        with self.open_log(seed=first.config.seed) as board:  # an interrupted run still flushes and closes its log
+            for scale in range(first.trained_scales, self.last_unit(first.num_scales)):
+                self._train_scale(members, scale, board)
         return [m.model.eval() for m in members]
 
     def _member(self, item: TrainingItem, resume: bool) -> _Member:
@@ -598,8 +549,7 @@ class SinGANSegTrainer:
                     f"{checkpoint}: cannot resume: it was trained on other data (or holds no training state)."
                 )
             if item.config is not None:
-                for change in config_differences(model.config, item.config):
-                    logger.warning("%s: resuming with the checkpoint's options: %s", checkpoint, change)
+                self.warn_kept_options(checkpoint, model.config, item.config)
             critic = None if state.critic is None else drop_norm_biases(state.critic)
         else:
             config = (item.config or self.config).validate()
@@ -691,8 +641,9 @@ class SinGANSegTrainer:
             coarser.append((generator, amp, members[0].model.shapes[k]))
         return coarser
 
-    def _train_scale(self, members: list[_Member], scale: int, board: TensorBoardLog | None) -> list[dict[str, Any]]:
-        """Train pyramid level ``scale`` of every model of the group; append the trained generators to the models."""
+    def _train_scale(self, members: list[_Member], scale: int, board: TensorBoardLog | None) -> None:
+        """Train pyramid level ``scale`` of every model of the group, append the trained generators to the models and
+        write their checkpoints (:meth:`_end_scale`)."""
         first = members[0].model
         cfg = first.config
         rngs = [torch.Generator(device=self.device).manual_seed(scale_seed(m.model.config.seed, scale))
@@ -707,25 +658,38 @@ class SinGANSegTrainer:
         real = torch.cat([m.pyramid[scale] for m in members], 1)
         step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
                          (rec_noise, rec_input), self._coarser(members, scale), rngs, optim, along_noise)
-        engine = Engine(step)
-        engine.state.scale_step = step  # ignite keeps user attributes on its state: handlers reach the step here
-        engine.add_event_handler(Events.ITERATION_COMPLETED, _PlateauStop(step, optim))
-        if self.progress:
-            group = f" x{len(members)}" if len(members) > 1 else ""
-            desc = f"scale {scale + 1}/{first.num_scales} {first.shapes[scale]}{group}"
-            # a log file or a cluster job's output gets the one "done" line per scale below, not thousands of bar
-            # refreshes
-            if sys.stderr.isatty():
-                bar = ProgressBar(persist=True, desc=desc)
-                bar.attach(engine, output_transform=lambda out: {k: v for k, v in out.items() if v.ndim == 0})
-        for attach in self.handlers:
-            attach(engine, scale)
+        group = f" x{len(members)}" if len(members) > 1 else ""
+        engine = self.engine(
+            step, f"scale {scale + 1}/{first.num_scales} {first.shapes[scale]}{group}",
+            own=[_PlateauStop(step, optim)], context=(scale,),
+            board=None if board is None else board.loss_handler(f"scale_{scale:02d}"),
+            # the bar shows the group's means (the per-model values are vectors); a log file or a cluster job's
+            # output gets the one "done" line per scale of _end_scale, not thousands of bar refreshes
+            output_transform=lambda out: {k: v for k, v in out.items() if v.ndim == 0}, terminal_only=True,
+            state={"scale_step": step},  # ignite keeps user attributes on its state: handlers reach the step here
+        )
+        self.run(engine, range(optim.iters_per_scale),
+                 lambda engine, seconds: self._end_scale(members, scale, step, amps, engine, seconds, board))
+
+    def _end_scale(self, members: list[_Member], scale: int, step: ScaleStep, amps: list[float], engine: Engine,
+                   seconds: float, board: TensorBoardLog | None) -> None:
+        """After a scale's engine has run: keep its networks (:meth:`_freeze`), write every model's checkpoint, log
+        the scale (TensorBoard's summary and sample, one line)."""
+        records = self._freeze(members, scale, step, amps, engine, seconds)
+        for member, record in zip(members, records):
+            member.state.log.append(record)
+            member.state.critic = member.critic
+            member.state.complete = member.model.trained_scales == member.model.num_scales
+            save_model(member.model, member.checkpoint, training=member.state)
+        first = members[0].model
         if board is not None:
-            board.attach(engine, scale)
-        start = time.perf_counter()
-        engine.run(range(optim.iters_per_scale), max_epochs=1)
-        seconds = time.perf_counter() - start
-        return self._freeze(members, scale, step, amps, engine, seconds)
+            board.end_scale(first, members[0].pyramid[scale], records[0])
+        logger.info(
+            "scale %d/%d %s done (%d model%s): %.1f s (%.3f s/iter, %d iterations), reconstruction MSE %.4f",
+            scale + 1, first.num_scales, first.shapes[scale], len(members), "s" if len(members) > 1 else "",
+            records[0]["seconds"], records[0]["seconds_per_iter"], records[0]["group_iterations"],
+            sum(r["rec"] for r in records) / len(records),
+        )
 
     def _freeze(self, members: list[_Member], scale: int, step: ScaleStep, amps: list[float], engine: Engine,
                 seconds: float) -> list[dict[str, Any]]:
@@ -764,6 +728,23 @@ class SinGANSegTrainer:
                 **ended["losses"],
             })
         return records
+
+
+def _check_group(items: Sequence[TrainingItem], members: list[_Member]) -> None:
+    """Refuse a group whose members cannot train as one network.
+
+    Raises:
+        SinGANSegInputError: a member's pyramid shapes, configuration (other than the seed) or trained scales differ
+            from the first's.
+    """
+    first = members[0].model
+    for item, member in zip(items, members):
+        if member.model.shapes != first.shapes or _without_seed(member.model.config) != _without_seed(
+                first.config) or member.model.trained_scales != first.trained_scales:
+            raise SinGANSegInputError(
+                f"{item.checkpoint}: cannot train in one group with {items[0].checkpoint}: pyramid shapes, "
+                "configuration (other than the seed) and trained scales must be equal."
+            )
 
 
 def _without_seed(config: SinGANSegConfig) -> dict[str, Any]:
