@@ -6,7 +6,7 @@ from __future__ import annotations
 from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.handlers import CallHandler, CheckpointWriter, Handler, Progress, as_handlers
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
-from monai_singanseg.training.resume import ConfigDifference, config_differences, fingerprint
+from monai_singanseg.training.resume import UNSET, ConfigDifference, config_differences, fingerprint
 from monai_singanseg.training.trainer import (
     ScaleStep,
     SinGANSegTrainer,
@@ -18,6 +18,7 @@ from monai_singanseg.training.trainer import (
 )
 
 __all__ = [
+    "UNSET",
     "CallHandler",
     "CheckpointWriter",
     "ConfigDifference",
