@@ -40,8 +40,8 @@ from monai_singanseg.training.handlers import CheckpointWriter, Handler
 from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import step_seed
 
-__all__ = ["DiffusionCheckpoint", "DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage", "available_memory",
-           "check_training_memory", "draw_batch", "stack_pairs", "step_seed", "training_memory"]
+__all__ = ["DiffusionCheckpoint", "DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage",
+           "available_memory", "check_training_memory", "draw_batch", "stack_pairs", "step_seed", "training_memory"]
 
 logger = logging.getLogger(__name__)
 

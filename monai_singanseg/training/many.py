@@ -106,9 +106,9 @@ class _SinGANSegModels:
         work = TrainingItem(pair.real, pair.intensity, pair.labels, job.path, pair.source, self.make_config(pair),
                             name=item.label)
         if status != "missing":  # never keep or continue a model of other data or other options
-            changes = config_differences(verify_checkpoint_data(job.path, pair.real), work.config)
+            changes = "; ".join(map(str, config_differences(verify_checkpoint_data(job.path, pair.real), work.config)))
             if changes:
-                raise SinGANSegInputError(f"{job.path}: was trained with other options ({'; '.join(map(str, changes))}); "
+                raise SinGANSegInputError(f"{job.path}: was trained with other options ({changes}); "
                                           "delete it or choose another --out.")
         if status == "complete":
             return False

@@ -48,7 +48,7 @@ from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.concurrent import TrainedAlong, along_reconstruction, keep_trained_along, trained_along
 from monai_singanseg.training.handlers import Handler
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
-from monai_singanseg.training.resume import config_differences, fingerprint
+from monai_singanseg.training.resume import config_differences, fingerprint  # also importable from here, as before
 from monai_singanseg.training.seeds import scale_seed
 from monai_singanseg.training.widening import embed_previous
 
