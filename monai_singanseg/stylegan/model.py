@@ -21,6 +21,7 @@ from monai_singanseg.checkpoint_envelope import (
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generator_protocol import PairGenerator, check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
+from monai_singanseg.pyramid import resize
 from monai_singanseg.stylegan.checkpoint_format import STYLEGAN_CHECKPOINT, StyleGANTrainingState
 from monai_singanseg.stylegan.config import StyleGANConfig
 from monai_singanseg.stylegan.networks import Critic, StyleGenerator
@@ -219,12 +220,13 @@ class PairStyleGAN(nn.Module, PairGenerator):
         return self.split(self.generate(num, seed=seed))
 
     def model_view(self, pair: torch.Tensor) -> torch.Tensor:
-        """A real pair ``(1, C, *spatial)`` as this model's samples of it come out: at its resolution, in
-        ``[-1, 1]``."""
-        from monai_singanseg.pyramid import resize
-
-        pair = pair.clamp(-1.0, 1.0)
-        return pair if tuple(pair.shape[2:]) == self.config.resolution else resize(pair, self.config.resolution)
+        """A real pair ``(N, C, *spatial)`` as this model's samples of it come out: at its resolution, in
+        ``[-1, 1]``, the mask channels hard (resized as training resized them)."""
+        if tuple(pair.shape[2:]) != self.config.resolution:
+            n = self.config.image_channels
+            pair = resize(pair.float(), self.config.resolution)
+            pair = torch.cat([pair[:, :n], binarize_mask(pair[:, n:])], dim=1)
+        return pair.clamp(-1.0, 1.0)
 
     def save(self, path: str | os.PathLike, training: StyleGANTrainingState | None = None,
              weights: dict[str, Any] | None = None) -> None:
