@@ -11,7 +11,7 @@ import torch
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generators import GENERATORS, checkpoint_kind, load_generator
 from monai_singanseg.networks.checkpoint_format import SINGANSEG_CHECKPOINT
-from monai_singanseg.stylegan import PairStyleGAN, StyleGANConfig, binarize_mask, diff_augment
+from monai_singanseg.stylegan import PairStyleGAN, StyleGANConfig, StyleGANTrainer, binarize_mask, diff_augment
 from monai_singanseg.stylegan.augment import cutout, translate
 from monai_singanseg.stylegan.networks import Critic, ModulatedConv, minibatch_stddev
 from monai_singanseg.transforms.sampling import SAMPLERS
@@ -161,3 +161,20 @@ def test_damaged_and_foreign_checkpoints_are_one_line(tmp_path):
 
 def test_the_kind_is_registered_with_a_sampler():
     assert GENERATORS["stylegan"].cls is PairStyleGAN and "stylegan" in SAMPLERS
+
+
+def test_volumes_train_and_resize_to_the_resolution(tmp_path):
+    # toy volumes (shapes only: the 2D tests train on real data) of 12^3, resized to the model's 8^3
+    config = tiny(2, 1, "mask_then_image", spatial_dims=3, batch_size=2, train_steps=2, r1_interval=1)
+    generator = torch.Generator().manual_seed(0)
+    pairs = [torch.cat([torch.rand(2, 12, 12, 12, generator=generator) * 2 - 1,
+                        torch.where(torch.rand(1, 12, 12, 12, generator=generator) > 0.5, 1.0, -1.0)])
+             for _ in range(3)]
+    model = StyleGANTrainer(config, progress=False).fit(pairs, tmp_path / "volume.pt")
+    assert model.generate(2, seed=0).shape == (2, 3, 8, 8, 8)
+    assert PairStyleGAN.load(tmp_path / "volume.pt").config.spatial_dims == 3
+    with pytest.raises(SinGANSegInputError, match="pair 1: 4 channels"):
+        StyleGANTrainer(config, progress=False).fit([pairs[0], torch.cat([pairs[1], pairs[1][:1]])],
+                                                    tmp_path / "bad.pt")
+    with pytest.raises(SinGANSegInputError, match="pair 0: values outside"):
+        StyleGANTrainer(config, progress=False).fit([pairs[0] * 3], tmp_path / "bad.pt")
