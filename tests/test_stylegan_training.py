@@ -176,3 +176,16 @@ def test_bad_data_is_one_line_naming_the_file(tmp_path, capsys):
     assert main(["train-stylegan", _datalist(tmp_path, items), "--out", str(out), "--class-key", "contrast",
                  *SMALL_FLAGS]) == 2
     assert "has no 'contrast' (--class-key)" in capsys.readouterr().err
+
+
+def test_losses_go_to_tensorboard(tiles, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    StyleGANTrainer(config(tiles, "mask_then_image", train_steps=2), progress=False, log_dir=tmp_path / "tb").fit(
+        tiles, tmp_path / "m.pt")
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"stylegan/mask/critic", "stylegan/image/generator", "stylegan/image/r1"} <= tags
+    assert [e.step for e in events.Scalars("stylegan/mask/critic")] == [1, 2]
