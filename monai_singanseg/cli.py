@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     stylegan = sample.add_argument_group("StyleGAN models")
     stylegan.add_argument("--masks", nargs="+", default=None, metavar="MASK",
                           help="draw images for these mask files, in turn (a mask_then_image model)")
+    stylegan.add_argument("--class-name", default=None, metavar="NAME",
+                          help="draw pairs of this class (a model trained with --class-key; default: any)")
     stylegan.add_argument("--truncation", type=float, default=1.0,
                           help="0..1: pull the styles towards their mean (less variety, fewer failures; default 1)")
     _add_threads_option(sample)
@@ -761,15 +763,15 @@ def _train_stylegan(args: argparse.Namespace) -> None:
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err
     with _output_folder(out):
-        summary = train_stylegan_models(pairs, out, config, classes, device=device, resume=args.resume,
-                                        progress=not args.quiet)
+        summary = train_stylegan_models(pairs, out, config, classes, class_names or None, device=device,
+                                        resume=args.resume, progress=not args.quiet)
         check_summary(summary)
     classes_text = f", classes {', '.join(class_names)}" if class_names else ""
     print(f"wrote {out}: {len(pairs)} pair(s), {config.design}, {summary['models'][0]['steps']} steps{classes_text}")
 
 
 def _sample_stylegan(args: argparse.Namespace, model) -> None:
-    from monai_singanseg.stylegan.writing import read_condition_masks, write_stylegan_samples
+    from monai_singanseg.stylegan.writing import class_index, read_condition_masks, write_stylegan_samples
 
     # options of the other kinds are refused, not silently ignored
     others = {"--start-scale": args.start_scale != 0, "--diversity": args.diversity != 1.0,
@@ -779,9 +781,11 @@ def _sample_stylegan(args: argparse.Namespace, model) -> None:
     given = [name for name, used in others.items() if used]
     if given:
         raise SinGANSegInputError(f"{args.model}: a StyleGAN model; {', '.join(given)}: options of the other kinds "
-                                  "(StyleGAN takes --masks and --truncation).")
+                                  "(StyleGAN takes --masks, --truncation and --class-name).")
     masks = None if args.masks is None else read_condition_masks(model, args.masks)
+    classes = None if args.class_name is None else class_index(model, args.class_name)
     items = write_stylegan_samples(model, args.out, args.num, seed=args.seed, masks=masks, truncation=args.truncation,
+                                   classes=classes,
                                    fmt=args.format, overwrite=args.overwrite, batch_size=args.batch_size,
                                    name=str(args.model))
     print(f"wrote {len(items)} pairs and {Path(args.out) / 'preview.png'}")
@@ -832,8 +836,8 @@ def _sample(args: argparse.Namespace) -> None:
     model = load_generator(args.model, device=_device(args.device), require_complete=True)
     if model.kind == "stylegan":
         return _sample_stylegan(args, model)
-    if args.masks is not None or args.truncation != 1.0:
-        raise SinGANSegInputError(f"{args.model}: --masks and --truncation are StyleGAN options.")
+    if args.masks is not None or args.truncation != 1.0 or args.class_name is not None:
+        raise SinGANSegInputError(f"{args.model}: --masks, --truncation and --class-name are StyleGAN options.")
     if isinstance(model, PairDiffusion):
         return _sample_diffusion(args, model)
     if any(v is not None for v in (args.inpaint_image, args.inpaint_label, args.inpaint_region)):

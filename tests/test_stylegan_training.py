@@ -189,3 +189,17 @@ def test_losses_go_to_tensorboard(tiles, tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"stylegan/mask/critic", "stylegan/image/generator", "stylegan/image/r1"} <= tags
     assert [e.step for e in events.Scalars("stylegan/mask/critic")] == [1, 2]
+
+
+def test_classes_from_the_datalist_are_named_in_the_checkpoint(tmp_path, capsys):
+    items = [{"image": str(TILES / f"nuclei_tile_{k}_image.png"), "label": str(TILES / f"nuclei_tile_{k}_label.png"),
+              "stain": stain} for k, stain in (("a", "he"), ("b", "dapi"), ("c", "he"))]
+    model = tmp_path / "m.pt"
+    assert main(["train-stylegan", _datalist(tmp_path, items), "--out", str(model), "--class-key", "stain",
+                 "--train-steps", "2", *SMALL_FLAGS]) == 0
+    assert "classes dapi, he" in capsys.readouterr().out
+    loaded = PairStyleGAN.load(model)
+    assert loaded.config.num_classes == 2 and loaded.source["classes"] == ["dapi", "he"]
+    assert main(["sample", str(model), "--num", "2", "--out", str(tmp_path / "he"), "--class-name", "he"]) == 0
+    assert main(["sample", str(model), "--num", "2", "--out", str(tmp_path / "x"), "--class-name", "ki67"]) == 2
+    assert "class 'ki67': its classes are dapi, he" in capsys.readouterr().err

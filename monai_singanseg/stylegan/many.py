@@ -38,6 +38,7 @@ class StyleGANWork:
 
     pairs: list[TrainingPair]
     classes: list[int] | None = None
+    class_names: list[str] | None = None
 
 
 @dataclass
@@ -66,7 +67,7 @@ class StyleGANModels:
         (job,) = jobs
         work: StyleGANWork = job.source
         StyleGANTrainer(self.config, device=self.device, progress=self.progress).fit(
-            work.pairs, job.path, resume=job.resume, classes=work.classes)
+            work.pairs, job.path, resume=job.resume, classes=work.classes, class_names=work.class_names)
         job.info["steps"] = trained_steps(job.path)
         if not job.resume:
             return ["done"]
@@ -78,6 +79,7 @@ def train_stylegan_models(
     out: str | os.PathLike,
     config: StyleGANConfig,
     classes: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
     device: str | None = None,
     resume: bool = False,
     progress: bool = False,
@@ -89,6 +91,7 @@ def train_stylegan_models(
         out: the checkpoint file.
         config: the model configuration.
         classes: a class index per pair, for a config with ``num_classes`` > 0.
+        class_names: the name of each class index, stored in the checkpoint (``source["classes"]``).
         device: training device (``None``: GPU ``LOCAL_RANK`` when GPUs exist, else the CPU; ``"cuda"``: GPU
             ``LOCAL_RANK``).
         resume: continue the checkpoint if it exists (a finished one is left as it is); without it an existing
@@ -108,7 +111,8 @@ def train_stylegan_models(
     out = Path(out)
     if out.exists() and not resume:
         raise SinGANSegInputError(f"{out}: already exists; pass --resume to continue it, or choose another output.")
-    work = StyleGANWork(list(pairs), None if classes is None else list(classes))
+    work = StyleGANWork(list(pairs), None if classes is None else list(classes),
+                        None if class_names is None else list(class_names))
     jobs = [Job(out.stem, out, work, {"checkpoint": str(out), "pairs": len(pairs)})]
     with distributed_ranks() as ranks:
         models = StyleGANModels(config, rank_device(device, ranks.local_rank), progress, resume)

@@ -415,6 +415,7 @@ class StyleGANTrainer:
         intensity: IntensityMapping | None = None,
         labels: LabelEncoding | None = None,
         classes: Sequence[int] | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> PairStyleGAN:
         """Train on ``pairs`` (see :func:`stack_pairs`) and return the model (its averaged weights) in eval mode.
 
@@ -427,6 +428,8 @@ class StyleGANTrainer:
             intensity: the map of bare tensors' image channels (ignored for ``TrainingPair``).
             labels: the encoding of bare tensors' mask channels (ignored for ``TrainingPair``).
             classes: a class index per pair, for a config with ``num_classes`` > 0.
+            class_names: what each class index means (a contrast, a protocol), stored as the model's
+                ``source["classes"]`` so that samples can be asked for by name.
 
         Raises:
             SinGANSegInputError: bad pairs or classes (:func:`stack_pairs`), or resuming from a checkpoint of other
@@ -434,6 +437,11 @@ class StyleGANTrainer:
         """
         checkpoint = Path(checkpoint)
         model, state, data = self._start(pairs, checkpoint, resume, intensity, labels, classes)
+        if class_names is not None:
+            if len(class_names) != model.config.num_classes:
+                raise SinGANSegInputError(f"{len(class_names)} class names for a model of "
+                                          f"{model.config.num_classes} classes.")
+            model.source["classes"] = [str(name) for name in class_names]
         cfg = model.config
         critics = build_critics(cfg, seed=stream_seed(STYLEGAN_SALT, cfg.seed, -1)).to(self.device)
         if state.critics:

@@ -14,7 +14,20 @@ from monai_singanseg.generation import write_generated
 from monai_singanseg.io import read_mask
 from monai_singanseg.stylegan.model import PairStyleGAN
 
-__all__ = ["read_condition_masks", "write_stylegan_samples"]
+__all__ = ["class_index", "read_condition_masks", "write_stylegan_samples"]
+
+
+def class_index(model: PairStyleGAN, name: str) -> int:
+    """The class index of ``name`` among the model's class names (``source["classes"]``, stored by training).
+
+    Raises:
+        SinGANSegInputError: the model has no classes, or none of that name (the names are listed).
+    """
+    names = list(model.source.get("classes") or [])
+    if model.config.num_classes == 0 or name not in names:
+        known = f"its classes are {', '.join(names)}" if names else "it was trained without named classes"
+        raise SinGANSegInputError(f"class {name!r}: {known}.")
+    return names.index(name)
 
 
 def read_condition_masks(model: PairStyleGAN, paths: Sequence[str | os.PathLike]) -> torch.Tensor:
@@ -47,6 +60,7 @@ def write_stylegan_samples(
     seed: int = 0,
     masks: torch.Tensor | None = None,
     truncation: float = 1.0,
+    classes: int | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Write ``num`` pairs of ``model`` to ``out`` (files, ``preview.png``; see
@@ -61,6 +75,7 @@ def write_stylegan_samples(
         masks: ``(K, M, *resolution)`` mask channels (:func:`read_condition_masks`) to draw images for, in turn
             (pair ``i`` has mask ``i mod K``; ``mask_then_image`` models only); ``None``: new masks too.
         truncation: ``psi`` of the truncation trick (1: plain sampling).
+        classes: the class index of every pair (:func:`class_index`), for a model with classes (default: drawn).
 
     Returns:
         One datalist item per pair: ``{"image": path or [paths], "label": path}``.
@@ -78,10 +93,10 @@ def write_stylegan_samples(
     def draw(count: int, generator: torch.Generator) -> torch.Tensor:
         nonlocal done
         if masks is None:
-            return model.generate(count, generator=generator, truncation=truncation)
+            return model.generate(count, generator=generator, truncation=truncation, classes=classes)
         chosen = masks[[(done + i) % masks.shape[0] for i in range(count)]]
         done += count
-        return model.generate_for_masks(chosen, generator=generator, truncation=truncation)
+        return model.generate_for_masks(chosen, generator=generator, truncation=truncation, classes=classes)
 
     title = f"{options.get('name', 'model')}: StyleGAN ({model.config.design})"
     return write_generated(model, out, num, draw, seed=seed, title=title, **options)
