@@ -1,7 +1,8 @@
 """The ``singanseg`` command: ``train`` a model on one image + mask, ``train-many`` over a datalist, ``sample``.
 
-``train-diffusion`` trains the second generator (a pair-diffusion model, optionally one per k-means cluster);
-``sample`` and ``report`` take a checkpoint of either kind.
+``train-diffusion`` trains the second generator (a pair-diffusion model, optionally one per k-means cluster),
+``train-stylegan`` the third (a conditional StyleGAN2 of a datalist's pairs); ``sample`` and ``report`` take a
+checkpoint of any kind.
 
 Bad input ends with one line ``singanseg: error: <file>: <problem>`` and exit status 2, before anything is written.
 """
@@ -32,6 +33,7 @@ from monai_singanseg.config import (
 )
 from monai_singanseg.diffusion.config import CLUSTER_FEATURES, SAMPLERS, DiffusionConfig, DiffusionSampling
 from monai_singanseg.errors import SamplesInterrupted, SinGANSegInputError
+from monai_singanseg.stylegan.config import AUGMENT_OPS, DESIGNS, StyleGANConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -184,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads_option(many)
 
     _add_diffusion_parser(sub)
+    _add_stylegan_parser(sub)
 
     sample = sub.add_parser("sample", help="write new image + label pairs from a trained model (either kind)")
     sample.add_argument("model", help="checkpoint written by 'singanseg train' or 'singanseg train-diffusion'")
@@ -217,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--style-steps", type=int, default=STYLE_STEPS,
                         help=f"L-BFGS iterations per sample (vgg; default {STYLE_STEPS})")
     _add_diffusion_sampling_options(sample)
+    stylegan = sample.add_argument_group("StyleGAN models")
+    stylegan.add_argument("--masks", nargs="+", default=None, metavar="MASK",
+                          help="draw images for these mask files, in turn (a mask_then_image model)")
+    stylegan.add_argument("--class-name", default=None, metavar="NAME",
+                          help="draw pairs of this class (a model trained with --class-key; default: any)")
+    stylegan.add_argument("--truncation", type=float, default=1.0,
+                          help="0..1: pull the styles towards their mean (less variety, fewer failures; default 1)")
     _add_threads_option(sample)
     for name, mode in (("harmonize", "harmonize"), ("edit", "edit")):
         h = sub.add_parser(name, help=f"paste a donor lesion into the target and {name} it by injection at a scale")
@@ -284,6 +294,51 @@ def _add_diffusion_parser(sub) -> None:
                       help="fixed intensity window, e.g. -160 240 HU for CT")
     diff.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_threads_option(diff)
+
+
+def _add_stylegan_parser(sub) -> None:
+    sg = sub.add_parser("train-stylegan", help="train a conditional StyleGAN2 of image + mask pairs on the pairs of a "
+                                               "datalist (small datasets: DiffAugment, R1)")
+    sg.add_argument("datalist", help="Decathlon-style datalist JSON; relative paths are relative to its folder")
+    sg.add_argument("--out", required=True, help="checkpoint file")
+    sg.add_argument("--section", default="training", help="datalist key to train on (default: training)")
+    sg.add_argument("--resume", action="store_true", help="continue an interrupted training in --out")
+    defaults = StyleGANConfig()
+    sg.add_argument("--design", choices=DESIGNS, default=defaults.design,
+                    help="joint: one generator of image and mask; mask_then_image: a mask generator, then an image "
+                         "generator conditioned on the mask (it also draws images for given masks)")
+    sg.add_argument("--resolution", type=int, nargs="+", default=list(defaults.resolution),
+                    help="training size, one side or one per axis, each a multiple of 2^(levels - 1); pairs are "
+                         f"resized to it (default {' '.join(map(str, defaults.resolution))})")
+    sg.add_argument("--widths", type=int, nargs="+", default=list(defaults.widths),
+                    help=f"feature maps per level, coarsest first (default {' '.join(map(str, defaults.widths))})")
+    sg.add_argument("--latent-dim", type=_positive_int, default=defaults.latent_dim)
+    sg.add_argument("--style-dim", type=_positive_int, default=defaults.style_dim)
+    sg.add_argument("--mapping-layers", type=_positive_int, default=defaults.mapping_layers)
+    sg.add_argument("--class-key", default=None,
+                    help="datalist key of each pair's class (a contrast, a protocol): condition both networks on it")
+    sg.add_argument("--r1-gamma", type=float, default=defaults.r1_gamma,
+                    help=f"R1 penalty weight (default {defaults.r1_gamma:g})")
+    sg.add_argument("--r1-interval", type=_positive_int, default=defaults.r1_interval)
+    sg.add_argument("--augment", nargs="*", choices=AUGMENT_OPS, default=list(defaults.augment),
+                    help="DiffAugment operations (none: give the option alone; default: "
+                         f"{' '.join(defaults.augment)})")
+    sg.add_argument("--no-flips", action="store_true", help="no random flips of the training pairs")
+    sg.add_argument("--train-steps", type=_positive_int, default=defaults.train_steps)
+    sg.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    sg.add_argument("--lr", type=float, default=defaults.lr)
+    sg.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
+                    help=f"moving average of the generator's weights, which sample (0: off; default {defaults.ema_decay})")
+    sg.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every)
+    sg.add_argument("--seed", type=int, default=0)
+    sg.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: GPU LOCAL_RANK if any, else cpu)")
+    sg.add_argument("--num-classes", type=_class_count, default=None, help="the masks hold class indices 0..K-1")
+    sg.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                    help="map these intensity percentiles to the range ends (default: min and max)")
+    sg.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                    help="fixed intensity window, e.g. -160 240 HU for CT")
+    sg.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_threads_option(sg)
 
 
 def _refuse_diffusion_options(args: argparse.Namespace) -> None:
@@ -683,6 +738,59 @@ def _train_diffusion(args: argparse.Namespace) -> None:
         raise SinGANSegInputError(f"a package is missing: {err}") from err
 
 
+def _train_stylegan(args: argparse.Namespace) -> None:
+    from monai_singanseg.diffusion.many import load_datalist_pairs
+    from monai_singanseg.io import check_percentiles
+    from monai_singanseg.stylegan.many import datalist_classes, train_stylegan_models
+    from monai_singanseg.training.runner import check_summary
+
+    check_percentiles(args.percentiles)
+    device = None if args.device is None else _device(args.device)
+    out = _check_output_file(args.out)
+    reader = {"num_classes": args.num_classes, "percentiles": args.percentiles, "window": args.window}
+    resolution = args.resolution[0] if len(args.resolution) == 1 else args.resolution
+    _, pairs = load_datalist_pairs(args.datalist, args.section, **reader)
+    classes, class_names = (None, []) if args.class_key is None else datalist_classes(
+        args.datalist, args.section, args.class_key)
+    try:
+        config = StyleGANConfig.for_pair(
+            pairs[0], resolution=resolution, widths=args.widths, latent_dim=args.latent_dim,
+            style_dim=args.style_dim, mapping_layers=args.mapping_layers, design=args.design,
+            num_classes=len(class_names), r1_gamma=args.r1_gamma, r1_interval=args.r1_interval,
+            augment=tuple(args.augment), flips=not args.no_flips, lr=args.lr, batch_size=args.batch_size,
+            train_steps=args.train_steps, ema_decay=args.ema_decay, checkpoint_every=args.checkpoint_every,
+            seed=args.seed)
+    except ValueError as err:
+        raise SinGANSegInputError(f"invalid option: {err}") from err
+    with _output_folder(out):
+        summary = train_stylegan_models(pairs, out, config, classes, class_names or None, device=device,
+                                        resume=args.resume, progress=not args.quiet)
+        check_summary(summary)
+    classes_text = f", classes {', '.join(class_names)}" if class_names else ""
+    print(f"wrote {out}: {len(pairs)} pair(s), {config.design}, {summary['models'][0]['steps']} steps{classes_text}")
+
+
+def _sample_stylegan(args: argparse.Namespace, model) -> None:
+    from monai_singanseg.stylegan.writing import class_index, read_condition_masks, write_stylegan_samples
+
+    # options of the other kinds are refused, not silently ignored
+    others = {"--start-scale": args.start_scale != 0, "--diversity": args.diversity != 1.0,
+              "--scale-ratio": args.scale_ratio is not None, "--style": args.style != "none",
+              "--inpaint-*": any(v is not None for v in (args.inpaint_image, args.inpaint_label, args.inpaint_region)),
+              "--steps/--sampler": (args.steps, args.sampler) != (DiffusionSampling().steps, DiffusionSampling().sampler)}
+    given = [name for name, used in others.items() if used]
+    if given:
+        raise SinGANSegInputError(f"{args.model}: a StyleGAN model; {', '.join(given)}: options of the other kinds "
+                                  "(StyleGAN takes --masks, --truncation and --class-name).")
+    masks = None if args.masks is None else read_condition_masks(model, args.masks)
+    classes = None if args.class_name is None else class_index(model, args.class_name)
+    items = write_stylegan_samples(model, args.out, args.num, seed=args.seed, masks=masks, truncation=args.truncation,
+                                   classes=classes,
+                                   fmt=args.format, overwrite=args.overwrite, batch_size=args.batch_size,
+                                   name=str(args.model))
+    print(f"wrote {len(items)} pairs and {Path(args.out) / 'preview.png'}")
+
+
 def _sample_diffusion(args: argparse.Namespace, model) -> None:
     from monai_singanseg.generation import write_diffusion_samples
     from monai_singanseg.io import read_mask, read_stacked_images
@@ -726,6 +834,10 @@ def _sample(args: argparse.Namespace) -> None:
     from monai_singanseg.generators import load_generator
 
     model = load_generator(args.model, device=_device(args.device), require_complete=True)
+    if model.kind == "stylegan":
+        return _sample_stylegan(args, model)
+    if args.masks is not None or args.truncation != 1.0 or args.class_name is not None:
+        raise SinGANSegInputError(f"{args.model}: --masks, --truncation and --class-name are StyleGAN options.")
     if isinstance(model, PairDiffusion):
         return _sample_diffusion(args, model)
     if any(v is not None for v in (args.inpaint_image, args.inpaint_label, args.inpaint_region)):
@@ -781,7 +893,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # bars and per-scale lines)
     logging.getLogger("monai_singanseg.training.runner").setLevel(logging.INFO)
     try:
-        commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion, "sample": _sample,
+        commands = {"train": _train, "train-many": _train_many, "train-diffusion": _train_diffusion,
+                    "train-stylegan": _train_stylegan, "sample": _sample,
                     "harmonize": _harmonize, "edit": _harmonize, "report": _report}
         _check_seed(getattr(args, "seed", None))
         if getattr(args, "low_memory", False):
@@ -802,7 +915,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         saved = args.command != "train" or out.is_file()  # a run stopped before its first scale saved nothing
         resumable = {"train": " (finished scales are saved: continue with --resume)" if saved else
                      " before its first scale was saved; nothing was written",
-                     "train-diffusion": " (the last checkpoint is saved: continue with --resume)"}.get(args.command, "")
+                     "train-diffusion": " (the last checkpoint is saved: continue with --resume)",
+                     "train-stylegan": " (the last checkpoint is saved: continue with --resume)"}.get(args.command, "")
         print(f"singanseg: interrupted{resumable}", file=sys.stderr)
         return 130
     return 0

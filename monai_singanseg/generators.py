@@ -21,6 +21,7 @@ from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.networks import SinGANSeg
+from monai_singanseg.stylegan.model import PairStyleGAN
 
 __all__ = ["GENERATORS", "GENERATOR_KINDS", "GeneratorKind", "PairGenerator", "checkpoint_kind", "is_diffusion",
            "load_generator"]
@@ -53,7 +54,8 @@ class GeneratorKind:
         return cls(model_cls.kind, model_cls, model_cls.checkpoint_format.marker, load)
 
 
-GENERATORS: dict[str, GeneratorKind] = {kind.name: kind for kind in map(GeneratorKind.of, (SinGANSeg, PairDiffusion))}
+GENERATORS: dict[str, GeneratorKind] = {kind.name: kind for kind in map(GeneratorKind.of, (SinGANSeg, PairDiffusion,
+                                                                                        PairStyleGAN))}
 GENERATOR_KINDS = {kind.marker: name for name, kind in GENERATORS.items()}
 """Kind name by checkpoint format marker."""
 

@@ -122,7 +122,16 @@ def report_rows(
             ReportRow(str(s), f"grid_start_scale_{s}.png", f"start scale {s}",
                       lambda num, seed, s=s: generate_samples(model, num, s, seed)) for s in scales]
     if start_scales is not None:
-        raise SinGANSegInputError("start scales are SinGAN-Seg's; a diffusion model has none.")
+        raise SinGANSegInputError(f"start scales are SinGAN-Seg's; a {model.kind} model has none.")
+    if model.kind == "stylegan":  # new pairs, and for a mask_then_image model images drawn for the real mask
+        rows = [ReportRow("sample", "grid_sample.png", f"StyleGAN ({model.config.design})",
+                          lambda num, seed: model.generate(num, seed=seed))]
+        if model.config.design == "mask_then_image":
+            mask = real[:, model.config.image_channels:]
+            rows.append(ReportRow("for_real_mask", "grid_for_real_mask.png", "images for the real mask",
+                                  lambda num, seed: model.generate_for_masks(mask.expand(num, *mask.shape[1:]),
+                                                                             seed=seed)))
+        return "samplers", rows
     sampling = DiffusionSampling.of(sampling)
     n_img = model.config.image_channels
     region = label_region(model.labels.indices(real[0, n_img:]), sampling.dilation)

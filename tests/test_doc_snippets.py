@@ -45,6 +45,11 @@ SUBSTITUTIONS: dict[tuple[str, int], list[tuple[str, str]]] = {
     ("docs/diffusion.md", 2): [
         ("steps=50, jump_length=10, resample=5", "steps=2, jump_length=1, resample=1"),
     ],
+    ("docs/stylegan.md", 0): [
+        ("widths=(128, 128, 128, 64, 32), train_steps=5000, batch_size=8, seed=0)",
+         "widths=(8, 8, 8, 8, 8), latent_dim=8, style_dim=8, train_steps=2, batch_size=2, seed=0)"),
+        ('device="cuda"', 'device="cpu", progress=False'),
+    ],
     ("docs/metrics.md", 0): [
         ("model.generate(16,", "model.generate(4,"),
         # SIFID needs the Inception-v3 weight file the user downloads; the name is still checked to exist

@@ -15,12 +15,15 @@ from monai_singanseg.generator_protocol import PAIR_VALUE_TOLERANCE, PairGenerat
 from monai_singanseg.generators import GENERATOR_KINDS, GENERATORS, checkpoint_kind, load_generator
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.networks.checkpoint_format import TrainingState
+from monai_singanseg.stylegan import PairStyleGAN
 
 
 def test_the_registry_names_each_kind_with_its_class_and_marker():
     assert {name: kind.cls for name, kind in GENERATORS.items()} == {"singanseg": SinGANSeg,
-                                                                    "diffusion": PairDiffusion}
-    assert GENERATOR_KINDS == {"monai-singanseg": "singanseg", "monai-singanseg-diffusion": "diffusion"}
+                                                                    "diffusion": PairDiffusion,
+                                                                    "stylegan": PairStyleGAN}
+    assert GENERATOR_KINDS == {"monai-singanseg": "singanseg", "monai-singanseg-diffusion": "diffusion",
+                               "monai-singanseg-stylegan": "stylegan"}
     assert all(issubclass(kind.cls, PairGenerator) and kind.cls.kind == name for name, kind in GENERATORS.items())
 
 

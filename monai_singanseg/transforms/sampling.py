@@ -21,7 +21,8 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.transforms.draw import AugmentDraw
 
-__all__ = ["SAMPLERS", "DiffusionSampler", "PairSampler", "SamplingOptions", "SinGANSegSampler", "sampler_for"]
+__all__ = ["SAMPLERS", "DiffusionSampler", "PairSampler", "SamplingOptions", "SinGANSegSampler", "StyleGANSampler",
+           "sampler_for"]
 
 
 def _start_range(start_scale: Any) -> tuple[int, int]:
@@ -176,7 +177,17 @@ class DiffusionSampler(PairSampler):
         return inpaint_pair(model, pair, region, self.options.diffusion, num, seeded(model, draw)).cpu()
 
 
-SAMPLERS: dict[str, type[PairSampler]] = {cls.kind: cls for cls in (SinGANSegSampler, DiffusionSampler)}
+class StyleGANSampler(PairSampler):
+    """A StyleGAN model: new pairs at its resolution from the seeded draw (resized to the output by the transform)."""
+
+    kind = "stylegan"
+
+    def generate(self, model: PairGenerator, num: int, draw: AugmentDraw, spatial: tuple[int, ...]) -> torch.Tensor:
+        return model.generate(num, generator=seeded(model, draw))
+
+
+SAMPLERS: dict[str, type[PairSampler]] = {cls.kind: cls for cls in (SinGANSegSampler, DiffusionSampler,
+                                                                     StyleGANSampler)}
 """Sampler class by generator kind; a new kind of :mod:`monai_singanseg.generators` adds its sampler here."""
 
 

@@ -1,0 +1,527 @@
+"""Training a :class:`~monai_singanseg.stylegan.model.PairStyleGAN` on a small dataset of image + mask pairs.
+
+One ignite :class:`~ignite.engine.Engine` runs the training, one iteration per optimisation step
+(:class:`StyleGANStep`): for each generator of the design, a critic update (non-saturating logistic loss, every pair
+the critic sees passed through DiffAugment, and every ``r1_interval`` steps the R1 penalty on the real pairs, scaled
+by the interval: StyleGAN2's lazy regularisation), then a generator update, then the moving average of the
+generator's weights. In ``mask_then_image`` the image generator is trained on the real masks (its fakes are paired
+with the masks they were drawn for), the mask generator on its own.
+
+Every random draw of step ``k`` comes from one generator seeded with ``(seed, k)``
+(:func:`stylegan_step_seed`, on :func:`~monai_singanseg.training.seeds.stream_seed`), so the same seed gives the
+same weights and a run resumed from any checkpoint continues as if never interrupted, with no generator state to
+store. The parts a shared trainer base would own (device, progress bar, ``stop_after``, checkpoints at events,
+resume, TensorBoard) are small handler objects attached to the engine (:class:`Checkpoints`, :class:`LossRecords`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from ignite.engine import Engine, Events
+from ignite.handlers import ProgressBar
+from torch import nn
+
+from monai_singanseg.diffusion.many import resize_pair
+from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.generator_protocol import check_pair_values
+from monai_singanseg.intensity import IntensityMapping, LabelEncoding
+from monai_singanseg.io import TrainingPair
+from monai_singanseg.stylegan.augment import diff_augment
+from monai_singanseg.stylegan.checkpoint_format import StyleGANTrainingState
+from monai_singanseg.stylegan.config import StyleGANConfig
+from monai_singanseg.stylegan.model import PairStyleGAN, build_critics, default_labels
+from monai_singanseg.training.seeds import stream_seed
+from monai_singanseg.training.trainer import config_differences, fingerprint
+
+__all__ = ["STYLEGAN_SALT", "Checkpoints", "GeneratorAverage", "LossRecords", "StyleGANData", "StyleGANStep",
+           "StyleGANTrainer", "draw_batch", "stack_pairs", "stylegan_step_seed"]
+
+logger = logging.getLogger(__name__)
+
+STYLEGAN_SALT = "monai-singanseg-stylegan"
+"""Salt of the StyleGAN trainer's per-step streams, apart from the other trainers' (changing it changes every run)."""
+
+# options that may change when a run is resumed: how long to train and how often to save
+RESUMABLE_CHANGES = ("train_steps", "checkpoint_every")
+
+
+def stylegan_step_seed(seed: int, step: int) -> int:
+    """Seed of the random stream of optimisation step ``step`` (0-based) of a StyleGAN run seeded ``seed``."""
+    return stream_seed(STYLEGAN_SALT, seed, step)
+
+
+@dataclass
+class StyleGANData:
+    """The training pairs as one tensor, with the maps back to their units.
+
+    Attributes:
+        real: ``(P, C, *resolution)`` in ``[-1, 1]``, all pairs in one intensity mapping.
+        classes: ``(P,)`` class indices, or ``None`` for a model without classes.
+        intensity: the common map of the image channels. labels: the common map of the label.
+        source: the first pair's affine, shape and contrast names.
+    """
+
+    real: torch.Tensor
+    classes: torch.Tensor | None
+    intensity: IntensityMapping
+    labels: LabelEncoding
+    source: dict[str, Any]
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the pairs (and their classes): identifies the data in a checkpoint without storing it."""
+        if self.classes is None:
+            return fingerprint(self.real)
+        return fingerprint(torch.cat([self.real.flatten(), self.classes.float()]))
+
+
+def _pair_name(pair: Any, index: int) -> str:
+    """The file a pair was read from (its image's), or ``pair <index>`` for a bare tensor."""
+    meta = getattr(pair, "meta", None) or {}
+    name = meta.get("filename_or_obj")
+    return str(name) if name else f"pair {index}"
+
+
+def stack_pairs(
+    pairs: TrainingPair | torch.Tensor | Sequence[TrainingPair | torch.Tensor],
+    config: StyleGANConfig,
+    intensity: IntensityMapping | None = None,
+    labels: LabelEncoding | None = None,
+    classes: Sequence[int] | None = None,
+) -> StyleGANData:
+    """Check the training pairs against ``config``, bring them to its ``resolution`` and stack them.
+
+    Pairs of another size are resized (the image smoothly, antialiased when shrinking; the mask smoothly, then made
+    hard again). Pairs whose image intensity maps differ are re-expressed in one common map (per channel, the lowest
+    ``lower`` and the highest ``upper``), which loses nothing; their label encodings must be equal.
+
+    Args:
+        pairs: :class:`~monai_singanseg.io.TrainingPair` objects, or tensors ``(C, *spatial)`` in ``[-1, 1]``
+            (image channels then mask channels), or one of either.
+        config: the model's configuration (channels, spatial dims, resolution, classes).
+        intensity: the map of bare tensors' image channels (default: identity on ``[-1, 1]``).
+        labels: the encoding of bare tensors' mask channels (default: binary 0/1, or K class indices).
+        classes: a class index per pair, for a config with ``num_classes`` > 0.
+
+    Raises:
+        SinGANSegInputError: no pair, a wrong rank or channel count, values outside ``[-1, 1]``, differing label
+            encodings, or missing / out-of-range classes; each naming the pair's file.
+    """
+    if isinstance(pairs, (TrainingPair, torch.Tensor)):
+        pairs = [pairs]
+    if len(pairs) == 0:
+        raise SinGANSegInputError("no training pair given.")
+    cfg = config
+    bare_intensity = intensity or IntensityMapping([-1.0] * cfg.image_channels, [1.0] * cfg.image_channels)
+    bare_labels = labels or default_labels(cfg.mask_channels)
+    reals, maps, encodings = [], [], []
+    for i, pair in enumerate(pairs):
+        name = _pair_name(pair, i)
+        if not isinstance(pair, TrainingPair):
+            pair = TrainingPair(torch.as_tensor(pair), bare_intensity, bare_labels)
+        real = pair.real.detach().to("cpu", torch.float32)
+        if real.ndim != cfg.spatial_dims + 1:
+            raise SinGANSegInputError(f"{name}: shape {tuple(real.shape)}; a {cfg.spatial_dims}D model trains on "
+                                      f"(C, *spatial) pairs with {cfg.spatial_dims} spatial axes.")
+        n_img = len(pair.intensity.lower)
+        if real.shape[0] != cfg.channels or n_img != cfg.image_channels:
+            raise SinGANSegInputError(
+                f"{name}: {real.shape[0]} channels ({n_img} image + {real.shape[0] - n_img} mask); the model "
+                f"expects {cfg.channels} ({cfg.image_channels} image + {cfg.mask_channels} mask)."
+            )
+        check_pair_values(real, name, "give the stacked pair from load_training_pair or prepare_training_pair.")
+        if encodings and pair.labels != encodings[0]:
+            raise SinGANSegInputError(f"{name}: label encoding {pair.labels.to_dict()} differs from the first pair's "
+                                      f"{encodings[0].to_dict()}; the mask channels would mean different things.")
+        pair = TrainingPair(real.clamp(-1.0, 1.0), pair.intensity, pair.labels, dict(pair.meta))
+        reals.append(resize_pair(pair, cfg.resolution).real)
+        maps.append(pair.intensity)
+        encodings.append(pair.labels)
+    common = IntensityMapping([min(m.lower[c] for m in maps) for c in range(cfg.image_channels)],
+                              [max(m.upper[c] for m in maps) for c in range(cfg.image_channels)])
+    n = cfg.image_channels
+    for i, pair_map in enumerate(maps):
+        if pair_map != common:  # into the common units: the common range holds this one's, so nothing is clipped
+            reals[i] = torch.cat([common.normalize(pair_map.denormalize(reals[i][:n])), reals[i][n:]], dim=0)
+    first = pairs[0]
+    source = first.source if isinstance(first, TrainingPair) else {}
+    return StyleGANData(torch.stack(reals), _check_classes(classes, len(pairs), cfg), common, encodings[0], source)
+
+
+def _check_classes(classes: Sequence[int] | None, count: int, config: StyleGANConfig) -> torch.Tensor | None:
+    """``classes`` as a ``(count,)`` tensor, checked against ``config.num_classes``."""
+    k = config.num_classes
+    if k == 0:
+        if classes is not None:
+            raise SinGANSegInputError("classes given, but the config has num_classes=0.")
+        return None
+    if classes is None or len(classes) != count:
+        raise SinGANSegInputError(f"a model of {k} classes needs one class index per pair ({count} pairs), got "
+                                  f"{'none' if classes is None else len(classes)}.")
+    out = torch.as_tensor(list(classes), dtype=torch.long)
+    bad = [i for i, c in enumerate(out.tolist()) if not 0 <= c < k]
+    if bad:
+        raise SinGANSegInputError(f"pair {bad[0]}: class {int(out[bad[0]])} is outside 0..{k - 1}.")
+    return out
+
+
+def draw_batch(data: StyleGANData, config: StyleGANConfig, rng: torch.Generator,
+               real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``batch_size`` pairs of ``real`` ``(P, C, *resolution)`` (``data.real`` on the training device), drawn with
+    replacement, each flipped along the first spatial axis with probability 1/2 when ``config.flips``; their
+    classes. Every draw comes from ``rng``."""
+    count, device = config.batch_size, real.device
+    which = torch.randint(real.shape[0], (count,), generator=rng, device=device)
+    batch = real[which]
+    if config.flips:
+        flip = torch.rand((count,), generator=rng, device=device) < 0.5
+        batch = torch.where(flip.reshape(-1, *(1,) * (batch.ndim - 1)), batch.flip(2), batch)
+    classes = None if data.classes is None else data.classes.to(device)[which]
+    return batch, classes
+
+
+class GeneratorAverage:
+    """Exponential moving average of the generators' weights (and buffers copied), warmed up by the global step:
+    step ``k`` uses ``min(decay, (1 + k) / (10 + k))``, so a resumed run averages exactly as an uninterrupted one.
+
+    Args:
+        generators: the generators (a ``ModuleDict``). decay: the long-run decay, in ``(0, 1)``.
+    """
+
+    def __init__(self, generators: nn.ModuleDict, decay: float) -> None:
+        self.decay = decay
+        self.weights = {name: {k: v.detach().clone() for k, v in g.state_dict().items()}
+                        for name, g in generators.items()}
+
+    @torch.no_grad()
+    def update(self, generators: nn.ModuleDict, step: int) -> None:
+        """Move the average towards the generators' weights after optimisation step ``step`` (0-based)."""
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for name, g in generators.items():
+            for key, value in g.state_dict().items():
+                average = self.weights[name][key]
+                if average.is_floating_point() and key != "mapping.w_avg":
+                    average.lerp_(value, 1.0 - decay)
+                else:  # the running mean of w is itself an average: copied
+                    average.copy_(value)
+
+
+def _nonsaturating(scores: torch.Tensor, real: bool) -> torch.Tensor:
+    """The logistic GAN loss of critic scores: ``softplus(-s)`` for pairs that should look real, ``softplus(s)``
+    for those that should look generated."""
+    return F.softplus(-scores if real else scores).mean()
+
+
+class StyleGANStep:
+    """One optimisation step (ignite's process function): for each generator of the design, a critic update (with
+    the lazy R1 penalty every ``r1_interval`` steps) and a generator update, then the moving average.
+    ``StyleGANStep(engine, step)`` returns ``{"<name>/critic": ..., "<name>/generator": ..., "<name>/r1": ...}``
+    (floats); ``step`` is the 0-based global step, which seeds every draw."""
+
+    def __init__(self, model: PairStyleGAN, critics: nn.ModuleDict, optimizers: dict[str, torch.optim.Optimizer],
+                 data: StyleGANData, real: torch.Tensor, average: GeneratorAverage | None = None) -> None:
+        self.model, self.critics, self.optimizers, self.data, self.real = model, critics, optimizers, data, real
+        self.average = average
+        self.config = model.config
+
+    def _view(self, name: str, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The real tensor critic ``name`` judges and its image-channel count (for the colour augmentation)."""
+        n = self.config.image_channels
+        return (batch[:, n:], 0) if name == "mask" else (batch, n)
+
+    def _fake(self, name: str, batch: torch.Tensor, classes: torch.Tensor | None,
+              rng: torch.Generator) -> torch.Tensor:
+        """Generator ``name``'s fakes for this batch; the image generator's are joined to the real masks they were
+        drawn for."""
+        cfg = self.config
+        z = torch.randn((batch.shape[0], cfg.latent_dim), generator=rng, device=batch.device)
+        g = self.model.generators[name]
+        if name != "image":
+            return g(z, classes, generator=rng, update_avg=True)
+        mask = batch[:, cfg.image_channels:]
+        return torch.cat([g(z, classes, condition=mask, generator=rng, update_avg=True), mask], dim=1)
+
+    def _judge(self, name: str, x: torch.Tensor, n_img: int, classes: torch.Tensor | None,
+               rng: torch.Generator) -> torch.Tensor:
+        """Critic ``name``'s scores ``(N,)`` of ``x`` seen through DiffAugment."""
+        augment = self.config.augment
+        return self.critics[name](diff_augment(x, n_img, augment, rng) if augment else x, classes)
+
+    def _update(self, name: str, batch: torch.Tensor, classes: torch.Tensor | None, rng: torch.Generator,
+                step: int) -> dict[str, float]:
+        """One critic and one generator update of network ``name``; their losses (and R1 when taken)."""
+        cfg, critic, out = self.config, self.critics[name], {}
+        real, n_img = self._view(name, batch)
+        # critic: generated pairs down, real pairs up, and every r1_interval steps the R1 penalty on the real ones
+        critic.requires_grad_(True)
+        opt = self.optimizers[f"critic:{name}"]
+        opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            fake = self._fake(name, batch, classes, rng)
+        loss = _nonsaturating(self._judge(name, fake, n_img, classes, rng), real=False)
+        regularize = cfg.r1_gamma > 0 and step % cfg.r1_interval == 0
+        real_in = real.detach().requires_grad_(regularize)
+        scores = self._judge(name, real_in, n_img, classes, rng)
+        loss = loss + _nonsaturating(scores, real=True)
+        if regularize:
+            (grad,) = torch.autograd.grad(scores.sum(), real_in, create_graph=True)
+            r1 = grad.square().sum(dim=tuple(range(1, grad.ndim))).mean()
+            loss = loss + r1 * (cfg.r1_gamma / 2 * cfg.r1_interval)
+            out[f"{name}/r1"] = float(r1.detach())
+        loss.backward()
+        opt.step()
+        out[f"{name}/critic"] = float(loss.detach())
+        # generator: its fakes judged real, the critic fixed (no gradient kept for its weights)
+        critic.requires_grad_(False)
+        opt = self.optimizers[f"generator:{name}"]
+        opt.zero_grad(set_to_none=True)
+        loss = _nonsaturating(self._judge(name, self._fake(name, batch, classes, rng), n_img, classes, rng), real=True)
+        loss.backward()
+        opt.step()
+        out[f"{name}/generator"] = float(loss.detach())
+        return out
+
+    def __call__(self, engine: Engine, step: int) -> dict[str, float]:
+        cfg = self.config
+        rng = torch.Generator(device=self.real.device).manual_seed(stylegan_step_seed(cfg.seed, step))
+        batch, classes = draw_batch(self.data, cfg, rng, self.real)
+        self.model.generators.train()
+        out: dict[str, float] = {}
+        for name in self.critics:
+            out.update(self._update(name, batch, classes, rng, step))
+        if self.average is not None:
+            self.average.update(self.model.generators, step)
+        return out
+
+
+def build_optimizers(model: PairStyleGAN, critics: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
+    """Adam per network: betas ``(0, 0.99)`` (StyleGAN2); the critics' rate and betas adjusted for lazy R1 by
+    ``c = r1_interval / (r1_interval + 1)`` (rate ``lr * c``, betas ``** c``), as StyleGAN2 does, so the
+    regularised steps do not change the critics' effective optimisation."""
+    cfg = model.config
+    c = cfg.r1_interval / (cfg.r1_interval + 1) if cfg.r1_gamma > 0 else 1.0
+    out: dict[str, torch.optim.Optimizer] = {}
+    for name, g in model.generators.items():
+        out[f"generator:{name}"] = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(0.0, 0.99), eps=1e-8)
+    for name, critic in critics.items():
+        out[f"critic:{name}"] = torch.optim.Adam(critic.parameters(), lr=cfg.lr * c, betas=(0.0, 0.99 ** c),
+                                                 eps=1e-8)
+    return out
+
+
+class LossRecords:
+    """Mean losses between checkpoints: collects every step's output (``attach(engine)``) and hands the means out
+    (:meth:`take`), each loss over the steps that reported it (R1 is taken every ``r1_interval`` steps only)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+
+    def _collect(self, engine: Engine) -> None:
+        for key, value in engine.state.output.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def take(self) -> dict[str, float]:
+        """The means since the last call (empty when no step ran)."""
+        means = {k: v / self.counts[k] for k, v in self.sums.items()}
+        self.sums, self.counts = {}, {}
+        return means
+
+
+class Checkpoints:
+    """Writes the checkpoint every ``every`` steps and when the engine stops (``attach(engine)``); ``save(step)``
+    writes it for ``step`` steps done, once per step.
+
+    Args:
+        save: writes the checkpoint for a number of steps done.
+        every: steps between checkpoints.
+        first_step: steps done before this run (the engine counts from 0).
+    """
+
+    def __init__(self, save: Callable[[int], None], every: int, first_step: int) -> None:
+        self._save, self.every, self.first_step = save, every, first_step
+        self.last: int | None = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._periodic)
+        engine.add_event_handler(Events.COMPLETED, self._final)
+
+    def save(self, step: int) -> None:
+        if step != self.last:
+            self._save(step)
+            self.last = step
+
+    def _periodic(self, engine: Engine) -> None:
+        step = self.first_step + engine.state.iteration
+        if step % self.every == 0:
+            self.save(step)
+
+    def _final(self, engine: Engine) -> None:
+        self.save(self.first_step + engine.state.iteration)
+
+
+class StyleGANTrainer:
+    """Train a :class:`PairStyleGAN`, writing its checkpoint every ``checkpoint_every`` steps and at the end.
+
+    Args:
+        config: model and training configuration (when resuming, the checkpoint's own is used, but for
+            ``train_steps`` and ``checkpoint_every``, taken from here so that a finished run can be extended).
+        device: where the networks train.
+        progress: show a progress bar.
+        handlers: callables ``handler(engine)`` called once to attach ignite handlers to the training engine
+            (``engine.state.output`` holds the step's losses).
+        stop_after: stop (as an interruption would, after writing the checkpoint) once this many steps in all are
+            done; for tests and for splitting a long run.
+        log_dir: write every step's losses to TensorBoard here (tags ``stylegan/<network>/<loss>``, step = steps
+            done, going on across resumed runs); needs the optional ``tensorboard`` package.
+
+    Example:
+        >>> pairs = [load_training_pair([image], label) for image, label in files]   # doctest: +SKIP
+        >>> config = StyleGANConfig.for_pair(pairs[0], resolution=64, train_steps=5000)
+        >>> model = StyleGANTrainer(config).fit(pairs, "stylegan.pt")
+    """
+
+    def __init__(self, config: StyleGANConfig, device: str | torch.device = "cpu", progress: bool = True,
+                 handlers: list[Callable[[Engine], None]] | None = None, stop_after: int | None = None,
+                 log_dir: str | os.PathLike | None = None) -> None:
+        self.config = config.validate()
+        self.device = torch.device(device)
+        self.progress = progress
+        self.handlers = handlers or []
+        self.stop_after = stop_after
+        self.log_dir = log_dir
+        if log_dir is not None:
+            from monai_singanseg.training.tensorboard import require_tensorboard
+
+            require_tensorboard(log_dir)  # fail before any training
+
+    def fit(
+        self,
+        pairs: TrainingPair | torch.Tensor | Sequence[TrainingPair | torch.Tensor],
+        checkpoint: str | os.PathLike,
+        resume: bool = False,
+        intensity: IntensityMapping | None = None,
+        labels: LabelEncoding | None = None,
+        classes: Sequence[int] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> PairStyleGAN:
+        """Train on ``pairs`` (see :func:`stack_pairs`) and return the model (its averaged weights) in eval mode.
+
+        Args:
+            pairs: training pairs (``TrainingPair`` or ``(C, *spatial)`` tensors in ``[-1, 1]``), resized to the
+                config's ``resolution`` when of another size.
+            checkpoint: file written every ``checkpoint_every`` steps and at the end (atomically).
+            resume: continue from ``checkpoint`` (on the same kind of device the weights equal an uninterrupted
+                run's); a finished checkpoint with as many ``train_steps`` is returned as is.
+            intensity: the map of bare tensors' image channels (ignored for ``TrainingPair``).
+            labels: the encoding of bare tensors' mask channels (ignored for ``TrainingPair``).
+            classes: a class index per pair, for a config with ``num_classes`` > 0.
+            class_names: what each class index means (a contrast, a protocol), stored as the model's
+                ``source["classes"]`` so that samples can be asked for by name.
+
+        Raises:
+            SinGANSegInputError: bad pairs or classes (:func:`stack_pairs`), or resuming from a checkpoint of other
+                data.
+        """
+        checkpoint = Path(checkpoint)
+        model, state, data = self._start(pairs, checkpoint, resume, intensity, labels, classes)
+        if class_names is not None:
+            if len(class_names) != model.config.num_classes:
+                raise SinGANSegInputError(f"{len(class_names)} class names for a model of "
+                                          f"{model.config.num_classes} classes.")
+            model.source["classes"] = [str(name) for name in class_names]
+        cfg = model.config
+        critics = build_critics(cfg, seed=stream_seed(STYLEGAN_SALT, cfg.seed, -1)).to(self.device)
+        if state.critics:
+            for name, weights in state.critics.items():
+                critics[name].load_state_dict(weights)
+        optimizers = build_optimizers(model, critics)
+        for key, opt_state in state.optimizers.items():
+            optimizers[key].load_state_dict(opt_state)
+        last = cfg.train_steps if self.stop_after is None else min(self.stop_after, cfg.train_steps)
+        if state.step >= last:
+            return model.eval()
+        average = None
+        if cfg.ema_decay > 0:
+            # the model holds the checkpoint's sampling weights (the average), the training weights beside them
+            average = GeneratorAverage(model.generators, cfg.ema_decay)
+            if state.online is not None:
+                for name, weights in state.online.items():
+                    model.generators[name].load_state_dict(weights)
+        real = data.real.to(self.device)
+        engine = Engine(StyleGANStep(model, critics, optimizers, data, real, average))
+        records = LossRecords()
+        records.attach(engine)
+        # the log's seconds count the whole training, across resumed runs
+        start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
+
+        def save(step: int) -> None:
+            state.log.append({"step": step, **records.take(), "seconds": time.perf_counter() - start})
+            online = None if average is None else {n: g.state_dict() for n, g in model.generators.items()}
+            done = StyleGANTrainingState(
+                state.fingerprint, step, step >= cfg.train_steps, online,
+                {n: c.state_dict() for n, c in critics.items()}, {k: o.state_dict() for k, o in optimizers.items()},
+                state.log)
+            model.save(checkpoint, done, weights=None if average is None else average.weights)
+
+        Checkpoints(save, cfg.checkpoint_every, state.step).attach(engine)
+        if self.progress:
+            ProgressBar(persist=True, desc="stylegan").attach(engine, output_transform=lambda out: out)
+        for attach in self.handlers:
+            attach(engine)
+        writer = self._tensorboard(engine, state.step)
+        try:  # an interrupted run still flushes and closes its TensorBoard log
+            engine.run(range(state.step, last), max_epochs=1)
+        finally:
+            if writer is not None:
+                writer.close()
+        logger.info("StyleGAN training: step %d/%d, %.1f s", state.step + engine.state.iteration, cfg.train_steps,
+                    time.perf_counter() - start)
+        if average is not None:
+            for name, weights in average.weights.items():  # the average samples
+                model.generators[name].load_state_dict(weights)
+        return model.eval()
+
+    def _tensorboard(self, engine: Engine, first_step: int) -> Any:
+        """Attach MONAI's TensorBoard handler of the losses when ``log_dir`` is set; return its writer, or ``None``."""
+        if self.log_dir is None:
+            return None
+        from monai_singanseg.training.tensorboard import loss_handler, loss_writer
+
+        writer = loss_writer(self.log_dir)
+        loss_handler(writer, "stylegan", first_step=first_step).attach(engine)
+        return writer
+
+    def _start(self, pairs, checkpoint: Path, resume: bool, intensity: IntensityMapping | None,
+               labels: LabelEncoding | None, classes: Sequence[int] | None,
+               ) -> tuple[PairStyleGAN, StyleGANTrainingState, StyleGANData]:
+        """A new model, or the checkpoint's (refusing other data), with its state and the stacked training data."""
+        if not resume:
+            data = stack_pairs(pairs, self.config, intensity, labels, classes)
+            model = PairStyleGAN(self.config, data.intensity, data.labels, data.source).to(self.device)
+            return model, StyleGANTrainingState(data.fingerprint()), data
+        model, state = PairStyleGAN.from_checkpoint(checkpoint, device=self.device)
+        if state is None:
+            raise SinGANSegInputError(f"{checkpoint}: cannot resume: the checkpoint holds no training state.")
+        stored = model.config
+        for change in config_differences(stored, self.config):
+            if change.split(":")[0] not in RESUMABLE_CHANGES:
+                logger.warning("%s: resuming with the checkpoint's options: %s", checkpoint, change)
+        for name in RESUMABLE_CHANGES:
+            setattr(stored, name, getattr(self.config, name))
+        data = stack_pairs(pairs, stored, intensity, labels, classes)
+        if data.fingerprint() != state.fingerprint:
+            raise SinGANSegInputError(f"{checkpoint}: cannot resume: it was trained on other data.")
+        return model, state, data
