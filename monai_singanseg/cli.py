@@ -91,14 +91,15 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
     notebooks). ``None``: the cores other work leaves free when the machine is busy (said in one line), else torch's
     own choice, without importing torch for it."""
     if threads is None:
-        from monai_singanseg.threads import available_cores, busy_machine_threads
+        from monai_singanseg.threads import busy_machine
 
-        threads = busy_machine_threads()
-        if threads is None:
+        busy = busy_machine()  # one reading of the load: the message quotes the number the choice was made from
+        if busy is None:
             yield
             return
+        threads = busy.threads
         logger.warning("the machine is busy (load %.1f on %d cores): using %d CPU thread(s); --threads N or "
-                       "OMP_NUM_THREADS to choose (docs/threads.md)", os.getloadavg()[0], available_cores(), threads)
+                       "OMP_NUM_THREADS to choose (docs/threads.md)", busy.load, busy.cores, threads)
     import torch
 
     before = torch.get_num_threads()
