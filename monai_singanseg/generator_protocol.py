@@ -111,7 +111,12 @@ class PairGenerator(ABC):
     @property
     def start_scales(self) -> Sequence[int]:
         """The scales sampling may start at, coarsest (0) first: a pyramid's trained scales, where a higher start keeps
-        more of the training image's layout; empty for a generator without a pyramid."""
+        more of the training image's layout; empty for a generator without a pyramid.
+
+        A generator that offers start scales draws with ``generate(num, start_scale, scale_ratio, generator=...,
+        diversity=...)`` and checks a scale ratio with ``scaled_shapes(scale_ratio)``, as
+        :class:`~monai_singanseg.networks.SinGANSeg` does.
+        """
         return ()
 
     def generate(self, num: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
