@@ -76,7 +76,6 @@ def recalibrate(model: SinGANSeg, rec_every: int, seed: int = 123) -> SinGANSeg:
             generator.eval()
         for norm in norms:
             norm.momentum = 0.1
-        model.forget_reconstructions()
     return model
 
 

@@ -388,7 +388,6 @@ def _with_scales(host: SinGANSeg, donor: SinGANSeg, scales: range) -> SinGANSeg:
         model.noise_amps[scale] = donor.noise_amps[scale]
     if 0 in scales:
         model.fixed_noise.copy_(donor.fixed_noise)
-    model.forget_reconstructions()  # cached reconstructions of the copied model
     return model
 
 

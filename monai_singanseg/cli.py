@@ -93,14 +93,15 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
     notebooks). ``None``: the cores other work leaves free when the machine is busy (said in one line), else torch's
     own choice, without importing torch for it."""
     if threads is None:
-        from monai_singanseg.threads import available_cores, busy_machine_threads
+        from monai_singanseg.threads import busy_machine
 
-        threads = busy_machine_threads()
-        if threads is None:
+        busy = busy_machine()  # one reading of the load: the message quotes the number the choice was made from
+        if busy is None:
             yield
             return
+        threads = busy.threads
         logger.warning("the machine is busy (load %.1f on %d cores): using %d CPU thread(s); --threads N or "
-                       "OMP_NUM_THREADS to choose (docs/threads.md)", os.getloadavg()[0], available_cores(), threads)
+                       "OMP_NUM_THREADS to choose (docs/threads.md)", busy.load, busy.cores, threads)
     import torch
 
     before = torch.get_num_threads()
@@ -161,9 +162,19 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``singanseg`` parser: one subcommand per job, each added by its own function."""
     parser = argparse.ArgumentParser(prog="singanseg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parsers(sub)
+    _add_diffusion_parser(sub)
+    _add_sample_parser(sub)
+    _add_harmonize_parsers(sub)
+    _add_report_parser(sub)
+    return parser
 
+
+def _add_train_parsers(sub) -> None:
+    """``train`` (one SinGAN-Seg model) and ``train-many`` (one per datalist item)."""
     train = sub.add_parser("train", help="train one SinGAN-Seg model on an image (+ more channels) and its mask")
     train.add_argument("--image", nargs="+", required=True, help="image file(s); several are stacked as channels")
     train.add_argument("--label", required=True, help="mask: binary, one-hot, or class indices with --num-classes")
@@ -185,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(many)
     _add_threads_option(many)
 
-    _add_diffusion_parser(sub)
-    _add_stylegan_parser(sub)
 
+def _add_sample_parser(sub) -> None:
+    """``sample``: new pairs from a model of any kind, with the options of each (start scale, style, diffusion)."""
     sample = sub.add_parser("sample", help="write new image + label pairs from a trained model (either kind)")
     sample.add_argument("model", help="checkpoint written by 'singanseg train' or 'singanseg train-diffusion'")
     sample.add_argument("--num", type=int, required=True, help="number of pairs")
@@ -228,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     stylegan.add_argument("--truncation", type=float, default=1.0,
                           help="0..1: pull the styles towards their mean (less variety, fewer failures; default 1)")
     _add_threads_option(sample)
+
+
+def _add_harmonize_parsers(sub) -> None:
+    """``harmonize`` and ``edit``: a donor lesion pasted into an image and redrawn by injection at a scale."""
     for name, mode in (("harmonize", "harmonize"), ("edit", "edit")):
         h = sub.add_parser(name, help=f"paste a donor lesion into the target and {name} it by injection at a scale")
         h.add_argument("model", help="checkpoint trained on the target (healthy) image")
@@ -243,8 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
         h.add_argument("--overwrite", action="store_true")
         _add_threads_option(h)
         h.set_defaults(mode=mode)
-    _add_report_parser(sub)
-    return parser
 
 
 def _add_diffusion_parser(sub) -> None:
@@ -341,13 +354,13 @@ def _add_stylegan_parser(sub) -> None:
     _add_threads_option(sg)
 
 
-def _refuse_diffusion_options(args: argparse.Namespace) -> None:
-    """A SinGAN-Seg model with diffusion sampling options: refused, not silently ignored."""
+def _refuse_diffusion_options(args: argparse.Namespace, model) -> None:
+    """Diffusion sampling options for a model that does not denoise (SinGAN-Seg): refused, not silently ignored."""
     defaults = DiffusionSampling()
     if (args.steps, args.sampler, args.dilation, args.jump_length, args.resample) != (
             defaults.steps, defaults.sampler, defaults.dilation, defaults.jump_length, defaults.resample):
-        raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; --steps, --sampler, --dilation, --jump-length "
-                                  "and --resample are diffusion options.")
+        raise SinGANSegInputError(f"{args.model}: a {model.display_name} model; --steps, --sampler, --dilation, "
+                                  "--jump-length and --resample are diffusion options.")
 
 
 def _diffusion_sampling(args: argparse.Namespace) -> DiffusionSampling:
@@ -405,7 +418,6 @@ def _add_report_parser(sub) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from monai_singanseg.diffusion.model import PairDiffusion
     from monai_singanseg.generators import load_generator
     from monai_singanseg.io import model_name, read_stacked_images
     from monai_singanseg.report import write_report
@@ -415,10 +427,10 @@ def _report(args: argparse.Namespace) -> None:
                                   "diversity compares pairs).")
     model = load_generator(args.model, device=_device(args.device), require_complete=False)
     sampling = None  # options first: a wrong one is cheaper to say than a wrong file
-    if isinstance(model, PairDiffusion):
+    if model.denoises:
         sampling = _diffusion_sampling(args).check_model(model.config, str(args.model))
     else:
-        _refuse_diffusion_options(args)
+        _refuse_diffusion_options(args, model)
     image = read_stacked_images(args.image).as_tensor()
     label = _checked_report_label(args, model, image)
     report = write_report(model, image, label, args.out, args.start_scales, args.num, args.seed,
@@ -829,21 +841,21 @@ def _sample_diffusion(args: argparse.Namespace, model) -> None:
 
 
 def _sample(args: argparse.Namespace) -> None:
-    from monai_singanseg.diffusion.model import PairDiffusion
     from monai_singanseg.generation import write_samples
     from monai_singanseg.generators import load_generator
 
     model = load_generator(args.model, device=_device(args.device), require_complete=True)
-    if model.kind == "stylegan":
+    if model.kind == "stylegan":  # its own options (--masks, --truncation, --class-name) and writer
         return _sample_stylegan(args, model)
     if args.masks is not None or args.truncation != 1.0 or args.class_name is not None:
         raise SinGANSegInputError(f"{args.model}: --masks, --truncation and --class-name are StyleGAN options.")
-    if isinstance(model, PairDiffusion):
+    if model.denoises:
         return _sample_diffusion(args, model)
     if any(v is not None for v in (args.inpaint_image, args.inpaint_label, args.inpaint_region)):
-        raise SinGANSegInputError(f"{args.model}: a SinGAN-Seg model; inpainting (--inpaint-*) needs a diffusion "
-                                  "model (SinGAN-Seg inserts lesions with 'singanseg harmonize').")
-    _refuse_diffusion_options(args)
+        harmonize = " (SinGAN-Seg inserts lesions with 'singanseg harmonize')" if model.supports_injection else ""
+        raise SinGANSegInputError(f"{args.model}: a {model.display_name} model; inpainting (--inpaint-*) needs a "
+                                  f"diffusion model{harmonize}.")
+    _refuse_diffusion_options(args, model)
     if args.style == "none":
         from monai_singanseg.style import parse_content_style
 

@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,11 @@ from monai.data import MetaTensor
 from monai_singanseg.config import OUTPUT_FORMATS
 from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
-from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SamplesInterrupted, SinGANSegInputError
 from monai_singanseg.files import atomic_write, atomic_write_together, check_output_folder, is_disk_full
 from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.generators import load_generator
 from monai_singanseg.io import image_writer
-from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.visualize import save_pair_grid
 
 __all__ = ["check_format", "output_affine", "output_format", "sample_bank", "write_diffusion_samples", "write_generated",
@@ -40,7 +38,7 @@ def output_affine(model: PairGenerator, shape: Sequence[int]) -> np.ndarray:
 
 
 def write_samples(
-    model: SinGANSeg,
+    model: PairGenerator,
     out: str | os.PathLike,
     num: int,
     start_scale: int = 0,
@@ -65,7 +63,9 @@ def write_samples(
     :func:`monai_singanseg.style.refine`; labels are never changed) towards ``style_reference`` ``(1, C_img,
     *spatial)`` in ``[-1, 1]`` (default: the model's reconstruction of its training image); ``style_options`` go to
     :func:`~monai_singanseg.style.refine` (``weights``, ``content_style``, ``steps``). ``diversity`` (0..1) mixes the
-    reconstruction's noise into the start scale's (see :meth:`SinGANSeg.generate`).
+    reconstruction's noise into the start scale's (see :meth:`SinGANSeg.generate`). ``start_scale``, ``scale_ratio``
+    and ``diversity`` are a pyramid's (:attr:`~monai_singanseg.generator_protocol.PairGenerator.start_scales`); a
+    model without one takes them at their defaults only and draws with its own defaults.
 
     Returns:
         One datalist item per pair: ``{"image": path or [paths], "label": path}``.
@@ -77,20 +77,40 @@ def write_samples(
     output_format(model, fmt, name)  # refuse a format the model cannot fill before anything else
     if num < 1:
         raise SinGANSegInputError("the number of samples must be >= 1.")
-    if not 0 <= start_scale < model.num_scales:
-        raise SinGANSegInputError(f"{name}: start scale must lie in [0, {model.num_scales - 1}].")
+    draw, title = _new_pairs(model, start_scale, scale_ratio, diversity, name)
+    return write_generated(model, out, num, draw, seed=seed, fmt=fmt, overwrite=overwrite, prefix=prefix,
+                           batch_size=batch_size, name=name, title=title, style=style, style_reference=style_reference,
+                           style_options=style_options)
+
+
+def _new_pairs(
+    model: PairGenerator, start_scale: int, scale_ratio: float | Sequence[float] | None, diversity: float, name: str
+) -> tuple[Callable[[int, torch.Generator], torch.Tensor], str]:
+    """How :func:`write_samples` draws (``draw(count, generator)``) and the preview's title: from ``start_scale`` of a
+    pyramid, at ``scale_ratio``, with ``diversity``; a model without a pyramid with its own defaults.
+
+    Raises:
+        SinGANSegInputError: a start scale the model does not offer, a diversity outside ``[0, 1]``, a bad scale
+            ratio, or any of them for a model without a pyramid.
+    """
+    if not model.start_scales:
+        if (start_scale, scale_ratio, diversity) != (0, None, 1.0):
+            raise SinGANSegInputError(f"{name}: a {model.display_name} model has no pyramid; start scale, scale ratio "
+                                      "and diversity are SinGAN-Seg options.")
+        return (lambda count, generator: model.generate(count, generator=generator)), name
+    if start_scale not in model.start_scales:
+        raise SinGANSegInputError(f"{name}: start scale must lie in [0, {len(model.start_scales) - 1}].")
     if not 0.0 <= diversity <= 1.0:
         raise SinGANSegInputError(f"diversity must lie in [0, 1], got {diversity}.")
     try:
         model.scaled_shapes(scale_ratio)
     except ValueError as err:
         raise SinGANSegInputError(f"scale ratio: {err}") from err
-    return write_generated(
-        model, out, num, lambda count, generator: model.generate(count, start_scale, scale_ratio, generator=generator,
-                                                                 diversity=diversity),
-        seed=seed, fmt=fmt, overwrite=overwrite, prefix=prefix, batch_size=batch_size, name=name,
-        title=f"{name}: start scale {start_scale}" + (f", diversity {diversity:g}" if diversity < 1 else ""),
-        style=style, style_reference=style_reference, style_options=style_options)
+
+    def draw(count: int, generator: torch.Generator) -> torch.Tensor:
+        return model.generate(count, start_scale, scale_ratio, generator=generator, diversity=diversity)
+
+    return draw, f"{name}: start scale {start_scale}" + (f", diversity {diversity:g}" if diversity < 1 else "")
 
 
 def check_format(fmt: str | None) -> None:
@@ -144,38 +164,16 @@ def write_generated(
     either kind of model: the files, the preview and the returned datalist items of :func:`write_samples`.
     ``affine`` (default: :func:`output_affine`) is the written files' affine; ``split`` (default: the model's) maps
     raw samples to (image in its units, label)."""
-    cfg = model.config
     fmt = output_format(model, fmt, name)
     if num < 1:
         raise SinGANSegInputError("the number of samples must be >= 1.")
     made = not Path(out).exists()
     out = check_output_folder(out)
-    contrasts = model.source.get("contrasts") or []
-    image_names = contrasts if fmt == "nii.gz" and len(contrasts) == cfg.image_channels > 1 else ["image"]
-    names = [([out / f"{prefix}_{i:04d}_{n}.{fmt}" for n in image_names], out / f"{prefix}_{i:04d}_label.{fmt}")
-             for i in range(num)]
-    preview = out / (f"{prefix}_preview.png" if prefix != "sample" else "preview.png")
-    # every earlier sample of this prefix counts, in any format and number, and the preview: nothing is mixed in
-    earlier = sorted(p for p in out.glob(f"{prefix}_[0-9][0-9][0-9][0-9]_*") if p.is_file())
-    existing = earlier + ([preview] if preview.exists() else [])
-    if existing and not overwrite:
-        raise SinGANSegInputError(f"{existing[0]}: already exists ({len(existing)} files); overwrite or choose "
-                                  "another output folder.")
-    style_options = dict(style_options or {})
-    if style != "none":
-        from monai_singanseg.style import load_vgg_features, refine_samples
-        from monai_singanseg.style import style_reference as model_reference
-
-        if style_reference is None:
-            style_reference = model_reference(model)
-        if style == "vgg" and style_options.get("features") is None:  # load once, and fail before writing anything
-            if cfg.spatial_dims != 2:
-                raise SinGANSegInputError(f"{name}: VGG style refinement works on 2D images; use histogram matching.")
-            style_options["features"] = load_vgg_features(style_options.pop("weights", None), pooling="avg",
-                                                          device=model.device)[0]
+    names, preview = _pair_paths(model, out, num, prefix, fmt)
+    earlier = _earlier_samples(out, prefix, preview, overwrite)
+    refine = _style_refiner(model, style, style_reference, style_options, name)
     for stale in earlier:  # overwriting: the older samples go, so the folder holds this run's pairs only
         stale.unlink()
-    generator = torch.Generator(device=model.device).manual_seed(seed)
     shown: list[tuple[torch.Tensor, torch.Tensor]] = []  # the first 16 pairs written, for the preview
 
     def write_preview() -> None:
@@ -184,32 +182,18 @@ def write_generated(
 
     written = 0
     try:
-        for first in range(0, num, batch_size):
-            count = min(batch_size, num - first)
-            x = draw(count, generator)
-            if style != "none":
-                x = refine_samples(x, cfg.image_channels, style_reference, style, **style_options)
-            image, label = (split or model.split)(x)
-            meta = {"affine": output_affine(model, image.shape[2:]) if affine is None else affine}
-            for i in range(count):
-                image_paths, label_path = names[first + i]
-                parts = image[i].split(1) if len(image_paths) > 1 else [image[i]]
-                # an image and its label appear together or not at all
-                atomic_write_together([(p, image_writer(part, p, meta)) for part, p in zip(parts, image_paths)]
-                                      + [(label_path, image_writer(label[i], label_path, meta, is_label=True))])
-                written += 1
-                if len(shown) < 16:
-                    shown.append((image[i].cpu(), label[i].cpu()))
+        pairs = _drawn_pairs(model, num, draw, seed, batch_size, refine, split or model.split, affine)
+        for (image_paths, label_path), (image, label, meta) in zip(names, pairs):
+            _write_pair(image, label, image_paths, label_path, meta)
+            written += 1
+            if len(shown) < 16:
+                shown.append((image.cpu(), label.cpu()))
         write_preview()
     except OSError as err:
         if not is_disk_full(err):
             raise
         # a half-written run made the rerun refuse ("already exists"): what it wrote goes, so the rerun just works
-        for path in [p for imgs, lab in names for p in (*imgs, lab)] + [preview]:
-            path.unlink(missing_ok=True)
-        if made:
-            with contextlib.suppress(OSError):
-                out.rmdir()
+        _remove_run(names, preview, out if made else None)
         raise SinGANSegInputError(f"{out}: the disk is full ({err.strerror or err}); the pairs written so far were "
                                   "removed: free space and run again.") from err
     except KeyboardInterrupt:
@@ -221,8 +205,90 @@ def write_generated(
             for imgs, lab in names]
 
 
+PairPaths = tuple[list[Path], Path]
+"""The files of one written pair: its image file(s) (one per contrast, or one) and its label file."""
+
+
+def _pair_paths(model: PairGenerator, out: Path, num: int, prefix: str, fmt: str) -> tuple[list[PairPaths], Path]:
+    """The files of ``num`` pairs ``<prefix>_0000_image.<fmt>``, ... in ``out`` and the preview's path. Several
+    contrasts written as NIfTI are one file each, named after the training inputs."""
+    contrasts = model.source.get("contrasts") or []
+    image_names = contrasts if fmt == "nii.gz" and len(contrasts) == model.config.image_channels > 1 else ["image"]
+    names = [([out / f"{prefix}_{i:04d}_{n}.{fmt}" for n in image_names], out / f"{prefix}_{i:04d}_label.{fmt}")
+             for i in range(num)]
+    return names, out / (f"{prefix}_preview.png" if prefix != "sample" else "preview.png")
+
+
+def _earlier_samples(out: Path, prefix: str, preview: Path, overwrite: bool) -> list[Path]:
+    """The samples of ``prefix`` an earlier run left in ``out`` (to remove when overwriting).
+
+    Raises:
+        SinGANSegInputError: any are there, or the preview, and ``overwrite`` is false.
+    """
+    # every earlier sample of this prefix counts, in any format and number, and the preview: nothing is mixed in
+    earlier = sorted(p for p in out.glob(f"{prefix}_[0-9][0-9][0-9][0-9]_*") if p.is_file())
+    existing = earlier + ([preview] if preview.exists() else [])
+    if existing and not overwrite:
+        raise SinGANSegInputError(f"{existing[0]}: already exists ({len(existing)} files); overwrite or choose "
+                                  "another output folder.")
+    return earlier
+
+
+def _style_refiner(model: PairGenerator, style: str, style_reference: torch.Tensor | None,
+                   style_options: dict[str, Any] | None, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The refinement of raw samples ``(N, C, *spatial)`` before writing (:func:`~monai_singanseg.style.refine`;
+    the identity for ``style="none"``). The VGG features are loaded here, once, so a missing weight file stops the
+    run before anything is written."""
+    if style == "none":
+        return lambda x: x
+    from monai_singanseg.style import load_vgg_features, refine_samples
+    from monai_singanseg.style import style_reference as model_reference
+
+    cfg = model.config
+    options = dict(style_options or {})
+    reference = model_reference(model) if style_reference is None else style_reference
+    if style == "vgg" and options.get("features") is None:
+        if cfg.spatial_dims != 2:
+            raise SinGANSegInputError(f"{name}: VGG style refinement works on 2D images; use histogram matching.")
+        options["features"] = load_vgg_features(options.pop("weights", None), pooling="avg", device=model.device)[0]
+    return lambda x: refine_samples(x, cfg.image_channels, reference, style, **options)
+
+
+def _drawn_pairs(
+    model: PairGenerator, num: int, draw: Callable[[int, torch.Generator], torch.Tensor], seed: int, batch_size: int,
+    refine: Callable[[torch.Tensor], torch.Tensor], split: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    affine: np.ndarray | None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]]:
+    """``num`` pairs ``(image, label, meta)`` drawn ``batch_size`` at a time from one generator seeded with ``seed``,
+    refined, split into the image's units and label values; ``meta`` holds the files' affine."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    for first in range(0, num, batch_size):
+        count = min(batch_size, num - first)
+        image, label = split(refine(draw(count, generator)))
+        meta = {"affine": output_affine(model, image.shape[2:]) if affine is None else affine}
+        for i in range(count):
+            yield image[i], label[i], meta
+
+
+def _write_pair(image: torch.Tensor, label: torch.Tensor, image_paths: list[Path], label_path: Path,
+                meta: dict[str, Any]) -> None:
+    """Write one pair, ``image`` one file per path in ``image_paths`` (contrasts), together: both or neither."""
+    parts = image.split(1) if len(image_paths) > 1 else [image]
+    atomic_write_together([(p, image_writer(part, p, meta)) for part, p in zip(parts, image_paths)]
+                          + [(label_path, image_writer(label, label_path, meta, is_label=True))])
+
+
+def _remove_run(names: list[PairPaths], preview: Path, made: Path | None) -> None:
+    """Remove what a run wrote (its pairs and preview) and ``made``, the output folder it created (when empty)."""
+    for path in [p for imgs, lab in names for p in (*imgs, lab)] + [preview]:
+        path.unlink(missing_ok=True)
+    if made is not None:
+        with contextlib.suppress(OSError):
+            made.rmdir()
+
+
 def write_diffusion_samples(
-    model: PairDiffusion,
+    model: PairGenerator,
     out: str | os.PathLike,
     num: int,
     sampling: DiffusionSampling | dict[str, Any] | None = None,
@@ -239,7 +305,8 @@ def write_diffusion_samples(
     with ``context``, redraws of the label's region (dilated) inside a real image (RePaint).
 
     Args:
-        model: the diffusion model.
+        model: a model that denoises (:attr:`~monai_singanseg.generator_protocol.PairGenerator.denoises`: the
+            diffusion model).
         out: output folder.
         num: pairs to write.
         sampling: steps, sampler, RePaint settings and the label dilation (``mode`` is ignored: ``context`` decides).
@@ -258,56 +325,69 @@ def write_diffusion_samples(
         sampling = DiffusionSampling.of(sampling)
     except ValueError as err:
         raise SinGANSegInputError(f"diffusion sampling: {err}") from err
-    cfg = model.config
     if context is None and sampling.style != "none":
         raise SinGANSegInputError(f"{name}: style {sampling.style!r} is a pass after inpainting; give a context.")
-    context_affine = None
-    if context is not None and isinstance(context[0], MetaTensor):  # the files written sit where the context does
-        context_affine = np.asarray(context[0].affine, dtype=np.float64)
     if context is None:
-        title = f"{name}: {sampling.sampler.upper()}, {sampling.steps} steps"
-
         def draw(count: int, generator: torch.Generator) -> torch.Tensor:
             return model.generate(count, sampling.steps, sampling.sampler, generator=generator, eta=sampling.eta)
+
+        split, affine, title = None, None, f"{name}: {sampling.sampler.upper()}, {sampling.steps} steps"
     else:
-        image, label = (torch.as_tensor(t).as_subclass(torch.Tensor).float() for t in context)
-        if label.shape[0] > 1:  # a one-hot label: its class indices
-            label = label.argmax(0, keepdim=True).float()
-        if image.shape[0] != cfg.image_channels or image.ndim - 1 != cfg.spatial_dims:
-            raise SinGANSegInputError(
-                f"{name}: the context image is {image.ndim - 1}D with {image.shape[0]} channel(s); the model makes "
-                f"{cfg.spatial_dims}D images with {cfg.image_channels} channel(s)."
-            )
-        if tuple(label.shape[1:]) != tuple(image.shape[1:]):
-            raise SinGANSegInputError(f"{name}: the context label's size {tuple(label.shape[1:])} differs from the "
-                                      f"image's {tuple(image.shape[1:])}.")
-        index = label if model.labels.one_hot else (label != 0).float()
-        if region is None:
-            region = label_region(index[:1], sampling.dilation)
-        else:
-            region = torch.as_tensor(region)
-            if tuple(region.shape[1:]) != tuple(image.shape[1:]):
-                raise SinGANSegInputError(f"{name}: the inpainting region's size {tuple(region.shape[1:])} differs "
-                                          f"from the image's {tuple(image.shape[1:])}.")
-            region = region[:1] != 0
-        if not bool(region.any()):
-            raise SinGANSegInputError(f"{name}: the region to redraw is empty (an empty context label or region).")
-        pair = model.join(image, index, indices=True).clamp(-1.0, 1.0)
+        draw, split = _inpainting(model, context, region, sampling, name)
         title = f"{name}: inpainted, {sampling.steps} steps, resample {sampling.resample}"
-
-        def draw(count: int, generator: torch.Generator) -> torch.Tensor:
-            return inpaint_pair(model, pair, region, sampling, count, generator)
-
-        def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            """Outside the region the context's own values, also those beyond the model's intensity range."""
-            new_image, new_label = model.split(x)
-            inside = region.to(x.device)
-            return (torch.where(inside, new_image, image.to(x.device)),
-                    torch.where(inside, new_label, model.labels.decode(pair[cfg.image_channels:]).to(x.device)))
-    sampling.check_model(cfg, name)
+        # the files written sit where the context does
+        affine = np.asarray(context[0].affine, dtype=np.float64) if isinstance(context[0], MetaTensor) else None
+    sampling.check_model(model.config, name)
     return write_generated(model, out, num, draw, seed=seed, fmt=fmt, overwrite=overwrite, prefix=prefix,
-                           batch_size=batch_size, name=name, title=title, affine=context_affine,
-                           split=None if context is None else split)
+                           batch_size=batch_size, name=name, title=title, affine=affine, split=split)
+
+
+def _inpainting(
+    model: PairGenerator, context: tuple[torch.Tensor, torch.Tensor], region: torch.Tensor | None,
+    sampling: DiffusionSampling, name: str,
+) -> tuple[Callable[[int, torch.Generator], torch.Tensor], Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]]:
+    """How :func:`write_diffusion_samples` redraws a region of ``context`` (RePaint): ``draw(count, generator)`` and
+    the ``split`` that keeps the context's own values outside the region (also those beyond the model's intensity
+    range).
+
+    Raises:
+        SinGANSegInputError: a context that does not fit the model, a region of another size, or an empty region.
+    """
+    cfg = model.config
+    image, label = (torch.as_tensor(t).as_subclass(torch.Tensor).float() for t in context)
+    if label.shape[0] > 1:  # a one-hot label: its class indices
+        label = label.argmax(0, keepdim=True).float()
+    if image.shape[0] != cfg.image_channels or image.ndim - 1 != cfg.spatial_dims:
+        raise SinGANSegInputError(
+            f"{name}: the context image is {image.ndim - 1}D with {image.shape[0]} channel(s); the model makes "
+            f"{cfg.spatial_dims}D images with {cfg.image_channels} channel(s)."
+        )
+    if tuple(label.shape[1:]) != tuple(image.shape[1:]):
+        raise SinGANSegInputError(f"{name}: the context label's size {tuple(label.shape[1:])} differs from the "
+                                  f"image's {tuple(image.shape[1:])}.")
+    index = label if model.labels.one_hot else (label != 0).float()
+    if region is None:
+        region = label_region(index[:1], sampling.dilation)
+    else:
+        region = torch.as_tensor(region)
+        if tuple(region.shape[1:]) != tuple(image.shape[1:]):
+            raise SinGANSegInputError(f"{name}: the inpainting region's size {tuple(region.shape[1:])} differs "
+                                      f"from the image's {tuple(image.shape[1:])}.")
+        region = region[:1] != 0
+    if not bool(region.any()):
+        raise SinGANSegInputError(f"{name}: the region to redraw is empty (an empty context label or region).")
+    pair = model.join(image, index, indices=True).clamp(-1.0, 1.0)
+
+    def draw(count: int, generator: torch.Generator) -> torch.Tensor:
+        return inpaint_pair(model, pair, region, sampling, count, generator)
+
+    def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        new_image, new_label = model.split(x)
+        inside = region.to(x.device)
+        return (torch.where(inside, new_image, image.to(x.device)),
+                torch.where(inside, new_label, model.labels.decode(pair[cfg.image_channels:]).to(x.device)))
+
+    return draw, split
 
 
 def sample_bank(
@@ -330,7 +410,8 @@ def sample_bank(
     every model's is refused. ``style`` refines the images towards each model's reconstruction of its training image
     (see :func:`write_samples`). Diffusion
     checkpoints in the folder draw new pairs with ``diffusion`` (a :class:`DiffusionSampling` or its fields; start
-    scale and style are SinGAN-Seg's).
+    scale and style are SinGAN-Seg's); models of a kind with neither start scales nor denoising draw with their own
+    defaults (styled too).
     """
     if not Path(models_dir).is_dir():
         raise SinGANSegInputError(f"{models_dir}: folder not found.")
@@ -341,7 +422,7 @@ def sample_bank(
     tops = []
     for path in models:  # a damaged or unfinished model stops the run before anything is written, not halfway
         model = load_generator(path, device="cpu", require_complete=True)
-        tops += [model.num_scales - 1] if isinstance(model, SinGANSeg) else []  # start scales are a pyramid's
+        tops += [model.start_scales[-1]] if model.start_scales else []  # start scales are a pyramid's
     if tops and not 0 <= start_scale <= max(tops):
         # clipped per model (a bank mixes pyramid heights), but a start scale no model has is a mistake, refused as
         # 'singanseg sample' refuses it
@@ -351,13 +432,13 @@ def sample_bank(
     items = []
     for index, path in enumerate(models):
         model = load_generator(path, device=device, require_complete=True)
-        if isinstance(model, PairDiffusion):
+        if model.denoises:
             items += write_diffusion_samples(model, out_dir / path.stem, num, diffusion, seed=seed + index, fmt=fmt,
                                              overwrite=overwrite, name=str(path))
             continue
-        items += write_samples(model, out_dir / path.stem, num, min(start_scale, model.num_scales - 1),
-                               seed=seed + index, fmt=fmt, overwrite=overwrite, name=str(path), style=style,
-                               style_options=style_options)
+        start = min(start_scale, model.start_scales[-1]) if model.start_scales else 0  # clipped to its pyramid
+        items += write_samples(model, out_dir / path.stem, num, start, seed=seed + index, fmt=fmt,
+                               overwrite=overwrite, name=str(path), style=style, style_options=style_options)
 
     def relative(p: str | list[str]) -> str | list[str]:
         return [relative(q) for q in p] if isinstance(p, list) else os.path.relpath(p, out_dir)

@@ -68,27 +68,70 @@ class PairGenerator(ABC):
     values <-> mask channels) and ``source`` (the training image's ``affine``, ``shape`` and ``contrasts``), and
     defines :attr:`kind` and :attr:`device`.
 
+    What differs between the kinds is asked of the model, never of its class: a new kind sets the attributes below
+    that apply to it (the defaults describe a generator that draws whole new pairs at its training size, nothing
+    else) and the CLI, the report, :mod:`~monai_singanseg.generation` and the harmonize transform serve it unchanged.
+
     Attributes:
         kind: the registry's name of the kind (``"singanseg"``, ``"diffusion"``).
+        display_name: how messages name the kind (``"SinGAN-Seg"``, ``"diffusion"``; default: ``kind``).
         checkpoint_format: the kind's checkpoint marker, versions and config class (the envelope's
             :class:`~monai_singanseg.checkpoint_envelope.CheckpointFormat`).
         draws_at_any_size: samples are drawn at the size asked for, at the training images' own resolution (a
             convolutional denoiser); ``False``: drawn at the training size and resized to the size asked for, so a
             sample always shows the training image's whole field of view.
+        supports_injection: a real image can be injected at a scale of its pyramid and redrawn from there
+            (harmonization and editing, :func:`~monai_singanseg.harmonization.harmonize`).
+        denoises: draws by denoising steps, with the options of
+            :class:`~monai_singanseg.diffusion.config.DiffusionSampling` (steps, sampler, RePaint inpainting of a
+            region of a real pair); ``False``: its sampling takes none of them.
+        draws_for_masks: draws images for masks it is given, ``generate_for_masks(masks, seed=...)`` (a generator
+            conditioned on the mask, e.g. StyleGAN's ``mask_then_image`` design); the report adds a row of images
+            drawn for the real mask.
     """
 
     kind: ClassVar[str]
+    display_name: ClassVar[str]
     checkpoint_format: ClassVar[CheckpointFormat]
     draws_at_any_size: ClassVar[bool] = False
+    supports_injection: ClassVar[bool] = False
+    denoises: ClassVar[bool] = False
+    draws_for_masks: bool = False
     config: Any
     intensity: IntensityMapping
     labels: LabelEncoding
     source: dict[str, Any]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "display_name" not in cls.__dict__ and "kind" in cls.__dict__:  # a kind that names itself no other way
+            cls.display_name = cls.kind
+
     @property
     @abstractmethod
     def device(self) -> torch.device:
         """Where the model runs."""
+
+    @property
+    def start_scales(self) -> Sequence[int]:
+        """The scales sampling may start at, coarsest (0) first: a pyramid's trained scales, where a higher start keeps
+        more of the training image's layout; empty for a generator without a pyramid.
+
+        A generator that offers start scales draws with ``generate(num, start_scale, scale_ratio, generator=...,
+        diversity=...)`` and checks a scale ratio with ``scaled_shapes(scale_ratio)``, as
+        :class:`~monai_singanseg.networks.SinGANSeg` does.
+        """
+        return ()
+
+    def generate(self, num: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``num`` new pairs ``(num, C, *spatial)`` in ``[-1, 1]`` at the training size, the kind's sampling options at
+        their defaults (a kind adds its own options after ``num``, all with defaults).
+
+        Args:
+            num: pairs in the batch.
+            generator: the torch random generator that draws the noise (seeding).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define generate.")
 
     @classmethod
     @abstractmethod

@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from monai_singanseg.diffusion.config import DiffusionSampling
 from monai_singanseg.diffusion.inpainting import inpaint_pair, label_region
-from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.generator_protocol import PairGenerator
@@ -33,7 +32,6 @@ from monai_singanseg.metrics import (
     quality_metrics,
     ring_means,
 )
-from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.visualize import display_slice, pyplot, save_figure, save_pair_grid
 
 __all__ = [
@@ -79,22 +77,31 @@ def real_pair(model: PairGenerator, image: torch.Tensor, label: torch.Tensor) ->
     return model.model_view(model.join(image, label)[None].to(model.device))
 
 
-def generate_samples(model: SinGANSeg, num: int, start_scale: int, seed: int, batch_size: int = 1) -> torch.Tensor:
-    """``num`` samples ``(num, C, *finest)`` in ``[-1, 1]`` from one seeded generator, drawn ``batch_size`` at a time
-    (one by one is fastest on a CPU, see docs/benchmarks.md)."""
+def _seeded_batches(model: PairGenerator, num: int, seed: int, batch_size: int,
+                    draw: Callable[[int, torch.Generator], torch.Tensor]) -> torch.Tensor:
+    """``num`` samples ``draw(count, generator)`` made ``batch_size`` at a time from one generator seeded with
+    ``seed`` on the model's device, concatenated."""
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    return torch.cat([model.generate(min(batch_size, num - i), start_scale, generator=generator)
-                      for i in range(0, num, batch_size)])
+    return torch.cat([draw(min(batch_size, num - i), generator) for i in range(0, num, batch_size)])
+
+
+def generate_samples(model: PairGenerator, num: int, start_scale: int | None, seed: int,
+                     batch_size: int = 1) -> torch.Tensor:
+    """``num`` samples ``(num, C, *finest)`` in ``[-1, 1]`` from one seeded generator, drawn ``batch_size`` at a time
+    (one by one is fastest on a CPU, see docs/benchmarks.md), from ``start_scale`` of a pyramid (``None``: a
+    generator without one, its default options)."""
+    if start_scale is None:
+        return _seeded_batches(model, num, seed, batch_size, lambda n, g: model.generate(n, generator=g))
+    return _seeded_batches(model, num, seed, batch_size, lambda n, g: model.generate(n, start_scale, generator=g))
 
 
 def diffusion_samples(
-    model: PairDiffusion, shape: Sequence[int], num: int, seed: int, sampling: DiffusionSampling, batch_size: int = 4
+    model: PairGenerator, shape: Sequence[int], num: int, seed: int, sampling: DiffusionSampling, batch_size: int = 4
 ) -> torch.Tensor:
     """``num`` new pairs ``(num, C, *shape)`` of a diffusion model at any ``shape``: drawn at the next multiple of its
     UNet's downsampling (the UNet is convolutional) and cropped."""
-    generator = torch.Generator(device=model.device).manual_seed(seed)
-    return torch.cat([model.generate_at(min(batch_size, num - i), shape, sampling.steps, sampling.sampler,
-                                        generator=generator, eta=sampling.eta) for i in range(0, num, batch_size)])
+    return _seeded_batches(model, num, seed, batch_size, lambda n, g: model.generate_at(
+        n, shape, sampling.steps, sampling.sampler, generator=g, eta=sampling.eta))
 
 
 @dataclass
@@ -107,31 +114,19 @@ class ReportRow:
     draw: Callable[[int, int], torch.Tensor]  # (num, seed) -> (num, C, *spatial) in [-1, 1]
 
 
-def report_rows(
-    model: PairGenerator, real: torch.Tensor, start_scales: Sequence[int] | None = None,
-    sampling: DiffusionSampling | None = None,
-) -> tuple[str, list[ReportRow]]:
-    """The section of ``metrics.json`` and its rows: one per start scale of a SinGAN-Seg model; for a diffusion model,
-    new pairs (``sampling``'s sampler and steps) and, when the training mask is not empty, inpainted redraws of its
-    region in the training pair (RePaint)."""
-    if isinstance(model, SinGANSeg):  # start scales are a pyramid's
-        scales = list(range(model.trained_scales)) if start_scales is None else [int(s) for s in start_scales]
-        if not scales or any(not 0 <= s < model.trained_scales for s in scales):
-            raise SinGANSegInputError(f"start scales {scales} must lie in [0, {model.trained_scales - 1}].")
-        return "start_scales", [
-            ReportRow(str(s), f"grid_start_scale_{s}.png", f"start scale {s}",
+def _start_scale_rows(model: PairGenerator, start_scales: Sequence[int] | None) -> list[ReportRow]:
+    """One row per start scale of a pyramid (default: every one the model offers), checked against them."""
+    offered = model.start_scales
+    scales = list(offered) if start_scales is None else [int(s) for s in start_scales]
+    if not scales or any(s not in offered for s in scales):
+        raise SinGANSegInputError(f"start scales {scales} must lie in [0, {len(offered) - 1}].")
+    return [ReportRow(str(s), f"grid_start_scale_{s}.png", f"start scale {s}",
                       lambda num, seed, s=s: generate_samples(model, num, s, seed)) for s in scales]
-    if start_scales is not None:
-        raise SinGANSegInputError(f"start scales are SinGAN-Seg's; a {model.kind} model has none.")
-    if model.kind == "stylegan":  # new pairs, and for a mask_then_image model images drawn for the real mask
-        rows = [ReportRow("sample", "grid_sample.png", f"StyleGAN ({model.config.design})",
-                          lambda num, seed: model.generate(num, seed=seed))]
-        if model.config.design == "mask_then_image":
-            mask = real[:, model.config.image_channels:]
-            rows.append(ReportRow("for_real_mask", "grid_for_real_mask.png", "images for the real mask",
-                                  lambda num, seed: model.generate_for_masks(mask.expand(num, *mask.shape[1:]),
-                                                                             seed=seed)))
-        return "samplers", rows
+
+
+def _denoising_rows(model: PairGenerator, real: torch.Tensor, sampling: DiffusionSampling | None) -> list[ReportRow]:
+    """New pairs (``sampling``'s sampler and steps) and, when the training mask is not empty, inpainted redraws of its
+    region in the training pair (RePaint)."""
     sampling = DiffusionSampling.of(sampling)
     n_img = model.config.image_channels
     region = label_region(model.labels.indices(real[0, n_img:]), sampling.dilation)
@@ -139,12 +134,33 @@ def report_rows(
                       lambda num, seed: diffusion_samples(model, real.shape[2:], num, seed, sampling))]
     if bool(region.any()):
         def inpainted(num: int, seed: int, batch_size: int = 4) -> torch.Tensor:
-            generator = torch.Generator(device=model.device).manual_seed(seed)
-            return torch.cat([inpaint_pair(model, real[0], region, sampling, min(batch_size, num - i), generator)
-                              for i in range(0, num, batch_size)])
+            return _seeded_batches(model, num, seed, batch_size,
+                                   lambda n, g: inpaint_pair(model, real[0], region, sampling, n, g))
 
         rows.append(ReportRow("inpainted", "grid_inpainted.png", f"inpainted (resample {sampling.resample})",
                               inpainted))
+    return rows
+
+
+def report_rows(
+    model: PairGenerator, real: torch.Tensor, start_scales: Sequence[int] | None = None,
+    sampling: DiffusionSampling | None = None,
+) -> tuple[str, list[ReportRow]]:
+    """The section of ``metrics.json`` and its rows: one per start scale of a model with a pyramid (SinGAN-Seg); for a
+    model that denoises (diffusion), new pairs (``sampling``'s sampler and steps) and, when the training mask is not
+    empty, inpainted redraws of its region in the training pair (RePaint); for any other, new pairs."""
+    if model.start_scales:
+        return "start_scales", _start_scale_rows(model, start_scales)
+    if start_scales is not None:
+        raise SinGANSegInputError(f"start scales are SinGAN-Seg's; a {model.display_name} model has none.")
+    if model.denoises:
+        return "samplers", _denoising_rows(model, real, sampling)
+    rows = [ReportRow("sample", "grid_sample.png", "new pairs", lambda num, seed: generate_samples(model, num, None, seed))]
+    if model.draws_for_masks:  # e.g. StyleGAN's mask_then_image: images drawn for the real mask
+        mask = real[:, model.config.image_channels:]
+        rows.append(ReportRow("for_real_mask", "grid_for_real_mask.png", "images for the real mask",
+                              lambda num, seed: model.generate_for_masks(mask.expand(num, *mask.shape[1:]),
+                                                                         seed=seed)))
     return "samplers", rows
 
 
@@ -350,49 +366,73 @@ def write_report(
     existing = [str(out / f) for f in files if (out / f).exists()]
     if existing and not overwrite:
         raise SinGANSegInputError(f"{existing[0]}: already exists; overwrite it or choose another output folder.")
-    n_img = model.config.image_channels
+    extractor, sifid_note = _sifid_extractor(model, extractor, inception_weights)
     shape = list(real.shape[2:])
-    sifid_note = None
-    if extractor is None and model.config.spatial_dims != 2:
-        sifid_note = "SIFID is defined on 2D images; this model is 3D."
-    elif extractor is None:
-        try:
-            extractor = load_inception_stem(inception_weights, device=model.device)
-        except SinGANSegInputError as err:
-            if inception_weights is not None:
-                raise
-            sifid_note = str(err)
     report = {
         "model": name, "num_samples": num_samples, "seed": seed, "spatial_dims": model.config.spatial_dims,
-        "shape": shape, "image_channels": n_img, "sifid_available": sifid_note is None,
+        "shape": shape, "image_channels": model.config.image_channels, "sifid_available": sifid_note is None,
         "sifid_note": sifid_note,
         "settings": {"swd": SWD_OPTIONS, "ms_ssim": ms_ssim_settings(shape), "memorisation_fraction": 0.5},
         section: {}, "files": files,
     }
-    real_units = model.split(real)
-    real_fg = foreground(real[:, n_img:], model.labels)
     # sharpness is judged at the image's own size, where the samples would be used
     real_full = model.intensity.normalize(torch.as_tensor(real_image).float()).clamp(-1.0, 1.0)[None]
-    masks, fractions, drawn = {}, {}, {}
+    of = f" of {len(model.start_scales)}" if section == "start_scales" else ""
+    drawn = {}  # samples by row title, on the CPU: the figures over all rows come last
     for row in tqdm(rows, desc="report", disable=not progress):
         x = row.draw(num_samples, seed)
         drawn[row.title] = x.cpu()
-        metrics = quality_metrics(real, x, n_img, model.labels, extractor, SWD_OPTIONS,
-                                  report["settings"]["memorisation_fraction"], real_full)
-        masks[row.title] = foreground(x[:, n_img:], model.labels).cpu()
-        fractions[row.title] = foreground_fraction(masks[row.title])
-        metrics["foreground_histogram"] = fraction_histogram(metrics["foreground_fraction"]["real"],
-                                                             fractions[row.title])
-        report[section][row.key] = metrics
-        images, labels = model.split(x[:7])
-        of = f" of {model.trained_scales}" if section == "start_scales" else ""
-        save_pair_grid(out / row.grid, images.cpu(), labels.cpu(),
-                       real=(real_units[0][0].cpu(), real_units[1][0].cpu()), columns=4,
-                       title=f"{name}: training pair and samples, {row.title}{of}",
-                       intensity_range=(model.intensity.lower, model.intensity.upper))
-    _plot_mask_mean_std(out / "mask_mean_std.png", real_fg[0].cpu(), masks)
-    _plot_fraction_histograms(out / "foreground_fraction_hist.png", float(foreground_fraction(real_fg)[0]), fractions)
-    plot_artifacts(out / "artifacts.png", real.cpu(), drawn, n_img, masks)
+        report[section][row.key] = _row_metrics(model, real, x, extractor, report, real_full)
+        _save_row_grid(out / row.grid, model, real, x, f"{name}: training pair and samples, {row.title}{of}")
+    _plot_report_figures(out, model, real, drawn)
     atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
     atomic_write(out / "metrics.md", lambda tmp: Path(tmp).write_text(metrics_table(report)))
     return report
+
+
+def _sifid_extractor(model: PairGenerator, extractor: FeatureExtractor | None,
+                     inception_weights: str | os.PathLike | None) -> tuple[FeatureExtractor | None, str | None]:
+    """The SIFID feature extractor of a report (``extractor``, else the Inception-v3 stem) and, when there is none,
+    why: a 3D model, or no weight file found (an explicit ``inception_weights`` that cannot be read is an error)."""
+    if extractor is not None:
+        return extractor, None
+    if model.config.spatial_dims != 2:
+        return None, "SIFID is defined on 2D images; this model is 3D."
+    try:
+        return load_inception_stem(inception_weights, device=model.device), None
+    except SinGANSegInputError as err:
+        if inception_weights is not None:
+            raise
+        return None, str(err)
+
+
+def _row_metrics(model: PairGenerator, real: torch.Tensor, x: torch.Tensor, extractor: FeatureExtractor | None,
+                 report: dict, real_full: torch.Tensor) -> dict:
+    """The metrics of one report row's samples ``x`` against the training pair ``real`` (both ``(N, C, *spatial)``
+    in ``[-1, 1]``), with the histogram of their foreground fractions."""
+    n_img = model.config.image_channels
+    metrics = quality_metrics(real, x, n_img, model.labels, extractor, SWD_OPTIONS,
+                              report["settings"]["memorisation_fraction"], real_full)
+    fractions = foreground_fraction(foreground(x[:, n_img:], model.labels).cpu())
+    metrics["foreground_histogram"] = fraction_histogram(metrics["foreground_fraction"]["real"], fractions)
+    return metrics
+
+
+def _save_row_grid(path: Path, model: PairGenerator, real: torch.Tensor, x: torch.Tensor, title: str) -> None:
+    """The grid of one report row: the training pair, then the first seven samples of ``x``, masks outlined."""
+    real_image, real_label = model.split(real)
+    images, labels = model.split(x[:7])
+    save_pair_grid(path, images.cpu(), labels.cpu(), real=(real_image[0].cpu(), real_label[0].cpu()), columns=4,
+                   title=title, intensity_range=(model.intensity.lower, model.intensity.upper))
+
+
+def _plot_report_figures(out: Path, model: PairGenerator, real: torch.Tensor, drawn: dict[str, torch.Tensor]) -> None:
+    """The figures over all rows (``drawn``: samples by row title): mask mean and std, foreground fraction
+    histograms, artifacts."""
+    n_img = model.config.image_channels
+    real_fg = foreground(real[:, n_img:], model.labels)
+    masks = {title: foreground(x[:, n_img:], model.labels) for title, x in drawn.items()}
+    fractions = {title: foreground_fraction(fg) for title, fg in masks.items()}
+    _plot_mask_mean_std(out / "mask_mean_std.png", real_fg[0].cpu(), masks)
+    _plot_fraction_histograms(out / "foreground_fraction_hist.png", float(foreground_fraction(real_fg)[0]), fractions)
+    plot_artifacts(out / "artifacts.png", real.cpu(), drawn, n_img, masks)

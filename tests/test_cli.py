@@ -334,16 +334,18 @@ def test_a_busy_machine_gets_the_free_cores_unless_the_user_chose(cli_model, tmp
     assert threads.busy_machine_threads(cores=2, load=1.2) == 1
     assert threads.busy_machine_threads(cores=8, load=2.6) == 5
     assert threads.busy_machine_threads(cores=2, load=7.0) == 1  # at least one
+    # one reading of the load: the message quotes the number the choice was made from
+    assert threads.busy_machine(cores=8, load=2.6) == threads.BusyMachine(threads=5, load=2.6, cores=8)
     seen = []
     original = generation.write_samples
     monkeypatch.setattr(generation, "write_samples",
                         lambda *a, **k: (seen.append(torch.get_num_threads()), original(*a, **k))[1])
-    monkeypatch.setattr(threads, "busy_machine_threads", lambda: 1)
+    monkeypatch.setattr(threads, "busy_machine", lambda: threads.BusyMachine(threads=1, load=1.2, cores=2))
     before = torch.get_num_threads()
     with caplog.at_level("WARNING"):
         assert main(["sample", str(cli_model), "--num", "1", "--out", str(tmp_path / "a")]) == 0
     assert seen == [1] and torch.get_num_threads() == before
-    assert "the machine is busy" in caplog.text and "--threads N" in caplog.text
+    assert "the machine is busy (load 1.2 on 2 cores)" in caplog.text and "--threads N" in caplog.text
     assert main(["sample", str(cli_model), "--num", "1", "--out", str(tmp_path / "b"), "--threads", "2"]) == 0
     assert seen[-1] == 2
     monkeypatch.undo()  # the real function, and OMP_NUM_THREADS set again (conftest): the user's choice stands

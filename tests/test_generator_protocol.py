@@ -3,6 +3,8 @@ check of a stacked pair."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import tiny_diffusion_config
@@ -11,11 +13,15 @@ from monai_singanseg.checkpoint_envelope import check_complete, load_weights_onl
 from monai_singanseg.diffusion import PairDiffusion
 from monai_singanseg.diffusion.checkpoint_format import DiffusionTrainingState
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.generation import write_samples
 from monai_singanseg.generator_protocol import PAIR_VALUE_TOLERANCE, PairGenerator, check_pair_values
 from monai_singanseg.generators import GENERATOR_KINDS, GENERATORS, checkpoint_kind, load_generator
+from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.networks.checkpoint_format import TrainingState
+from monai_singanseg.report import report_rows
 from monai_singanseg.stylegan import PairStyleGAN
+from monai_singanseg.transforms import SinGANSegHarmonize
 
 
 def test_the_registry_names_each_kind_with_its_class_and_marker():
@@ -69,3 +75,70 @@ def test_one_pair_check_with_one_tolerance():
     for bad in (1.0 + 2 * PAIR_VALUE_TOLERANCE, float("nan")):
         with pytest.raises(SinGANSegInputError, match=r"^pair 0: values outside \[-1, 1\] \(or not finite\); hint\.$"):
             check_pair_values(torch.full((2, 4, 4), bad), "pair 0", "hint.")
+
+
+class _PlainConfig:
+    """The config a toy kind needs: the protocol's PairConfig."""
+
+    image_channels, mask_channels, spatial_dims = 1, 1, 2
+
+    @property
+    def channels(self) -> int:
+        return self.image_channels + self.mask_channels
+
+
+class _PlainGenerator(torch.nn.Module, PairGenerator):
+    """A third kind as the protocol's defaults describe it: new pairs at the training size, no pyramid, no denoising,
+    no injection; not registered."""
+
+    kind = "plain"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = _PlainConfig()
+        self.intensity = IntensityMapping([0.0], [255.0])
+        self.labels = LabelEncoding([0.0, 1.0])
+        self.source = {"shape": [12, 10]}
+        self.weight = torch.nn.Parameter(torch.ones(()))
+
+    @property
+    def device(self) -> torch.device:
+        return self.weight.device
+
+    @classmethod
+    def from_checkpoint(cls, path, device="cpu", *, require_complete=False, payload=None):
+        raise NotImplementedError
+
+    def generate(self, num: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.tanh(torch.randn(num, 2, 12, 10, generator=generator))
+
+
+def test_a_third_kind_is_served_by_generation_the_report_and_harmonize_unchanged(tmp_path):
+    """What differs between kinds is asked of the model (start_scales, denoises, supports_injection, display_name),
+    so a kind with the protocol's defaults writes pairs, gets report rows and is refused by harmonize by name, with
+    no edit outside its own class."""
+    model = _PlainGenerator().eval()
+    assert (model.display_name, tuple(model.start_scales), model.denoises, model.supports_injection) == (
+        "plain", (), False, False)
+    items = write_samples(model, tmp_path / "pairs", 3, seed=1)
+    assert len(items) == 3 and all(Path(item["label"]).is_file() for item in items)
+    with pytest.raises(SinGANSegInputError, match="a plain model has no pyramid"):
+        write_samples(model, tmp_path / "other", 3, start_scale=1)
+    real = model.generate(1, generator=torch.Generator().manual_seed(0))
+    section, rows = report_rows(model, real)
+    assert section == "samplers" and [row.key for row in rows] == ["sample"]
+    assert rows[0].draw(2, 5).shape == (2, 2, 12, 10)
+    with pytest.raises(SinGANSegInputError, match="start scales are SinGAN-Seg's; a plain model has none"):
+        report_rows(model, real, start_scales=[0])
+    harmonizer = SinGANSegHarmonize(model, donors=[(torch.zeros(1, 12, 10), torch.zeros(1, 12, 10))], prob=1.0)
+    with pytest.raises(SinGANSegInputError, match="a plain model; harmonization injects"):
+        harmonizer(torch.zeros(1, 12, 10))
+
+
+def test_the_two_kinds_say_what_they_offer(nuclei_model):
+    model = nuclei_model[0]
+    assert (SinGANSeg.display_name, SinGANSeg.supports_injection, SinGANSeg.denoises) == ("SinGAN-Seg", True, False)
+    assert (PairDiffusion.display_name, PairDiffusion.supports_injection, PairDiffusion.denoises) == (
+        "diffusion", False, True)
+    assert list(model.start_scales) == list(range(model.trained_scales)) and model.trained_scales > 1
+    assert tuple(PairDiffusion(tiny_diffusion_config()).start_scales) == ()

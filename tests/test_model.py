@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import unittest
 
+import pytest
 import torch
 from conftest import tiny_config
 from parameterized import parameterized
@@ -113,3 +114,33 @@ def test_reconstructions_are_cached_within_a_bound_least_recently_used_dropped_f
     assert all(isinstance(key, tuple) for key in model._reconstructions)
     again = model.reconstruct(1, sizes[0])  # dropped long ago: computed anew, the same values
     assert again is not first_size and torch.equal(again, first_size)
+
+
+def test_a_changed_model_is_reconstructed_afresh_without_being_told(nuclei_model):
+    """The reconstruction cache keys on what a reconstruction is computed from, weights included: changing a weight,
+    a noise amplitude, the fixed noise or a whole generator gives a fresh reconstruction with no call to clear it."""
+    import copy
+
+    _, path = nuclei_model
+    model = SinGANSeg.load(path).eval()
+    before = model.reconstruct(2)
+    assert model.reconstruct(2) is before  # unchanged: served from the cache
+    with torch.no_grad():
+        next(model.generators[1].parameters()).mul_(0.5)  # in place, as an optimizer step or load_state_dict does
+    changed = model.reconstruct(2)
+    assert not torch.equal(changed, before)
+    fresh = SinGANSeg.load(path).eval()
+    with torch.no_grad():
+        next(fresh.generators[1].parameters()).mul_(0.5)
+    assert torch.equal(changed, fresh.reconstruct(2))  # the same change made before any reconstruction
+    model.noise_amps[0] *= 2.0
+    assert not torch.equal(model.reconstruct(2), changed)
+    amplified = model.reconstruct(2)
+    with torch.no_grad():
+        model.fixed_noise.neg_()
+    assert not torch.equal(model.reconstruct(2), amplified)
+    flipped = model.reconstruct(2)
+    model.generators[1] = copy.deepcopy(SinGANSeg.load(path).generators[1])  # new tensors, versions from zero again
+    assert not torch.equal(model.reconstruct(2), flipped)
+    with pytest.warns(DeprecationWarning, match="notices changed weights by itself"):
+        model.forget_reconstructions()  # kept for earlier callers, never needed

@@ -282,6 +282,22 @@ def pair_features(
             smaller than 11 pixels a side, or no Inception weight file found (the message names the places and
             file names looked for).
     """
+    weights = _check_feature_options(method, weights, bins, thumbnail)
+    checked = _check(pairs, image_channels)
+    if method == "intensity":
+        groups = _intensity_groups(checked, bins, thumbnail or (8 if checked.spatial_dims == 2 else 4))
+    else:
+        groups = _inception_groups(checked, extractor, inception_weights, device)
+    return _finish(groups, weights, standardize)
+
+
+def _check_feature_options(method: str, weights: Mapping[str, float] | None, bins: int,
+                           thumbnail: int | None) -> dict[str, float]:
+    """:func:`pair_features`' options checked before any pair is read; the weights as a dict.
+
+    Raises:
+        SinGANSegInputError: an unknown method or feature group, no histogram bin, or a thumbnail side under 1.
+    """
     if method not in FEATURE_METHODS:
         raise SinGANSegInputError(f"feature method {method!r}: choose one of {', '.join(FEATURE_METHODS)}.")
     weights = dict(weights or {})
@@ -292,15 +308,29 @@ def pair_features(
     if bins < 1 or (thumbnail is not None and thumbnail < 1):
         raise SinGANSegInputError(f"bins={bins}, thumbnail={thumbnail}: need at least 1 histogram bin and a "
                                   "thumbnail side of at least 1.")
-    checked = _check(pairs, image_channels)
-    groups: dict[str, list[np.ndarray]] = {name: [] for name in FEATURE_GROUPS[method]}
-    if method == "intensity":
-        side = thumbnail or (8 if checked.spatial_dims == 2 else 4)
-        for pair in checked:
-            for name, values in _image_groups(pair, bins, side).items():
-                groups[name].append(values)
-            groups["mask"].append(_mask_group(pair, checked.classes))
-        return _finish(groups, weights, standardize)
+    return weights
+
+
+def _intensity_groups(checked: _Checked, bins: int, side: int) -> dict[str, list[np.ndarray]]:
+    """The ``"intensity"`` method's feature groups of every pair: histograms and thumbnails of the image channels
+    (``bins`` bins, ``side``-pixel thumbnails) and the mask group."""
+    groups: dict[str, list[np.ndarray]] = {name: [] for name in FEATURE_GROUPS["intensity"]}
+    for pair in checked:
+        for name, values in _image_groups(pair, bins, side).items():
+            groups[name].append(values)
+        groups["mask"].append(_mask_group(pair, checked.classes))
+    return groups
+
+
+def _inception_groups(checked: _Checked, extractor: FeatureExtractor | None,
+                      inception_weights: str | os.PathLike | None,
+                      device: str | torch.device) -> dict[str, list[np.ndarray]]:
+    """The ``"inception"`` method's feature groups of every pair: Inception-v3 stem features (``extractor``, else the
+    stem loaded from ``inception_weights``) and the mask group.
+
+    Raises:
+        SinGANSegInputError: 3D pairs, a pair under the stem's smallest side, or no Inception weight file found.
+    """
     if checked.spatial_dims != 2:
         raise SinGANSegInputError("Inception features are 2D only; use method='intensity' for 3D pairs.")
     small = [i for i, p in enumerate(checked.pairs) if min(_raw(p).shape[1:]) < _INCEPTION_MIN_SIDE]
@@ -314,10 +344,11 @@ def pair_features(
         except SinGANSegInputError as err:
             raise SinGANSegInputError(f"clustering with method='inception' needs local Inception-v3 weights "
                                       f"(or use method='intensity', which needs none): {err}") from err
+    groups: dict[str, list[np.ndarray]] = {name: [] for name in FEATURE_GROUPS["inception"]}
     for pair in checked:
         groups["inception"].append(_inception_group(pair, extractor, device))
         groups["mask"].append(_mask_group(pair, checked.classes))
-    return _finish(groups, weights, standardize)
+    return groups
 
 
 def _finish(groups: dict[str, list[np.ndarray]], weights: Mapping[str, float], standardize: bool) -> np.ndarray:

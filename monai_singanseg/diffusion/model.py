@@ -109,6 +109,7 @@ class PairDiffusion(nn.Module, PairGenerator):
     kind = "diffusion"
     checkpoint_format = DIFFUSION_CHECKPOINT
     draws_at_any_size = True  # the UNet is convolutional: samples of any size at the training resolution
+    denoises = True  # DDPM / DDIM steps; RePaint redraws a region of a real pair
 
     def __init__(
         self,

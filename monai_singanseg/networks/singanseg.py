@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+from monai.utils import deprecated
 from torch import nn
 
+from monai_singanseg import __version__
 from monai_singanseg.checkpoint_envelope import check_complete, damaged, read_envelope, stored_maps, write_checkpoint
 from monai_singanseg.config import SinGANSegConfig
 from monai_singanseg.generator_protocol import PairGenerator
@@ -26,6 +29,8 @@ from monai_singanseg.pyramid import resize
 
 __all__ = ["SinGANSeg", "draw_noise"]
 
+_VERSION = operator.attrgetter("_version")  # torch's in-place change counter of a tensor
+
 
 def draw_noise(
     num: int, channels: int, shape: Sequence[int], coarsest: bool, generator: torch.Generator | None, device
@@ -38,6 +43,12 @@ def draw_noise(
     draw_channels = 1 if coarsest else channels
     z = torch.randn((num, draw_channels, *shape), generator=generator, device=device)
     return z.expand(num, channels, *shape) if coarsest else z
+
+
+def _tensor_tables(module: nn.Module) -> list[dict[str, torch.Tensor | None]]:
+    """The parameter and buffer tables (``_parameters``, ``_buffers``) of ``module`` and its submodules that hold
+    any: live dicts, so a tensor set in them later is seen."""
+    return [table for m in module.modules() for table in (m._parameters, m._buffers) if table]
 
 
 class SinGANSeg(nn.Module, PairGenerator):
@@ -65,7 +76,9 @@ class SinGANSeg(nn.Module, PairGenerator):
     """
 
     kind = "singanseg"
+    display_name = "SinGAN-Seg"
     checkpoint_format = SINGANSEG_CHECKPOINT
+    supports_injection = True
     RECONSTRUCTION_CACHE_SIZE = 4
     """Reconstructions kept per model (one per start scale and output size in use; a 3D one can be tens of MiB)."""
 
@@ -85,10 +98,12 @@ class SinGANSeg(nn.Module, PairGenerator):
         self.source = dict(source or {})
         self.generators = nn.ModuleList()
         self.noise_amps: list[float] = []
-        # reconstruction outputs by (scales, shapes, device, noise amplitudes): deterministic, and trained generators
-        # change only in training (forget_reconstructions); least recently used first, at most
+        # reconstruction outputs (deterministic) with the tensors they were computed from, keyed by everything they
+        # depend on, weights' versions included (see reconstruct); least recently used first, at most
         # RECONSTRUCTION_CACHE_SIZE of them
-        self._reconstructions: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._reconstructions: OrderedDict[tuple, tuple[list[torch.Tensor], torch.Tensor]] = OrderedDict()
+        # per scale: the generator and its modules' parameter and buffer tables (see _weights)
+        self._generator_tables: list[tuple[nn.Module, list[dict[str, torch.Tensor | None]]]] = []
         self.register_buffer("fixed_noise", torch.zeros(1, config.channels, *self.shapes[0]))
 
     @property
@@ -104,6 +119,11 @@ class SinGANSeg(nn.Module, PairGenerator):
     @property
     def device(self) -> torch.device:
         return self.fixed_noise.device
+
+    @property
+    def start_scales(self) -> range:
+        """The trained scales, coarsest (0) first: sampling may start at any of them."""
+        return range(self.trained_scales)
 
     def new_generator(self, scale: int) -> ScaleGenerator:
         """An untrained generator for pyramid level ``scale``."""
@@ -130,29 +150,67 @@ class SinGANSeg(nn.Module, PairGenerator):
                              f"along an axis, which a generator that pads by reflection ({pad} per side) cannot.")
         return [tuple(max(1, round(s * r)) for s, r in zip(shape, ratios)) for shape in self.shapes]
 
+    @deprecated(since="0.1.0", msg_suffix="The reconstruction cache notices changed weights by itself; drop the call.",
+                version_val=__version__, warning_category=DeprecationWarning)
     def forget_reconstructions(self) -> None:
-        """Drop the cached reconstructions (after a trained generator's weights changed)."""
+        """Drop the cached reconstructions. Deprecated, and never needed: the cache notices changed weights, noise
+        amplitudes, fixed noise and replaced generators by itself (see :meth:`reconstruct`)."""
         self._reconstructions.clear()
+
+    def _weights(self, stop: int) -> list[torch.Tensor]:
+        """The tensors a reconstruction through the first ``stop`` scales is computed from: the fixed noise and those
+        generators' parameters and buffers.
+
+        They are read from the generators' modules' own tables at every call, so a replaced tensor or generator is
+        seen; the tables of each generator are kept, as walking its module tree would cost about a millisecond.
+        """
+        tensors = [self.fixed_noise]
+        for k in range(min(stop, len(self.generators))):
+            generator = self.generators[k]
+            if k == len(self._generator_tables):
+                self._generator_tables.append((generator, _tensor_tables(generator)))
+            elif self._generator_tables[k][0] is not generator:  # a replaced generator
+                self._generator_tables[k] = (generator, _tensor_tables(generator))
+            tensors += [t for table in self._generator_tables[k][1] for t in table.values() if t is not None]
+        return tensors
+
+    def _reconstruction_key(self, stop: int, shapes: Sequence[Sequence[int]], weights: list[torch.Tensor]) -> tuple | None:
+        """The cache key of a reconstruction: everything it is computed from; ``None`` (not cached) when a tensor
+        keeps no version counter (made under ``torch.inference_mode``)."""
+        try:
+            versions = tuple(map(_VERSION, weights))
+        except RuntimeError:  # "Inference tensors do not track version counter"
+            return None
+        return (stop, tuple(tuple(int(v) for v in s) for s in shapes[:stop]), str(self.device), self.fixed_noise.dtype,
+                tuple(float(a) for a in self.noise_amps[:stop]), versions)
 
     @torch.no_grad()
     def reconstruct(self, stop_scale: int | None = None, shapes: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
-        """Output of the reconstruction path (fixed noise at the coarsest scale, none above) at ``stop_scale - 1``."""
+        """Output of the reconstruction path (fixed noise at the coarsest scale, none above) at ``stop_scale - 1``.
+
+        Outside training the result is cached (a few, least recently used dropped first) under everything it is
+        computed from: scales, shapes, device, dtype, noise amplitudes and the version counters of the weights, which
+        torch bumps at every in-place change (optimizer steps, ``load_state_dict``, BatchNorm statistics). An entry
+        is served only to the very tensors it was computed from (a replaced generator is new tensors), so a changed
+        model is reconstructed afresh without being told. Changes made through ``.data`` bypass version counters (as
+        they bypass autograd): change weights under ``torch.no_grad()`` instead.
+        """
         shapes = self.shapes if shapes is None else shapes
         stop = self.trained_scales if stop_scale is None else stop_scale
-        key = (stop, tuple(tuple(int(v) for v in s) for s in shapes[:stop]), str(self.device),
-               tuple(float(a) for a in self.noise_amps[:stop]))
-        cached = None if self.training else self._reconstructions.get(key)
-        if cached is not None:
+        weights = self._weights(stop)
+        key = None if self.training else self._reconstruction_key(stop, shapes, weights)
+        cached = None if key is None else self._reconstructions.get(key)
+        if cached is not None and len(cached[0]) == len(weights) and all(map(operator.is_, cached[0], weights)):
             with contextlib.suppress(KeyError):  # another thread (ThreadDataLoader) may have just dropped it
                 self._reconstructions.move_to_end(key)
-            return cached
+            return cached[1]
         x = torch.zeros(1, self.config.channels, *shapes[0], device=self.device)
         z = resize(self.fixed_noise, shapes[0])
         for k in range(stop):
             x = resize(x, shapes[k])
             x = self.generators[k](self.noise_amps[k] * z if k == 0 else torch.zeros_like(x), x)
-        if not self.training:
-            self._reconstructions[key] = x
+        if key is not None:
+            self._reconstructions[key] = (weights, x)
             while len(self._reconstructions) > self.RECONSTRUCTION_CACHE_SIZE:
                 self._reconstructions.popitem(last=False)
         return x

@@ -17,7 +17,7 @@ repeated to RGB (the gradient of the three copies is summed back into the one ch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from monai.utils import look_up_option
@@ -143,21 +143,42 @@ def style_transfer(
         raise ValueError(f"reference must be (1, {image.shape[1]}, H, W), got {tuple(reference.shape)}.")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}.")
-    alpha, beta = (float(v) for v in content_style)
-    device, dtype = image.device, image.dtype
-    net = VGGLayers(features, [content_layer, *style_layers]).to(device)
+    net = VGGLayers(features, [content_layer, *style_layers]).to(image.device)
     for p in net.parameters():
         p.requires_grad_(False)
-    n = image.shape[0]
+    loss_fn = _gatys_loss(net, image, reference, content_style, content_layer, style_layers)
+    x = image.detach().float().clone().requires_grad_(True)
+    losses: list[float] = []
+    opt = torch.optim.LBFGS([x], lr=lr, max_iter=steps, history_size=50, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(x)
+        loss.backward()
+        losses.append(float(loss.detach()))
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        losses.append(float(loss_fn(x)))
+    return x.detach().clamp(-1.0, 1.0).to(image.dtype), losses
+
+
+def _gatys_loss(
+    net: VGGLayers, image: torch.Tensor, reference: torch.Tensor, content_style: Sequence[float], content_layer: str,
+    style_layers: Sequence[str],
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Gatys et al.'s loss of a batch ``x`` shaped like ``image``: ``alpha`` times the content loss against
+    ``image``'s response at ``content_layer`` plus ``beta`` times the style loss against ``reference``'s Gram
+    matrices at ``style_layers`` (``(alpha, beta) = content_style``), each sample's terms summed independently."""
+    alpha, beta = (float(v) for v in content_style)
     with torch.no_grad():
         target = net(to_vgg_input(_as_rgb_batch(image.float())))[content_layer]
         ref_out = net(to_vgg_input(_as_rgb_batch(reference.float())))
         # one Gram target per reference channel (or one for RGB), repeated for every sample
-        grams = {name: gram_matrix(ref_out[name]).repeat(n, 1, 1) for name in style_layers}
-    x = image.detach().float().clone().requires_grad_(True)
-    losses: list[float] = []
+        grams = {name: gram_matrix(ref_out[name]).repeat(image.shape[0], 1, 1) for name in style_layers}
 
-    def loss_fn() -> torch.Tensor:
+    def loss_fn(x: torch.Tensor) -> torch.Tensor:
         out = net(to_vgg_input(_as_rgb_batch(x)))
         content = 0.5 * (out[content_layer] - target).pow(2).sum()
         style = x.new_zeros(())
@@ -166,16 +187,4 @@ def style_transfer(
             style = style + (gram_matrix(out[name]) - grams[name]).pow(2).sum() / (4 * channels**2 * len(style_layers))
         return alpha * content + beta * style
 
-    opt = torch.optim.LBFGS([x], lr=lr, max_iter=steps, history_size=50, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn()
-        loss.backward()
-        losses.append(float(loss.detach()))
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        losses.append(float(loss_fn()))
-    return x.detach().clamp(-1.0, 1.0).to(dtype), losses
+    return loss_fn

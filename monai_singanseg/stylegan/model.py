@@ -180,6 +180,11 @@ class PairStyleGAN(nn.Module, PairGenerator):
                                          generator=generator, truncation=truncation)
         return torch.cat([image.clamp(-1.0, 1.0), mask], dim=1)
 
+    @property
+    def draws_for_masks(self) -> bool:
+        """Whether it draws images for given masks: the ``mask_then_image`` design."""
+        return self.config.design == "mask_then_image"
+
     @torch.no_grad()
     def generate_for_masks(self, masks: torch.Tensor, seed: int | None = None, generator: torch.Generator | None = None,
                            classes: int | Sequence[int] | torch.Tensor | None = None,

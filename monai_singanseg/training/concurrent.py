@@ -102,8 +102,7 @@ def along_reconstruction(models: Sequence[SinGANSeg], first: int, scale: int, de
 
 
 def keep_trained_along(model: SinGANSeg, first: int, states: Sequence[dict[str, torch.Tensor]]) -> None:
-    """Give ``model``'s generators from scale ``first`` on the weights they trained to along with the next scale,
-    and drop the reconstructions cached with the old ones."""
+    """Give ``model``'s generators from scale ``first`` on the weights they trained to along with the next scale
+    (reconstructions cached with the old ones are not served again: the cache keys on the weights' versions)."""
     for state, generator in zip(states, model.generators[first:]):
         generator.load_state_dict(state)
-    model.forget_reconstructions()

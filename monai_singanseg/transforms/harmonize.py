@@ -11,8 +11,8 @@ from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, look_up_option
 
 from monai_singanseg.errors import SinGANSegInputError
+from monai_singanseg.generator_protocol import PairGenerator
 from monai_singanseg.harmonization import BLEND_DILATION, harmonize
-from monai_singanseg.networks import SinGANSeg
 from monai_singanseg.transforms.draw import HarmonizeDraw, draw_harmonization
 from monai_singanseg.transforms.model_bank import ModelBank, ModelSource
 from monai_singanseg.transforms.model_choice import ModelChoice
@@ -96,16 +96,21 @@ class SinGANSegHarmonize(RandomizableTransform):
         self.last_draw = draw_harmonization(self.R, self._do_transform, self.scale_range, len(self.donors),
                                             self.last_draw)
 
-    def select_model(self, name: str | None) -> SinGANSeg:
-        """The model trained on the image named ``name``; the only one, whatever the name, when the bank holds one."""
+    def select_model(self, name: str | None) -> PairGenerator:
+        """The model trained on the image named ``name``; the only one, whatever the name, when the bank holds one.
+
+        Raises:
+            SinGANSegInputError: no model for ``name``, or one that cannot inject an image at a scale
+                (:attr:`~monai_singanseg.generator_protocol.PairGenerator.supports_injection`).
+        """
         chosen = self.models.select(name, self.bank.names[0])  # "matched": the drawn name is never used
         if chosen is None:
             raise SinGANSegInputError(f"no SinGAN-Seg model for sample {name!r}: train one on this image first.")
         model_name, model = chosen
-        if not isinstance(model, SinGANSeg):  # injection at a scale needs a pyramid; use SyntheticPairAugment's inpaint
+        if not model.supports_injection:  # injection at a scale needs a pyramid; use SyntheticPairAugment's inpaint
             raise SinGANSegInputError(
-                f"{self.models.where(model_name)}: a diffusion model; harmonization injects at a scale of a SinGAN-Seg "
-                "model (diffusion models insert structures by inpainting: SyntheticPairAugment)."
+                f"{self.models.where(model_name)}: a {model.display_name} model; harmonization injects at a scale of a "
+                "SinGAN-Seg model (diffusion models insert structures by inpainting: SyntheticPairAugment)."
             )
         return model
 

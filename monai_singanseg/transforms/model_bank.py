@@ -13,24 +13,22 @@ from typing import Any, Union
 import torch
 
 from monai_singanseg.devices import check_device
-from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generators import PairGenerator, checkpoint_kind, load_generator
 from monai_singanseg.io import model_name
-from monai_singanseg.networks import SinGANSeg
 
 __all__ = ["ModelBank", "model_name"]
 
-ModelSource = Union[str, os.PathLike, SinGANSeg, PairDiffusion,
-                    Sequence[Union[str, os.PathLike, SinGANSeg, PairDiffusion]], "ModelBank"]
+ModelSource = Union[str, os.PathLike, PairGenerator, Sequence[Union[str, os.PathLike, PairGenerator]], "ModelBank"]
 
 
 class ModelBank:
     """Models by name, loaded on first use, at most ``cache_size`` kept (least recently used dropped).
 
     Args:
-        models: a checkpoint path, a folder of ``*.pt`` checkpoints, loaded :class:`SinGANSeg` or
-            :class:`~monai_singanseg.diffusion.PairDiffusion` objects, or a list mixing these.
+        models: a checkpoint path, a folder of ``*.pt`` checkpoints, loaded models of any kind
+            (:class:`~monai_singanseg.generator_protocol.PairGenerator`: :class:`~monai_singanseg.networks.SinGANSeg`,
+            :class:`~monai_singanseg.diffusion.PairDiffusion`), or a list mixing these.
         cache_size: loaded models kept in memory at once (loaded objects passed in are always kept).
         device: where loaded models run.
 
