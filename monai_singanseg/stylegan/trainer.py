@@ -517,7 +517,7 @@ class StyleGANTrainer:
             raise SinGANSegInputError(f"{checkpoint}: cannot resume: the checkpoint holds no training state.")
         stored = model.config
         for change in config_differences(stored, self.config):
-            if change.split(":")[0] not in RESUMABLE_CHANGES:
+            if change.field not in RESUMABLE_CHANGES:
                 logger.warning("%s: resuming with the checkpoint's options: %s", checkpoint, change)
         for name in RESUMABLE_CHANGES:
             setattr(stored, name, getattr(self.config, name))
