@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TILES, nuclei_tile
+from ignite.engine import Events
 from PIL import Image
 
 from monai_singanseg import SyntheticPairAugment, SyntheticPairAugmentd
@@ -75,6 +76,35 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tiles, trained, tmp_path, des
     assert all(torch.equal(critics[0][n][k], critics[1][n][k]) for n in critics[0] for k in critics[0][n])
     with pytest.raises(SinGANSegInputError, match="trained on other data"):
         StyleGANTrainer(config(tiles, design), progress=False).fit(tiles[::-1], path, resume=True)
+
+
+def test_resuming_extends_the_run_and_warns_of_the_options_the_checkpoint_keeps(tiles, tmp_path, caplog):
+    path = tmp_path / "m.pt"
+    StyleGANTrainer(config(tiles, train_steps=2), progress=False).fit(tiles, path)
+    with caplog.at_level("WARNING", logger="monai_singanseg.stylegan.trainer"):
+        model = StyleGANTrainer(config(tiles, train_steps=3, lr=0.01), progress=False).fit(tiles, path, resume=True)
+    assert model.config.lr == config(tiles).lr and model.config.train_steps == 3  # train_steps may change
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        f"resuming with the checkpoint's options: lr: {config(tiles).lr!r} kept (asked 0.01)"]
+    assert torch.load(path, weights_only=True)["training"]["step"] == 3
+
+
+def test_handler_objects_and_functions_attach_after_the_checkpoint_writer(tiles, tmp_path):
+    seen = []
+
+    class Written:  # a handler object: at each step, is the checkpoint of a due step already written?
+        def attach(self, engine):
+            engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append(
+                (e.state.iteration, torch.load(tmp_path / "m.pt", weights_only=True)["training"]["step"]
+                 if (tmp_path / "m.pt").exists() else None)))
+
+    def losses(engine):  # a plain function, as handlers were before handler objects
+        engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append(sorted(e.state.output)))
+
+    StyleGANTrainer(config(tiles, train_steps=3), progress=False, handlers=[Written(), losses]).fit(
+        tiles, tmp_path / "m.pt")
+    assert seen[::2] == [(1, None), (2, None), (3, 3)]  # checkpoint_every=3: written before the user's handler
+    assert seen[1] == ["pair/critic", "pair/generator", "pair/r1"]
 
 
 def test_class_conditioning_trains_and_draws_per_class(tiles, tmp_path):

@@ -10,8 +10,10 @@ with the masks they were drawn for), the mask generator on its own.
 Every random draw of step ``k`` comes from one generator seeded with ``(seed, k)``
 (:func:`stylegan_step_seed`, on :func:`~monai_singanseg.training.seeds.stream_seed`), so the same seed gives the
 same weights and a run resumed from any checkpoint continues as if never interrupted, with no generator state to
-store. The parts a shared trainer base would own (device, progress bar, ``stop_after``, checkpoints at events,
-resume, TensorBoard) are small handler objects attached to the engine (:class:`Checkpoints`, :class:`LossRecords`).
+store. The trainer derives from the trainers' base (:class:`~monai_singanseg.training.base.GeneratorTrainer`:
+device, progress bar, ``stop_after``, handler objects, TensorBoard, the options a resumed checkpoint keeps) and
+writes its checkpoints through :class:`StyleGANCheckpoint`, a handler object (the losses between checkpoints
+collected by :class:`LossRecords`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
-from ignite.handlers import ProgressBar
 from torch import nn
 
 from monai_singanseg.diffusion.many import resize_pair
@@ -39,11 +40,13 @@ from monai_singanseg.stylegan.augment import diff_augment
 from monai_singanseg.stylegan.checkpoint_format import StyleGANTrainingState
 from monai_singanseg.stylegan.config import StyleGANConfig
 from monai_singanseg.stylegan.model import PairStyleGAN, build_critics, default_labels
+from monai_singanseg.training.base import GeneratorTrainer
+from monai_singanseg.training.handlers import CheckpointWriter, Handler
+from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import stream_seed
-from monai_singanseg.training.trainer import config_differences, fingerprint
 
-__all__ = ["STYLEGAN_SALT", "Checkpoints", "GeneratorAverage", "LossRecords", "StyleGANData", "StyleGANStep",
-           "StyleGANTrainer", "draw_batch", "stack_pairs", "stylegan_step_seed"]
+__all__ = ["STYLEGAN_SALT", "GeneratorAverage", "LossRecords", "StyleGANCheckpoint", "StyleGANData", "StyleGANStep",
+           "StyleGANTrainer", "build_optimizers", "draw_batch", "stack_pairs", "stylegan_step_seed"]
 
 logger = logging.getLogger(__name__)
 
@@ -340,39 +343,51 @@ class LossRecords:
         return means
 
 
-class Checkpoints:
-    """Writes the checkpoint every ``every`` steps and when the engine stops (``attach(engine)``); ``save(step)``
-    writes it for ``step`` steps done, once per step.
+class StyleGANCheckpoint:
+    """Writes a StyleGAN run's checkpoint (a handler object): the sampling weights (the moving average's, when kept,
+    with the training weights beside them), the critics, the optimizers and the log, one entry per checkpoint with
+    the mean losses since the previous one (:class:`LossRecords`) and the seconds of the whole training (across
+    resumed runs).
+
+    ``attach(engine)`` records every step's losses and writes every ``checkpoint_every`` steps
+    (:class:`~monai_singanseg.training.handlers.CheckpointWriter`); the trainer calls :meth:`write` once more at the
+    end of the run (:meth:`~monai_singanseg.training.base.GeneratorTrainer.run`).
 
     Args:
-        save: writes the checkpoint for a number of steps done.
-        every: steps between checkpoints.
-        first_step: steps done before this run (the engine counts from 0).
+        model: the model being trained. path: the checkpoint file (written atomically).
+        state: the run's resume state so far (a new run's or the checkpoint's); its log grows here.
+        critics: the critics. optimizers: every network's optimizer (:func:`build_optimizers`).
+        average: the moving average of the generators' weights, or ``None``.
     """
 
-    def __init__(self, save: Callable[[int], None], every: int, first_step: int) -> None:
-        self._save, self.every, self.first_step = save, every, first_step
-        self.last: int | None = None
+    def __init__(self, model: PairStyleGAN, path: Path, state: StyleGANTrainingState, critics: nn.ModuleDict,
+                 optimizers: dict[str, torch.optim.Optimizer], average: GeneratorAverage | None) -> None:
+        self.model, self.path, self.state, self.critics = model, path, state, critics
+        self.optimizers, self.average = optimizers, average
+        self.records = LossRecords()
+        # the log's seconds count the whole training, across resumed runs
+        self.start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._periodic)
-        engine.add_event_handler(Events.COMPLETED, self._final)
+        self.records.attach(engine)  # before the write of the same step
+        CheckpointWriter(self.write, self.model.config.checkpoint_every, self.state.step).attach(engine)
 
-    def save(self, step: int) -> None:
-        if step != self.last:
-            self._save(step)
-            self.last = step
+    def write(self, engine: Engine | None = None) -> None:
+        """Write the checkpoint of the steps done (none of this run's without ``engine``), once per step."""
+        state, model, average = self.state, self.model, self.average
+        step = state.step + (0 if engine is None else engine.state.iteration)
+        if state.log and state.log[-1]["step"] == step:
+            return  # already written at this step
+        state.log.append({"step": step, **self.records.take(), "seconds": time.perf_counter() - self.start})
+        online = None if average is None else {n: g.state_dict() for n, g in model.generators.items()}
+        done = StyleGANTrainingState(
+            state.fingerprint, step, step >= model.config.train_steps, online,
+            {n: c.state_dict() for n, c in self.critics.items()},
+            {k: o.state_dict() for k, o in self.optimizers.items()}, state.log)
+        model.save(self.path, done, weights=None if average is None else average.weights)
 
-    def _periodic(self, engine: Engine) -> None:
-        step = self.first_step + engine.state.iteration
-        if step % self.every == 0:
-            self.save(step)
 
-    def _final(self, engine: Engine) -> None:
-        self.save(self.first_step + engine.state.iteration)
-
-
-class StyleGANTrainer:
+class StyleGANTrainer(GeneratorTrainer):
     """Train a :class:`PairStyleGAN`, writing its checkpoint every ``checkpoint_every`` steps and at the end.
 
     Args:
@@ -380,8 +395,8 @@ class StyleGANTrainer:
             ``train_steps`` and ``checkpoint_every``, taken from here so that a finished run can be extended).
         device: where the networks train.
         progress: show a progress bar.
-        handlers: callables ``handler(engine)`` called once to attach ignite handlers to the training engine
-            (``engine.state.output`` holds the step's losses).
+        handlers: attached once to the training engine: handler objects (``attach(engine)``), or callables
+            ``handler(engine)`` (``engine.state.output`` holds the step's losses).
         stop_after: stop (as an interruption would, after writing the checkpoint) once this many steps in all are
             done; for tests and for splitting a long run.
         log_dir: write every step's losses to TensorBoard here (tags ``stylegan/<network>/<loss>``, step = steps
@@ -393,19 +408,12 @@ class StyleGANTrainer:
         >>> model = StyleGANTrainer(config).fit(pairs, "stylegan.pt")
     """
 
-    def __init__(self, config: StyleGANConfig, device: str | torch.device = "cpu", progress: bool = True,
-                 handlers: list[Callable[[Engine], None]] | None = None, stop_after: int | None = None,
-                 log_dir: str | os.PathLike | None = None) -> None:
-        self.config = config.validate()
-        self.device = torch.device(device)
-        self.progress = progress
-        self.handlers = handlers or []
-        self.stop_after = stop_after
-        self.log_dir = log_dir
-        if log_dir is not None:
-            from monai_singanseg.training.tensorboard import require_tensorboard
+    config: StyleGANConfig
 
-            require_tensorboard(log_dir)  # fail before any training
+    def __init__(self, config: StyleGANConfig, device: str | torch.device = "cpu", progress: bool = True,
+                 handlers: list[Handler | Callable[[Engine], None]] | None = None, stop_after: int | None = None,
+                 log_dir: str | os.PathLike | None = None) -> None:
+        super().__init__(config, device, progress, handlers, stop_after, log_dir)
 
     def fit(
         self,
@@ -437,20 +445,10 @@ class StyleGANTrainer:
         """
         checkpoint = Path(checkpoint)
         model, state, data = self._start(pairs, checkpoint, resume, intensity, labels, classes)
-        if class_names is not None:
-            if len(class_names) != model.config.num_classes:
-                raise SinGANSegInputError(f"{len(class_names)} class names for a model of "
-                                          f"{model.config.num_classes} classes.")
-            model.source["classes"] = [str(name) for name in class_names]
+        _name_classes(model, class_names)
         cfg = model.config
-        critics = build_critics(cfg, seed=stream_seed(STYLEGAN_SALT, cfg.seed, -1)).to(self.device)
-        if state.critics:
-            for name, weights in state.critics.items():
-                critics[name].load_state_dict(weights)
-        optimizers = build_optimizers(model, critics)
-        for key, opt_state in state.optimizers.items():
-            optimizers[key].load_state_dict(opt_state)
-        last = cfg.train_steps if self.stop_after is None else min(self.stop_after, cfg.train_steps)
+        critics, optimizers = self._critics(model, state)
+        last = self.last_unit(cfg.train_steps)
         if state.step >= last:
             return model.eval()
         average = None
@@ -461,48 +459,31 @@ class StyleGANTrainer:
                 for name, weights in state.online.items():
                     model.generators[name].load_state_dict(weights)
         real = data.real.to(self.device)
-        engine = Engine(StyleGANStep(model, critics, optimizers, data, real, average))
-        records = LossRecords()
-        records.attach(engine)
-        # the log's seconds count the whole training, across resumed runs
-        start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
-
-        def save(step: int) -> None:
-            state.log.append({"step": step, **records.take(), "seconds": time.perf_counter() - start})
-            online = None if average is None else {n: g.state_dict() for n, g in model.generators.items()}
-            done = StyleGANTrainingState(
-                state.fingerprint, step, step >= cfg.train_steps, online,
-                {n: c.state_dict() for n, c in critics.items()}, {k: o.state_dict() for k, o in optimizers.items()},
-                state.log)
-            model.save(checkpoint, done, weights=None if average is None else average.weights)
-
-        Checkpoints(save, cfg.checkpoint_every, state.step).attach(engine)
-        if self.progress:
-            ProgressBar(persist=True, desc="stylegan").attach(engine, output_transform=lambda out: out)
-        for attach in self.handlers:
-            attach(engine)
-        writer = self._tensorboard(engine, state.step)
-        try:  # an interrupted run still flushes and closes its TensorBoard log
-            engine.run(range(state.step, last), max_epochs=1)
-        finally:
-            if writer is not None:
-                writer.close()
+        writer = StyleGANCheckpoint(model, checkpoint, state, critics, optimizers, average)
+        with self.open_log(cfg.seed) as board:  # an interrupted run still flushes and closes its TensorBoard log
+            engine = self.engine(StyleGANStep(model, critics, optimizers, data, real, average), "stylegan",
+                                 own=[writer], board=None if board is None else board.loss_handler("stylegan",
+                                                                                                    state.step))
+            self.run(engine, range(state.step, last), lambda engine, _seconds: writer.write(engine))
         logger.info("StyleGAN training: step %d/%d, %.1f s", state.step + engine.state.iteration, cfg.train_steps,
-                    time.perf_counter() - start)
+                    time.perf_counter() - writer.start)
         if average is not None:
             for name, weights in average.weights.items():  # the average samples
                 model.generators[name].load_state_dict(weights)
         return model.eval()
 
-    def _tensorboard(self, engine: Engine, first_step: int) -> Any:
-        """Attach MONAI's TensorBoard handler of the losses when ``log_dir`` is set; return its writer, or ``None``."""
-        if self.log_dir is None:
-            return None
-        from monai_singanseg.training.tensorboard import loss_handler, loss_writer
-
-        writer = loss_writer(self.log_dir)
-        loss_handler(writer, "stylegan", first_step=first_step).attach(engine)
-        return writer
+    def _critics(self, model: PairStyleGAN, state: StyleGANTrainingState,
+                 ) -> tuple[nn.ModuleDict, dict[str, torch.optim.Optimizer]]:
+        """The critics and every network's optimizer: new (the critics seeded apart from the generators), or with the
+        checkpoint's weights and optimizer states."""
+        cfg = model.config
+        critics = build_critics(cfg, seed=stream_seed(STYLEGAN_SALT, cfg.seed, -1)).to(self.device)
+        for name, weights in (state.critics or {}).items():
+            critics[name].load_state_dict(weights)
+        optimizers = build_optimizers(model, critics)
+        for key, opt_state in state.optimizers.items():
+            optimizers[key].load_state_dict(opt_state)
+        return critics, optimizers
 
     def _start(self, pairs, checkpoint: Path, resume: bool, intensity: IntensityMapping | None,
                labels: LabelEncoding | None, classes: Sequence[int] | None,
@@ -516,12 +497,20 @@ class StyleGANTrainer:
         if state is None:
             raise SinGANSegInputError(f"{checkpoint}: cannot resume: the checkpoint holds no training state.")
         stored = model.config
-        for change in config_differences(stored, self.config):
-            if change.field not in RESUMABLE_CHANGES:
-                logger.warning("%s: resuming with the checkpoint's options: %s", checkpoint, change)
+        self.warn_kept_options(checkpoint, stored, self.config, RESUMABLE_CHANGES)
         for name in RESUMABLE_CHANGES:
             setattr(stored, name, getattr(self.config, name))
         data = stack_pairs(pairs, stored, intensity, labels, classes)
         if data.fingerprint() != state.fingerprint:
             raise SinGANSegInputError(f"{checkpoint}: cannot resume: it was trained on other data.")
         return model, state, data
+
+
+def _name_classes(model: PairStyleGAN, class_names: Sequence[str] | None) -> None:
+    """Store what each class index means as ``model.source["classes"]`` (nothing when ``class_names`` is None)."""
+    if class_names is None:
+        return
+    if len(class_names) != model.config.num_classes:
+        raise SinGANSegInputError(f"{len(class_names)} class names for a model of {model.config.num_classes} "
+                                  "classes.")
+    model.source["classes"] = [str(name) for name in class_names]

@@ -31,21 +31,21 @@ __all__ = ["GeneratorTrainer"]
 class GeneratorTrainer:
     """Base class of the generators' trainers, on pytorch-ignite.
 
-    A run is one or more ignite :class:`~ignite.engine.Engine` (SinGAN-Seg: one per scale; the diffusion model: one
-    for all steps), each running the subclass's process function (one training step) with handler objects attached
-    in this order by :meth:`engine`: the trainer's own (a :class:`~monai_singanseg.training.handlers.CheckpointWriter`,
-    SinGAN-Seg's plateau stop), the progress bar, the user's ``handlers``, and the TensorBoard loss handler (MONAI's
-    ``TensorBoardStatsHandler``, :meth:`open_log`).
+    A run is one or more ignite :class:`~ignite.engine.Engine` (SinGAN-Seg: one per scale; the diffusion model and
+    StyleGAN2: one for all steps), each running the subclass's process function (one training step) with handler
+    objects attached in this order by :meth:`engine`: the trainer's own (a
+    :class:`~monai_singanseg.training.handlers.CheckpointWriter`, SinGAN-Seg's plateau stop), the progress bar, the
+    user's ``handlers``, and the TensorBoard loss handler (MONAI's ``TensorBoardStatsHandler``, :meth:`open_log`).
 
-    A new generator's trainer (the conditional StyleGAN2 is the next) derives from this class::
+    A generator's trainer derives from this class; the conditional StyleGAN2's, in outline::
 
         class StyleGANTrainer(GeneratorTrainer):
-            def fit(self, pairs, checkpoint, resume=False) -> StyleGAN:
+            def fit(self, pairs, checkpoint, resume=False) -> PairStyleGAN:
                 model, state = ...            # a new model, or the checkpoint's (check fingerprint(data) against
                                               # state.fingerprint, then self.warn_kept_options(...))
                 last = self.last_unit(self.config.train_steps)  # honours stop_after
                 with self.open_log(self.config.seed) as board:
-                    write = lambda engine: save_stylegan(model, checkpoint, ...)
+                    write = lambda engine: model.save(checkpoint, ...)  # StyleGANCheckpoint.write
                     engine = self.engine(StyleGANStep(model, ...), "stylegan",
                                          own=[CheckpointWriter(write, every=..., first_step=state.step)],
                                          board=board and board.loss_handler("stylegan", first_step=state.step))
