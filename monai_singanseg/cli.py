@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parsers(sub)
     _add_diffusion_parser(sub)
+    _add_stylegan_parser(sub)
     _add_sample_parser(sub)
     _add_harmonize_parsers(sub)
     _add_report_parser(sub)
