@@ -151,7 +151,7 @@ def train_one(task: str, items: list[dict], design: str, resolution: int, args: 
     before = trained_steps(path) if path.exists() else 0
     start = time.perf_counter()
     # one deadline per model, and never past the run's own
-    limit = Deadline(min(args.train_deadline or math.inf, deadline.left()))
+    limit = Deadline(min(math.inf if args.train_deadline is None else args.train_deadline, deadline.left()))
     trainer = StyleGANTrainer(config, device=args.device, progress=not args.quiet, handlers=[stop_at(limit)])
     model = trainer.fit(pairs, path, resume=path.exists())
     if args.device.startswith("cuda"):
