@@ -15,14 +15,20 @@ Conditions (``CONDITIONS``): ``standard`` (flips, small affine, intensity scale/
 the same chain with ``SinGANSegAugmentd`` first (``prob``, ``start_scale``, ``model_choice``); ``synthetic_only``:
 the UNet sees only synthetic pairs from the N images' models (the data-sharing use), with the standard chain on top;
 ``dif_*``: the same transform with diffusion models (``dif_inpaint_*``: the incoming pair's structures redrawn in
-place by RePaint; ``dif_sample_*``: whole new pairs of the diffusion training crop size).
+place by RePaint; ``dif_sample_*``: whole new pairs of the diffusion training crop size); ``sty_*`` (asked for by
+name, not run by default): the same transform with one StyleGAN model of the N training images together
+(``sty_p25`` .. ``sty_only``: the share of pairs replaced; ``sty_add1`` / ``sty_add3``: one / three synthetic pairs
+beside every real one, their controls ``standard_x2`` / ``standard_x4``).
 
 Generators: one model per training-pool image that the asked runs use, trained once by the project's CLI and reused
 by every N, seed and condition, so every condition's generators saw exactly the N training images: SinGAN-Seg by
 ``singanseg train-many`` (``--schedule`` / ``--max-size``) into
 ``models/<dataset>_<schedule>_<max size>_<settings>/`` (``<settings>``: a digest of the optimisation settings, which
 a schedule's name outlives; every record keeps it and one results file holds one), diffusion (the small UNet of
-``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``. Results:
+``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``; StyleGAN, one model per
+(dataset, subset) of N images (``--stylegan-*``, by the project's runner: claimed while it trains, resumed, reused by
+every seed that draws the same images) into
+``models/<dataset>_stylegan_<design>_<resolution>_<widths>_b<batch>_<steps>/n<N>_<digest of the images>.pt``. Results:
 ``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs finish, so
 an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds; the paired changes with their 95 % t
 intervals), ``gains.json`` (the paired rows, t and bootstrap intervals), ``downstream.png`` (test Dice against N) and
