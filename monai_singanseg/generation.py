@@ -330,7 +330,7 @@ def sample_bank(
     every model's is refused. ``style`` refines the images towards each model's reconstruction of its training image
     (see :func:`write_samples`). Diffusion
     checkpoints in the folder draw new pairs with ``diffusion`` (a :class:`DiffusionSampling` or its fields; start
-    scale and style are SinGAN-Seg's).
+    scale and style are SinGAN-Seg's), StyleGAN checkpoints new pairs at their resolution.
     """
     if not Path(models_dir).is_dir():
         raise SinGANSegInputError(f"{models_dir}: folder not found.")
@@ -354,6 +354,12 @@ def sample_bank(
         if isinstance(model, PairDiffusion):
             items += write_diffusion_samples(model, out_dir / path.stem, num, diffusion, seed=seed + index, fmt=fmt,
                                              overwrite=overwrite, name=str(path))
+            continue
+        if model.kind == "stylegan":  # new pairs at the model's resolution (start scale and style are SinGAN-Seg's)
+            from monai_singanseg.stylegan.writing import write_stylegan_samples
+
+            items += write_stylegan_samples(model, out_dir / path.stem, num, seed=seed + index, fmt=fmt,
+                                            overwrite=overwrite, name=str(path))
             continue
         items += write_samples(model, out_dir / path.stem, num, min(start_scale, model.num_scales - 1),
                                seed=seed + index, fmt=fmt, overwrite=overwrite, name=str(path), style=style,
