@@ -30,7 +30,7 @@ its pairs; the ventricle slices are squashed from 192x160 to a square, the same 
 
 Generators besides StyleGAN, when their models are there (``--models-root``, default the study's
 ``benchmarks/downstream/models``): SinGAN-Seg, one model per pool image (``--singanseg-folder``, default the study's
-fast-schedule 192-px folder), samples at start scale 0, drawn from the models in turn; the diffusion model, one per
+fast-schedule 192-px folder), samples at start scale 0 (``--singanseg-diversity``), drawn from the models in turn; the diffusion model, one per
 pool image (``--diffusion-folder``), DDIM samples (``--diffusion-sampling-steps``) of its training crop size. A
 missing folder is said and skipped.
 
@@ -180,7 +180,8 @@ def draw(models: list, num: int, seed: int, args: argparse.Namespace
     images, masks, start = [], [], time.perf_counter()
     for i in range(num):
         model = models[i % len(models)]
-        extra = {"steps": args.diffusion_sampling_steps} if is_diffusion(model) else {}
+        extra = ({"steps": args.diffusion_sampling_steps} if is_diffusion(model) else
+                 {"diversity": args.singanseg_diversity} if model.kind == "singanseg" else {})
         image, label = model.sample(1, seed=seed + i, **extra)
         images.append(image.float().cpu())
         masks.append((label.float().cpu() > 0).float())
@@ -380,6 +381,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu", help="training and sampling device (cuda on a GPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--num", type=int, default=32, help="samples per generator")
+    parser.add_argument("--singanseg-diversity", type=float, default=1.0, help="SinGAN-Seg sampling diversity "
+                        "(the study's shipped recipe draws at 0.4)")
     parser.add_argument("--diffusion-sampling-steps", type=int, default=50, help="DDIM steps per diffusion pair")
     parser.add_argument("--train-deadline", type=float, default=None, help="seconds of training per model (then "
                         "a checkpoint; a later call resumes)")
