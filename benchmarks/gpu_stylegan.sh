@@ -13,7 +13,7 @@
 # Every phase runs under `timeout` and its own --deadline / --train-deadline (the models stop with a checkpoint and
 # are still measured), and what is done so far is copied to $OUT after every phase. What comes back in $OUT:
 # summary.txt, the records stylegan_gpu64.json / .md, stylegan_gpu128.json / .md, the pictures, the logs, and the
-# StyleGAN checkpoints in 15 MB parts. To record the figures, on the CPU machine:
+# StyleGAN checkpoints ($MODELS) in 15 MB parts. To record the figures, on the CPU machine:
 #   cp OUT/stylegan_gpu*.json OUT/stylegan_gpu*.md OUT/stylegan_*_gpu*.png benchmarks/results/
 #   cat OUT/stylegan_models.tar.part-* | tar -xf -       # the checkpoints, to carry next time (resumed, not redone)
 # then commit them with the date and the device in the message and in docs/stylegan.md ("measured <date> on one
@@ -24,9 +24,11 @@ STEPS=${STEPS:-20000}            # more than fit: the deadlines decide how far e
 P64_S=${P64_S:-290}              # phase 1: both tasks at once, two designs each, training plus measuring
 P128_S=${P128_S:-170}            # phase 2, if at least P128_S + 20 seconds are left of the 520 s budget
 BUDGET_S=${BUDGET_S:-520}
+TRAIN_PCT=${TRAIN_PCT:-70}       # share of a phase that trains
 DEVICE=${DEVICE:-cuda}           # a rehearsal on the CPU: DEVICE=cpu with tiny BENCH_ARGS (see docs/stylegan.md)
 BENCH_ARGS=${BENCH_ARGS:-}       # more bench_stylegan.py options, e.g. --widths 16 16 16 16 16 --latent-dim 16
 RES=${RES:-benchmarks/results}   # where the bench writes (the records are copied to $OUT from here)
+MODELS=${MODELS:-benchmarks/results/models/stylegan}   # the StyleGAN checkpoints (carried in, packed back)
 mkdir -p "$OUT/logs"
 PIP_LOG="$OUT/logs/pip.log"
 source benchmarks/gpu_setup.sh
@@ -34,14 +36,15 @@ note "env: $($PY -c "import torch; print(torch.__version__, torch.cuda.get_devic
 pack() {
     cp "$RES"/stylegan_gpu*.json "$RES"/stylegan_gpu*.md "$RES"/stylegan_*_gpu*.png "$OUT/" 2>/dev/null
     rm -f "$OUT"/stylegan_models.tar.part-*
-    tar -cf - benchmarks/results/models/stylegan 2>/dev/null | split -b 15M - "$OUT/stylegan_models.tar.part-"
+    [ -d "$MODELS" ] && tar -cf - "$MODELS" 2>/dev/null | split -b 15M - "$OUT/stylegan_models.tar.part-"
 }
 run() {  # task resolution phase-seconds: one bench process (4 CPU threads for the metrics; two run at once); its
-        # training gets 80 % of the phase, split by design
-    local train=$(( $3 * 4 / 5 / 2 ))
+        # training gets TRAIN_PCT % of the phase, split by design; the rest measures (SWD of 64 samples against
+        # every pool image runs on the CPU: tens of seconds at 128 px)
+    local train=$(( $3 * TRAIN_PCT / 100 / 2 ))
     timeout "$3" $PY benchmarks/bench_stylegan.py --tasks "$1" --resolutions "$2" --steps "$STEPS" --device "$DEVICE" \
         --batch-size 16 --checkpoint-every 250 --num 64 --threads 4 --train-deadline "$train" --deadline $(( $3 - 15 )) \
-        --tag "gpu$2_$1" --results "$RES" --quiet $BENCH_ARGS >"$OUT/logs/$1_$2.log" 2>&1
+        --tag "gpu$2_$1" --results "$RES" --models "$MODELS" --quiet $BENCH_ARGS >"$OUT/logs/$1_$2.log" 2>&1
     echo "$1 $2 px: rc $? in the phase's $3 s" >>"$OUT/logs/$1_$2.log"
 }
 merge() {  # the two tasks' records of one resolution as one stylegan_gpu<px>.json / .md

@@ -116,3 +116,30 @@ def test_benchmark_trains_resumes_measures_and_writes_its_tables(tmp_path, nucle
     third = bench.main([*options, "--deadline", "0", "--tag", "late"])
     assert third["training"] == [] and len(third["quality"]) == 1
     assert any("training nuclei64 joint 32 px: past --deadline" in s for s in third["skipped"])
+
+
+def test_gpu_script_rehearses_on_the_cpu_and_leaves_its_records_in_out(tmp_path):
+    """benchmarks/gpu_stylegan.sh with DEVICE=cpu and tiny networks: both tasks and designs at 64 px in phase 1, the
+    records merged into one table in $OUT, phase 2 skipped when the budget is spent, and exit status 0."""
+    import os
+    import subprocess
+
+    out, res = tmp_path / "out", tmp_path / "res"
+    tiny = (f"--num 4 --batch-size 2 --widths 8 8 8 8 8 --latent-dim 8 --threads 1 --workdir {tmp_path / 'work'} --models-root {tmp_path / 'none'}")
+    env = {**os.environ, "PY": sys.executable, "OUT": str(out), "RES": str(res), "DEVICE": "cpu", "STEPS": "2",
+           "P64_S": "300", "BUDGET_S": "0", "BENCH_ARGS": tiny, "MODELS": str(res / "models"), "PYTHONPATH": str(BENCHMARKS.parent)}
+    done = subprocess.run(["bash", str(BENCHMARKS / "gpu_stylegan.sh")], cwd=BENCHMARKS.parent, env=env, timeout=900,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    report = json.loads((out / "stylegan_gpu64.json").read_text())
+    assert sorted((r["task"], r["design"], r["steps"]) for r in report["training"]) == [
+        (task, design, 2) for task in ("nuclei64", "ventricles_axial") for design in ("joint", "mask_then_image")]
+    assert sorted({q["generator"] for q in report["quality"]}) == ["real pool", "stylegan joint",
+                                                                   "stylegan mask_then_image"]
+    summary = (out / "summary.txt").read_text()
+    assert "nuclei64 64 px: rc 0" in summary and "phase 2 (128 px) skipped" in summary
+    assert "## ventricles_axial, 64 px" in (out / "stylegan_gpu64.md").read_text()
+    assert (out / "stylegan_nuclei64_64_gpu64_nuclei64.png").is_file()
+    # the checkpoints come back in parts, to be carried into the next session and resumed
+    parts = sorted(out.glob("stylegan_models.tar.part-*"))
+    assert parts and sum(p.stat().st_size for p in parts) > 0
