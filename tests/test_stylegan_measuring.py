@@ -51,6 +51,24 @@ def test_a_subset_model_is_keyed_by_its_images_and_the_settings_by_its_folder(tm
     assert not {c for c in study.DEFAULT_CONDITIONS if c.startswith("sty_") or c == "standard_x4"}
 
 
+def test_report_pairs_each_added_share_with_its_same_batch_control(tmp_path):
+    study = _load("study", STUDY)
+    base = {"dataset": "nuclei64", "n": 2, "iterations": 600, "pool_size": 16, "pool_refresh": 0.1}
+    dice = {"standard": 0.60, "standard_x2": 0.62, "standard_x4": 0.63, "sty_add1": 0.65, "sty_add3": 0.61,
+            "sty_p50": 0.64}
+    records = [{**base, "seed": seed, "condition": c, "test_dice": v + 0.01 * seed}
+               for seed in (0, 1) for c, v in dice.items()]
+    (tmp_path / "results.json").write_text(json.dumps(records))
+    study.main(["--report", "--results", str(tmp_path)])
+    rows = json.loads((tmp_path / "gains.json").read_text())
+    against = {(row["comparison"].split("`")[1], row["condition"]): row["mean"] for row in rows}
+    # every condition against standard; sty_add1 also against standard_x2, sty_add3 against standard_x4, no other
+    assert abs(against[("standard_x2", "sty_add1")] - 0.03) < 1e-9 and ("standard_x2", "sty_add3") not in against
+    assert abs(against[("standard_x4", "sty_add3")] + 0.02) < 1e-9 and ("standard_x4", "sty_add1") not in against
+    assert ("standard", "sty_p50") in against
+    assert "## Change against `standard_x4`" in (tmp_path / "downstream.md").read_text()
+
+
 def test_study_runs_the_stylegan_conditions_on_one_model_per_subset(tmp_path):
     study = _load("study", STUDY)
     results = tmp_path / "results"
