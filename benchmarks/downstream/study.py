@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -84,6 +85,10 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.generators import load_generator
 from monai_singanseg.training import config_differences
+
+if TYPE_CHECKING:  # the StyleGAN names are imported where they are used: most studies never touch them
+    from monai_singanseg.io import TrainingPair
+    from monai_singanseg.stylegan import StyleGANConfig
 
 RESULTS = HERE.parent / "results" / "downstream"
 WORK = HERE  # cache/ (the datasets as PNG) and models/ (the generators) go here
@@ -302,7 +307,7 @@ def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Name
 STYLEGAN_WIDTHS = {32: (64, 64, 32, 32), 64: (128, 128, 128, 64, 32), 128: (128, 128, 128, 128, 64, 32)}
 
 
-def stylegan_config(pair, args: argparse.Namespace):
+def stylegan_config(pair: TrainingPair, args: argparse.Namespace) -> StyleGANConfig:
     """The StyleGAN configuration of the study's generators (``--stylegan-*``) for pairs shaped like ``pair``."""
     from monai_singanseg.stylegan import StyleGANConfig
 
