@@ -48,6 +48,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,13 +91,15 @@ class Deadline:
         self.end = None if seconds is None else time.monotonic() + seconds
 
     def left(self) -> float:
+        """Seconds left (``inf`` without a limit; negative once passed)."""
         return math.inf if self.end is None else self.end - time.monotonic()
 
     def passed(self) -> bool:
+        """Whether the limit has passed."""
         return self.left() <= 0
 
 
-def stop_at(deadline: Deadline):
+def stop_at(deadline: Deadline) -> Callable[[Engine], None]:
     """An ignite handler attacher: end training after the step during which ``deadline`` passes. The trainer saves
     its checkpoint on the engine's COMPLETED event, which a terminated engine fires too, so nothing is lost."""
 
@@ -305,6 +308,7 @@ def picture(path: Path, rows: dict[str, tuple[torch.Tensor, torch.Tensor]], titl
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Train, measure and write, task by task, resolution by resolution; returns the report written last."""
     torch.set_num_threads(args.threads)
     results, workdir, models_dir = Path(args.results), Path(args.workdir), Path(args.models)
     results.mkdir(parents=True, exist_ok=True)
