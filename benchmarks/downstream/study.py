@@ -15,14 +15,20 @@ Conditions (``CONDITIONS``): ``standard`` (flips, small affine, intensity scale/
 the same chain with ``SinGANSegAugmentd`` first (``prob``, ``start_scale``, ``model_choice``); ``synthetic_only``:
 the UNet sees only synthetic pairs from the N images' models (the data-sharing use), with the standard chain on top;
 ``dif_*``: the same transform with diffusion models (``dif_inpaint_*``: the incoming pair's structures redrawn in
-place by RePaint; ``dif_sample_*``: whole new pairs of the diffusion training crop size).
+place by RePaint; ``dif_sample_*``: whole new pairs of the diffusion training crop size); ``sty_*`` (asked for by
+name, not run by default): the same transform with one StyleGAN model of the N training images together
+(``sty_p25`` .. ``sty_only``: the share of pairs replaced; ``sty_add1`` / ``sty_add3``: one / three synthetic pairs
+beside every real one, their controls ``standard_x2`` / ``standard_x4``).
 
 Generators: one model per training-pool image that the asked runs use, trained once by the project's CLI and reused
 by every N, seed and condition, so every condition's generators saw exactly the N training images: SinGAN-Seg by
 ``singanseg train-many`` (``--schedule`` / ``--max-size``) into
 ``models/<dataset>_<schedule>_<max size>_<settings>/`` (``<settings>``: a digest of the optimisation settings, which
 a schedule's name outlives; every record keeps it and one results file holds one), diffusion (the small UNet of
-``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``. Results:
+``bench_diffusion.py``, ``--diffusion-*``) into ``models/<dataset>_diffusion_<crop>/``; StyleGAN, one model per
+(dataset, subset) of N images (``--stylegan-*``, by the project's runner: claimed while it trains, resumed, reused by
+every seed that draws the same images) into
+``models/<dataset>_stylegan_<design>_<resolution>_<widths>_b<batch>_<steps>/n<N>_<digest of the images>.pt``. Results:
 ``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs finish, so
 an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds; the paired changes with their 95 % t
 intervals), ``gains.json`` (the paired rows, t and bootstrap intervals), ``downstream.png`` (test Dice against N) and
@@ -42,6 +48,7 @@ import time
 from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -78,6 +85,10 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.generators import load_generator
 from monai_singanseg.training import config_differences
+
+if TYPE_CHECKING:  # the StyleGAN names are imported where they are used: most studies never touch them
+    from monai_singanseg.io import TrainingPair
+    from monai_singanseg.stylegan import StyleGANConfig
 
 RESULTS = HERE.parent / "results" / "downstream"
 WORK = HERE  # cache/ (the datasets as PNG) and models/ (the generators) go here
@@ -120,11 +131,29 @@ CONDITIONS: dict[str, dict | None] = {
     "dif_inpaint_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "inpaint", "pool_redraws": True}},
     "dif_sample_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "sample"}},
 }
+# what a study runs unless told: every condition above; the StyleGAN ones below train a model per (dataset, subset),
+# hours each on a CPU, so they are asked for by name
+DEFAULT_CONDITIONS = tuple(CONDITIONS)
+CONDITIONS |= {
+    # the third generator, one StyleGAN model per (dataset, subset): trained on the N images together, not one per
+    # image (--stylegan-*). The share of synthetic pairs per batch is the knob (Vu et al. 2025 saw harm from many):
+    # a share replaced (p25 .. only), or synthetic pairs added beside every real one (add1: half the batch, its
+    # control standard_x2; add3: three quarters, its control standard_x4). One model: "random" picks it for any image
+    "sty_p25": {"prob": 0.25, "generator": "stylegan", "model_choice": "random"},
+    "sty_p50": {"prob": 0.5, "generator": "stylegan", "model_choice": "random"},
+    "sty_p75": {"prob": 0.75, "generator": "stylegan", "model_choice": "random"},
+    "sty_only": {"prob": 1.0, "generator": "stylegan", "model_choice": "random"},
+    "sty_add1": {"prob": 1.0, "generator": "stylegan", "model_choice": "random", "num_samples": 2,
+                 "keep_original": True},
+    "sty_add3": {"prob": 1.0, "generator": "stylegan", "model_choice": "random", "num_samples": 4,
+                 "keep_original": True},
+    "standard_x4": {"generator": None, "copies": 4},
+}
 SHIPPED = "sgs_add1_s0_d04"  # the study's winner: the segmentation bundle's defaults (docs/downstream.md)
 
 
 def generator_kind(condition: dict | None) -> str | None:
-    """``"singanseg"``, ``"diffusion"`` or ``None`` (no generator) for a condition."""
+    """``"singanseg"``, ``"diffusion"``, ``"stylegan"`` or ``None`` (no generator) for a condition."""
     return None if condition is None else condition.get("generator", "singanseg")  # standard_x2: None
 
 
@@ -274,6 +303,77 @@ def train_diffusion_generators(dataset: str, datalist: Path, args: argparse.Name
     return out
 
 
+# StyleGAN synthesis widths by resolution, coarsest first (bench_stylegan.py's): a 4-px start doubled to the side
+STYLEGAN_WIDTHS = {32: (64, 64, 32, 32), 64: (128, 128, 128, 64, 32), 128: (128, 128, 128, 128, 64, 32)}
+
+
+def stylegan_config(pair: TrainingPair, args: argparse.Namespace) -> StyleGANConfig:
+    """The StyleGAN configuration of the study's generators (``--stylegan-*``) for pairs shaped like ``pair``."""
+    from monai_singanseg.stylegan import StyleGANConfig
+
+    widths = tuple(args.stylegan_widths or STYLEGAN_WIDTHS[args.stylegan_resolution])
+    return StyleGANConfig.for_pair(pair, design=args.stylegan_design, resolution=args.stylegan_resolution,
+                                   widths=widths, batch_size=args.stylegan_batch_size,
+                                   train_steps=args.stylegan_steps, checkpoint_every=max(1, args.stylegan_steps // 10),
+                                   seed=0)
+
+
+def stylegan_protocol(args: argparse.Namespace) -> dict:
+    """What a StyleGAN record also depends on: how its generator was trained."""
+    widths = args.stylegan_widths or STYLEGAN_WIDTHS[args.stylegan_resolution]
+    return {"stylegan_design": args.stylegan_design, "stylegan_resolution": args.stylegan_resolution,
+            "stylegan_steps": args.stylegan_steps, "stylegan_widths": list(widths),
+            "stylegan_batch_size": args.stylegan_batch_size}
+
+
+def stylegan_folder(dataset: str, args: argparse.Namespace) -> Path:
+    """``models/<dataset>_stylegan_<design>_<resolution>_<widths>_b<batch>_<steps>/``: one folder per dataset and
+    settings, every setting a model depends on in its name (no two settings share a folder)."""
+    p = stylegan_protocol(args)
+    widths = "-".join(map(str, p["stylegan_widths"]))
+    return (Path(args.workdir) / "models" / f"{dataset}_stylegan_{p['stylegan_design']}_{p['stylegan_resolution']}_"
+            f"{widths}_b{p['stylegan_batch_size']}_{p['stylegan_steps']}")
+
+
+def subset_name(chosen: list[dict]) -> str:
+    """A subset's model name: its size and a digest of its images' names, sorted, so that every (N, seed) drawing
+    the same images (N = all, for every seed) shares one model, and no two subsets do."""
+    stems = sorted(Path(item["image"]).stem for item in chosen)
+    return f"n{len(stems)}_{hashlib.sha1(' '.join(stems).encode()).hexdigest()[:10]}"
+
+
+def train_stylegan(dataset: str, chosen: list[dict], args: argparse.Namespace) -> Path:
+    """The StyleGAN model of the subset ``chosen`` (absolute paths), trained on its N pairs together (unlike
+    SinGAN-Seg's one model per image) through the project's runner: claimed while it trains (study processes of other
+    seeds may want the same subset: they wait), resumed when half-trained, kept when finished. Beside it,
+    ``<name>.json`` lists the subset's images."""
+    from monai_singanseg import load_training_pair
+    from monai_singanseg.stylegan import train_stylegan_models
+
+    out = stylegan_folder(dataset, args) / f"{subset_name(chosen)}.pt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    listing = out.with_suffix(".json")
+    if not listing.exists():
+        text = json.dumps(sorted(Path(i["image"]).name for i in chosen), indent=1)
+        atomic_write(listing, lambda tmp: Path(tmp).write_text(text))
+    pairs = [load_training_pair([item["image"]], item["label"]) for item in chosen]
+    device = args.stylegan_device or ("cuda" if torch.cuda.is_available() else "cpu")
+    while True:
+        start = time.perf_counter()
+        summary = train_stylegan_models(pairs, out, stylegan_config(pairs[0], args), device=device, resume=True)
+        if not summary["failed"]:
+            break
+        lock = out.with_name(out.name + ".lock")
+        if not lock.exists():
+            error = next(m.get("error") for m in summary["models"] if m.get("status") == "failed")
+            raise SystemExit(f"StyleGAN training of {out} failed: {error}")
+        print(f"waiting for another process training {out}", flush=True)
+        while lock.exists():
+            time.sleep(30)
+    print(f"StyleGAN model {out.parent.name}/{out.name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return out
+
+
 def chains(condition: dict | None, models: list[Path] | None, patch: int, pool: tuple[int, float] = (0, 1.0)
            ) -> tuple[Compose, Compose]:
     """(training chain, evaluation chain). Intensities are scaled to 0..1 in the deterministic part; the synthetic
@@ -383,9 +483,9 @@ def study(args: argparse.Namespace) -> None:
     results.mkdir(parents=True, exist_ok=True)
     path = results / "results.json"
     records = json.loads(path.read_text()) if path.exists() else []
-    # a diffusion record also depends on how its generators were trained and sample
-    protocol = lambda r: (*unet_protocol(r),
-                          json.dumps({k: v for k, v in r.items() if k.startswith("diffusion_")}, sort_keys=True))
+    # a diffusion or StyleGAN record also depends on how its generators were trained (and sample)
+    protocol = lambda r: (*unet_protocol(r), json.dumps({k: v for k, v in r.items()
+                                                         if k.startswith(("diffusion_", "stylegan_"))}, sort_keys=True))
     done = {(r["dataset"], r["n"], r["seed"], r["condition"], *protocol(r)) for r in records}
     # what every record of this run holds besides its own keys and results
     fields = {"iterations": args.iterations, "schedule": args.schedule, "max_size": args.max_size,
@@ -401,8 +501,9 @@ def study(args: argparse.Namespace) -> None:
         sections = json.loads(datalist.read_text())
         pool = absolute(sections["training"], datalist.parent)
         # one set of generators per (kind, recipe) that the asked conditions use
+        # (StyleGAN's are trained per subset, in the loop below)
         wanted = {(generator_kind(CONDITIONS[c]), json.dumps(recipe_of(CONDITIONS[c]), sort_keys=True))
-                  for c in args.conditions if generator_kind(CONDITIONS[c]) is not None}
+                  for c in args.conditions if generator_kind(CONDITIONS[c]) not in (None, "stylegan")}
         # "all" may equal a number given too (5 training slices): each size once
         sizes = list(dict.fromkeys(len(pool) if t == "all" else min(int(t), len(pool)) for t in args.n))
         needed = {item["image"] for n in sizes for seed in args.seeds for item in subset(pool, n, seed)}
@@ -416,12 +517,15 @@ def study(args: argparse.Namespace) -> None:
                 for name in args.conditions:
                     kind = generator_kind(CONDITIONS[name])
                     folder = models.get((kind, json.dumps(recipe_of(CONDITIONS[name]), sort_keys=True)))
-                    bank = [folder / f"{Path(i['image']).stem}.pt" for i in chosen] if kind else None
-                    extra = diffusion_protocol(args) if kind == "diffusion" else {}
+                    extra = {"diffusion": diffusion_protocol(args), "stylegan": stylegan_protocol(args)}.get(kind, {})
                     key = (dataset, n, seed, name, *mine, json.dumps(extra, sort_keys=True))
                     if key in done:
                         continue
                     done.add(key)
+                    if kind == "stylegan":  # one model of the N images, trained when a run first needs it
+                        bank = [train_stylegan(dataset, chosen, args)]
+                    else:
+                        bank = [folder / f"{Path(i['image']).stem}.pt" for i in chosen] if kind else None
                     result = run_one(items, with_sampling(CONDITIONS[name], args), bank, seed, args)
                     record = {"dataset": dataset, "n": n, "seed": seed, "condition": name, **fields, **extra,
                               **result}
@@ -584,9 +688,10 @@ def report(results: Path, against: Path | None = None) -> None:
         curves[(dataset, condition)] = curve
         lines.append(f"| {dataset} | {condition} | " + " | ".join(cells) + " |")
     sections = [(f"Change against `{baseline}`, paired by seed", paired_gains(records, baseline))
-                for baseline in ("standard", "standard_x2")]
-    # the control of the conditions that add pairs beside the real ones
-    sections[1] = (sections[1][0], [g for g in sections[1][1] if g["condition"].startswith("sgs_add")])
+                for baseline in ("standard", "standard_x2", "standard_x4")]
+    # the controls of the conditions that add pairs beside the real ones: one added (x2), three added (x4)
+    sections[1] = (sections[1][0], [g for g in sections[1][1] if g["condition"].startswith(("sgs_add", "sty_add1"))])
+    sections[2] = (sections[2][0], [g for g in sections[2][1] if g["condition"].startswith("sty_add3")])
     # generators of another recipe against the shipped recipe's sampling with zero-padded generators trained alike
     # (whole images: the shipped recipe itself; 64-px windows: its windowed twin), paired by seed
     heading = (f"Change against `{SHIPPED}` (the shipped recipe; for windowed generators its windowed twin "
@@ -706,7 +811,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="default: the tasks with >= 20 test images (data.py)")
     parser.add_argument("--n", nargs="+", default=["1", "2", "5", "all"])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
-    parser.add_argument("--conditions", nargs="+", choices=tuple(CONDITIONS), default=list(CONDITIONS))
+    parser.add_argument("--conditions", nargs="+", choices=tuple(CONDITIONS), default=list(DEFAULT_CONDITIONS),
+                        help="default: all but the StyleGAN ones (sty_*, standard_x4)")
     parser.add_argument("--iterations", type=int, default=600, help="UNet iterations, the same for every condition")
     parser.add_argument("--validate-every", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -732,6 +838,15 @@ def main(argv: list[str] | None = None) -> None:
                         "diffusion weights that samples (0: the last weights)")
     parser.add_argument("--diffusion-device", default=None, help="device of diffusion training (default: cuda "
                         "when there is one)")
+    parser.add_argument("--stylegan-steps", type=int, default=3000, help="StyleGAN training steps per subset model")
+    parser.add_argument("--stylegan-resolution", type=int, default=64, help="StyleGAN training and sampling size "
+                        "(its pairs are resized to each incoming image)")
+    parser.add_argument("--stylegan-design", default="joint", choices=("joint", "mask_then_image"))
+    parser.add_argument("--stylegan-widths", type=int, nargs="+", default=None, help="StyleGAN synthesis widths, "
+                        "coarsest first (default: by resolution, STYLEGAN_WIDTHS)")
+    parser.add_argument("--stylegan-batch-size", type=int, default=8)
+    parser.add_argument("--stylegan-device", default=None, help="device of StyleGAN training (default: cuda when "
+                        "there is one)")
     parser.add_argument("--results", default=str(RESULTS), help="where results.json, the table and the plot go")
     parser.add_argument("--workdir", default=str(WORK), help="where the datasets and generators are kept")
     parser.add_argument("--report", action="store_true", help="only rebuild the table and plot")
