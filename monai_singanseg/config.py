@@ -64,6 +64,49 @@ class JsonConfig:
         return cls(**data).validate()
 
 
+def as_tuple(value: Any, length: int, kind: type) -> tuple:
+    """``value`` as a tuple: one number repeated ``length`` times, or the given sequence (a JSON list)."""
+    if isinstance(value, (int, float, bool)):
+        return (kind(value),) * length
+    return tuple(kind(v) for v in value)
+
+
+class PairModelConfig(JsonConfig):
+    """What the configs of the learned pair generators (diffusion, StyleGAN2) share: a flat JSON round trip, the
+    checks of the training-length fields and a constructor from a training pair's layout.
+
+    A subclass is a dataclass with ``spatial_dims``, ``image_channels``, ``mask_channels``, ``ema_decay``,
+    ``train_steps``, ``batch_size`` and ``checkpoint_every`` fields and a ``validate()`` returning ``self``.
+    """
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Build and validate a config from :meth:`to_dict`'s output (unknown keys are refused)."""
+        return cls.from_flat_dict(data)
+
+    @classmethod
+    def derived_fields(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        """Defaults :meth:`for_pair` derives from the ``fields`` given (none here; a subclass may add some)."""
+        return {}
+
+    @classmethod
+    def for_pair(cls, pair: Any, **fields: Any):
+        """A checked config for pairs shaped like ``pair`` (a :class:`~monai_singanseg.io.TrainingPair`): the layout
+        (``spatial_dims``, ``image_channels``, ``mask_channels``) from the pair, defaults derived from ``fields``
+        (:meth:`derived_fields`), the rest from ``fields``."""
+        layout = {"spatial_dims": pair.spatial_dims, "image_channels": pair.image_channels,
+                  "mask_channels": pair.labels.channels}
+        return cls(**{**cls.derived_fields(fields), **layout, **fields}).validate()
+
+    def check_training_fields(self) -> None:
+        """``ValueError`` unless ``ema_decay`` lies in ``[0, 1)`` and ``train_steps``, ``batch_size`` and
+        ``checkpoint_every`` are >= 1."""
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
+        if min(self.train_steps, self.batch_size, self.checkpoint_every) < 1:
+            raise ValueError("train_steps, batch_size and checkpoint_every must be >= 1.")
+
+
 def _check_integer(name: str, value: Any) -> None:
     """``ValueError`` naming ``name`` unless ``value`` is an integer (``True`` is not one here)."""
     if not isinstance(value, int) or isinstance(value, bool):

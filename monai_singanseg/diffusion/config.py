@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from monai_singanseg.config import STYLE_METHODS, JsonConfig
+from monai_singanseg.config import STYLE_METHODS, JsonConfig, PairModelConfig, as_tuple
 
 __all__ = ["CLUSTER_FEATURES", "DIFFUSION_MODES", "NOISE_SCHEDULES", "REPAINT_RESAMPLE", "SAMPLERS", "DiffusionConfig",
            "DiffusionSampling"]
@@ -29,15 +29,8 @@ REPAINT_RESAMPLE = 5
 use (the inpainted pictures, 6.4 s per 64² pair on a core against 14.8 s at 10)."""
 
 
-def _tuple(value: Any, length: int, kind: type) -> tuple:
-    """``value`` as a tuple: one number repeated ``length`` times, or the given sequence (a JSON list)."""
-    if isinstance(value, (int, float, bool)):
-        return (kind(value),) * length
-    return tuple(kind(v) for v in value)
-
-
 @dataclass
-class DiffusionConfig(JsonConfig):
+class DiffusionConfig(PairModelConfig):
     """Everything that defines a pair-diffusion model: data layout, UNet, noise schedule and optimisation.
 
     The network is MONAI's ``DiffusionModelUNet`` predicting the noise (epsilon) of ``image_channels +
@@ -101,9 +94,9 @@ class DiffusionConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         # JSON gives lists and a user may give one number: keep one canonical form (tuples), so configs compare equal
-        self.image_size = _tuple(self.image_size, self.spatial_dims, int)
-        self.unet_channels = _tuple(self.unet_channels, 1, int)
-        self.attention_levels = _tuple(self.attention_levels, len(self.unet_channels), bool)
+        self.image_size = as_tuple(self.image_size, self.spatial_dims, int)
+        self.unet_channels = as_tuple(self.unet_channels, 1, int)
+        self.attention_levels = as_tuple(self.attention_levels, len(self.unet_channels), bool)
 
     @property
     def channels(self) -> int:
@@ -161,40 +154,26 @@ class DiffusionConfig(JsonConfig):
             raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start} and {self.beta_end}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
-        if min(self.train_steps, self.batch_size, self.checkpoint_every) < 1:
-            raise ValueError("train_steps, batch_size and checkpoint_every must be >= 1.")
+        self.check_training_fields()
         return self
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DiffusionConfig:
-        """Build and validate a config from :meth:`to_dict`'s output (unknown keys are refused)."""
-        return cls.from_flat_dict(data)
-
-    @classmethod
-    def for_pair(cls, pair: Any, **fields: Any) -> DiffusionConfig:
-        """A checked config for pairs shaped like ``pair`` (a :class:`~monai_singanseg.io.TrainingPair`).
-
-        The layout (``spatial_dims``, ``image_channels``, ``mask_channels``) comes from the pair; fields not given
-        that depend on ``unet_channels`` are derived from it: attention at the deepest level only, attention heads
-        of ``gcd(32, deepest width)`` channels, and the most group-norm groups (up to 32, MONAI's default) that
-        divide every width. The command line and the bundle build their configs here.
+    def derived_fields(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        """Defaults :meth:`~monai_singanseg.config.PairModelConfig.for_pair` derives from ``unet_channels`` (given
+        in ``fields`` or the default): attention at the deepest level only, attention heads of
+        ``gcd(32, deepest width)`` channels, and the most group-norm groups (up to 32, MONAI's default) that divide
+        every width. The command line and the bundle build their configs with ``for_pair``.
 
         Example:
             >>> DiffusionConfig.for_pair(pair, unet_channels=(16, 24), image_size=32).norm_num_groups  # doctest: +SKIP
             8
         """
-        channels = _tuple(fields.get("unet_channels", cls.unet_channels), 1, int)
-        derived = {
+        channels = as_tuple(fields.get("unet_channels", cls.unet_channels), 1, int)
+        return {
             "attention_levels": (False,) * (len(channels) - 1) + (True,),
             "num_head_channels": math.gcd(32, channels[-1]),
             "norm_num_groups": next(g for g in range(32, 0, -1) if all(c % g == 0 for c in channels)),
         }
-        layout = {"spatial_dims": pair.spatial_dims, "image_channels": pair.image_channels,
-                  "mask_channels": pair.labels.channels}
-        return cls(**{**derived, **layout, **fields}).validate()
-
 
 
 @dataclass

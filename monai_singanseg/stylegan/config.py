@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from monai_singanseg.config import JsonConfig
+from monai_singanseg.config import PairModelConfig, as_tuple
 
 __all__ = ["AUGMENT_OPS", "DESIGNS", "StyleGANConfig"]
 
@@ -18,15 +17,9 @@ AUGMENT_OPS = ("color", "translation", "cutout")
 ``cutout`` move or blank image and mask channels alike (:mod:`monai_singanseg.stylegan.augment`)."""
 
 
-def _tuple(value: Any, length: int, kind: type) -> tuple:
-    """``value`` as a tuple: one number repeated ``length`` times, or the given sequence (a JSON list)."""
-    if isinstance(value, (int, float, bool)):
-        return (kind(value),) * length
-    return tuple(kind(v) for v in value)
-
 
 @dataclass
-class StyleGANConfig(JsonConfig):
+class StyleGANConfig(PairModelConfig):
     """Everything that defines a StyleGAN2-style pair generator: data layout, networks and optimisation.
 
     The generator makes ``image_channels + mask_channels`` stacked channels in ``[-1, 1]`` (the stacked tensor the
@@ -92,8 +85,8 @@ class StyleGANConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         # JSON gives lists and a user may give one number: one canonical form (tuples), so configs compare equal
-        self.resolution = _tuple(self.resolution, self.spatial_dims, int)
-        self.widths = _tuple(self.widths, 1, int)
+        self.resolution = as_tuple(self.resolution, self.spatial_dims, int)
+        self.widths = as_tuple(self.widths, 1, int)
         self.augment = (self.augment,) if isinstance(self.augment, str) else tuple(str(a) for a in self.augment)
 
     @property
@@ -146,21 +139,5 @@ class StyleGANConfig(JsonConfig):
             raise ValueError(f"augment must list distinct operations of {AUGMENT_OPS}, got {self.augment}.")
         if not self.lr > 0 or not self.mapping_lr_mult > 0:
             raise ValueError(f"lr and mapping_lr_mult must be > 0, got {self.lr} and {self.mapping_lr_mult}.")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
-        if min(self.train_steps, self.batch_size, self.checkpoint_every) < 1:
-            raise ValueError("train_steps, batch_size and checkpoint_every must be >= 1.")
+        self.check_training_fields()
         return self
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StyleGANConfig:
-        """Build and validate a config from :meth:`to_dict`'s output (unknown keys are refused)."""
-        return cls.from_flat_dict(data)
-
-    @classmethod
-    def for_pair(cls, pair: Any, **fields: Any) -> StyleGANConfig:
-        """A checked config for pairs shaped like ``pair`` (a :class:`~monai_singanseg.io.TrainingPair`): the layout
-        (``spatial_dims``, ``image_channels``, ``mask_channels``) from the pair, the rest from ``fields``."""
-        layout = {"spatial_dims": pair.spatial_dims, "image_channels": pair.image_channels,
-                  "mask_channels": pair.labels.channels}
-        return cls(**{**layout, **fields}).validate()
