@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,6 +41,7 @@ __all__ = [
     "check_format_version",
     "check_known_fields",
     "damaged",
+    "load_checkpoint",
     "load_weights_only",
     "read_envelope",
     "save_payload",
@@ -229,6 +230,45 @@ def damaged(path: str | os.PathLike, fmt: CheckpointFormat) -> Iterator[None]:
         yield
     except DAMAGE_ERRORS as err:
         raise SinGANSegInputError(f"{path}: damaged {fmt.name} checkpoint ({err}).") from err
+
+
+def load_checkpoint(
+    cls: type,
+    path: str | os.PathLike,
+    fmt: CheckpointFormat,
+    state_cls: type[ResumeState],
+    load_body: Callable[[Any, dict[str, Any]], None],
+    device: str | torch.device = "cpu",
+    require_complete: bool = False,
+    payload: dict[str, Any] | None = None,
+    read_config: Callable[[dict[str, Any]], Any] | None = None,
+) -> tuple[Any, ResumeState | None]:
+    """Rebuild the model of class ``cls`` stored at ``path`` in ``fmt`` (``payload``: its contents when already
+    read, not read twice): the envelope checked, ``cls(config, intensity, labels, source)`` built, its weights put in
+    by ``load_body(model, payload)``, the resume state read as ``state_cls``.
+
+    Args:
+        read_config: the config of the checkpoint's contents (default: ``fmt.config_cls.from_json`` of its
+            ``config``).
+
+    Returns:
+        ``(model, training)``: the model in eval mode on ``device`` and its resume state (``None`` when the file
+        holds none).
+
+    Raises:
+        SinGANSegInputError: the file is missing, foreign, of another version, damaged, or unfinished with
+            ``require_complete``.
+    """
+    payload = read_envelope(path, fmt, payload)
+    with damaged(path, fmt):
+        config = fmt.config_cls.from_json(payload["config"]) if read_config is None else read_config(payload)
+        model = cls(config, *stored_maps(payload), payload.get("source"))
+        load_body(model, payload)
+        training = payload.get("training")
+        state = None if training is None else state_cls.from_dict(training)
+    if require_complete:
+        check_complete(path, model, state)
+    return model.to(device).eval(), state
 
 
 def _unknown_fields(data: Any, cls: type, prefix: str = "") -> list[str]:

@@ -25,7 +25,7 @@ from monai_singanseg.checkpoint_envelope import CheckpointFormat, ResumeState
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
-__all__ = ["PAIR_VALUE_TOLERANCE", "PairConfig", "PairGenerator", "check_pair_values"]
+__all__ = ["PAIR_VALUE_TOLERANCE", "PairConfig", "PairGenerator", "check_pair_values", "default_labels"]
 
 PAIR_VALUE_TOLERANCE = 1e-4
 """How far past ``[-1, 1]`` a stacked pair may reach and still be taken (then clamped): the rounding of an intensity
@@ -46,6 +46,13 @@ def check_pair_values(pair: torch.Tensor, name: str, hint: str) -> None:
     """
     if not bool(torch.isfinite(pair).all()) or float(pair.abs().max()) > 1.0 + PAIR_VALUE_TOLERANCE:
         raise SinGANSegInputError(f"{name}: values outside [-1, 1] (or not finite); {hint}")
+
+
+def default_labels(mask_channels: int) -> LabelEncoding:
+    """The label encoding assumed for bare tensors: binary 0/1 for one mask channel, class indices for K > 1."""
+    if mask_channels == 1:
+        return LabelEncoding([0.0, 1.0], one_hot=False)
+    return LabelEncoding([float(k) for k in range(mask_channels)], one_hot=True)
 
 
 class PairConfig(Protocol):
@@ -106,6 +113,25 @@ class PairGenerator(ABC):
         super().__init_subclass__(**kwargs)
         if "display_name" not in cls.__dict__ and "kind" in cls.__dict__:  # a kind that names itself no other way
             cls.display_name = cls.kind
+
+    def set_maps(self, config: Any, intensity: IntensityMapping | None, labels: LabelEncoding | None,
+                 source: dict[str, Any] | None) -> None:
+        """Set ``config`` (validated), ``intensity`` (default: the identity on ``[-1, 1]``), ``labels`` (default:
+        :func:`default_labels`) and ``source``: the start of a learned generator's ``__init__``.
+
+        Raises:
+            ValueError: the maps' channels differ from the config's.
+        """
+        self.config = config.validate()
+        self.intensity = intensity or IntensityMapping([-1.0] * config.image_channels, [1.0] * config.image_channels)
+        self.labels = labels or default_labels(config.mask_channels)
+        if len(self.intensity.lower) != config.image_channels or self.labels.channels != config.mask_channels:
+            raise ValueError(
+                f"intensity mapping of {len(self.intensity.lower)} channels and label encoding of "
+                f"{self.labels.channels} mask channels, the config has {config.image_channels} + "
+                f"{config.mask_channels}."
+            )
+        self.source = dict(source or {})
 
     @property
     @abstractmethod

@@ -14,18 +14,15 @@ from monai.utils import optional_import
 from torch import nn
 
 from monai_singanseg.checkpoint_envelope import (
-    check_complete,
     check_finite,
-    damaged,
-    read_envelope,
-    stored_maps,
+    load_checkpoint,
     write_checkpoint,
 )
 from monai_singanseg.diffusion.checkpoint_format import DIFFUSION_CHECKPOINT, DiffusionTrainingState, stored_config
 from monai_singanseg.diffusion.config import REPAINT_RESAMPLE, DiffusionConfig
 from monai_singanseg.diffusion.schedule import repaint_levels, respaced_scheduler
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.generator_protocol import PairGenerator, check_pair_values
+from monai_singanseg.generator_protocol import PairGenerator, check_pair_values, default_labels
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 
 __all__ = ["ATTENTION_WARN_POSITIONS", "PairDiffusion", "attention_shape", "build_unet", "default_labels"]
@@ -75,13 +72,6 @@ def build_unet(config: DiffusionConfig, seed: int | None = None) -> DiffusionMod
         )
 
 
-def default_labels(mask_channels: int) -> LabelEncoding:
-    """The label encoding assumed for bare tensors: binary 0/1 for one mask channel, class indices for K > 1."""
-    if mask_channels == 1:
-        return LabelEncoding([0.0, 1.0], one_hot=False)
-    return LabelEncoding([float(k) for k in range(mask_channels)], one_hot=True)
-
-
 class PairDiffusion(nn.Module, PairGenerator):
     """A diffusion model of image + mask pairs stacked as channels in ``[-1, 1]`` (2D or 3D).
 
@@ -119,16 +109,7 @@ class PairDiffusion(nn.Module, PairGenerator):
         source: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.config = config.validate()
-        self.intensity = intensity or IntensityMapping([-1.0] * config.image_channels, [1.0] * config.image_channels)
-        self.labels = labels or default_labels(config.mask_channels)
-        if len(self.intensity.lower) != config.image_channels or self.labels.channels != config.mask_channels:
-            raise ValueError(
-                f"intensity mapping of {len(self.intensity.lower)} channels and label encoding of "
-                f"{self.labels.channels} mask channels, the config has {config.image_channels} + "
-                f"{config.mask_channels}."
-            )
-        self.source = dict(source or {})
+        self.set_maps(config, intensity, labels, source)
         self.unet = build_unet(config, seed=config.seed)
 
     def _warn_slow_attention(self, shape: Sequence[int]) -> None:
@@ -342,26 +323,19 @@ class PairDiffusion(nn.Module, PairGenerator):
         require_complete: bool = False,
         payload: dict[str, Any] | None = None,
     ) -> tuple[PairDiffusion, DiffusionTrainingState | None]:
-        """Rebuild the model stored at ``path`` (``payload``: its contents when already read, not read twice).
+        """``(model, training)``: the diffusion model stored at ``path``, in eval mode on ``device``, and its
+        :class:`~monai_singanseg.diffusion.checkpoint_format.DiffusionTrainingState` (``None`` when the file holds
+        none), as :meth:`~monai_singanseg.generator_protocol.PairGenerator.from_checkpoint` says; a config of a
+        release before the moving average reads as ``ema_decay=0``
+        (:func:`~monai_singanseg.diffusion.checkpoint_format.stored_config`)."""
+        return load_checkpoint(cls, path, DIFFUSION_CHECKPOINT, DiffusionTrainingState, _load_unet, device,
+                               require_complete, payload, read_config=stored_config)
 
-        Returns:
-            ``(model, training)``: the model in eval mode on ``device`` and its resume state (``None`` when the file
-            holds none).
 
-        Raises:
-            SinGANSegInputError: the file is missing, foreign, of another version, damaged, or unfinished with
-                ``require_complete``.
-        """
-        payload = read_envelope(path, DIFFUSION_CHECKPOINT, payload)
-        with damaged(path, DIFFUSION_CHECKPOINT):
-            model = cls(stored_config(payload), *stored_maps(payload), payload.get("source"))
-            check_finite({f"unet {name}": value for name, value in payload["unet"].items()})
-            model.unet.load_state_dict(payload["unet"])
-            training = payload.get("training")
-            state = None if training is None else DiffusionTrainingState.from_dict(training)
-        if require_complete:
-            check_complete(path, model, state)
-        return model.to(device).eval(), state
+def _load_unet(model: PairDiffusion, payload: dict[str, Any]) -> None:
+    """Put a checkpoint's ``unet`` weights into ``model``."""
+    check_finite({f"unet {name}": value for name, value in payload["unet"].items()})
+    model.unet.load_state_dict(payload["unet"])
 
 
 def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

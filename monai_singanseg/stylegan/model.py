@@ -11,15 +11,12 @@ import torch
 from torch import nn
 
 from monai_singanseg.checkpoint_envelope import (
-    check_complete,
     check_finite,
-    damaged,
-    read_envelope,
-    stored_maps,
+    load_checkpoint,
     write_checkpoint,
 )
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.generator_protocol import PairGenerator, check_pair_values
+from monai_singanseg.generator_protocol import PairGenerator, check_pair_values, default_labels
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.pyramid import resize
 from monai_singanseg.stylegan.checkpoint_format import STYLEGAN_CHECKPOINT, StyleGANTrainingState
@@ -27,13 +24,6 @@ from monai_singanseg.stylegan.config import StyleGANConfig
 from monai_singanseg.stylegan.networks import Critic, StyleGenerator
 
 __all__ = ["PairStyleGAN", "binarize_mask", "build_critics", "build_generators", "default_labels"]
-
-
-def default_labels(mask_channels: int) -> LabelEncoding:
-    """The label encoding assumed for bare tensors: binary 0/1 for one mask channel, class indices for K > 1."""
-    if mask_channels == 1:
-        return LabelEncoding([0.0, 1.0], one_hot=False)
-    return LabelEncoding([float(k) for k in range(mask_channels)], one_hot=True)
 
 
 def binarize_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -110,16 +100,7 @@ class PairStyleGAN(nn.Module, PairGenerator):
     def __init__(self, config: StyleGANConfig, intensity: IntensityMapping | None = None,
                  labels: LabelEncoding | None = None, source: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.config = config.validate()
-        self.intensity = intensity or IntensityMapping([-1.0] * config.image_channels, [1.0] * config.image_channels)
-        self.labels = labels or default_labels(config.mask_channels)
-        if len(self.intensity.lower) != config.image_channels or self.labels.channels != config.mask_channels:
-            raise ValueError(
-                f"intensity mapping of {len(self.intensity.lower)} channels and label encoding of "
-                f"{self.labels.channels} mask channels, the config has {config.image_channels} + "
-                f"{config.mask_channels}."
-            )
-        self.source = dict(source or {})
+        self.set_maps(config, intensity, labels, source)
         with torch.random.fork_rng(devices=[]):  # initialise from our seed without moving the caller's CPU stream
             torch.manual_seed(config.seed)
             self.generators = build_generators(config)
@@ -246,30 +227,22 @@ class PairStyleGAN(nn.Module, PairGenerator):
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
                         require_complete: bool = False, payload: dict[str, Any] | None = None,
                         ) -> tuple[PairStyleGAN, StyleGANTrainingState | None]:
-        """Rebuild the model stored at ``path`` (``payload``: its contents when already read, not read twice).
+        """``(model, training)``: the StyleGAN stored at ``path``, in eval mode on ``device``, and its
+        :class:`~monai_singanseg.stylegan.checkpoint_format.StyleGANTrainingState` (``None`` when the file holds
+        none), as :meth:`~monai_singanseg.generator_protocol.PairGenerator.from_checkpoint` says
+        (:func:`~monai_singanseg.checkpoint_envelope.load_checkpoint` reads it)."""
+        return load_checkpoint(cls, path, STYLEGAN_CHECKPOINT, StyleGANTrainingState, _load_generators, device,
+                               require_complete, payload)
 
-        Returns:
-            ``(model, training)``: the model in eval mode on ``device`` and its resume state (``None`` when the file
-            holds none).
 
-        Raises:
-            SinGANSegInputError: the file is missing, foreign, of another version, damaged, or unfinished with
-                ``require_complete``.
-        """
-        payload = read_envelope(path, STYLEGAN_CHECKPOINT, payload)
-        with damaged(path, STYLEGAN_CHECKPOINT):
-            model = cls(StyleGANConfig.from_json(payload["config"]), *stored_maps(payload), payload.get("source"))
-            weights = payload["generators"]
-            if set(weights) != set(model.generators):
-                raise KeyError(f"generators {sorted(weights)}, the design needs {sorted(model.generators)}")
-            for name, state in weights.items():
-                check_finite({f"{name} {key}": value for key, value in state.items()})
-                model.generators[name].load_state_dict(state)
-            training = payload.get("training")
-            state = None if training is None else StyleGANTrainingState.from_dict(training)
-        if require_complete:
-            check_complete(path, model, state)
-        return model.to(device).eval(), state
+def _load_generators(model: PairStyleGAN, payload: dict[str, Any]) -> None:
+    """Put a checkpoint's ``generators`` weights into ``model`` (``KeyError``: not the generators of its design)."""
+    weights = payload["generators"]
+    if set(weights) != set(model.generators):
+        raise KeyError(f"generators {sorted(weights)}, the design needs {sorted(model.generators)}")
+    for name, state in weights.items():
+        check_finite({f"{name} {key}": value for key, value in state.items()})
+        model.generators[name].load_state_dict(state)
 
 
 def _generator(device: torch.device, seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
