@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.io import TrainingPair, load_training_pair
 from monai_singanseg.pyramid import resize
-from monai_singanseg.training.runner import Job, distributed_ranks, rank_device, read_datalist, run_jobs
+from monai_singanseg.training.runner import Job, OneModelPerJob, distributed_ranks, rank_device, read_datalist, run_jobs
 
 __all__ = ["CLUSTERS_NAME", "cluster_checkpoint", "load_datalist_pairs", "resize_pair", "train_diffusion_models"]
 
@@ -140,36 +139,16 @@ def _trained_steps(path: Path) -> int | None:
     return None if state is None else int(state["step"])
 
 
-@dataclass
-class _DiffusionModels:
+class _DiffusionModels(OneModelPerJob):
     """The diffusion generator's part of a run (a :class:`~monai_singanseg.training.runner.ModelKind`): one model
     per cluster, of one config, trained alone (``job.source``: the cluster's pairs)."""
 
-    config: DiffusionConfig
-    device: str
-    progress: bool
-    resume: bool
+    def trained_steps(self, path: Path) -> int | None:
+        return _trained_steps(path)
 
-    def prepare(self, job: Job) -> bool:
-        """Note whether the claimed checkpoint continues and how far it was trained; no model is skipped here (the
-        trainer leaves a finished one as it is, after checking it was trained on these pairs)."""
-        if job.path.exists() and not self.resume:  # checked again once claimed: another run may have written it
-            raise SinGANSegInputError(f"{job.path}: already exists; pass --resume to continue it, or choose another "
-                                      "output.")
-        job.resume = job.path.exists()
-        job.work = _trained_steps(job.path) if job.resume else None
-        job.key = job.name  # diffusion models train one at a time
-        return True
-
-    def train(self, jobs: Sequence[Job]) -> list[str]:
-        """Train the one model of ``jobs``; ``skipped`` when it was finished already."""
-        (job,) = jobs
+    def fit(self, job: Job) -> None:
         DiffusionTrainer(self.config, device=self.device, progress=self.progress).fit(job.source, job.path,
                                                                                       resume=job.resume)
-        job.info["steps"] = _trained_steps(job.path)
-        if not job.resume:
-            return ["done"]
-        return ["skipped" if job.info["steps"] == job.work else "resumed"]
 
 
 def train_diffusion_models(

@@ -21,7 +21,7 @@ from monai_singanseg.io import TrainingPair
 from monai_singanseg.stylegan.checkpoint_format import STYLEGAN_CHECKPOINT
 from monai_singanseg.stylegan.config import StyleGANConfig
 from monai_singanseg.stylegan.trainer import StyleGANTrainer
-from monai_singanseg.training.runner import Job, distributed_ranks, rank_device, run_jobs
+from monai_singanseg.training.runner import Job, OneModelPerJob, distributed_ranks, rank_device, run_jobs
 
 __all__ = ["StyleGANModels", "StyleGANWork", "datalist_classes", "train_stylegan_models", "trained_steps"]
 
@@ -41,37 +41,17 @@ class StyleGANWork:
     class_names: list[str] | None = None
 
 
-@dataclass
-class StyleGANModels:
+class StyleGANModels(OneModelPerJob):
     """The StyleGAN generator's part of a run (a :class:`~monai_singanseg.training.runner.ModelKind`): each job one
-    model of one config, trained alone."""
+    model of one config, trained alone (``job.source``: a :class:`StyleGANWork`)."""
 
-    config: StyleGANConfig
-    device: str
-    progress: bool
-    resume: bool
+    def trained_steps(self, path: Path) -> int | None:
+        return trained_steps(path)
 
-    def prepare(self, job: Job) -> bool:
-        """Note whether the claimed checkpoint continues and how far it was trained; nothing is skipped here (the
-        trainer leaves a finished one as it is, after checking it was trained on these pairs)."""
-        if job.path.exists() and not self.resume:  # checked again once claimed: another run may have written it
-            raise SinGANSegInputError(f"{job.path}: already exists; pass --resume to continue it, or choose another "
-                                      "output.")
-        job.resume = job.path.exists()
-        job.work = trained_steps(job.path) if job.resume else None
-        job.key = job.name  # StyleGAN models train one at a time
-        return True
-
-    def train(self, jobs: Sequence[Job]) -> list[str]:
-        """Train the one model of ``jobs``; ``skipped`` when it was finished already."""
-        (job,) = jobs
+    def fit(self, job: Job) -> None:
         work: StyleGANWork = job.source
         StyleGANTrainer(self.config, device=self.device, progress=self.progress).fit(
             work.pairs, job.path, resume=job.resume, classes=work.classes, class_names=work.class_names)
-        job.info["steps"] = trained_steps(job.path)
-        if not job.resume:
-            return ["done"]
-        return ["skipped" if job.info["steps"] == job.work else "resumed"]
 
 
 def train_stylegan_models(

@@ -28,6 +28,7 @@ import logging
 import os
 import time
 import traceback
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "DatalistItem",
     "Job",
     "ModelKind",
+    "OneModelPerJob",
     "Ranks",
     "check_summary",
     "check_unique_names",
@@ -124,6 +126,51 @@ class ModelKind(Protocol):
     def train(self, jobs: Sequence[Job]) -> Sequence[str]:
         """Train ``jobs`` (one or more of one key) together; one status (:data:`STATUSES`) per job. Raises when
         they cannot be trained."""
+
+
+@dataclass
+class OneModelPerJob(ABC):
+    """A :class:`ModelKind` whose every job is one checkpoint of one config, trained alone (the diffusion and
+    StyleGAN generators): a subclass says how far a checkpoint has trained (:meth:`trained_steps`) and how one
+    model is trained (:meth:`fit`); this class claims, resumes and reports. Nothing is skipped in :meth:`prepare`:
+    the kind's trainer leaves a finished checkpoint as it is, after checking it was trained on these pairs.
+
+    Args:
+        config: the models' configuration. device: the training device. progress: show progress bars.
+        resume: continue checkpoints that exist; without it an existing checkpoint is an error.
+    """
+
+    config: Any
+    device: str
+    progress: bool
+    resume: bool
+
+    @abstractmethod
+    def trained_steps(self, path: Path) -> int | None:
+        """The steps the checkpoint at ``path`` has trained (``None``: it holds no training state)."""
+
+    @abstractmethod
+    def fit(self, job: Job) -> None:
+        """Train (or resume, with ``job.resume``) the model of ``job`` into ``job.path``."""
+
+    def prepare(self, job: Job) -> bool:
+        """Note whether the claimed checkpoint continues and how far it was trained; always ``True``."""
+        if job.path.exists() and not self.resume:  # checked again once claimed: another run may have written it
+            raise SinGANSegInputError(f"{job.path}: already exists; pass --resume to continue it, or choose another "
+                                      "output.")
+        job.resume = job.path.exists()
+        job.work = self.trained_steps(job.path) if job.resume else None
+        job.key = job.name  # these models train one at a time
+        return True
+
+    def train(self, jobs: Sequence[Job]) -> list[str]:
+        """Train the one model of ``jobs``; ``skipped`` when it was finished already."""
+        (job,) = jobs
+        self.fit(job)
+        job.info["steps"] = self.trained_steps(job.path)
+        if not job.resume:
+            return ["done"]
+        return ["skipped" if job.info["steps"] == job.work else "resumed"]
 
 
 @contextlib.contextmanager
