@@ -289,25 +289,32 @@ def _add_diffusion_parser(sub) -> None:
     diff.add_argument("--unet-channels", type=int, nargs="+", default=list(defaults.unet_channels),
                       help="feature maps per UNet level (default "
                            f"{' '.join(map(str, defaults.unet_channels))}; attention at the deepest level)")
-    diff.add_argument("--train-steps", type=_positive_int, default=defaults.train_steps)
-    diff.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
-    diff.add_argument("--lr", type=float, default=defaults.lr)
-    diff.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
-                      help="moving average of the weights, the weights that sample (0: off; default "
-                           f"{defaults.ema_decay})")
     diff.add_argument("--timesteps", type=int, default=defaults.num_train_timesteps,
                       help=f"diffusion steps T of the forward process (default {defaults.num_train_timesteps})")
-    diff.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every)
     diff.add_argument("--no-flips", action="store_true", help="no random flips of the training crops")
-    diff.add_argument("--seed", type=int, default=0)
-    diff.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: GPU LOCAL_RANK if any, else cpu)")
-    diff.add_argument("--num-classes", type=_class_count, default=None, help="the masks hold class indices 0..K-1")
-    diff.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                      help="map these intensity percentiles to the range ends (default: min and max)")
-    diff.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                      help="fixed intensity window, e.g. -160 240 HU for CT")
-    diff.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_threads_option(diff)
+    _add_learned_training_options(diff, defaults, "the weights, the weights that sample", "no progress bars")
+
+
+def _add_learned_training_options(parser: argparse.ArgumentParser, defaults, averaged: str, quiet: str) -> None:
+    """The options ``train-diffusion`` and ``train-stylegan`` share: optimisation and its moving average (defaults
+    from the config ``defaults``; ``averaged``: what the average is of, in --ema-decay's help), device, label and
+    intensity reading, progress (``quiet``: --quiet's help) and threads."""
+    parser.add_argument("--train-steps", type=_positive_int, default=defaults.train_steps)
+    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
+                        help=f"moving average of {averaged} (0: off; default {defaults.ema_decay})")
+    parser.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: GPU LOCAL_RANK if any, else cpu)")
+    parser.add_argument("--num-classes", type=_class_count, default=None, help="the masks hold class indices 0..K-1")
+    parser.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="map these intensity percentiles to the range ends (default: min and max)")
+    parser.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="fixed intensity window, e.g. -160 240 HU for CT")
+    parser.add_argument("--quiet", action="store_true", help=quiet)
+    _add_threads_option(parser)
 
 
 def _add_stylegan_parser(sub) -> None:
@@ -338,21 +345,7 @@ def _add_stylegan_parser(sub) -> None:
                     help="DiffAugment operations (none: give the option alone; default: "
                          f"{' '.join(defaults.augment)})")
     sg.add_argument("--no-flips", action="store_true", help="no random flips of the training pairs")
-    sg.add_argument("--train-steps", type=_positive_int, default=defaults.train_steps)
-    sg.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
-    sg.add_argument("--lr", type=float, default=defaults.lr)
-    sg.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
-                    help=f"moving average of the generator's weights, which sample (0: off; default {defaults.ema_decay})")
-    sg.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every)
-    sg.add_argument("--seed", type=int, default=0)
-    sg.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: GPU LOCAL_RANK if any, else cpu)")
-    sg.add_argument("--num-classes", type=_class_count, default=None, help="the masks hold class indices 0..K-1")
-    sg.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                    help="map these intensity percentiles to the range ends (default: min and max)")
-    sg.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                    help="fixed intensity window, e.g. -160 240 HU for CT")
-    sg.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_threads_option(sg)
+    _add_learned_training_options(sg, defaults, "the generator's weights, which sample", "no progress bar")
 
 
 def _refuse_diffusion_options(args: argparse.Namespace, model) -> None:
