@@ -29,14 +29,14 @@ from monai.inferers import DiffusionInferer
 
 from monai_singanseg.diffusion.checkpoint import DiffusionTrainingState, load_diffusion, save_diffusion
 from monai_singanseg.diffusion.config import DiffusionConfig
-from monai_singanseg.diffusion.model import PairDiffusion, default_labels
+from monai_singanseg.diffusion.model import PairDiffusion
 from monai_singanseg.diffusion.schedule import noise_scheduler
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.generator_protocol import check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
 from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.handlers import CheckpointWriter, Handler
+from monai_singanseg.training.pairs import stack_training_pairs
 from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import step_seed
 
@@ -168,63 +168,23 @@ def stack_pairs(
         SinGANSegInputError: no pair, a wrong rank or channel count, values outside ``[-1, 1]``, pairs of different
             shapes or label encodings, or pairs smaller than the training crop ``image_size``.
     """
-    if isinstance(pairs, (TrainingPair, torch.Tensor)):
-        pairs = [pairs]
-    if len(pairs) == 0:
-        raise SinGANSegInputError("no training pair given.")
-    cfg = config
-    bare_intensity = intensity or IntensityMapping([-1.0] * cfg.image_channels, [1.0] * cfg.image_channels)
-    bare_labels = labels or default_labels(cfg.mask_channels)
-    reals, maps, encodings = [], [], []
-    for i, pair in enumerate(pairs):
-        if isinstance(pair, TrainingPair):
-            real, pair_map, pair_labels = pair.real, pair.intensity, pair.labels
-        else:
-            real, pair_map, pair_labels = torch.as_tensor(pair), bare_intensity, bare_labels
-        real = real.detach().to("cpu", torch.float32)
-        if real.ndim != cfg.spatial_dims + 1:
+    def fit(pair: TrainingPair, name: str, stacked: list[torch.Tensor]) -> torch.Tensor:
+        if stacked and pair.real.shape[1:] != stacked[0].shape[1:]:
             raise SinGANSegInputError(
-                f"pair {i}: shape {tuple(real.shape)}; a {cfg.spatial_dims}D model trains on (C, *spatial) tensors "
-                f"with {cfg.spatial_dims} spatial axes."
+                f"{name}: spatial shape {tuple(pair.real.shape[1:])} differs from pair 0's "
+                f"{tuple(stacked[0].shape[1:])}; all training pairs must have one shape (crop or resize them first)."
             )
-        if real.shape[0] != cfg.channels or len(pair_map.lower) != cfg.image_channels:
-            split = ""
-            if isinstance(pair, TrainingPair):
-                split = f" ({len(pair_map.lower)} image + {pair_labels.channels} mask)"
-            raise SinGANSegInputError(
-                f"pair {i}: {real.shape[0]} channels{split}; the config expects {cfg.channels} ({cfg.image_channels} "
-                f"image + {cfg.mask_channels} mask)."
-            )
-        check_pair_values(real, f"pair {i}", "give the stacked pair from load_training_pair or "
-                          "prepare_training_pair.")
-        if reals and real.shape[1:] != reals[0].shape[1:]:
-            raise SinGANSegInputError(
-                f"pair {i}: spatial shape {tuple(real.shape[1:])} differs from pair 0's {tuple(reals[0].shape[1:])}; "
-                "all training pairs must have one shape (crop or resize them first)."
-            )
-        if encodings and pair_labels != encodings[0]:
-            raise SinGANSegInputError(
-                f"pair {i}: label encoding {pair_labels.to_dict()} differs from pair 0's {encodings[0].to_dict()}; "
-                "the mask channels would mean different things."
-            )
-        reals.append(real.clamp(-1.0, 1.0))
-        maps.append(pair_map)
-        encodings.append(pair_labels)
-    shape = tuple(reals[0].shape[1:])
+        return pair.real
+
+    real, common, encoding, source = stack_training_pairs(pairs, config, intensity, labels, fit)
+    shape, cfg = tuple(real.shape[2:]), config
     if any(s < c for s, c in zip(shape, cfg.image_size)):
         raise SinGANSegInputError(
             f"training pairs of spatial shape {shape} are smaller than the training crop image_size "
             f"{cfg.image_size}; lower image_size (each side a multiple of {cfg.size_multiple}, which the UNet's "
             f"{len(cfg.unet_channels) - 1} downsamplings need)."
         )
-    common = IntensityMapping([min(m.lower[c] for m in maps) for c in range(cfg.image_channels)],
-                              [max(m.upper[c] for m in maps) for c in range(cfg.image_channels)])
-    n = cfg.image_channels
-    for i, pair_map in enumerate(maps):
-        if pair_map != common:  # into the common units: the common range holds this one's, so nothing is clipped
-            reals[i] = torch.cat([common.normalize(pair_map.denormalize(reals[i][:n])), reals[i][n:]], dim=0)
-    source = pairs[0].source if isinstance(pairs[0], TrainingPair) else {}
-    return TrainingData(torch.stack(reals), common, encodings[0], source)
+    return TrainingData(real, common, encoding, source)
 
 
 def draw_batch(real: torch.Tensor, config: DiffusionConfig, rng: torch.Generator) -> torch.Tensor:
@@ -441,14 +401,5 @@ class DiffusionTrainer(GeneratorTrainer):
             data = stack_pairs(pairs, self.config, intensity, labels)
             model = PairDiffusion(self.config, data.intensity, data.labels, data.source).to(self.device)
             return model, DiffusionTrainingState(fingerprint(data.real)), data
-        model, state = load_diffusion(checkpoint, device=self.device)
-        if state is None:
-            raise SinGANSegInputError(f"{checkpoint}: cannot resume: the checkpoint holds no training state.")
-        stored = model.config
-        self.warn_kept_options(checkpoint, stored, self.config, RESUMABLE_CHANGES)
-        for name in RESUMABLE_CHANGES:
-            setattr(stored, name, getattr(self.config, name))
-        data = stack_pairs(pairs, stored, intensity, labels)
-        if fingerprint(data.real) != state.fingerprint:
-            raise SinGANSegInputError(f"{checkpoint}: cannot resume: it was trained on other data.")
-        return model, state, data
+        return self.resume_from(checkpoint, load_diffusion, lambda stored: stack_pairs(pairs, stored, intensity, labels),
+                                lambda data: fingerprint(data.real), RESUMABLE_CHANGES)

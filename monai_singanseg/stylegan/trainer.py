@@ -33,15 +33,15 @@ from torch import nn
 
 from monai_singanseg.diffusion.many import resize_pair
 from monai_singanseg.errors import SinGANSegInputError
-from monai_singanseg.generator_protocol import check_pair_values
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
 from monai_singanseg.stylegan.augment import diff_augment
 from monai_singanseg.stylegan.checkpoint_format import StyleGANTrainingState
 from monai_singanseg.stylegan.config import StyleGANConfig
-from monai_singanseg.stylegan.model import PairStyleGAN, build_critics, default_labels
+from monai_singanseg.stylegan.model import PairStyleGAN, build_critics
 from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.handlers import CheckpointWriter, Handler
+from monai_singanseg.training.pairs import stack_training_pairs
 from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import stream_seed
 
@@ -86,13 +86,6 @@ class StyleGANData:
         return fingerprint(torch.cat([self.real.flatten(), self.classes.float()]))
 
 
-def _pair_name(pair: Any, index: int) -> str:
-    """The file a pair was read from (its image's), or ``pair <index>`` for a bare tensor."""
-    meta = getattr(pair, "meta", None) or {}
-    name = meta.get("filename_or_obj")
-    return str(name) if name else f"pair {index}"
-
-
 def stack_pairs(
     pairs: TrainingPair | torch.Tensor | Sequence[TrainingPair | torch.Tensor],
     config: StyleGANConfig,
@@ -118,45 +111,11 @@ def stack_pairs(
         SinGANSegInputError: no pair, a wrong rank or channel count, values outside ``[-1, 1]``, differing label
             encodings, or missing / out-of-range classes; each naming the pair's file.
     """
-    if isinstance(pairs, (TrainingPair, torch.Tensor)):
-        pairs = [pairs]
-    if len(pairs) == 0:
-        raise SinGANSegInputError("no training pair given.")
-    cfg = config
-    bare_intensity = intensity or IntensityMapping([-1.0] * cfg.image_channels, [1.0] * cfg.image_channels)
-    bare_labels = labels or default_labels(cfg.mask_channels)
-    reals, maps, encodings = [], [], []
-    for i, pair in enumerate(pairs):
-        name = _pair_name(pair, i)
-        if not isinstance(pair, TrainingPair):
-            pair = TrainingPair(torch.as_tensor(pair), bare_intensity, bare_labels)
-        real = pair.real.detach().to("cpu", torch.float32)
-        if real.ndim != cfg.spatial_dims + 1:
-            raise SinGANSegInputError(f"{name}: shape {tuple(real.shape)}; a {cfg.spatial_dims}D model trains on "
-                                      f"(C, *spatial) pairs with {cfg.spatial_dims} spatial axes.")
-        n_img = len(pair.intensity.lower)
-        if real.shape[0] != cfg.channels or n_img != cfg.image_channels:
-            raise SinGANSegInputError(
-                f"{name}: {real.shape[0]} channels ({n_img} image + {real.shape[0] - n_img} mask); the model "
-                f"expects {cfg.channels} ({cfg.image_channels} image + {cfg.mask_channels} mask)."
-            )
-        check_pair_values(real, name, "give the stacked pair from load_training_pair or prepare_training_pair.")
-        if encodings and pair.labels != encodings[0]:
-            raise SinGANSegInputError(f"{name}: label encoding {pair.labels.to_dict()} differs from the first pair's "
-                                      f"{encodings[0].to_dict()}; the mask channels would mean different things.")
-        pair = TrainingPair(real.clamp(-1.0, 1.0), pair.intensity, pair.labels, dict(pair.meta))
-        reals.append(resize_pair(pair, cfg.resolution).real)
-        maps.append(pair.intensity)
-        encodings.append(pair.labels)
-    common = IntensityMapping([min(m.lower[c] for m in maps) for c in range(cfg.image_channels)],
-                              [max(m.upper[c] for m in maps) for c in range(cfg.image_channels)])
-    n = cfg.image_channels
-    for i, pair_map in enumerate(maps):
-        if pair_map != common:  # into the common units: the common range holds this one's, so nothing is clipped
-            reals[i] = torch.cat([common.normalize(pair_map.denormalize(reals[i][:n])), reals[i][n:]], dim=0)
-    first = pairs[0]
-    source = first.source if isinstance(first, TrainingPair) else {}
-    return StyleGANData(torch.stack(reals), _check_classes(classes, len(pairs), cfg), common, encodings[0], source)
+    def fit(pair: TrainingPair, _name: str, _stacked: list[torch.Tensor]) -> torch.Tensor:
+        return resize_pair(pair, config.resolution).real
+
+    real, common, encoding, source = stack_training_pairs(pairs, config, intensity, labels, fit)
+    return StyleGANData(real, _check_classes(classes, real.shape[0], config), common, encoding, source)
 
 
 def _check_classes(classes: Sequence[int] | None, count: int, config: StyleGANConfig) -> torch.Tensor | None:
@@ -493,17 +452,9 @@ class StyleGANTrainer(GeneratorTrainer):
             data = stack_pairs(pairs, self.config, intensity, labels, classes)
             model = PairStyleGAN(self.config, data.intensity, data.labels, data.source).to(self.device)
             return model, StyleGANTrainingState(data.fingerprint()), data
-        model, state = PairStyleGAN.from_checkpoint(checkpoint, device=self.device)
-        if state is None:
-            raise SinGANSegInputError(f"{checkpoint}: cannot resume: the checkpoint holds no training state.")
-        stored = model.config
-        self.warn_kept_options(checkpoint, stored, self.config, RESUMABLE_CHANGES)
-        for name in RESUMABLE_CHANGES:
-            setattr(stored, name, getattr(self.config, name))
-        data = stack_pairs(pairs, stored, intensity, labels, classes)
-        if data.fingerprint() != state.fingerprint:
-            raise SinGANSegInputError(f"{checkpoint}: cannot resume: it was trained on other data.")
-        return model, state, data
+        return self.resume_from(checkpoint, PairStyleGAN.from_checkpoint,
+                                lambda stored: stack_pairs(pairs, stored, intensity, labels, classes),
+                                StyleGANData.fingerprint, RESUMABLE_CHANGES)
 
 
 def _name_classes(model: PairStyleGAN, class_names: Sequence[str] | None) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from ignite.engine import Engine
 
+from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.training.handlers import Handler, Progress, as_handlers
 from monai_singanseg.training.resume import ConfigDifference, config_differences
 
@@ -151,6 +152,29 @@ class GeneratorTrainer:
             yield board
         finally:
             board.close()
+
+    def resume_from(self, checkpoint: str | os.PathLike, load: Callable[..., tuple[Any, Any]],
+                    stack: Callable[[Any], Any], data_fingerprint: Callable[[Any], str],
+                    resumable: Sequence[str] = ("train_steps", "checkpoint_every")) -> tuple[Any, Any, Any]:
+        """``(model, state, data)`` of a run resumed from ``checkpoint``: the model and resume state read by
+        ``load(checkpoint, device=...)``, its config taking the ``resumable`` fields from this trainer's (the others
+        kept, with a warning for each that differs: :meth:`warn_kept_options`), and the training data stacked for
+        that config by ``stack(config)``, whose ``data_fingerprint(data)`` must be the state's.
+
+        Raises:
+            SinGANSegInputError: the checkpoint holds no training state, or was trained on other data.
+        """
+        model, state = load(checkpoint, device=self.device)
+        if state is None:
+            raise SinGANSegInputError(f"{checkpoint}: cannot resume: the checkpoint holds no training state.")
+        stored = model.config
+        self.warn_kept_options(checkpoint, stored, self.config, resumable)
+        for name in resumable:
+            setattr(stored, name, getattr(self.config, name))
+        data = stack(stored)
+        if data_fingerprint(data) != state.fingerprint:
+            raise SinGANSegInputError(f"{checkpoint}: cannot resume: it was trained on other data.")
+        return model, state, data
 
     def warn_kept_options(self, checkpoint: str | os.PathLike, stored: Any, asked: Any,
                           resumable: Sequence[str] = ()) -> list[ConfigDifference]:
