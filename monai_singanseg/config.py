@@ -98,6 +98,24 @@ class PairModelConfig(JsonConfig):
                   "mask_channels": pair.labels.channels}
         return cls(**{**cls.derived_fields(fields), **layout, **fields}).validate()
 
+    @property
+    def channels(self) -> int:
+        """Channels of the stacked tensor (image + mask)."""
+        return self.image_channels + self.mask_channels
+
+    def check_layout(self, size_field: str, min_image_channels: int = 1) -> None:
+        """``ValueError`` unless ``spatial_dims`` is 2 or 3, ``image_channels >= min_image_channels``,
+        ``mask_channels >= 1`` and the size field ``size_field`` has one side per spatial axis."""
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}.")
+        if self.image_channels < min_image_channels or self.mask_channels < 1:
+            need = ("image_channels and mask_channels must be >= 1" if min_image_channels == 1 else
+                    f"image_channels must be >= {min_image_channels} and mask_channels >= 1")
+            raise ValueError(f"{need}, got {self.image_channels} and {self.mask_channels}.")
+        size = getattr(self, size_field)
+        if len(size) != self.spatial_dims:
+            raise ValueError(f"{size_field} {size} needs {self.spatial_dims} sides (spatial_dims).")
+
     def check_training_fields(self) -> None:
         """``ValueError`` unless ``ema_decay`` lies in ``[0, 1)`` and ``train_steps``, ``batch_size`` and
         ``checkpoint_every`` are >= 1."""

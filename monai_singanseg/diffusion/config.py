@@ -99,11 +99,6 @@ class DiffusionConfig(PairModelConfig):
         self.attention_levels = as_tuple(self.attention_levels, len(self.unet_channels), bool)
 
     @property
-    def channels(self) -> int:
-        """Channels of the stacked tensor (image + mask)."""
-        return self.image_channels + self.mask_channels
-
-    @property
     def size_multiple(self) -> int:
         """Every spatial side the UNet sees must be a multiple of this."""
         return 2 ** (len(self.unet_channels) - 1)
@@ -114,15 +109,7 @@ class DiffusionConfig(PairModelConfig):
         Raises:
             ValueError: a field out of range or fields that do not fit together, naming them.
         """
-        if self.spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}.")
-        if self.image_channels < 0 or self.mask_channels < 1:
-            raise ValueError(
-                f"image_channels must be >= 0 and mask_channels >= 1, got {self.image_channels} and "
-                f"{self.mask_channels}."
-            )
-        if len(self.image_size) != self.spatial_dims:
-            raise ValueError(f"image_size {self.image_size} needs {self.spatial_dims} sides (spatial_dims).")
+        self.check_layout("image_size", min_image_channels=0)
         if not self.unet_channels or min(self.unet_channels) < 1:
             raise ValueError(f"unet_channels must list >= 1 positive widths, got {self.unet_channels}.")
         multiple = self.size_multiple

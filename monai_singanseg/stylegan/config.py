@@ -90,11 +90,6 @@ class StyleGANConfig(PairModelConfig):
         self.augment = (self.augment,) if isinstance(self.augment, str) else tuple(str(a) for a in self.augment)
 
     @property
-    def channels(self) -> int:
-        """Channels of the stacked tensor (image + mask)."""
-        return self.image_channels + self.mask_channels
-
-    @property
     def levels(self) -> int:
         """Synthesis levels (resolutions), the start size's included."""
         return len(self.widths)
@@ -110,13 +105,7 @@ class StyleGANConfig(PairModelConfig):
         Raises:
             ValueError: a field out of range or fields that do not fit together, naming them.
         """
-        if self.spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}.")
-        if self.image_channels < 1 or self.mask_channels < 1:
-            raise ValueError(f"image_channels and mask_channels must be >= 1, got {self.image_channels} and "
-                             f"{self.mask_channels}.")
-        if len(self.resolution) != self.spatial_dims:
-            raise ValueError(f"resolution {self.resolution} needs {self.spatial_dims} sides (spatial_dims).")
+        self.check_layout("resolution")
         if not self.widths or min(self.widths) < 1:
             raise ValueError(f"widths must list >= 1 positive feature-map counts, got {self.widths}.")
         multiple = 2 ** (self.levels - 1)
