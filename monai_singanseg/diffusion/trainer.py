@@ -35,7 +35,7 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
 from monai_singanseg.training.base import GeneratorTrainer
-from monai_singanseg.training.handlers import CheckpointWriter, Handler
+from monai_singanseg.training.handlers import Handler, StepCheckpoint
 from monai_singanseg.training.pairs import stack_training_pairs
 from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import step_seed
@@ -262,46 +262,39 @@ class DiffusionStep:
         return {"loss": loss.detach()}
 
 
-class DiffusionCheckpoint:
+class DiffusionCheckpoint(StepCheckpoint):
     """Writes a diffusion run's checkpoint (a handler object): the sampling weights (the moving average's, when
     kept, with the training weights beside them), the optimizer's state and the log, one entry per checkpoint with
     the mean loss since the previous one and the seconds of the whole training (across resumed runs).
 
-    ``attach(engine)`` records every step's loss and writes every ``checkpoint_every`` steps
-    (:class:`~monai_singanseg.training.handlers.CheckpointWriter`); the trainer calls :meth:`write` once more at the
-    end of the run.
+    When and how it writes is :class:`~monai_singanseg.training.handlers.StepCheckpoint`'s (the step's loss is
+    ``engine.state.output["loss"]``).
 
     Args:
-        model: the model being trained.
-        path: the checkpoint file (written atomically).
-        state: the run's resume state so far (a new run's or the checkpoint's); its log grows here.
+        model, path, state: as :class:`~monai_singanseg.training.handlers.StepCheckpoint` takes them.
         optimizer: the UNet's optimizer.
         average: the moving average of the weights, or ``None``.
     """
 
     def __init__(self, model: PairDiffusion, path: Path, state: DiffusionTrainingState,
                  optimizer: torch.optim.Optimizer, average: WeightAverage | None) -> None:
-        self.model, self.path, self.state, self.optimizer, self.average = model, path, state, optimizer, average
+        super().__init__(model, path, state)
+        self.optimizer, self.average = optimizer, average
         self.losses: list[float] = []
-        # the log's seconds count the whole training, across resumed runs
-        self.start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.record)  # before the write of the same step
-        CheckpointWriter(self.write, self.model.config.checkpoint_every, self.state.step).attach(engine)
+    def attach_losses(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.record)
 
     def record(self, engine: Engine) -> None:
         self.losses.append(float(engine.state.output["loss"]))
 
-    def write(self, engine: Engine | None = None) -> None:
-        """Write the checkpoint of the steps done (none of this run's without ``engine``), once per step."""
-        state, model = self.state, self.model
-        step = state.step + (0 if engine is None else engine.state.iteration)
-        if state.log and state.log[-1]["step"] == step:
-            return  # already written at this step
-        state.log.append({"step": step, "loss": sum(self.losses) / max(len(self.losses), 1),
-                          "seconds": time.perf_counter() - self.start})
+    def take_losses(self) -> dict[str, float]:
+        mean = sum(self.losses) / max(len(self.losses), 1)
         self.losses.clear()
+        return {"loss": mean}
+
+    def save(self, step: int) -> None:
+        state, model = self.state, self.model
         online = None if self.average is None else model.unet.state_dict()
         done = DiffusionTrainingState(state.fingerprint, step, step >= model.config.train_steps,
                                       self.optimizer.state_dict(), state.log, online)

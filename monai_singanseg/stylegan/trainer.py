@@ -40,7 +40,7 @@ from monai_singanseg.stylegan.checkpoint_format import StyleGANTrainingState
 from monai_singanseg.stylegan.config import StyleGANConfig
 from monai_singanseg.stylegan.model import PairStyleGAN, build_critics
 from monai_singanseg.training.base import GeneratorTrainer
-from monai_singanseg.training.handlers import CheckpointWriter, Handler
+from monai_singanseg.training.handlers import Handler, StepCheckpoint
 from monai_singanseg.training.pairs import stack_training_pairs
 from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import stream_seed
@@ -302,42 +302,34 @@ class LossRecords:
         return means
 
 
-class StyleGANCheckpoint:
+class StyleGANCheckpoint(StepCheckpoint):
     """Writes a StyleGAN run's checkpoint (a handler object): the sampling weights (the moving average's, when kept,
     with the training weights beside them), the critics, the optimizers and the log, one entry per checkpoint with
     the mean losses since the previous one (:class:`LossRecords`) and the seconds of the whole training (across
     resumed runs).
 
-    ``attach(engine)`` records every step's losses and writes every ``checkpoint_every`` steps
-    (:class:`~monai_singanseg.training.handlers.CheckpointWriter`); the trainer calls :meth:`write` once more at the
-    end of the run (:meth:`~monai_singanseg.training.base.GeneratorTrainer.run`).
+    When and how it writes is :class:`~monai_singanseg.training.handlers.StepCheckpoint`'s.
 
     Args:
-        model: the model being trained. path: the checkpoint file (written atomically).
-        state: the run's resume state so far (a new run's or the checkpoint's); its log grows here.
+        model, path, state: as :class:`~monai_singanseg.training.handlers.StepCheckpoint` takes them.
         critics: the critics. optimizers: every network's optimizer (:func:`build_optimizers`).
         average: the moving average of the generators' weights, or ``None``.
     """
 
     def __init__(self, model: PairStyleGAN, path: Path, state: StyleGANTrainingState, critics: nn.ModuleDict,
                  optimizers: dict[str, torch.optim.Optimizer], average: GeneratorAverage | None) -> None:
-        self.model, self.path, self.state, self.critics = model, path, state, critics
-        self.optimizers, self.average = optimizers, average
+        super().__init__(model, path, state)
+        self.critics, self.optimizers, self.average = critics, optimizers, average
         self.records = LossRecords()
-        # the log's seconds count the whole training, across resumed runs
-        self.start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
 
-    def attach(self, engine: Engine) -> None:
-        self.records.attach(engine)  # before the write of the same step
-        CheckpointWriter(self.write, self.model.config.checkpoint_every, self.state.step).attach(engine)
+    def attach_losses(self, engine: Engine) -> None:
+        self.records.attach(engine)
 
-    def write(self, engine: Engine | None = None) -> None:
-        """Write the checkpoint of the steps done (none of this run's without ``engine``), once per step."""
+    def take_losses(self) -> dict[str, float]:
+        return self.records.take()
+
+    def save(self, step: int) -> None:
         state, model, average = self.state, self.model, self.average
-        step = state.step + (0 if engine is None else engine.state.iteration)
-        if state.log and state.log[-1]["step"] == step:
-            return  # already written at this step
-        state.log.append({"step": step, **self.records.take(), "seconds": time.perf_counter() - self.start})
         online = None if average is None else {n: g.state_dict() for n, g in model.generators.items()}
         done = StyleGANTrainingState(
             state.fingerprint, step, step >= model.config.train_steps, online,

@@ -11,13 +11,14 @@ plus a list of handlers, and a user's own handler is one more of them.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
-__all__ = ["CallHandler", "CheckpointWriter", "Handler", "Progress", "as_handlers"]
+__all__ = ["CallHandler", "CheckpointWriter", "Handler", "Progress", "StepCheckpoint", "as_handlers"]
 
 
 @runtime_checkable
@@ -95,3 +96,51 @@ class CheckpointWriter:
     def attach(self, engine: Engine) -> None:
         if self.every:
             engine.add_event_handler(Events.ITERATION_COMPLETED(event_filter=self._due), self.write)
+
+
+class StepCheckpoint:
+    """Base of the handler objects that write the checkpoint of a run trained step by step (the diffusion and
+    StyleGAN trainers): one log entry per checkpoint, with the losses since the previous one and the seconds of the
+    whole training (across resumed runs), then the kind's own save.
+
+    ``attach(engine)`` records every step's losses (:meth:`attach_losses`) and writes every ``checkpoint_every``
+    steps (:class:`CheckpointWriter`); the trainer calls :meth:`write` once more at the end of the run
+    (:meth:`~monai_singanseg.training.base.GeneratorTrainer.run`). A subclass defines :meth:`attach_losses`,
+    :meth:`take_losses` and :meth:`save`.
+
+    Args:
+        model: the model being trained (its ``config`` has ``checkpoint_every`` and ``train_steps``).
+        path: the checkpoint file (written atomically).
+        state: the run's resume state so far (a new run's or the checkpoint's: ``step``, ``fingerprint``, ``log``);
+            its log grows here.
+    """
+
+    def __init__(self, model: Any, path: Any, state: Any) -> None:
+        self.model, self.path, self.state = model, path, state
+        # the log's seconds count the whole training, across resumed runs
+        self.start = time.perf_counter() - (state.log[-1]["seconds"] if state.log else 0.0)
+
+    def attach(self, engine: Engine) -> None:
+        self.attach_losses(engine)  # before the write of the same step
+        CheckpointWriter(self.write, self.model.config.checkpoint_every, self.state.step).attach(engine)
+
+    def attach_losses(self, engine: Engine) -> None:
+        """Collect every step's losses from ``engine``."""
+        raise NotImplementedError
+
+    def take_losses(self) -> dict[str, float]:
+        """The mean losses since the previous call, for the log entry."""
+        raise NotImplementedError
+
+    def save(self, step: int) -> None:
+        """Write the checkpoint of ``step`` steps done (the log already holds its entry)."""
+        raise NotImplementedError
+
+    def write(self, engine: Engine | None = None) -> None:
+        """Write the checkpoint of the steps done (none of this run's without ``engine``), once per step."""
+        state = self.state
+        step = state.step + (0 if engine is None else engine.state.iteration)
+        if state.log and state.log[-1]["step"] == step:
+            return  # already written at this step
+        state.log.append({"step": step, **self.take_losses(), "seconds": time.perf_counter() - self.start})
+        self.save(step)
