@@ -34,6 +34,7 @@ from monai_singanseg.diffusion.schedule import noise_scheduler
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
+from monai_singanseg.training.average import WeightAverage
 from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.handlers import Handler, StepCheckpoint
 from monai_singanseg.training.pairs import stack_training_pairs
@@ -202,35 +203,6 @@ def draw_batch(real: torch.Tensor, config: DiffusionConfig, rng: torch.Generator
         axes = [d + 1 for d in range(config.spatial_dims) if config.flips and flips[b][d]]
         crops.append(crop.flip(axes) if axes else crop)
     return torch.stack(crops)
-
-
-class WeightAverage:
-    """Exponential moving average of a network's weights (Ho et al. 2020 sample from such an average), with a
-    warm-up that depends on the global step only: step ``k`` uses ``min(decay, (1 + k) / (10 + k))``. The step, not
-    a count of updates held in memory (as ``torch.optim.swa_utils.AveragedModel`` keeps), sets the decay, so a run
-    resumed from a checkpoint averages exactly as an uninterrupted one.
-
-    Args:
-        network: the network whose weights are averaged.
-        decay: the long-run decay, in ``(0, 1)``.
-        weights: the average to start from (default: a copy of the network's weights).
-    """
-
-    def __init__(self, network: torch.nn.Module, decay: float, weights: dict[str, torch.Tensor] | None = None) -> None:
-        self.decay = decay
-        source = network.state_dict() if weights is None else weights
-        self.weights = {name: value.detach().clone() for name, value in source.items()}
-
-    @torch.no_grad()
-    def update(self, network: torch.nn.Module, step: int) -> None:
-        """Move the average towards the network's weights after optimisation step ``step`` (0-based)."""
-        decay = min(self.decay, (1 + step) / (10 + step))
-        for name, value in network.state_dict().items():
-            average = self.weights[name]
-            if average.is_floating_point():
-                average.lerp_(value, 1.0 - decay)
-            else:
-                average.copy_(value)
 
 
 class DiffusionStep:

@@ -39,6 +39,7 @@ from monai_singanseg.stylegan.augment import diff_augment
 from monai_singanseg.stylegan.checkpoint_format import StyleGANTrainingState
 from monai_singanseg.stylegan.config import StyleGANConfig
 from monai_singanseg.stylegan.model import PairStyleGAN, build_critics
+from monai_singanseg.training.average import WeightAverage
 from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.handlers import Handler, StepCheckpoint
 from monai_singanseg.training.pairs import stack_training_pairs
@@ -152,7 +153,9 @@ def draw_batch(data: StyleGANData, config: StyleGANConfig, rng: torch.Generator,
 
 class GeneratorAverage:
     """Exponential moving average of the generators' weights (and buffers copied), warmed up by the global step:
-    step ``k`` uses ``min(decay, (1 + k) / (10 + k))``, so a resumed run averages exactly as an uninterrupted one.
+    step ``k`` uses ``min(decay, (1 + k) / (10 + k))``, so a resumed run averages exactly as an uninterrupted one
+    (one :class:`~monai_singanseg.training.average.WeightAverage` per generator; the running mean of ``w`` is
+    itself an average, so it is copied).
 
     Args:
         generators: the generators (a ``ModuleDict``). decay: the long-run decay, in ``(0, 1)``.
@@ -160,20 +163,17 @@ class GeneratorAverage:
 
     def __init__(self, generators: nn.ModuleDict, decay: float) -> None:
         self.decay = decay
-        self.weights = {name: {k: v.detach().clone() for k, v in g.state_dict().items()}
-                        for name, g in generators.items()}
+        self.averages = {name: WeightAverage(g, decay, copied=("mapping.w_avg",)) for name, g in generators.items()}
 
-    @torch.no_grad()
+    @property
+    def weights(self) -> dict[str, dict[str, torch.Tensor]]:
+        """``{generator name: averaged state dict}``."""
+        return {name: average.weights for name, average in self.averages.items()}
+
     def update(self, generators: nn.ModuleDict, step: int) -> None:
         """Move the average towards the generators' weights after optimisation step ``step`` (0-based)."""
-        decay = min(self.decay, (1 + step) / (10 + step))
         for name, g in generators.items():
-            for key, value in g.state_dict().items():
-                average = self.weights[name][key]
-                if average.is_floating_point() and key != "mapping.w_avg":
-                    average.lerp_(value, 1.0 - decay)
-                else:  # the running mean of w is itself an average: copied
-                    average.copy_(value)
+            self.averages[name].update(g, step)
 
 
 def _nonsaturating(scores: torch.Tensor, real: bool) -> torch.Tensor:
