@@ -36,6 +36,7 @@ from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 __all__ = [
     "CheckpointFormat",
     "ResumeState",
+    "StepResumeState",
     "check_complete",
     "check_finite",
     "check_format_version",
@@ -131,6 +132,35 @@ class ResumeState:
     def unfinished(self, path: str | os.PathLike, model: Any) -> str:
         """The message refusing to sample from ``model`` at ``path``, whose training this state says is unfinished."""
         return f"{path}: training is not finished; resume it first."
+
+
+@dataclass
+class StepResumeState(ResumeState):
+    """Base of the resume states of runs trained step by step (the diffusion and StyleGAN generators).
+
+    Attributes:
+        step: optimisation steps done.
+        complete: ``step`` reached the configured ``train_steps``.
+    """
+
+    READ_TYPES: ClassVar[dict[str, type]] = {**ResumeState.READ_TYPES, "step": int}
+    TRAINING_NAME: ClassVar[str] = "the"
+    """What messages call this kind's training (``"diffusion"``: "diffusion training stopped at ...")."""
+
+    step: int = 0
+    complete: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepResumeState:
+        """The state stored as ``data``; ``step`` and ``complete`` are required (``KeyError``: a damaged file)."""
+        missing = [name for name in ("step", "complete") if name not in data]
+        if missing:
+            raise KeyError(missing[0])
+        return super().from_dict(data)
+
+    def unfinished(self, path: str | os.PathLike, model: Any) -> str:
+        return (f"{path}: {self.TRAINING_NAME} training stopped at step {self.step} of {model.config.train_steps}; "
+                "finish it (train again with --resume) before sampling from it.")
 
 
 def check_complete(path: str | os.PathLike, model: Any, state: ResumeState | None) -> None:

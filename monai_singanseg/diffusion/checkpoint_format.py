@@ -18,11 +18,10 @@ to save and load itself.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from monai_singanseg.checkpoint_envelope import CheckpointFormat, ResumeState
+from monai_singanseg.checkpoint_envelope import CheckpointFormat, StepResumeState
 from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.networks.checkpoint_format import SINGANSEG_CHECKPOINT
 
@@ -37,7 +36,7 @@ DIFFUSION_CHECKPOINT = CheckpointFormat(
 
 
 @dataclass
-class DiffusionTrainingState(ResumeState):
+class DiffusionTrainingState(StepResumeState):
     """What a diffusion checkpoint keeps to resume training, beside the UNet's weights.
 
     Attributes:
@@ -51,25 +50,11 @@ class DiffusionTrainingState(ResumeState):
             without an average: then ``unet`` holds the training weights themselves).
     """
 
-    READ_TYPES: ClassVar[dict[str, type]] = {**ResumeState.READ_TYPES, "step": int}
+    TRAINING_NAME: ClassVar[str] = "diffusion"
 
-    step: int = 0
-    complete: bool = False
     optimizer: dict[str, Any] | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     online: dict[str, Any] | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DiffusionTrainingState:
-        """The state stored as ``data``; ``step`` and ``complete`` are required (``KeyError``: a damaged file)."""
-        missing = [name for name in ("step", "complete") if name not in data]
-        if missing:
-            raise KeyError(missing[0])
-        return super().from_dict(data)
-
-    def unfinished(self, path: str | os.PathLike, model: Any) -> str:
-        return (f"{path}: diffusion training stopped at step {self.step} of {model.config.train_steps}; finish it "
-                "(train again with --resume) before sampling from it.")
 
 
 def stored_config(payload: dict[str, Any]) -> DiffusionConfig:

@@ -16,11 +16,10 @@ This module imports no model module, so :class:`~monai_singanseg.stylegan.model.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from monai_singanseg.checkpoint_envelope import CheckpointFormat, ResumeState
+from monai_singanseg.checkpoint_envelope import CheckpointFormat, StepResumeState
 from monai_singanseg.diffusion.checkpoint_format import DIFFUSION_CHECKPOINT
 from monai_singanseg.networks.checkpoint_format import SINGANSEG_CHECKPOINT
 from monai_singanseg.stylegan.config import StyleGANConfig
@@ -40,7 +39,7 @@ STYLEGAN_CHECKPOINT = CheckpointFormat(
 
 
 @dataclass
-class StyleGANTrainingState(ResumeState):
+class StyleGANTrainingState(StepResumeState):
     """What a StyleGAN checkpoint keeps to resume training, beside the sampling weights.
 
     Attributes:
@@ -55,23 +54,9 @@ class StyleGANTrainingState(ResumeState):
             far, resumed runs included).
     """
 
-    READ_TYPES: ClassVar[dict[str, type]] = {**ResumeState.READ_TYPES, "step": int}
+    TRAINING_NAME: ClassVar[str] = "StyleGAN"
 
-    step: int = 0
-    complete: bool = False
     online: dict[str, Any] | None = None
     critics: dict[str, Any] = field(default_factory=dict)
     optimizers: dict[str, Any] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StyleGANTrainingState:
-        """The state stored as ``data``; ``step`` and ``complete`` are required (``KeyError``: a damaged file)."""
-        missing = [name for name in ("step", "complete") if name not in data]
-        if missing:
-            raise KeyError(missing[0])
-        return super().from_dict(data)
-
-    def unfinished(self, path: str | os.PathLike, model: Any) -> str:
-        return (f"{path}: StyleGAN training stopped at step {self.step} of {model.config.train_steps}; finish it "
-                "(train again with --resume) before sampling from it.")
