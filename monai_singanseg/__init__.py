@@ -6,8 +6,9 @@ not pay for torch and MONAI; ``from monai_singanseg import SinGANSegAugmentd`` w
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from monai_singanseg.lazy import lazy_names
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from monai_singanseg.config import NetworkConfig, OptimConfig, PyramidConfig, SinGANSegConfig
@@ -40,7 +41,6 @@ _SOURCES = {
                                    "SinGANSegHarmonized", "SyntheticPairAugment", "SyntheticPairAugmentd",
                                    "model_name"),
 }
-_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "IntensityMapping",
@@ -69,16 +69,4 @@ __all__ = [
     "write_image",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use and kept."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES)

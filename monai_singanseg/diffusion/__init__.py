@@ -11,8 +11,9 @@ importing torch and MONAI.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from monai_singanseg.lazy import lazy_names
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from monai_singanseg.diffusion.checkpoint import (
@@ -66,7 +67,6 @@ _SOURCES = {  # submodule: its public names
     "trainer": ("DiffusionCheckpoint", "DiffusionStep", "DiffusionTrainer", "TrainingData", "WeightAverage",
                 "draw_batch", "stack_pairs", "step_seed"),
 }
-_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "CLUSTER_FEATURES",
@@ -107,16 +107,4 @@ __all__ = [
     "train_diffusion_models",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use and kept."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES, f"{__name__}.")

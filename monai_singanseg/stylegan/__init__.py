@@ -12,8 +12,9 @@ importing torch and MONAI.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from monai_singanseg.lazy import lazy_names
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from monai_singanseg.stylegan.augment import diff_augment
@@ -33,7 +34,6 @@ _SOURCES = {  # submodule: its public names
     "networks": ("Critic", "StyleGenerator"),
     "trainer": ("StyleGANTrainer", "stack_pairs"),
 }
-_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "AUGMENT_OPS",
@@ -51,16 +51,4 @@ __all__ = [
     "train_stylegan_models",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use and kept."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES, f"{__name__}.")
