@@ -64,21 +64,21 @@ if parts:
 EOF
 }
 
+phase() {  # phase PX DEADLINE_S: both tasks at PX px at once, their last log lines and merged records, then packed
+    for task in nuclei64 ventricles_axial; do run "$task" "$1" "$2" & done
+    wait
+    tail -qn 1 "$OUT"/logs/*_"$1".log | tee -a "$OUT/summary.txt"
+    merge "$1" >>"$OUT/summary.txt" 2>&1
+    pack
+}
+
 note "phase 1: 64 px, nuclei64 and ventricles_axial at once, joint and mask_then_image (deadline $P64_S s)"
-for task in nuclei64 ventricles_axial; do run "$task" 64 "$P64_S" & done
-wait
-tail -qn 1 "$OUT"/logs/*_64.log | tee -a "$OUT/summary.txt"
-merge 64 >>"$OUT/summary.txt" 2>&1
-pack
+phase 64 "$P64_S"
 
 left=$(( BUDGET_S - (SECONDS - T0) ))
 if [ "$left" -ge $(( P128_S + 20 )) ]; then
     note "phase 2: 128 px, both tasks at once (deadline $P128_S s)"
-    for task in nuclei64 ventricles_axial; do run "$task" 128 "$P128_S" & done
-    wait
-    tail -qn 1 "$OUT"/logs/*_128.log | tee -a "$OUT/summary.txt"
-    merge 128 >>"$OUT/summary.txt" 2>&1
-    pack
+    phase 128 "$P128_S"
 else
     note "phase 2 (128 px) skipped: $left s left of $BUDGET_S"
 fi
