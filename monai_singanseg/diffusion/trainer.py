@@ -46,8 +46,6 @@ __all__ = ["DiffusionCheckpoint", "DiffusionStep", "DiffusionTrainer", "Training
 
 logger = logging.getLogger(__name__)
 
-# options that may change when a run is resumed: how long to train and how often to save
-RESUMABLE_CHANGES = ("train_steps", "checkpoint_every")
 
 # floats kept for the backward pass per UNet feature map and position, per residual block: measured 35-42 MB per
 # 64x64 crop of 2 channels with the default UNet on the CPU, where this gives 42 MB (an upper bound, as meant)
@@ -277,10 +275,9 @@ class DiffusionTrainer(GeneratorTrainer):
     """Train a :class:`PairDiffusion` model, writing its checkpoint every ``checkpoint_every`` steps and at the end.
 
     Args:
-        config: model and training configuration (when resuming, the checkpoint's own is used, but for
-            ``train_steps`` and ``checkpoint_every``, taken from here so that a finished run can be extended).
-        device: where the network trains.
-        progress: show a progress bar.
+        config, device, progress: as :class:`~monai_singanseg.training.base.GeneratorTrainer` takes them; a resumed
+            run keeps the checkpoint's config but for ``train_steps`` and ``checkpoint_every``, taken from here so
+            that a finished run can be extended (:meth:`~monai_singanseg.training.base.GeneratorTrainer.resume_from`).
         handlers: attached once to the training engine: handler objects (``attach(engine)``), or callables
             ``handler(engine)`` (``engine.state.output["loss"]`` after each step).
         stop_after: stop (as an interruption would, after writing the checkpoint) once this many steps in all are
@@ -324,8 +321,8 @@ class DiffusionTrainer(GeneratorTrainer):
             checkpoint: file written every ``checkpoint_every`` steps and at the end (atomically).
             resume: continue from ``checkpoint`` (on the same kind of device the weights equal an uninterrupted
                 run's); a finished checkpoint with as many ``train_steps`` is returned as is.
-            intensity: the map of bare tensors' image channels (ignored for ``TrainingPair``).
-            labels: the encoding of bare tensors' mask channels (ignored for ``TrainingPair``).
+            intensity, labels: the maps of bare tensors' channels
+                (:func:`~monai_singanseg.training.pairs.stack_training_pairs`; ignored for ``TrainingPair``).
 
         Raises:
             SinGANSegInputError: bad pairs (:func:`stack_pairs`), or resuming from a checkpoint of other data.
@@ -367,4 +364,4 @@ class DiffusionTrainer(GeneratorTrainer):
             model = PairDiffusion(self.config, data.intensity, data.labels, data.source).to(self.device)
             return model, DiffusionTrainingState(fingerprint(data.real)), data
         return self.resume_from(checkpoint, load_diffusion, lambda stored: stack_pairs(pairs, stored, intensity, labels),
-                                lambda data: fingerprint(data.real), RESUMABLE_CHANGES)
+                                lambda data: fingerprint(data.real))

@@ -54,9 +54,6 @@ logger = logging.getLogger(__name__)
 STYLEGAN_SALT = "monai-singanseg-stylegan"
 """Salt of the StyleGAN trainer's per-step streams, apart from the other trainers' (changing it changes every run)."""
 
-# options that may change when a run is resumed: how long to train and how often to save
-RESUMABLE_CHANGES = ("train_steps", "checkpoint_every")
-
 
 def stylegan_step_seed(seed: int, step: int) -> int:
     """Seed of the random stream of optimisation step ``step`` (0-based) of a StyleGAN run seeded ``seed``."""
@@ -342,10 +339,9 @@ class StyleGANTrainer(GeneratorTrainer):
     """Train a :class:`PairStyleGAN`, writing its checkpoint every ``checkpoint_every`` steps and at the end.
 
     Args:
-        config: model and training configuration (when resuming, the checkpoint's own is used, but for
-            ``train_steps`` and ``checkpoint_every``, taken from here so that a finished run can be extended).
-        device: where the networks train.
-        progress: show a progress bar.
+        config, device, progress: as :class:`~monai_singanseg.training.base.GeneratorTrainer` takes them; a resumed
+            run keeps the checkpoint's config but for ``train_steps`` and ``checkpoint_every``, taken from here so
+            that a finished run can be extended (:meth:`~monai_singanseg.training.base.GeneratorTrainer.resume_from`).
         handlers: attached once to the training engine: handler objects (``attach(engine)``), or callables
             ``handler(engine)`` (``engine.state.output`` holds the step's losses).
         stop_after: stop (as an interruption would, after writing the checkpoint) once this many steps in all are
@@ -384,8 +380,8 @@ class StyleGANTrainer(GeneratorTrainer):
             checkpoint: file written every ``checkpoint_every`` steps and at the end (atomically).
             resume: continue from ``checkpoint`` (on the same kind of device the weights equal an uninterrupted
                 run's); a finished checkpoint with as many ``train_steps`` is returned as is.
-            intensity: the map of bare tensors' image channels (ignored for ``TrainingPair``).
-            labels: the encoding of bare tensors' mask channels (ignored for ``TrainingPair``).
+            intensity, labels: the maps of bare tensors' channels
+                (:func:`~monai_singanseg.training.pairs.stack_training_pairs`; ignored for ``TrainingPair``).
             classes: a class index per pair, for a config with ``num_classes`` > 0.
             class_names: what each class index means (a contrast, a protocol), stored as the model's
                 ``source["classes"]`` so that samples can be asked for by name.
@@ -446,7 +442,7 @@ class StyleGANTrainer(GeneratorTrainer):
             return model, StyleGANTrainingState(data.fingerprint()), data
         return self.resume_from(checkpoint, PairStyleGAN.from_checkpoint,
                                 lambda stored: stack_pairs(pairs, stored, intensity, labels, classes),
-                                StyleGANData.fingerprint, RESUMABLE_CHANGES)
+                                StyleGANData.fingerprint)
 
 
 def _name_classes(model: PairStyleGAN, class_names: Sequence[str] | None) -> None:

@@ -26,7 +26,10 @@ from monai_singanseg.training.resume import ConfigDifference, config_differences
 if TYPE_CHECKING:
     from monai_singanseg.training.tensorboard import TensorBoardLog
 
-__all__ = ["GeneratorTrainer"]
+__all__ = ["RESUMABLE_CHANGES", "GeneratorTrainer"]
+
+# options that may change when a step-trained run is resumed: how long to train and how often to save
+RESUMABLE_CHANGES = ("train_steps", "checkpoint_every")
 
 
 class GeneratorTrainer:
@@ -155,7 +158,7 @@ class GeneratorTrainer:
 
     def resume_from(self, checkpoint: str | os.PathLike, load: Callable[..., tuple[Any, Any]],
                     stack: Callable[[Any], Any], data_fingerprint: Callable[[Any], str],
-                    resumable: Sequence[str] = ("train_steps", "checkpoint_every")) -> tuple[Any, Any, Any]:
+                    resumable: Sequence[str] = RESUMABLE_CHANGES) -> tuple[Any, Any, Any]:
         """``(model, state, data)`` of a run resumed from ``checkpoint``: the model and resume state read by
         ``load(checkpoint, device=...)``, its config taking the ``resumable`` fields from this trainer's (the others
         kept, with a warning for each that differs: :meth:`warn_kept_options`), and the training data stacked for
