@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
 from monai_singanseg.training.average import WeightAverage
 from monai_singanseg.training.base import GeneratorTrainer
-from monai_singanseg.training.handlers import Handler, StepCheckpoint
+from monai_singanseg.training.handlers import StepCheckpoint
 from monai_singanseg.training.pairs import stack_training_pairs
 from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import step_seed
@@ -293,17 +293,6 @@ class DiffusionTrainer(GeneratorTrainer):
     """
 
     config: DiffusionConfig
-
-    def __init__(
-        self,
-        config: DiffusionConfig,
-        device: str | torch.device = "cpu",
-        progress: bool = True,
-        handlers: list[Handler | Callable[[Engine], None]] | None = None,
-        stop_after: int | None = None,
-        log_dir: str | os.PathLike | None = None,
-    ) -> None:
-        super().__init__(config, device, progress, handlers, stop_after, log_dir)
 
     def fit(
         self,

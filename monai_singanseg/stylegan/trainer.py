@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from monai_singanseg.stylegan.config import StyleGANConfig
 from monai_singanseg.stylegan.model import PairStyleGAN, build_critics
 from monai_singanseg.training.average import WeightAverage
 from monai_singanseg.training.base import GeneratorTrainer
-from monai_singanseg.training.handlers import Handler, StepCheckpoint
+from monai_singanseg.training.handlers import StepCheckpoint
 from monai_singanseg.training.pairs import stack_training_pairs
 from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import stream_seed
@@ -356,11 +356,6 @@ class StyleGANTrainer(GeneratorTrainer):
     """
 
     config: StyleGANConfig
-
-    def __init__(self, config: StyleGANConfig, device: str | torch.device = "cpu", progress: bool = True,
-                 handlers: list[Handler | Callable[[Engine], None]] | None = None, stop_after: int | None = None,
-                 log_dir: str | os.PathLike | None = None) -> None:
-        super().__init__(config, device, progress, handlers, stop_after, log_dir)
 
     def fit(
         self,
