@@ -218,13 +218,17 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
         print("$", " ".join(cmd), flush=True)
         # another study process of this dataset (other seeds) may hold some of the models: train-many reports those
         # as failed and trains the rest, so wait for the holders and ask again until every model is finished
-        while subprocess.run(cmd, check=False).returncode != 0:
-            held = [out / f"{Path(i['image']).stem}.pt.lock" for i in items]
-            if not any(lock.exists() for lock in held):
-                raise SystemExit(f"train-many failed on {out} with no other process training there (its log above)")
+        held = [out / f"{Path(i['image']).stem}.pt.lock" for i in items]
+        for attempt in range(3):
+            if subprocess.run(cmd, check=False).returncode == 0:
+                break
+            # the other process may have let go between its claim and this check: a failure with nothing held is
+            # ours only when it comes again
             print(f"waiting for another process training into {out}", flush=True)
             while any(lock.exists() for lock in held):
                 time.sleep(30)
+        else:
+            raise SystemExit(f"train-many failed on {out} three times (its log above)")
     return out
 
 
