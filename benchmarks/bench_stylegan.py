@@ -63,7 +63,7 @@ sys.path.insert(0, str(HERE / "downstream"))
 from data import prepare  # the study's datasets, through the path above
 from monai_singanseg import load_training_pair
 from monai_singanseg.files import atomic_write
-from monai_singanseg.generators import is_diffusion, load_generator
+from monai_singanseg.generators import load_generator
 from monai_singanseg.metrics import (
     frame_score,
     ms_ssim_diversity,
@@ -183,7 +183,7 @@ def draw(models: list, num: int, seed: int, args: argparse.Namespace
     images, masks, start = [], [], time.perf_counter()
     for i in range(num):
         model = models[i % len(models)]
-        extra = ({"steps": args.diffusion_sampling_steps} if is_diffusion(model) else
+        extra = ({"steps": args.diffusion_sampling_steps} if model.denoises else
                  {"diversity": args.singanseg_diversity} if model.kind == "singanseg" else {})
         image, label = model.sample(1, seed=seed + i, **extra)
         images.append(image.float().cpu())

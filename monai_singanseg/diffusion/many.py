@@ -17,15 +17,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from monai_singanseg.diffusion.checkpoint import read_diffusion_checkpoint
 from monai_singanseg.diffusion.config import DiffusionConfig
 from monai_singanseg.diffusion.trainer import DiffusionTrainer
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.files import atomic_write
 from monai_singanseg.io import TrainingPair, load_training_pair
-from monai_singanseg.pyramid import resize
+from monai_singanseg.training.pairs import resize_pair  # re-exported: its earlier home
 from monai_singanseg.training.runner import Job, OneModelPerJob, distributed_ranks, rank_device, read_datalist, run_jobs
 
 __all__ = ["CLUSTERS_NAME", "cluster_checkpoint", "load_datalist_pairs", "resize_pair", "train_diffusion_models"]
@@ -36,26 +34,6 @@ CLUSTERS_NAME = "clusters.json"
 def cluster_checkpoint(out_dir: str | os.PathLike, cluster: int) -> Path:
     """The checkpoint of cluster ``cluster`` in ``out_dir``."""
     return Path(out_dir) / f"cluster_{cluster}.pt"
-
-
-def resize_pair(pair: TrainingPair, shape: Sequence[int]) -> TrainingPair:
-    """``pair`` resized to the spatial ``shape`` (one size for every axis, or one per axis): image channels smoothly
-    (antialiased when shrinking), the mask channels smoothly too and then re-binarised (re-one-hot), so outlines stay
-    as smooth as the image's."""
-    shape = tuple(int(s) for s in shape)
-    if len(shape) == 1:
-        shape = shape * pair.spatial_dims
-    if len(shape) != pair.spatial_dims:
-        raise SinGANSegInputError(f"resize to {shape}: the pair is {pair.spatial_dims}D.")
-    if min(shape) < 1:
-        raise SinGANSegInputError(f"resize to {shape}: every size must be >= 1 pixel.")
-    if tuple(pair.real.shape[1:]) == shape:
-        return pair
-    n_img = pair.real.shape[0] - pair.labels.channels
-    resized = resize(pair.real[None].float(), shape)[0]
-    mask = pair.labels.encode_indices(pair.labels.indices(resized[n_img:]))
-    real = torch.cat([resized[:n_img].clamp(-1.0, 1.0), mask])
-    return TrainingPair(real, pair.intensity, pair.labels, dict(pair.meta))
 
 
 def load_datalist_pairs(

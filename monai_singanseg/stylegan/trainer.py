@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from torch import nn
 
-from monai_singanseg.diffusion.many import resize_pair
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
@@ -42,7 +41,7 @@ from monai_singanseg.stylegan.model import PairStyleGAN, build_critics
 from monai_singanseg.training.average import WeightAverage
 from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.handlers import StepCheckpoint
-from monai_singanseg.training.pairs import stack_training_pairs
+from monai_singanseg.training.pairs import resize_pair, stack_training_pairs
 from monai_singanseg.training.resume import fingerprint
 from monai_singanseg.training.seeds import stream_seed
 

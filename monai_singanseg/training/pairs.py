@@ -15,8 +15,9 @@ from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generator_protocol import check_pair_values, default_labels
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
+from monai_singanseg.pyramid import resize
 
-__all__ = ["pair_name", "stack_training_pairs"]
+__all__ = ["pair_name", "resize_pair", "stack_training_pairs"]
 
 
 def pair_name(pair: Any, index: int) -> str:
@@ -94,3 +95,23 @@ def stack_training_pairs(
     first = pairs[0]
     source = first.source if isinstance(first, TrainingPair) else {}
     return torch.stack(reals), common, encodings[0], source
+
+
+def resize_pair(pair: TrainingPair, shape: Sequence[int]) -> TrainingPair:
+    """``pair`` resized to the spatial ``shape`` (one size for every axis, or one per axis): image channels smoothly
+    (antialiased when shrinking), the mask channels smoothly too and then re-binarised (re-one-hot), so outlines stay
+    as smooth as the image's."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 1:
+        shape = shape * pair.spatial_dims
+    if len(shape) != pair.spatial_dims:
+        raise SinGANSegInputError(f"resize to {shape}: the pair is {pair.spatial_dims}D.")
+    if min(shape) < 1:
+        raise SinGANSegInputError(f"resize to {shape}: every size must be >= 1 pixel.")
+    if tuple(pair.real.shape[1:]) == shape:
+        return pair
+    n_img = pair.real.shape[0] - pair.labels.channels
+    resized = resize(pair.real[None].float(), shape)[0]
+    mask = pair.labels.encode_indices(pair.labels.indices(resized[n_img:]))
+    real = torch.cat([resized[:n_img].clamp(-1.0, 1.0), mask])
+    return TrainingPair(real, pair.intensity, pair.labels, dict(pair.meta))
