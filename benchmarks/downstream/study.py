@@ -637,8 +637,9 @@ def _paired(scores: dict[tuple, float], others: dict[tuple, float], counterpart:
 
 
 def headroom(records: list[dict], baseline: str = "standard") -> dict[str, dict[int, float]]:
-    """Per dataset and N: the baseline's mean test Dice with every training image minus with N. What more real
-    images give is a yardstick for what synthetic pairs of the N images can be expected to give."""
+    """Per dataset and N below the largest N run: the baseline's mean test Dice at the largest N minus at N (the
+    largest N is every training image where the runs include it). What more real images give is a yardstick for
+    what synthetic pairs of the N images can be expected to give."""
     out: dict[str, dict[int, float]] = {}
     for dataset in sorted({r["dataset"] for r in records}):
         means = {n: float(np.mean([r["test_dice"] for r in records if (r["dataset"], r["condition"], r["n"]) ==
@@ -646,7 +647,7 @@ def headroom(records: list[dict], baseline: str = "standard") -> dict[str, dict[
                  for n in sorted({r["n"] for r in records if (r["dataset"], r["condition"]) == (dataset, baseline)})}
         if len(means) > 1:  # one N alone has nothing to compare with
             top = means[max(means)]
-            out[dataset] = {n: top - m for n, m in means.items()}
+            out[dataset] = {n: top - m for n, m in means.items() if n != max(means)}
     return out
 
 
@@ -721,7 +722,8 @@ def report(results: Path, against: Path | None = None) -> None:
             lines.append(f"| {dataset} | {condition} | " + " | ".join(cells) + " |")
     room = headroom(records)
     if room:
-        lines += ["", "## Headroom: what every real training image adds to N of them (`standard`)", "",
+        lines += ["", "## Headroom: `standard`'s test Dice at the largest N run minus at N (every training image "
+                  "where the largest N is the whole pool)", "",
                   "| dataset | " + " | ".join(f"N = {n}" for n in sizes) + " |", "| --- " * (len(sizes) + 1) + "|"]
         lines += [f"| {d} | " + " | ".join(f"{room[d][n]:+.3f}" if n in room[d] else "" for n in sizes) + " |"
                   for d in room]
