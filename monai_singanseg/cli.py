@@ -540,6 +540,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="train the scales larger than this on random windows of this many pixels (default: the "
                              "schedule's; 0 = whole images): a model at the image's own size for about the cost of "
                              "one this size (docs/quality.md)")
+    parser.add_argument("--rec-weight", type=float, default=None,
+                        help="reconstruction weight of the fine scales (default: the schedule's, 10; the fast "
+                             "schedule's four coarsest scales keep it): 100 keeps more of the image's fine detail "
+                             "(docs/quality.md, 'Blur')")
     parser.add_argument("--padding", choices=PADDINGS, default=None,
                         help="how the generators pad their input (default: the schedule's; zeros is the reference "
                              "and leaves a dark frame and pinned corners in the samples: docs/quality.md)")
@@ -595,6 +599,8 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
             config.network.critic_scales = args.critic_scales
         if args.crop_size is not None:
             config.optim.crop_size = args.crop_size
+        if args.rec_weight is not None:
+            config.optim = config.optim.with_fine_rec_weight(args.rec_weight)
         config.validate()
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err

@@ -313,6 +313,8 @@ class OptimConfig:
         if self.coarse_scales < 0 or self.concurrent_scales < 0:
             raise ValueError(f"coarse_scales and concurrent_scales must be >= 0, got {self.coarse_scales} and "
                              f"{self.concurrent_scales}.")
+        if isinstance(self.rec_weight, bool) or not isinstance(self.rec_weight, (int, float)) or self.rec_weight < 0:
+            raise ValueError(f"rec_weight must be a number >= 0, got {self.rec_weight!r}.")
         if self.crop_size != 0 and self.crop_size < 16:
             # the critic's receptive field is 11 pixels: a smaller window leaves it almost nothing to compare
             raise ValueError(f"crop_size must be 0 (whole images) or >= 16, got {self.crop_size}.")
@@ -337,6 +339,21 @@ class OptimConfig:
     def coarse_recipe(self) -> OptimConfig:
         """The recipe of a coarse scale: ``coarse`` applied over these values."""
         recipe = OptimConfig(**{**dataclasses.asdict(self), **self.coarse, "coarse": {}, "coarse_scales": 0})
+        recipe.validate()
+        return recipe
+
+    def with_fine_rec_weight(self, weight: float) -> OptimConfig:
+        """These settings with the reconstruction weight ``weight`` at the scales that are not coarse (every scale
+        when there are no coarse overrides); the coarse scales keep their own, since they lay out the image.
+
+        The fine scales of the fast schedule are near-deterministic (their noise amplitude is a few thousandths), so
+        what they add is mostly the detail the reconstruction loss teaches them; a larger weight there keeps more of
+        the real image's fine detail (docs/quality.md, "Blur: where the fine detail goes").
+        """
+        coarse = dict(self.coarse)
+        if self.coarse and self.coarse_scales:
+            coarse.setdefault("rec_weight", self.rec_weight)
+        recipe = dataclasses.replace(self, rec_weight=float(weight), coarse=coarse)
         recipe.validate()
         return recipe
 

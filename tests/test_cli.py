@@ -112,6 +112,10 @@ def test_schedule_option_sets_the_recipe(cli_model, tmp_path):
     assert faithful.config.optim.schedule == "faithful" and faithful.config.optim.critic_steps == 3
     assert faithful.config.optim.gp_every == 1 and faithful.config.optim.plateau_window == 0
     assert [r["iterations"] for r in state.log] == [3] * faithful.num_scales
+    sharp_path = tmp_path / "sharp.pt"
+    assert main(TRAIN + ["--out", str(sharp_path), "--rec-weight", "100"]) == 0
+    sharp, _ = load_model(sharp_path)
+    assert sharp.config.optim.rec_weight == 100.0 and sharp.config.optim.coarse["rec_weight"] == 10.0
 
 
 @pytest.mark.parametrize("extra, message", [

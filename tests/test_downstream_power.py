@@ -156,6 +156,20 @@ def test_generator_recipes_train_into_folders_of_their_own_and_a_moved_model_is_
     study.check_recipe(path, args, {"padding": "reflect", "crop_size": 64})
     with pytest.raises(SystemExit, match="crop_size"):
         study.check_recipe(path, args, reflect)
+    # the fine scales' reconstruction weight is a recipe of its own: a model of one weight never passes for the other
+    sharp = {"crop_size": 64, "rec_weight": 100}
+    assert study.recipe_suffix(sharp) == "_crop_size-64_rec_weight-100"
+    with pytest.raises(SystemExit, match="rec_weight"):
+        study.check_recipe(path, args, {**sharp, "padding": "reflect"})
+    stored["config"] = dataclasses.replace(zeros, optim=zeros.optim.with_fine_rec_weight(100)).to_json()
+    study.check_recipe(path, args, {"rec_weight": 100})
+    with pytest.raises(SystemExit, match="crop_size"):
+        study.check_recipe(path, args, sharp)
+    stored["config"] = dataclasses.replace(zeros, optim=dataclasses.replace(
+        zeros.optim.with_fine_rec_weight(100), crop_size=64)).to_json()
+    study.check_recipe(path, args, sharp)
+    with pytest.raises(SystemExit, match="rec_weight"):
+        study.check_recipe(path, args, {"crop_size": 64})
 
 
 def test_the_report_compares_other_generator_recipes_with_the_shipped_ones_by_seed(tmp_path):
@@ -188,6 +202,8 @@ def test_windowed_generators_are_paired_with_their_zero_padded_windowed_twin(tmp
     assert study.shipped_reference("sgs_add1_s0_reflect") == study.SHIPPED
     assert study.shipped_reference("sgs_add1_s0_crop64_reflect") == twin
     assert study.shipped_reference("sgs_add1_s0_d04_crop64_reflect") == twin
+    assert study.shipped_reference("sgs_add1_s0_d04_crop64_rec100") == twin  # differs by the weight only
+    assert study.shipped_reference("sgs_add1_s1_crop64_rec100") == twin
     assert study.shipped_reference(twin) is None and study.shipped_reference(study.SHIPPED) is None
     assert study.shipped_reference("standard") is None
     protocol = {"iterations": 10, "pool_size": 16, "pool_refresh": 0.1, "generator_settings": "abc"}

@@ -280,6 +280,18 @@ def test_fewer_iterations_shorten_the_fast_schedules_coarse_scales_in_proportion
     assert SinGANSegConfig.for_schedule("fast", image_channels=1).optim.coarse["iters_per_scale"] == 2000
 
 
+def test_the_fine_reconstruction_weight_leaves_the_coarse_scales_theirs():
+    fast = SinGANSegConfig.for_schedule("fast", image_channels=1).optim
+    sharp = fast.with_fine_rec_weight(100)
+    assert [sharp.at_scale(k, 8).rec_weight for k in range(8)] == [10.0] * 4 + [100.0] * 4
+    assert fast.rec_weight == 10.0 and "rec_weight" not in fast.coarse  # the schedule's own config is untouched
+    faithful = SinGANSegConfig.for_schedule("faithful", image_channels=1).optim.with_fine_rec_weight(1)
+    assert [faithful.at_scale(k, 8).rec_weight for k in range(8)] == [1.0] * 8  # no coarse scales: every scale
+    assert SinGANSegConfig.from_json(SinGANSegConfig(optim=sharp).to_json()).optim == sharp
+    with pytest.raises(ValueError, match="rec_weight"):
+        fast.with_fine_rec_weight(-1)
+
+
 def test_fast_schedule_preset():
     fast = SinGANSegConfig.for_schedule("fast", image_channels=1)
     assert fast.optim.schedule == "fast" and fast.optim.gp_every > 1 and fast.optim.plateau_window > 0

@@ -126,6 +126,13 @@ CONDITIONS: dict[str, dict | None] = {
                                        "keep_original": True, "recipe": {"padding": "reflect", "crop_size": 64}},
     "sgs_add1_s0_crop64_reflect": {"prob": 1.0, "start_scale": 0, "diversity": 1.0, "num_samples": 2,
                                    "keep_original": True, "recipe": {"padding": "reflect", "crop_size": 64}},
+    # windowed 192-px generators whose fine scales weigh reconstruction 10x (100 instead of 10): they keep about
+    # twice the fine detail the default loses (docs/quality.md, "Blur"); the shipped sampling, and start scale 1 at
+    # diversity 1 (the coarsest layout kept, every finer scale drawn afresh)
+    "sgs_add1_s0_d04_crop64_rec100": {"prob": 1.0, "start_scale": 0, "diversity": 0.4, "num_samples": 2,
+                                      "keep_original": True, "recipe": {"crop_size": 64, "rec_weight": 100}},
+    "sgs_add1_s1_crop64_rec100": {"prob": 1.0, "start_scale": 1, "diversity": 1.0, "num_samples": 2,
+                                  "keep_original": True, "recipe": {"crop_size": 64, "rec_weight": 100}},
     # the second generator, one diffusion model per image as for SinGAN-Seg (sampling options: --diffusion-*)
     # the redraws of each cached slice are pooled like the SinGAN-Seg pairs (the transform comes before the crops)
     "dif_inpaint_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "inpaint", "pool_redraws": True}},
@@ -158,20 +165,20 @@ def generator_kind(condition: dict | None) -> str | None:
 
 
 def recipe_of(condition: dict | None) -> dict:
-    """The SinGAN-Seg training options a condition's generators differ by (``padding``, ``crop_size``; ``{}``: the
-    schedule's own)."""
+    """The SinGAN-Seg training options a condition's generators differ by (``padding``, ``crop_size``,
+    ``rec_weight``: the fine scales' reconstruction weight; ``{}``: the schedule's own)."""
     return {} if condition is None else dict(condition.get("recipe", {}))
 
 
 def shipped_reference(name: str) -> str | None:
     """The condition a generator-recipe condition is paired with: the shipped recipe's sampling (:data:`SHIPPED`) with
-    generators trained the same way but zero-padded (the schedule's own padding), so that the pair differs only by
-    what the recipe changes besides training windows; ``None`` for a condition without a recipe or the reference
-    itself."""
+    generators trained on the same windows but otherwise by the schedule (zero padding, its reconstruction weight),
+    so that the pair differs only by what the recipe changes besides training windows; ``None`` for a condition
+    without a recipe or the reference itself."""
     recipe = recipe_of(CONDITIONS.get(name))
     if not recipe:
         return None
-    reference = {k: v for k, v in recipe.items() if k != "padding"}
+    reference = {k: v for k, v in recipe.items() if k == "crop_size"}
     same = [c for c, options in CONDITIONS.items() if options is not None and recipe_of(options) == reference
             and {k: v for k, v in options.items() if k != "recipe"} ==
             {k: v for k, v in CONDITIONS[SHIPPED].items() if k != "recipe"}]
@@ -271,6 +278,8 @@ def check_recipe(path: Path, args: argparse.Namespace, recipe: dict | None = Non
         raise SystemExit(str(err)) from None
     recipe = recipe or {}
     optim = dataclasses.replace(optim_settings(args), crop_size=recipe.get("crop_size", OptimConfig.crop_size))
+    if "rec_weight" in recipe:
+        optim = optim.with_fine_rec_weight(recipe["rec_weight"])
     network = dataclasses.replace(stored.network, padding=recipe.get("padding", NetworkConfig.padding))
     differ = config_differences(stored, dataclasses.replace(stored, optim=optim, network=network))
     if differ:
