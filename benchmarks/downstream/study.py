@@ -731,8 +731,8 @@ def report(results: Path, against: Path | None = None) -> None:
             lines.append(f"| {dataset} | {condition} | " + " | ".join(cells) + " |")
     room = headroom(records)
     if room:
-        lines += ["", "## Headroom: `standard`'s test Dice at the largest N run minus at N (every training image "
-                  "where the largest N is the whole pool)", "",
+        lines += ["", ("## Headroom: `standard`'s test Dice at the largest N run minus at N (every training image "
+                       "where the largest N is the whole pool)"), "",
                   "| dataset | " + " | ".join(f"N = {n}" for n in sizes) + " |", "| --- " * (len(sizes) + 1) + "|"]
         lines += [f"| {d} | " + " | ".join(f"{room[d][n]:+.3f}" if n in room[d] else "" for n in sizes) + " |"
                   for d in room]
