@@ -6,6 +6,7 @@ quality figures they must not cost (patch SWD, foreground error, diversity).
         --set network.padding=reflect                        # the models this benchmark reads (fast schedule)
     python benchmarks/bench_artifacts.py [--data nuclei mni] [--max-size 64] [--seeds 0 1 2] [--num 64] \
         [--variants "" network.padding=reflect optim.crop_size=64] [--tag 192]
+    python benchmarks/bench_artifacts.py --models FOLDER [FOLDER ...] --pairs DATASET_FOLDER --tag NAME
 
 Reads the time-to-quality models ``benchmarks/results/models/time_to_quality/<data>_<size>_fast[_<variant>]_600_t1_s<seed>.pt``
 (one per variant and training seed, the fast schedule at 600 iterations, 1 thread; missing ones are listed and
@@ -33,7 +34,7 @@ import torch
 from bench_time_to_quality import SWD_OPTIONS, load_pair, model_path, save_json
 from machine import machine
 
-from monai_singanseg import SinGANSeg
+from monai_singanseg import SinGANSeg, load_training_pair
 from monai_singanseg.metrics import (
     foreground,
     foreground_fraction,
@@ -109,6 +110,25 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def folder_records(folders: list[Path], pairs: Path, num: int) -> list[dict]:
+    """Measure every finished model of ``folders`` against its own training pair ``pairs/{images,labels}/<name>.png``;
+    the variant is the folder's name, the seed column the model's."""
+    records = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.pt")):
+            model = SinGANSeg.load(path)
+            if model.trained_scales < model.num_scales:
+                print(f"{path}: unfinished, skipped")
+                continue
+            pair = load_training_pair([pairs / "images" / f"{path.stem}.png"], pairs / "labels" / f"{path.stem}.png")
+            real = build_pyramid(pair.real.unsqueeze(0), model.shapes)[-1]
+            record = {"data": pairs.name, "max_size": max(model.shapes[-1]), "variant": folder.name, "seed": path.stem,
+                      "num": num, **measure(model, real, pair.real.unsqueeze(0), draw(model, num, 1000))}
+            records.append(record)
+            print(json.dumps(record), flush=True)
+    return records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=["nuclei", "mni"], choices=["nuclei", "mni"])
@@ -119,9 +139,23 @@ def main() -> None:
                              "shipped); the canvas-crop row is drawn from the '' models")
     parser.add_argument("--num", type=int, default=64)
     parser.add_argument("--tag", default="", help="suffix of the result files (default: none)")
+    parser.add_argument("--models", nargs="+", type=Path, default=None,
+                        help="instead of the time-to-quality models: folders of models trained by train-many (the "
+                             "downstream study's), each model measured against its own pair in --pairs")
+    parser.add_argument("--pairs", type=Path, default=None,
+                        help="with --models: a study dataset folder (images/<name>.png, labels/<name>.png)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     suffix = f"_{args.tag}" if args.tag else ""
+    if args.models:
+        records = folder_records(args.models, args.pairs, args.num)
+        save_json(RESULTS / f"artifacts{suffix}.json", {"machine": machine(), "records": records})
+        text = table(records)
+        (RESULTS / f"artifacts{suffix}.md").write_text(
+            "# Tell-tale artifacts by generator folder\n\nWritten by `benchmarks/bench_artifacts.py --models`; columns "
+            "in its docstring; mean ± sd over the folder's models (one per training image).\n\n" + text)
+        print(text)
+        return
     records, missing = [], []
     for data in args.data:
         pair = load_pair(data)
