@@ -99,3 +99,40 @@ def test_artifact_benchmark_measures_and_tabulates_a_model(two_models):
     assert "| zeros | 2 |" in text and f"{record['swd']:.3f} ± 0.000" in text
     assert ttq.model_path("nuclei", 64, "fast", "optim.crop_size=64,network.padding=reflect", 600, 1, 2).name == (
         "nuclei_64_fast_crop_size64_network.paddingreflect_600_t1_s2.pt")
+
+
+def test_artifact_benchmark_measures_a_folder_of_models_against_their_own_pairs(two_models, tmp_path):
+    import shutil
+
+    import bench_artifacts
+
+    folder, _, _ = two_models
+    models, pairs = tmp_path / "recipe_a", tmp_path / "task"
+    for sub in (models, pairs / "images", pairs / "labels"):
+        sub.mkdir(parents=True)
+    shutil.copy(folder / "a.pt", models / "crop.pt")
+    shutil.copy(ttq.ROOT / "data" / "nuclei" / "nuclei_image.png", pairs / "images" / "crop.png")
+    shutil.copy(ttq.ROOT / "data" / "nuclei" / "nuclei_label.png", pairs / "labels" / "crop.png")
+    (record,) = bench_artifacts.folder_records([models], pairs, 2)
+    assert (record["data"], record["variant"], record["seed"], record["num"]) == ("task", "recipe_a", "crop", 2)
+    assert set(bench_artifacts.COLUMNS) <= set(record) and record["swd"] > 0
+
+
+def test_sharpness_benchmark_profiles_refits_and_retrains_the_finest_scale(two_models):
+    import bench_sharpness
+
+    folder, model, _ = two_models
+    pair = ttq.load_pair("nuclei")
+    real = pair.real[None]
+    profile = bench_sharpness.profile(model, real, 2)
+    assert len(profile["scales"]) == model.trained_scales
+    assert profile["scales"][-1]["real"] == bench_sharpness.image_sharpness(
+        ttq.build_pyramid(real, model.shapes)[-1], model.config.image_channels)  # the real image at the finest scale, as the model sees it
+    assert set(profile["samples"]) == {f"start{s}_d{d}" for s, d in bench_sharpness.SETTINGS}
+    before = [t.clone() for t in model.generators[-1].state_dict().values()]
+    refit = bench_sharpness.refit(ttq.SinGANSeg.load(folder / "a.pt"), real, 4, 2)
+    assert [t["step"] for t in refit["trace"]] == [1, 2, 3, 4] and all(t["sharpness"] > 0 for t in refit["trace"])
+    assert all(torch.equal(a, b) for a, b in zip(before, model.generators[-1].state_dict().values()))
+    retrained = bench_sharpness.retrain(folder / "a.pt", pair, 4, 100.0, 2, 2)
+    assert retrained["rec_weight"] == 100.0 and [t["iteration"] for t in retrained["trace"]] == [2, 4]
+    assert ttq.SinGANSeg.load(folder / "a.pt").trained_scales == model.trained_scales  # the model file is untouched
