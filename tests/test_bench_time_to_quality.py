@@ -136,3 +136,18 @@ def test_sharpness_benchmark_profiles_refits_and_retrains_the_finest_scale(two_m
     retrained = bench_sharpness.retrain(folder / "a.pt", pair, 4, 100.0, 2, 2)
     assert retrained["rec_weight"] == 100.0 and [t["iteration"] for t in retrained["trace"]] == [2, 4]
     assert ttq.SinGANSeg.load(folder / "a.pt").trained_scales == model.trained_scales  # the model file is untouched
+
+
+def test_the_study_picture_script_draws_the_real_pair_and_the_samples(two_models, tmp_path):
+    sys.path.insert(0, str(ttq.HERE / "downstream"))
+    import pictures
+
+    folder, _, _ = two_models
+    out = tmp_path / "samples.png"
+    data = ttq.ROOT / "data" / "nuclei"
+    pictures.main([str(folder / "a.pt"), str(data / "nuclei_image.png"), str(data / "nuclei_label.png"), str(out),
+                   "--diversities", "1", "--per", "2"])
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.size[0] > 200 and image.size[1] > 100
