@@ -110,12 +110,32 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_results(records: list[dict], suffix: str, heading: str) -> None:
+    """``artifacts<suffix>.json`` (the records with the machine) and ``.md`` (``heading`` then the table); prints it."""
+    save_json(RESULTS / f"artifacts{suffix}.json", {"machine": machine(), "records": records})
+    text = table(records)
+    (RESULTS / f"artifacts{suffix}.md").write_text(heading + text)
+    print(text)
+
+
 def folder_records(folders: list[Path], pairs: Path, num: int) -> list[dict]:
     """Measure every finished model of ``folders`` against its own training pair ``pairs/{images,labels}/<name>.png``;
-    the variant is the folder's name, the seed column the model's."""
+    the variant is the folder's name, the seed column the model's.
+
+    Raises:
+        SystemExit: before measuring anything, naming a folder without models or a model without its pair.
+    """
+    models = {folder: sorted(folder.glob("*.pt")) for folder in folders}
+    for folder, paths in models.items():
+        if not paths:
+            raise SystemExit(f"{folder}: no models (*.pt) there")
+        for path in paths:
+            for part in ("images", "labels"):
+                if not (pairs / part / f"{path.stem}.png").is_file():
+                    raise SystemExit(f"{path}: its pair is missing: no {pairs / part / f'{path.stem}.png'}")
     records = []
-    for folder in folders:
-        for path in sorted(folder.glob("*.pt")):
+    for folder, paths in models.items():
+        for path in paths:
             model = SinGANSeg.load(path)
             if model.trained_scales < model.num_scales:
                 print(f"{path}: unfinished, skipped")
@@ -145,16 +165,14 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=None,
                         help="with --models: a study dataset folder (images/<name>.png, labels/<name>.png)")
     args = parser.parse_args()
+    if args.models and args.pairs is None:
+        parser.error("--models needs --pairs (the study dataset folder the models were trained on)")
     torch.set_num_threads(1)
     suffix = f"_{args.tag}" if args.tag else ""
     if args.models:
-        records = folder_records(args.models, args.pairs, args.num)
-        save_json(RESULTS / f"artifacts{suffix}.json", {"machine": machine(), "records": records})
-        text = table(records)
-        (RESULTS / f"artifacts{suffix}.md").write_text(
+        write_results(folder_records(args.models, args.pairs, args.num), suffix, (
             "# Tell-tale artifacts by generator folder\n\nWritten by `benchmarks/bench_artifacts.py --models`; columns "
-            "in its docstring; mean ± sd over the folder's models (one per training image).\n\n" + text)
-        print(text)
+            "in its docstring; mean ± sd over the folder's models (one per training image).\n\n"))
         return
     records, missing = [], []
     for data in args.data:
@@ -195,12 +213,9 @@ def main() -> None:
                            names=[f"{k} {i}" for k in shown for i in range(4)])
     if missing:
         print("missing models (train them first, see the docstring):", ", ".join(missing))
-    save_json(RESULTS / f"artifacts{suffix}.json", {"machine": machine(), "records": records})
-    text = table(records)
-    (RESULTS / f"artifacts{suffix}.md").write_text(
+    write_results(records, suffix, (
         "# Tell-tale artifacts by generator variant\n\nWritten by `benchmarks/bench_artifacts.py`; columns in its "
-        "docstring and docs/quality.md; mean ± sd over training seeds.\n\n" + text)
-    print(text)
+        "docstring and docs/quality.md; mean ± sd over training seeds.\n\n"))
 
 
 if __name__ == "__main__":

@@ -32,11 +32,12 @@ import time
 from pathlib import Path
 
 import torch
+from bench_time_to_quality import save_json
 from ignite.engine import Events
 from machine import machine
 
 from monai_singanseg.checkpoint import load_model
-from monai_singanseg.files import atomic_write
+from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.io import load_training_pair
 from monai_singanseg.metrics import sharpness
 from monai_singanseg.pyramid import resize
@@ -165,9 +166,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pair = load_training_pair([args.image], args.label)
+    try:  # a missing or foreign file: one line naming it, before any work
+        pair = load_training_pair([args.image], args.label)
+        model, _ = load_model(args.model, device="cpu")
+    except SinGANSegInputError as err:
+        raise SystemExit(str(err)) from None
+    if tuple(pair.real.shape[1:]) != tuple(model.shapes[-1]):
+        raise SystemExit(f"{args.model}: its finest scale is {tuple(model.shapes[-1])}, the pair {args.image} is "
+                         f"{tuple(pair.real.shape[1:])}: give the pair it was trained on")
     real = pair.real[None]
-    model, _ = load_model(args.model, device="cpu")
     record = {"mode": args.mode, "model": args.model.name, "folder": args.model.parent.name,
               "real_sharpness": image_sharpness(real, model.config.image_channels), "machine": machine()}
     if args.mode == "profile":
@@ -178,8 +185,7 @@ def main() -> None:
         record.update(retrain(args.model, pair, args.iters, args.rec_weight, args.every, args.num))
     print(json.dumps(record, indent=1))
     records = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    text = json.dumps(records + [record], indent=1)
-    atomic_write(RESULTS, lambda tmp: Path(tmp).write_text(text))
+    save_json(RESULTS, records + [record])
 
 
 if __name__ == "__main__":

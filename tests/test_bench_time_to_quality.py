@@ -151,3 +151,39 @@ def test_the_study_picture_script_draws_the_real_pair_and_the_samples(two_models
 
     with Image.open(out) as image:
         assert image.size[0] > 200 and image.size[1] > 100
+
+
+def test_the_picture_and_sharpness_scripts_stop_with_one_line_naming_a_missing_file(tmp_path, monkeypatch):
+    import bench_sharpness
+
+    sys.path.insert(0, str(ttq.HERE / "downstream"))
+    import pictures
+
+    data = ttq.ROOT / "data" / "nuclei"
+    with pytest.raises(SystemExit, match="nope.pt: checkpoint file not found"):
+        pictures.main([str(tmp_path / "nope.pt"), str(data / "nuclei_image.png"), str(data / "nuclei_label.png"),
+                       str(tmp_path / "out.png")])
+    assert not (tmp_path / "out.png").exists()
+    monkeypatch.setattr(sys, "argv", ["bench_sharpness.py", "profile", str(tmp_path / "nope.pt"),
+                                      str(tmp_path / "a.png"), str(data / "nuclei_label.png")])
+    monkeypatch.setattr(bench_sharpness, "RESULTS", tmp_path / "sharpness.json")
+    with pytest.raises(SystemExit, match="a.png: file not found"):
+        bench_sharpness.main()
+    assert not (tmp_path / "sharpness.json").exists()
+
+
+def test_the_artifact_benchmark_refuses_a_folder_whose_pairs_are_missing_before_measuring(two_models, tmp_path,
+                                                                                         monkeypatch):
+    import shutil
+
+    import bench_artifacts
+
+    folder, _, _ = two_models
+    models = tmp_path / "recipe"
+    models.mkdir()
+    shutil.copy(folder / "a.pt", models / "crop.pt")
+    monkeypatch.setattr(bench_artifacts, "measure", lambda *a: pytest.fail("measured before the check"))
+    with pytest.raises(SystemExit, match=r"crop.pt: its pair is missing: no .*images/crop.png"):
+        bench_artifacts.folder_records([models], tmp_path / "task", 2)
+    with pytest.raises(SystemExit, match="no models"):
+        bench_artifacts.folder_records([tmp_path / "task"], tmp_path / "task", 2)

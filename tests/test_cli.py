@@ -123,6 +123,7 @@ def test_schedule_option_sets_the_recipe(cli_model, tmp_path):
     (["--percentiles", "-5", "150"], "need 0 <= low < high <= 100"),
     (["--device", "tpu9"], "--device tpu9: not a device name"),
     (["--device", "cuda:7"], "--device cuda:7:"),
+    (["--rec-weight", "-1"], "rec_weight must be a number >= 0"),
 ])
 def test_bad_training_options_stop_with_one_line_before_training(tmp_path, capsys, extra, message):
     out = tmp_path / "m.pt"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generators import load_generator
 from monai_singanseg.io import read_image, read_mask
 from monai_singanseg.visualize import save_pair_grid
@@ -30,9 +31,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start", type=int, default=0, help="start scale")
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
-    model = load_generator(args.model)
-    image = read_image(args.image).as_tensor().float()
-    label = read_mask(args.label, image.shape[1:], args.image).float()
+    try:  # a missing file, a foreign checkpoint, a label of another size: one line naming it
+        model = load_generator(args.model)
+        image = read_image(args.image).as_tensor().float()
+        label = read_mask(args.label, image.shape[1:], args.image).float()
+    except SinGANSegInputError as err:
+        raise SystemExit(str(err)) from None
     images, labels, names = [], [], []
     for diversity in args.diversities:
         for i in range(args.per):

@@ -126,8 +126,8 @@ CONDITIONS: dict[str, dict | None] = {
                                        "keep_original": True, "recipe": {"padding": "reflect", "crop_size": 64}},
     "sgs_add1_s0_crop64_reflect": {"prob": 1.0, "start_scale": 0, "diversity": 1.0, "num_samples": 2,
                                    "keep_original": True, "recipe": {"padding": "reflect", "crop_size": 64}},
-    # windowed 192-px generators whose fine scales weigh reconstruction 10x (100 instead of 10): they keep about
-    # twice the fine detail the default loses (docs/quality.md, "Blur"); the shipped sampling, and start scale 1 at
+    # windowed 192-px generators whose fine scales weigh reconstruction 10x (100 instead of 10): their samples keep
+    # about a fifth more of the slice's fine detail (docs/quality.md, "Blur"); the shipped sampling, and start scale 1 at
     # diversity 1 (the coarsest layout kept, every finer scale drawn afresh)
     "sgs_add1_s0_d04_crop64_rec100": {"prob": 1.0, "start_scale": 0, "diversity": 0.4, "num_samples": 2,
                                       "keep_original": True, "recipe": {"crop_size": 64, "rec_weight": 100}},
