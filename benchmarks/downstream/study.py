@@ -133,6 +133,10 @@ CONDITIONS: dict[str, dict | None] = {
                                       "keep_original": True, "recipe": {"crop_size": 64, "rec_weight": 100}},
     "sgs_add1_s1_crop64_rec100": {"prob": 1.0, "start_scale": 1, "diversity": 1.0, "num_samples": 2,
                                   "keep_original": True, "recipe": {"crop_size": 64, "rec_weight": 100}},
+    # the data-sharing use with the shipped sampling: every real pair replaced by a synthetic one of its model
+    # (diversity 0.4, the batch as in standard); on the MRI tasks with their windowed generators
+    "synthetic_only_d04": {"prob": 1.0, "start_scale": 0, "diversity": 0.4},
+    "synthetic_only_d04_crop64": {"prob": 1.0, "start_scale": 0, "diversity": 0.4, "recipe": {"crop_size": 64}},
     # the second generator, one diffusion model per image as for SinGAN-Seg (sampling options: --diffusion-*)
     # the redraws of each cached slice are pooled like the SinGAN-Seg pairs (the transform comes before the crops)
     "dif_inpaint_p50": {"prob": 0.5, "generator": "diffusion", "diffusion": {"mode": "inpaint", "pool_redraws": True}},
