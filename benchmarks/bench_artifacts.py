@@ -104,8 +104,10 @@ def table(records: list[dict]) -> str:
             1, sum(1 for r in records if r["data"] == data))
         size = records[0]["max_size"]
         ceiling = next(r.get("real_sharpness") for r in records if r["data"] == data)
+        # a ratio to the real image's detail at its own size: 1 when the models are at that size (--models)
         lines.append(f"### {data}, {size} px, start scale 0 (real image's own ring-to-ring spread: {spread:.3f}; "
-                     f"sharpness of the real image at this size: {ceiling:.3f})\n")
+                     f"the real image brought to the model's size and back keeps {ceiling:.3f} of its detail, "
+                     f"the samples' sharpness ceiling)\n")
         lines.append(markdown_table(["variant", "seeds", *COLUMNS], rows))
     return "\n".join(lines)
 

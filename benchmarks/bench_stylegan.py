@@ -53,7 +53,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from machine import machine
 from PIL import Image
@@ -71,6 +70,7 @@ from monai_singanseg.metrics import (
     sharpness,
     sliced_wasserstein,
 )
+from monai_singanseg.pyramid import resize
 from monai_singanseg.stylegan import DESIGNS, PairStyleGAN, StyleGANConfig, StyleGANTrainer
 from monai_singanseg.stylegan.many import trained_steps
 
@@ -114,12 +114,13 @@ def stop_at(deadline: Deadline) -> Callable[[Engine], None]:
 
 
 def resize_pairs(images: torch.Tensor, masks: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``(N, C, H, W)`` and 0/1 masks ``(N, 1, H, W)`` at ``size x size``: images antialiased, masks smoothly
-    resized then thresholded at 0.5 (what the StyleGAN trainer does to its pairs)."""
+    """Images ``(N, C, H, W)`` and 0/1 masks ``(N, 1, H, W)`` at ``size x size`` by the resize the StyleGAN trainer
+    gives its pairs (``pyramid.resize``: bicubic, antialiased when shrinking): images clamped to ``[-1, 1]``, masks
+    resized smoothly then thresholded at 0.5."""
     if tuple(images.shape[2:]) == (size, size):
         return images.float(), masks.float()
-    images = F.interpolate(images.float(), (size, size), mode="bilinear", antialias=True, align_corners=False)
-    masks = F.interpolate(masks.float(), (size, size), mode="bilinear", antialias=True, align_corners=False)
+    images = resize(images.float(), (size, size)).clamp(-1.0, 1.0)
+    masks = resize(masks.float(), (size, size))
     return images, (masks > 0.5).float()
 
 
