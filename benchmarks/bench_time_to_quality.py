@@ -73,8 +73,11 @@ def load_pair(name: str):
     return prepare_training_pair(torch.from_numpy(image), torch.from_numpy(mask), "MNI152 T1", "MNI152 WM > 0.5")
 
 
-def _parse(current: float | str, value: str) -> float | str:
-    """``value`` as the type of the field's current value (``true``/``1`` or ``false``/``0`` for a flag)."""
+def _parse(current: float | str | tuple, value: str) -> float | str | tuple:
+    """``value`` as the type of the field's current value (``true``/``1`` or ``false``/``0`` for a flag; a tuple's
+    items joined by ``+``, e.g. ``network.critic_augment=translation+cutout``)."""
+    if isinstance(current, tuple):
+        return tuple(item for item in value.split("+") if item)
     if isinstance(current, bool):
         if value.lower() not in ("1", "true", "0", "false"):
             raise SystemExit(f"--set: {value!r} is not a flag value (true, false, 1, 0)")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from monai_singanseg.config import (
     ACTS,
+    AUGMENT_OPS,
     CRITICS,
     NORMS,
     OUTPUT_FORMATS,
@@ -33,7 +34,7 @@ from monai_singanseg.config import (
 )
 from monai_singanseg.diffusion.config import CLUSTER_FEATURES, SAMPLERS, DiffusionConfig, DiffusionSampling
 from monai_singanseg.errors import SamplesInterrupted, SinGANSegInputError
-from monai_singanseg.stylegan.config import AUGMENT_OPS, DESIGNS, StyleGANConfig
+from monai_singanseg.stylegan.config import DESIGNS, StyleGANConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -554,6 +555,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--critic-scales", type=int, default=None,
                         help=f"how many coarsest scales get the content and layout branches (default "
                              f"{NetworkConfig.critic_scales})")
+    parser.add_argument("--critic-augment", nargs="+", choices=AUGMENT_OPS, default=None, metavar="OP",
+                        help=f"DiffAugment operations ({', '.join(AUGMENT_OPS)}) through which the critics of the --critic-scales "
+                             "coarsest scales see real and generated inputs alike (default: none; pending "
+                             "measurement: docs/quality.md, 'Layouts')")
     parser.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="map these intensity percentiles to the range ends (default: min and max)")
     parser.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -597,6 +602,8 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
                                        critic=args.critic or config.network.critic)
         if args.critic_scales is not None:
             config.network.critic_scales = args.critic_scales
+        if args.critic_augment is not None:
+            config.network.critic_augment = tuple(args.critic_augment)
         if args.crop_size is not None:
             config.optim.crop_size = args.crop_size
         if args.rec_weight is not None:

@@ -20,6 +20,9 @@ NORMS = ("batch", "instance", "none")
 ACTS = ("leakyrelu", "elu", "relu")
 PADDINGS = ("zeros", "reflect", "replicate")
 CRITICS = ("patch", "content_layout")
+AUGMENT_OPS = ("color", "translation", "cutout")
+"""DiffAugment's operations (Zhao et al. 2020; :mod:`monai_singanseg.training.augment`): ``color`` changes the image
+channels only; ``translation`` and ``cutout`` move or blank image and mask channels alike."""
 OUTPUT_FORMATS = ("png", "nii.gz")
 STYLE_METHODS = ("none", "histogram", "vgg")
 STYLE_CONTENT_STYLE = (1.0, 1000.0)  # Gatys et al.'s content:style loss weights
@@ -183,6 +186,11 @@ class NetworkConfig:
             ``critic="content_layout"``). The layout is decided there: the coarsest scales are 25-42 pixels with the
             defaults at any ``max_size``, so the branches judge the whole image, while finer scales add detail to a
             layout already drawn.
+        critic_augment: DiffAugment operations (:data:`AUGMENT_OPS`) through which the critics of the
+            ``critic_scales`` coarsest scales see every input, real and generated alike (their own random draws per
+            model; the generator's gradient flows through them). There a critic sees the one real image whole, and a
+            whole-image branch (``critic="content_layout"``) can learn it by heart; One-Shot GAN augments its
+            critic's inputs for this reason. Empty (the default): none, the reference. An option pending measurement (docs/quality.md, "Layouts").
     """
 
     num_layers: int = 5
@@ -195,10 +203,19 @@ class NetworkConfig:
     padding: str = "zeros"
     critic: str = "patch"
     critic_scales: int = 3
+    critic_augment: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # JSON gives a list, a bundle override may give one name
+        ops = self.critic_augment
+        self.critic_augment = (ops,) if isinstance(ops, str) else tuple(ops)
 
     def validate(self) -> None:
         if self.critic not in CRITICS:
             raise ValueError(f"critic must be one of {CRITICS}, got {self.critic!r}.")
+        ops = self.critic_augment
+        if any(op not in AUGMENT_OPS for op in ops) or len(set(ops)) != len(ops):
+            raise ValueError(f"critic_augment must list distinct operations of {AUGMENT_OPS}, got {ops}.")
         _check_integer("critic_scales", self.critic_scales)
         if self.critic_scales < 1:
             raise ValueError(f"critic_scales must be >= 1, got {self.critic_scales}.")

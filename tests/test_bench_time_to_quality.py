@@ -26,6 +26,15 @@ def _model(path: Path, seed: int):
     return SinGANSegTrainer(config, progress=False).fit(pair.real, pair.intensity, pair.labels, path)
 
 
+def test_set_takes_a_tuple_joined_by_plus_and_refuses_a_bad_item():
+    pair = ttq.load_pair("nuclei")
+    config = ttq.make_config(pair, 32, "fast", 2, 0, "network.critic=content_layout,"
+                                                     "network.critic_augment=translation+cutout")
+    assert config.network.critic_augment == ("translation", "cutout")
+    with pytest.raises(ValueError, match="critic_augment must list distinct operations"):
+        ttq.make_config(pair, 32, "fast", 2, 0, "network.critic_augment=translation+flip")
+
+
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ttq")

@@ -1,5 +1,6 @@
 """The content and layout critic (``NetworkConfig.critic = "content_layout"``, after One-Shot GAN): its branches'
-shapes and per-model channels, training and sampling on the real nuclei crop, grouped training, the config."""
+shapes and per-model channels, training and sampling on the real nuclei crop, grouped training, the config; and the
+DiffAugment of the coarsest critics' inputs (``NetworkConfig.critic_augment``)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from monai_singanseg.networks import ScaleCritic, init_weights, stack_states
 from monai_singanseg.training import TrainingItem
 
 
-def _layout_config(**optim) -> SinGANSegConfig:
+def _layout_config(augment: tuple[str, ...] = (), **optim) -> SinGANSegConfig:
     config = tiny_config(**optim)
     config.network.critic = "content_layout"
     config.network.critic_scales = 2  # of the tiny pyramid's three: the finest scale has a patch critic
+    config.network.critic_augment = augment
     return config.validate()
 
 
@@ -101,7 +103,8 @@ def test_a_content_layout_model_trains_samples_saves_and_resumes(tmp_path, nucle
 # two critic steps: with three (and lr_d 5e-4) the rounding-level difference between grouped and plain convolutions
 # meets a discontinuity on the windows' run and grows to 1e-4 by scale 1, as tests/test_grouped_training.py notes
 # for concurrent scales; with two or four critic steps, two generator steps or lr_d 1e-4 the weights match to 1e-7
-@pytest.mark.parametrize("optim", [{"critic_steps": 2}, {"critic_steps": 2, "crop_size": 24}])
+@pytest.mark.parametrize("optim", [{"critic_steps": 2}, {"critic_steps": 2, "crop_size": 24},
+                                   {"critic_steps": 2, "augment": ("color", "translation", "cutout")}])
 def test_a_content_layout_model_trained_in_a_group_equals_the_model_trained_alone(tmp_path, nuclei_pair, optim):
     config = _layout_config(iters=1, **optim)
     tile = nuclei_tile("a")
@@ -126,13 +129,17 @@ def test_the_config_round_trips_and_old_configs_read_as_patch():
     data = json.loads(tiny_config().to_json())
     del data["network"]["critic"], data["network"]["critic_scales"]  # a checkpoint from before the option
     old = SinGANSegConfig.from_dict(data)
-    assert old.network.critic == "patch" and old.network.critic_scales == 3
+    assert old.network.critic == "patch" and old.network.critic_scales == 3 and old.network.critic_augment == ()
+    augmented = _layout_config(("translation", "cutout"))
+    assert SinGANSegConfig.from_json(augmented.to_json()).network.critic_augment == ("translation", "cutout")
 
 
 @pytest.mark.parametrize("field, value, message", [
     ("critic", "global", "critic must be one of"),
     ("critic_scales", 0, "critic_scales must be >= 1"),
     ("critic_scales", "2", "critic_scales must be an integer"),
+    ("critic_augment", ("flip",), "critic_augment must list distinct operations"),
+    ("critic_augment", ("cutout", "cutout"), "critic_augment must list distinct operations"),
 ])
 def test_bad_critic_options_are_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -148,6 +155,34 @@ def test_the_command_line_trains_a_content_layout_model(tmp_path, capsys):
     assert network.critic == "content_layout" and network.critic_scales == 1
     assert main(train + ["--out", str(tmp_path / "bad.pt"), "--critic-scales", "0"]) == 2
     assert "critic_scales must be >= 1" in capsys.readouterr().err and not (tmp_path / "bad.pt").exists()
+    augmented = tmp_path / "augmented.pt"
+    assert main(train + ["--out", str(augmented), "--critic-augment", "translation", "cutout"]) == 0
+    assert load_model(augmented)[0].config.network.critic_augment == ("translation", "cutout")
+    with pytest.raises(SystemExit):  # argparse: not one of the operations
+        main(train + ["--out", str(tmp_path / "bad.pt"), "--critic-augment", "flip"])
+    assert "invalid choice: 'flip'" in capsys.readouterr().err and not (tmp_path / "bad.pt").exists()
+
+
+def test_the_augmentation_reaches_the_coarsest_critics_only_and_changes_training(tmp_path, nuclei_pair, monkeypatch):
+    import monai_singanseg.training.trainer as trainer_module
+
+    seen: list[tuple[int, ...]] = []
+    original = trainer_module.diff_augment
+
+    def recording(x, image_channels, ops, generator=None):
+        seen.append(tuple(x.shape[2:]))
+        assert image_channels == 1 and ops == ("translation", "cutout")
+        return original(x, image_channels, ops, generator)
+
+    monkeypatch.setattr(trainer_module, "diff_augment", recording)
+    args = (nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels)
+    config = _layout_config(("translation", "cutout"), iters=2)
+    model = SinGANSegTrainer(config, progress=False).fit(*args, tmp_path / "augmented.pt")
+    # real, fake and the penalty's mixture in every critic step, the fake in every generator step
+    assert set(seen) == {tuple(s) for s in model.shapes[:2]} and len(seen) > 0
+    plain = SinGANSegTrainer(_layout_config(iters=2), progress=False).fit(*args, tmp_path / "plain.pt")
+    assert any(not torch.equal(a, b) for a, b in zip(model.generators[0].state_dict().values(),
+                                                      plain.generators[0].state_dict().values(), strict=True))
 
 
 def test_a_3d_content_layout_model_trains_and_samples(tmp_path, nuclei_pair):

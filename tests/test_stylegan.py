@@ -11,9 +11,9 @@ import torch
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.generators import GENERATORS, checkpoint_kind, load_generator
 from monai_singanseg.networks.checkpoint_format import SINGANSEG_CHECKPOINT
-from monai_singanseg.stylegan import PairStyleGAN, StyleGANConfig, StyleGANTrainer, binarize_mask, diff_augment
-from monai_singanseg.stylegan.augment import cutout, translate
+from monai_singanseg.stylegan import PairStyleGAN, StyleGANConfig, StyleGANTrainer, binarize_mask
 from monai_singanseg.stylegan.networks import Critic, ModulatedConv, minibatch_stddev
+from monai_singanseg.training.augment import cutout, diff_augment, translate
 from monai_singanseg.transforms.sampling import SAMPLERS
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from monai_singanseg.lazy import lazy_names
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
-    from monai_singanseg.stylegan.augment import diff_augment
     from monai_singanseg.stylegan.checkpoint_format import STYLEGAN_CHECKPOINT, StyleGANTrainingState
     from monai_singanseg.stylegan.config import AUGMENT_OPS, DESIGNS, StyleGANConfig
     from monai_singanseg.stylegan.many import train_stylegan_models
@@ -26,7 +25,6 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from monai_singanseg.stylegan.trainer import StyleGANTrainer, stack_pairs
 
 _SOURCES = {  # submodule: its public names
-    "augment": ("diff_augment",),
     "checkpoint_format": ("STYLEGAN_CHECKPOINT", "StyleGANTrainingState"),
     "config": ("AUGMENT_OPS", "DESIGNS", "StyleGANConfig"),
     "many": ("train_stylegan_models",),
@@ -46,7 +44,6 @@ __all__ = [
     "StyleGANTrainingState",
     "StyleGenerator",
     "binarize_mask",
-    "diff_augment",
     "stack_pairs",
     "train_stylegan_models",
 ]

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monai_singanseg.config import PairModelConfig, as_tuple
+from monai_singanseg.config import AUGMENT_OPS, PairModelConfig, as_tuple
 
 __all__ = ["AUGMENT_OPS", "DESIGNS", "StyleGANConfig"]
 
 DESIGNS = ("joint", "mask_then_image")
 """The two designs of Vu, Tronchin, Nyholm and Löfstedt (2025): one generator of the stacked image + mask channels
 (``joint``), or a mask generator followed by an image generator conditioned on the mask (``mask_then_image``)."""
-
-AUGMENT_OPS = ("color", "translation", "cutout")
-"""DiffAugment's operations (Zhao et al. 2020): ``color`` changes the image channels only; ``translation`` and
-``cutout`` move or blank image and mask channels alike (:mod:`monai_singanseg.stylegan.augment`)."""
-
 
 
 @dataclass

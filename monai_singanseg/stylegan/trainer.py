@@ -34,10 +34,10 @@ from torch import nn
 from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.intensity import IntensityMapping, LabelEncoding
 from monai_singanseg.io import TrainingPair
-from monai_singanseg.stylegan.augment import diff_augment
 from monai_singanseg.stylegan.checkpoint_format import StyleGANTrainingState
 from monai_singanseg.stylegan.config import StyleGANConfig
 from monai_singanseg.stylegan.model import PairStyleGAN, build_critics
+from monai_singanseg.training.augment import diff_augment
 from monai_singanseg.training.average import WeightAverage
 from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.handlers import StepCheckpoint

@@ -4,7 +4,7 @@ own loss, since no parameter is shared between models."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ def per_model_mean(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def gradient_penalty(
-    critic: nn.Module,
+    critic: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     real: torch.Tensor,
     fake: torch.Tensor,
     generators: Sequence[torch.Generator | None] = (None,),

@@ -44,6 +44,7 @@ from monai_singanseg.networks import (
 )
 from monai_singanseg.networks.scale_networks import Window, crop_windows
 from monai_singanseg.pyramid import build_pyramid, resize, scale_shapes
+from monai_singanseg.training.augment import diff_augment
 from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.concurrent import TrainedAlong, along_reconstruction, keep_trained_along, trained_along
 from monai_singanseg.training.handlers import Handler
@@ -202,6 +203,10 @@ class ScaleStep:
     (:class:`~monai_singanseg.training.concurrent.TrainedAlong`, ``along``): their reconstruction path starts from
     ``reconstruction_inputs[1]`` at the first of them, with ``coarser_rec_noise`` (one tensor each) as their
     reconstruction noise.
+
+    With ``augment`` (DiffAugment operations, ``NetworkConfig.critic_augment`` at the coarsest scales) the critic sees
+    every input through them, real, generated and the penalty's mixtures alike, each model with draws from its own
+    stream (:meth:`judge`); ``image_channels`` tells the colour operation which channels are image.
     """
 
     def __init__(
@@ -215,8 +220,11 @@ class ScaleStep:
         rngs: list[torch.Generator],
         optim: OptimConfig,
         coarser_rec_noise: Sequence[torch.Tensor] = (),
+        augment: Sequence[str] = (),
+        image_channels: int = 0,
     ) -> None:
         self.generator, self.critic, self.real = generator, critic, real
+        self.augment, self.image_channels = tuple(augment), image_channels
         self.noise_amp = noise_amp
         self.rec_noise, self.rec_previous = reconstruction_inputs
         self.coarser = coarser
@@ -258,6 +266,15 @@ class ScaleStep:
                       if s > self.crop else 0 for s in self.shape]
             out.append(tuple(slice(a, a + min(self.crop, s)) for a, s in zip(starts, self.shape)))
         return out
+
+    def judge(self, x: torch.Tensor) -> torch.Tensor:
+        """The critic's score map of ``x`` ``(N, groups * C, *spatial)``, through the augmentation when there is one:
+        model ``k``'s channels with draws from its own stream, so a model of a group sees what it would see alone."""
+        if not self.augment:
+            return self.critic(x)
+        c = self.channels
+        return self.critic(torch.cat([diff_augment(x[:, k * c:(k + 1) * c], self.image_channels, self.augment, rng)
+                                      for k, rng in enumerate(self.rngs)], 1))
 
     def real_in(self, windows: Sequence[Window] | None) -> torch.Tensor:
         """The real images, or each model's window of its own."""
@@ -347,14 +364,14 @@ class ScaleStep:
         optim, groups = self.optim, self.groups
         real = self.real_in(windows)
         self.opt_critic.zero_grad(set_to_none=True)
-        score_real = per_model_mean(self.critic(real), groups)
+        score_real = per_model_mean(self.judge(real), groups)
         (-score_real.sum()).backward()
-        score_fake = per_model_mean(self.critic(fake), groups)
+        score_fake = per_model_mean(self.judge(fake), groups)
         score_fake.sum().backward()
         penalty = None
         if self.critic_updates % optim.gp_every == 0:
             with record_function("singanseg.gradient_penalty"):
-                penalty = gradient_penalty(self.critic, real, fake, self.rngs)
+                penalty = gradient_penalty(self.judge, real, fake, self.rngs)
                 (optim.gp_weight * optim.gp_every * penalty.sum()).backward()
         self._step(self.opt_critic, self.optim.lr_d)
         self.critic_updates += 1
@@ -374,7 +391,7 @@ class ScaleStep:
         if self.along is not None:  # the same coarser sample and reconstruction, now through the scales trained along
             previous, rec_previous = self.along.paths()
         # the fake is recomputed for every step, so each generator step has its own gradient (a reference pitfall)
-        adversarial = -per_model_mean(self.critic(self.generator(noise, previous, self.windows())), groups)
+        adversarial = -per_model_mean(self.judge(self.generator(noise, previous, self.windows())), groups)
         adversarial.sum().backward()
         self.critic.requires_grad_(True)
         windows = self.windows()
@@ -656,8 +673,11 @@ class SinGANSegTrainer(GeneratorTrainer):
         if along:  # coarser scales trained along: the reconstruction path starts at the first of them
             along_noise, rec_input = along_reconstruction([m.model for m in members], along.start, scale, self.device)
         real = torch.cat([m.pyramid[scale] for m in members], 1)
+        # the coarsest critics judge the whole image: there an augmentation keeps them from learning it by heart
+        augment = cfg.network.critic_augment if scale < cfg.network.critic_scales else ()
         step = ScaleStep(generator, critic, real, _per_channel(amps, cfg.channels, cfg.spatial_dims, self.device),
-                         (rec_noise, rec_input), self._coarser(members, scale), rngs, optim, along_noise)
+                         (rec_noise, rec_input), self._coarser(members, scale), rngs, optim, along_noise,
+                         augment, cfg.image_channels)
         group = f" x{len(members)}" if len(members) > 1 else ""
         engine = self.engine(
             step, f"scale {scale + 1}/{first.num_scales} {first.shapes[scale]}{group}",

@@ -1,5 +1,6 @@
-"""Differentiable augmentation of stacked image + mask pairs for the critic (DiffAugment, Zhao et al., "Differentiable
-Augmentation for Data-Efficient GAN Training", NeurIPS 2020), written from the paper, in 2D and 3D.
+"""Differentiable augmentation of stacked image + mask pairs for a critic (DiffAugment, Zhao et al., "Differentiable
+Augmentation for Data-Efficient GAN Training", NeurIPS 2020), written from the paper, in 2D and 3D: the StyleGAN
+critics' (``StyleGANConfig.augment``) and SinGAN-Seg's coarsest critics' (``NetworkConfig.critic_augment``).
 
 The critic sees every pair, real and generated, through the same random operations, so it cannot tell them apart
 by memorising the few real pairs, and the generator's gradient flows through the operations. Colour operations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from monai_singanseg.stylegan.config import AUGMENT_OPS
+from monai_singanseg.config import AUGMENT_OPS
 
 __all__ = ["AUGMENT_OPS", "CUTOUT_RATIO", "TRANSLATION_RATIO", "cutout", "diff_augment", "random_color", "translate"]
 
