@@ -230,3 +230,38 @@ def test_finished_generators_are_not_handed_to_train_many_again(tmp_path, nuclei
     assert study.finished(nuclei_model[1])
     assert not study.finished(partial)
     assert not study.finished(tmp_path / "missing.pt")
+
+
+def test_the_report_measures_the_cost_of_the_runs_and_of_the_generators_they_used(tmp_path, nuclei_model,
+                                                                                   nuclei_pair):
+    """UNet core-hours are the records' own seconds; generator core-hours the training logs of the finished models in
+    the task's folders of the records' settings digest (another digest's folder and an unfinished model are left
+    out)."""
+    import shutil
+
+    from conftest import tiny_config
+
+    from monai_singanseg.checkpoint import read_checkpoint
+    from monai_singanseg.training import SinGANSegTrainer
+
+    study = _load("study")
+    models = tmp_path / "models"
+    used, other = models / "d_fast_192_abc", models / "d_fast_192_zzz"
+    for folder in (used, other):
+        folder.mkdir(parents=True)
+        shutil.copy(nuclei_model[1], folder / "a.pt")
+    SinGANSegTrainer(tiny_config(), progress=False, stop_after=1).fit(
+        nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, used / "partial.pt")
+    logged = sum(e["seconds"] for e in read_checkpoint(nuclei_model[1])["training"]["log"])
+    protocol = {"iterations": 10, "pool_size": 16, "pool_refresh": 0.1, "generator_settings": "abc"}
+    rows = [{"dataset": "d", "condition": c, "n": 1, "seed": s, "test_dice": 0.5, "seconds": 1800.0, **protocol}
+            for c in ("standard", study.SHIPPED) for s in (0, 1)]
+    (row,) = study.cost(rows, models)
+    assert row["unet_runs"] == 4 and row["unet_core_hours"] == 2.0
+    assert list(row["generators"]) == ["d_fast_192_abc"]
+    generators = row["generators"]["d_fast_192_abc"]
+    assert generators["models"] == 1 and generators["core_hours"] == round(logged / 3600, 2)
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    study.report(tmp_path, models=models)
+    text = (tmp_path / "downstream.md").read_text()
+    assert "## Cost" in text and "| d | 4 | 2.00 | `d_fast_192_abc` | 1 |" in text

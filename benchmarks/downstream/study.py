@@ -552,7 +552,7 @@ def study(args: argparse.Namespace) -> None:
                     text = json.dumps(records, indent=1)
                     atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
                     print(json.dumps(record), flush=True)
-    report(results, args.against)
+    report(results, args.against, Path(args.workdir) / "models")
 
 
 LEVEL = 0.95  # of every interval in the report
@@ -687,7 +687,51 @@ def one_protocol(records: list[dict]) -> list[dict]:
     return records
 
 
-def report(results: Path, against: Path | None = None) -> None:
+def generator_seconds(path: Path) -> float | None:
+    """Training seconds of a finished SinGAN-Seg model (the sum of its scales' logged times); ``None`` if unfinished."""
+    training = read_checkpoint(path).get("training") or {}
+    if not training.get("complete", True):
+        return None
+    return float(sum(entry.get("seconds", 0.0) for entry in training.get("log", [])))
+
+
+def cost(records: list[dict], models: Path) -> list[dict]:
+    """What the study cost per task, measured: its UNet runs (the seconds each record logged, one core per process)
+    and the SinGAN-Seg generators its records used (every finished model in the task's folders of the records'
+    settings digests, by recipe). Hours of one core; a process shared its core only when more ran than cores."""
+    rows = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        mine = [r for r in records if r["dataset"] == dataset]
+        digests = {r.get("generator_settings") for r in mine} - {None, ""}
+        folders = sorted(f for f in models.glob(f"{dataset}_*") if f.is_dir() and any(d in f.name for d in digests))
+        seconds = {f.name: [s for s in map(generator_seconds, sorted(f.glob("*.pt"))) if s is not None]
+                   for f in folders}
+        rows.append({"dataset": dataset, "unet_runs": len(mine),
+                     "unet_core_hours": round(sum(r["seconds"] for r in mine) / 3600, 2),
+                     "generators": {name: {"models": len(s), "core_hours": round(sum(s) / 3600, 2),
+                                           "minutes_each": [round(min(s) / 60, 1), round(max(s) / 60, 1)] if s
+                                           else []}
+                                    for name, s in seconds.items()}})
+    return rows
+
+
+def cost_lines(rows: list[dict]) -> list[str]:
+    """The report's cost table (:func:`cost`)."""
+    lines = ["", "## Cost: hours of one core, measured (UNet: the runs' own seconds; generators: their training logs)",
+             "", ("Wall time of one-thread processes: where more ran than the machine has cores (the generators of a "
+                  "task were often trained two or three at a time on two cores), it overstates the core time."), "", "| dataset | UNet runs | UNet core-h | generator folder | models | minutes each | generator core-h |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        folders = row["generators"] or {"": {"models": 0, "core_hours": 0.0, "minutes_each": []}}
+        for i, (name, g) in enumerate(folders.items()):
+            each = "–".join(str(m) for m in dict.fromkeys(g["minutes_each"])) if g["minutes_each"] else ""
+            first = [row["dataset"], str(row["unet_runs"]), f"{row['unet_core_hours']:.2f}"] if i == 0 else ["", "", ""]
+            lines.append("| " + " | ".join(first + [f"`{name}`" if name else "", str(g["models"]), each,
+                                                     f"{g['core_hours']:.2f}"]) + " |")
+    return lines
+
+
+def report(results: Path, against: Path | None = None, models: Path | None = None) -> None:
     records = one_protocol(json.loads((results / "results.json").read_text()))
     keys = sorted({(r["dataset"], r["condition"]) for r in records})
     sizes = sorted({r["n"] for r in records})
@@ -740,6 +784,8 @@ def report(results: Path, against: Path | None = None) -> None:
                   "| dataset | " + " | ".join(f"N = {n}" for n in sizes) + " |", "| --- " * (len(sizes) + 1) + "|"]
         lines += [f"| {d} | " + " | ".join(f"{room[d][n]:+.3f}" if n in room[d] else "" for n in sizes) + " |"
                   for d in room]
+    if models is not None and models.is_dir():
+        lines += cost_lines(cost(records, models))
     text = "\n".join(lines) + "\n"
     (results / "downstream.md").write_text(text)
     # null where one seed leaves no spread (not NaN, which strict JSON readers refuse)
@@ -755,7 +801,7 @@ def report(results: Path, against: Path | None = None) -> None:
     # control drawn bold, every other condition thin and faint: the picture is the shipped recipe against both
     conditions = sorted({c for _, c in keys} - {"standard"})
     colours = {c: f"C{i % 10}" for i, c in enumerate(conditions)} | {"standard": "black", "standard_x2": "grey"}
-    bold = {"standard", "standard_x2", SHIPPED}
+    bold = {"standard", "standard_x2", SHIPPED, f"{SHIPPED}_crop64"}  # the windowed twin: the MRI tasks' shipped
     plt = pyplot()
     fig, axes = plt.subplots(2, len(datasets), figsize=(5.5 * len(datasets), 7.6), squeeze=False,
                              gridspec_kw={"height_ratios": (3, 2)})
@@ -875,7 +921,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.against is not None and not (Path(args.against) / "results.json").is_file():
         parser.error(f"--against {args.against}: no results.json there")
     args.against = None if args.against is None else Path(args.against)
-    report(Path(args.results), args.against) if args.report else study(args)
+    if args.report:
+        report(Path(args.results), args.against, Path(args.workdir) / "models")
+    else:
+        study(args)
 
 
 if __name__ == "__main__":
