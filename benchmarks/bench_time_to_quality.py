@@ -76,8 +76,9 @@ def load_pair(name: str):
 def _parse(current: float | str | tuple, value: str) -> float | str | tuple:
     """``value`` as the type of the field's current value (``true``/``1`` or ``false``/``0`` for a flag; a tuple's
     items joined by ``+``, e.g. ``network.critic_augment=translation+cutout``)."""
-    if isinstance(current, tuple):
-        return tuple(item for item in value.split("+") if item)
+    if isinstance(current, tuple):  # items of the type of the current ones (strings for an empty tuple)
+        kind = type(current[0]) if current else str
+        return tuple(kind(item) for item in value.split("+") if item)
     if isinstance(current, bool):
         if value.lower() not in ("1", "true", "0", "false"):
             raise SystemExit(f"--set: {value!r} is not a flag value (true, false, 1, 0)")
@@ -464,7 +465,8 @@ def main() -> None:
     r.add_argument("--num", type=int, default=24)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
-    r.add_argument("--set", default="", help="config overrides, e.g. optim.generator_steps=2,optim.gp_every=2")
+    r.add_argument("--set", default="", help="config overrides, e.g. optim.generator_steps=2,optim.gp_every=2 "
+                   "(a tuple's items joined by +: network.critic_augment=translation+cutout)")
     r.add_argument("--quiet", action="store_true")
     for name in ("timing", "table"):
         t = sub.add_parser(name)

@@ -545,6 +545,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="reconstruction weight of the fine scales (default: the schedule's, 10; the fast "
                              "schedule's four coarsest scales keep it): 100 keeps more of the image's fine detail "
                              "(docs/quality.md, 'Blur')")
+    parser.add_argument("--rec-whole-image", action="store_true",
+                        help="with --crop-size: the reconstruction loss reads the whole image, not the window "
+                             "(docs/quality.md, 'Blur')")
     parser.add_argument("--padding", choices=PADDINGS, default=None,
                         help="how the generators pad their input (default: the schedule's; zeros is the reference "
                              "and leaves a dark frame and pinned corners in the samples: docs/quality.md)")
@@ -553,12 +556,12 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                              "GAN's content and layout branches at the coarsest scales; pending measurement: "
                              "docs/quality.md, 'Layouts')")
     parser.add_argument("--critic-scales", type=int, default=None,
-                        help=f"how many coarsest scales get the content and layout branches (default "
-                             f"{NetworkConfig.critic_scales})")
+                        help=f"how many coarsest scales get the content and layout branches and the "
+                             f"--critic-augment operations (default {NetworkConfig.critic_scales})")
     parser.add_argument("--critic-augment", nargs="+", choices=AUGMENT_OPS, default=None, metavar="OP",
-                        help=f"DiffAugment operations ({', '.join(AUGMENT_OPS)}) through which the critics of the --critic-scales "
-                             "coarsest scales see real and generated inputs alike (default: none; pending "
-                             "measurement: docs/quality.md, 'Layouts')")
+                        help=f"DiffAugment operations ({', '.join(AUGMENT_OPS)}) through which the critics of the "
+                             "--critic-scales coarsest scales, of either --critic, see real and generated inputs "
+                             "alike (default: none; pending measurement: docs/quality.md, 'Layouts')")
     parser.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="map these intensity percentiles to the range ends (default: min and max)")
     parser.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -608,6 +611,8 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
             config.optim.crop_size = args.crop_size
         if args.rec_weight is not None:
             config.optim = config.optim.with_fine_rec_weight(args.rec_weight)
+        if args.rec_whole_image:
+            config.optim.rec_whole_image = True
         config.validate()
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err

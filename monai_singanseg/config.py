@@ -183,14 +183,15 @@ class NetworkConfig:
             coarsest scale (where things are, not what they look like). An option pending measurement
             (docs/quality.md, "Layouts").
         critic_scales: how many of the coarsest scales get the content and layout branches (with
-            ``critic="content_layout"``). The layout is decided there: the coarsest scales are 25-42 pixels with the
+            ``critic="content_layout"``) and the ``critic_augment`` operations (with either critic). The layout is decided there: the coarsest scales are 25-42 pixels with the
             defaults at any ``max_size``, so the branches judge the whole image, while finer scales add detail to a
             layout already drawn.
         critic_augment: DiffAugment operations (:data:`AUGMENT_OPS`) through which the critics of the
             ``critic_scales`` coarsest scales see every input, real and generated alike (their own random draws per
             model; the generator's gradient flows through them). There a critic sees the one real image whole, and a
             whole-image branch (``critic="content_layout"``) can learn it by heart; One-Shot GAN augments its
-            critic's inputs for this reason. Empty (the default): none, the reference. An option pending measurement (docs/quality.md, "Layouts").
+            critic's inputs for this reason. Empty (the default): none, the reference. An option pending
+            measurement (docs/quality.md, "Layouts").
     """
 
     num_layers: int = 5
@@ -208,14 +209,16 @@ class NetworkConfig:
     def __post_init__(self) -> None:
         # JSON gives a list, a bundle override may give one name
         ops = self.critic_augment
-        self.critic_augment = (ops,) if isinstance(ops, str) else tuple(ops)
+        if isinstance(ops, (str, list)):  # validate() names anything else
+            self.critic_augment = (ops,) if isinstance(ops, str) else tuple(ops)
 
     def validate(self) -> None:
         if self.critic not in CRITICS:
             raise ValueError(f"critic must be one of {CRITICS}, got {self.critic!r}.")
         ops = self.critic_augment
-        if any(op not in AUGMENT_OPS for op in ops) or len(set(ops)) != len(ops):
-            raise ValueError(f"critic_augment must list distinct operations of {AUGMENT_OPS}, got {ops}.")
+        if not isinstance(ops, tuple) or any(op not in AUGMENT_OPS for op in ops) or len(set(ops)) != len(ops):
+            raise ValueError(f"critic_augment must be a tuple of distinct operations of {AUGMENT_OPS}, "
+                             f"got {ops!r}.")
         _check_integer("critic_scales", self.critic_scales)
         if self.critic_scales < 1:
             raise ValueError(f"critic_scales must be >= 1, got {self.critic_scales}.")
@@ -281,6 +284,10 @@ class OptimConfig:
             there is exactly what it gives on the whole image). The fine scales learn local texture and cost the
             most, so a model at the image's own size costs about what a model of ``crop_size`` pixels costs; the
             coarser scales, which lay out the image, still see all of it. 0 = whole images (the reference).
+        rec_whole_image: with ``crop_size``, the reconstruction loss reads the whole image at every scale, not the
+            update's window; the critic and the adversarial loss still see the window. A window's reconstruction
+            teaches the fine scales the detail of one window per update; the whole image's, all of it, for the cost
+            of one whole-image generator pass per update (docs/quality.md, "Blur"). No effect without ``crop_size``.
         schedule: the name of the :data:`SCHEDULES` entry these values came from (provenance only).
     """
 
@@ -304,6 +311,7 @@ class OptimConfig:
     coarse_scales: int = 0
     coarse: dict[str, Any] = field(default_factory=dict)
     crop_size: int = 0
+    rec_whole_image: bool = False
     schedule: str = "faithful"
 
     def __post_init__(self) -> None:
@@ -324,9 +332,9 @@ class OptimConfig:
             raise ValueError("plateau_window and plateau_tolerance must be >= 0.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}.")
-        if not isinstance(self.widen_from_previous, bool):
-            flag = self.widen_from_previous
-            raise ValueError(f"widen_from_previous must be true or false, got {flag!r}.")  # noqa: TRY004
+        for name in ("widen_from_previous", "rec_whole_image"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}.")  # noqa: TRY004
         if self.coarse_scales < 0 or self.concurrent_scales < 0:
             raise ValueError(f"coarse_scales and concurrent_scales must be >= 0, got {self.coarse_scales} and "
                              f"{self.concurrent_scales}.")

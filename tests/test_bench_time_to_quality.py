@@ -31,7 +31,7 @@ def test_set_takes_a_tuple_joined_by_plus_and_refuses_a_bad_item():
     config = ttq.make_config(pair, 32, "fast", 2, 0, "network.critic=content_layout,"
                                                      "network.critic_augment=translation+cutout")
     assert config.network.critic_augment == ("translation", "cutout")
-    with pytest.raises(ValueError, match="critic_augment must list distinct operations"):
+    with pytest.raises(ValueError, match="critic_augment must be a tuple of distinct operations"):
         ttq.make_config(pair, 32, "fast", 2, 0, "network.critic_augment=translation+flip")
 
 

@@ -107,15 +107,20 @@ def test_a_content_layout_model_trains_samples_saves_and_resumes(tmp_path, nucle
                                    {"critic_steps": 2, "augment": ("color", "translation", "cutout")}])
 def test_a_content_layout_model_trained_in_a_group_equals_the_model_trained_alone(tmp_path, nuclei_pair, optim):
     config = _layout_config(iters=1, **optim)
+    other = _layout_config(iters=1, **optim)
+    other.seed += 1  # its own random streams: a step that drew every model's augmentation from one would differ
     tile = nuclei_tile("a")
     alone = SinGANSegTrainer(config, progress=False).fit(nuclei_pair.real, nuclei_pair.intensity,
                                                           nuclei_pair.labels, tmp_path / "alone.pt")
+    tile_alone = SinGANSegTrainer(other, progress=False).fit(tile.real, tile.intensity, tile.labels,
+                                                              tmp_path / "tile_alone.pt")
     group = SinGANSegTrainer(config, progress=False).fit_group([
         TrainingItem(nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, tmp_path / "g0.pt"),
-        TrainingItem(tile.real, tile.intensity, tile.labels, tmp_path / "g1.pt")])
-    for a, b in zip(alone.generators, group[0].generators, strict=True):
-        for u, v in zip(a.state_dict().values(), b.state_dict().values()):
-            torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6)
+        TrainingItem(tile.real, tile.intensity, tile.labels, tmp_path / "g1.pt", config=other)])
+    for single, member in ((alone, group[0]), (tile_alone, group[1])):
+        for a, b in zip(single.generators, member.generators, strict=True):
+            for u, v in zip(a.state_dict().values(), b.state_dict().values()):
+                torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6)
     alone_critic = load_model(tmp_path / "alone.pt", for_training=True)[1].critic
     member_critic = load_model(tmp_path / "g0.pt", for_training=True)[1].critic
     assert {k for k in alone_critic if k.startswith(("content", "layout"))}  # the branch weights are stored
@@ -138,8 +143,9 @@ def test_the_config_round_trips_and_old_configs_read_as_patch():
     ("critic", "global", "critic must be one of"),
     ("critic_scales", 0, "critic_scales must be >= 1"),
     ("critic_scales", "2", "critic_scales must be an integer"),
-    ("critic_augment", ("flip",), "critic_augment must list distinct operations"),
-    ("critic_augment", ("cutout", "cutout"), "critic_augment must list distinct operations"),
+    ("critic_augment", ("flip",), "critic_augment must be a tuple of distinct operations"),
+    ("critic_augment", ("cutout", "cutout"), "critic_augment must be a tuple of distinct operations"),
+    ("critic_augment", None, "critic_augment must be a tuple of distinct operations"),
 ])
 def test_bad_critic_options_are_refused(field, value, message):
     with pytest.raises(ValueError, match=message):

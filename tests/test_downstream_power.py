@@ -148,6 +148,10 @@ def test_generator_recipes_train_into_folders_of_their_own_and_a_moved_model_is_
     path = tmp_path / "model.pt"
     path.write_bytes(b"")  # only its existence matters; the config comes from the patched reader
     study.check_recipe(path, args, {})  # the schedule's own recipe: zero padding, whole images
+    # a field added later, at its default, leaves the digest of the folders and records in use as it was
+    assert study.generator_settings(args) == "d2d23ac3"
+    with pytest.raises(SystemExit, match="rec_whole_image"):
+        study.check_recipe(path, args, {"rec_whole_image": True})
     with pytest.raises(SystemExit, match="padding"):
         study.check_recipe(path, args, reflect)
     cropped = dataclasses.replace(zeros, network=dataclasses.replace(zeros.network, padding="reflect"),
@@ -235,8 +239,8 @@ def test_finished_generators_are_not_handed_to_train_many_again(tmp_path, nuclei
 def test_the_report_measures_the_cost_of_the_runs_and_of_the_generators_they_used(tmp_path, nuclei_model,
                                                                                    nuclei_pair):
     """UNet core-hours are the records' own seconds; generator core-hours the training logs of the finished models in
-    the task's folders of the records' settings digest (another digest's folder and an unfinished model are left
-    out)."""
+    the task's folders of the records' settings digest (another digest's folder, another task's and an unfinished
+    model are left out)."""
     import shutil
 
     from conftest import tiny_config
@@ -247,13 +251,15 @@ def test_the_report_measures_the_cost_of_the_runs_and_of_the_generators_they_use
     study = _load("study")
     models = tmp_path / "models"
     used, other = models / "d_fast_192_abc", models / "d_fast_192_zzz"
-    for folder in (used, other):
+    neighbour = models / "d_x_fast_192_abc"  # another task whose name starts with this one's, same settings
+    for folder in (used, other, neighbour):
         folder.mkdir(parents=True)
         shutil.copy(nuclei_model[1], folder / "a.pt")
     SinGANSegTrainer(tiny_config(), progress=False, stop_after=1).fit(
         nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, used / "partial.pt")
     logged = sum(e["seconds"] for e in read_checkpoint(nuclei_model[1])["training"]["log"])
-    protocol = {"iterations": 10, "pool_size": 16, "pool_refresh": 0.1, "generator_settings": "abc"}
+    protocol = {"iterations": 10, "pool_size": 16, "pool_refresh": 0.1, "generator_settings": "abc",
+                "schedule": "fast", "max_size": 192}
     rows = [{"dataset": "d", "condition": c, "n": 1, "seed": s, "test_dice": 0.5, "seconds": 1800.0, **protocol}
             for c in ("standard", study.SHIPPED) for s in (0, 1)]
     (row,) = study.cost(rows, models)

@@ -170,7 +170,7 @@ def generator_kind(condition: dict | None) -> str | None:
 
 def recipe_of(condition: dict | None) -> dict:
     """The SinGAN-Seg training options a condition's generators differ by (``padding``, ``crop_size``,
-    ``rec_weight``: the fine scales' reconstruction weight; ``{}``: the schedule's own)."""
+    ``rec_weight``: the fine scales' reconstruction weight, ``rec_whole_image``; ``{}``: the schedule's own)."""
     return {} if condition is None else dict(condition.get("recipe", {}))
 
 
@@ -224,8 +224,9 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
                "--schedule", schedule, "--max-size", str(max_size), "--group-size", str(args.group_size), "--quiet"]
         if args.generator_iters is not None:
             cmd += ["--iters", str(args.generator_iters)]
-        for key in sorted(recipe):
-            cmd += [f"--{key.replace('_', '-')}", str(recipe[key])]
+        for key in sorted(recipe):  # a flag for a true switch, an option and its value otherwise
+            flag = f"--{key.replace('_', '-')}"
+            cmd += [flag] if recipe[key] is True else [flag, str(recipe[key])]
         print("$", " ".join(cmd), flush=True)
         # another study process of this dataset (other seeds) may hold some of the models: train-many reports those
         # as failed and trains the rest, so wait for the holders and ask again until every model is finished
@@ -259,10 +260,19 @@ def optim_settings(args: argparse.Namespace) -> OptimConfig:
     return SinGANSegConfig.for_schedule(args.schedule, iters_per_scale=args.generator_iters).optim
 
 
+# optimisation fields added after the study's digests were first used, with their defaults: left out of the digest
+# while at the default, so the generators and records of earlier runs keep their folders and settings
+LATER_FIELDS = {"rec_whole_image": False}
+
+
 def generator_settings(args: argparse.Namespace) -> str:
     """A short digest of :func:`optim_settings`. A schedule's name outlives its settings (the fast schedule gained its
     coarse scales on 2026-11-30), so models and results are kept apart by this, not by the name."""
-    text = json.dumps(dataclasses.asdict(optim_settings(args)), sort_keys=True)
+    settings = dataclasses.asdict(optim_settings(args))
+    for name, default in LATER_FIELDS.items():
+        if settings.get(name) == default:
+            del settings[name]
+    text = json.dumps(settings, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -281,7 +291,8 @@ def check_recipe(path: Path, args: argparse.Namespace, recipe: dict | None = Non
     except SinGANSegInputError as err:  # a damaged or foreign file: one line, not a traceback
         raise SystemExit(str(err)) from None
     recipe = recipe or {}
-    optim = dataclasses.replace(optim_settings(args), crop_size=recipe.get("crop_size", OptimConfig.crop_size))
+    optim = dataclasses.replace(optim_settings(args), crop_size=recipe.get("crop_size", OptimConfig.crop_size),
+                                rec_whole_image=recipe.get("rec_whole_image", OptimConfig.rec_whole_image))
     if "rec_weight" in recipe:
         optim = optim.with_fine_rec_weight(recipe["rec_weight"])
     network = dataclasses.replace(stored.network, padding=recipe.get("padding", NetworkConfig.padding))
@@ -689,8 +700,8 @@ def one_protocol(records: list[dict]) -> list[dict]:
 
 def generator_seconds(path: Path) -> float | None:
     """Training seconds of a finished SinGAN-Seg model (the sum of its scales' logged times); ``None`` if unfinished."""
-    training = read_checkpoint(path).get("training") or {}
-    if not training.get("complete", True):
+    training = read_checkpoint(path).get("training")
+    if not training or not training.get("complete", False):
         return None
     return float(sum(entry.get("seconds", 0.0) for entry in training.get("log", [])))
 
@@ -702,8 +713,11 @@ def cost(records: list[dict], models: Path) -> list[dict]:
     rows = []
     for dataset in sorted({r["dataset"] for r in records}):
         mine = [r for r in records if r["dataset"] == dataset]
-        digests = {r.get("generator_settings") for r in mine} - {None, ""}
-        folders = sorted(f for f in models.glob(f"{dataset}_*") if f.is_dir() and any(d in f.name for d in digests))
+        # the folders train_generators names for these records: "<dataset>_<schedule>_<size>_<digest>[<recipe>]"
+        stems = {f"{dataset}_{r['schedule']}_{r['max_size']}_{r['generator_settings']}" for r in mine
+                 if r.get("generator_settings") and "schedule" in r and "max_size" in r}
+        folders = sorted(f for f in models.iterdir() if f.is_dir() and any(
+            f.name == stem or f.name.startswith(stem + "_") for stem in stems))
         seconds = {f.name: [s for s in map(generator_seconds, sorted(f.glob("*.pt"))) if s is not None]
                    for f in folders}
         rows.append({"dataset": dataset, "unet_runs": len(mine),
@@ -719,15 +733,16 @@ def cost_lines(rows: list[dict]) -> list[str]:
     """The report's cost table (:func:`cost`)."""
     lines = ["", "## Cost: hours of one core, measured (UNet: the runs' own seconds; generators: their training logs)",
              "", ("Wall time of one-thread processes: where more ran than the machine has cores (the generators of a "
-                  "task were often trained two or three at a time on two cores), it overstates the core time."), "", "| dataset | UNet runs | UNet core-h | generator folder | models | minutes each | generator core-h |",
+                  "task were often trained two or three at a time on two cores), it overstates the core time."), "",
+             "| dataset | UNet runs | UNet core-h | generator folder | models | minutes each | generator core-h |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         folders = row["generators"] or {"": {"models": 0, "core_hours": 0.0, "minutes_each": []}}
         for i, (name, g) in enumerate(folders.items()):
             each = "–".join(str(m) for m in dict.fromkeys(g["minutes_each"])) if g["minutes_each"] else ""
-            first = [row["dataset"], str(row["unet_runs"]), f"{row['unet_core_hours']:.2f}"] if i == 0 else ["", "", ""]
-            lines.append("| " + " | ".join(first + [f"`{name}`" if name else "", str(g["models"]), each,
-                                                     f"{g['core_hours']:.2f}"]) + " |")
+            first = [row["dataset"], str(row["unet_runs"]), f"{row['unet_core_hours']:.2f}"] if i == 0 else [""] * 3
+            cells = first + [f"`{name}`" if name else "", str(g["models"]), each, f"{g['core_hours']:.2f}"]
+            lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 

@@ -3,6 +3,7 @@ group), and train_many."""
 
 from __future__ import annotations
 
+from monai_singanseg.training.augment import diff_augment
 from monai_singanseg.training.base import GeneratorTrainer
 from monai_singanseg.training.handlers import CallHandler, CheckpointWriter, Handler, Progress, as_handlers
 from monai_singanseg.training.losses import gradient_penalty, per_model_mean, reconstruction_loss
@@ -32,6 +33,7 @@ __all__ = [
     "check_mask_survives",
     "check_trainable",
     "config_differences",
+    "diff_augment",
     "fingerprint",
     "gradient_penalty",
     "per_model_mean",
