@@ -188,6 +188,7 @@ def test_the_report_compares_other_generator_recipes_with_the_shipped_ones_by_se
         (reflect, 0, 0.66), (reflect, 1, 0.73), (reflect, 2, 0.70)]]  # +0.04, +0.02, +0.04 over the shipped
     (tmp_path / "results.json").write_text(json.dumps(rows))
     study.report(tmp_path)
+    assert (tmp_path / "downstream_answer.png").stat().st_size > 0  # the shipped recipe against standard, by N
     text = (tmp_path / "downstream.md").read_text()
     section = text[text.index(f"## Change against `{shipped}`"):]
     assert f"| d | {reflect} | +0.033 [" in section and "(3/3)" in section

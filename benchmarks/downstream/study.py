@@ -31,8 +31,10 @@ every seed that draws the same images) into
 ``models/<dataset>_stylegan_<design>_<resolution>_<widths>_b<batch>_<steps>/n<N>_<digest of the images>.pt``. Results:
 ``benchmarks/results/downstream/results.json`` (one record per dataset, N, seed, condition; appended as runs finish, so
 an interrupted study resumes), ``downstream.md`` (mean ± sd over seeds; the paired changes with their 95 % t
-intervals), ``gains.json`` (the paired rows, t and bootstrap intervals), ``downstream.png`` (test Dice against N) and
-``downstream_intervals.png`` (every paired change against ``standard`` with its intervals).
+intervals; with ``--workdir``'s models, what the runs and generators cost), ``gains.json`` (the paired rows, t and
+bootstrap intervals), ``downstream.png`` (test Dice against N), ``downstream_intervals.png`` (every paired change
+against ``standard`` with its intervals) and ``downstream_answer.png`` (the question alone: the shipped recipe
+against both controls and synthetic pairs alone against the real images, by N).
 """
 
 from __future__ import annotations
@@ -853,6 +855,8 @@ def report(results: Path, against: Path | None = None, models: Path | None = Non
     fig.tight_layout()
     save_figure(fig, results / "downstream.png")
     plot_intervals(gains, results / "downstream_intervals.png")
+    plot_answer({"standard": gains, "standard_x2": paired_gains(records, "standard_x2")},
+                results / "downstream_answer.png")
 
 
 def plot_intervals(gains: list[dict], path: Path) -> None:
@@ -880,7 +884,53 @@ def plot_intervals(gains: list[dict], path: Path) -> None:
                       fontsize=7)
         ax.invert_yaxis()
         ax.set_title(f"{dataset}: test Dice change vs standard, paired by seed", fontsize=9)
-    axes[-1, 0].set_xlabel("mean change; 95 % t interval (thin), bootstrap percentile interval (thick)")
+    axes[-1, 0].set_xlabel("mean change; thin: 95 % t interval, thick: bootstrap percentile interval")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+# the study's question per task, as the answer figure draws it: (label, condition names, baseline); a task's first
+# condition name that it ran is taken (the MRI tasks run the shipped sampling with their windowed generators)
+ANSWER = (
+    ("shipped recipe vs standard", (SHIPPED, f"{SHIPPED}_crop64"), "standard"),
+    ("shipped recipe vs the same batch of real copies", (SHIPPED, f"{SHIPPED}_crop64"), "standard_x2"),
+    ("synthetic pairs only vs the real images", ("synthetic_only_d04", "synthetic_only_d04_crop64"), "standard"),
+)
+
+
+def plot_answer(sections: dict[str, list[dict]], path: Path) -> None:
+    """The study's answer in one row of panels, one per task: for each comparison of :data:`ANSWER`, the mean paired
+    change and its 95 % t interval against N (filled where the interval clears zero). ``sections`` maps a baseline
+    name to its paired rows (:func:`paired_gains`)."""
+    from monai_singanseg.visualize import pyplot, save_figure
+
+    datasets = sorted({g["dataset"] for rows in sections.values() for g in rows})
+    if not datasets:
+        return
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.6), squeeze=False, sharey=True)
+    for ax, dataset in zip(axes[0], datasets):
+        for i, (label, names, baseline) in enumerate(ANSWER):
+            rows = [g for g in sections.get(baseline, []) if g["dataset"] == dataset]
+            name = next((c for c in names if any(g["condition"] == c for g in rows)), None)
+            points = sorted((g["n"], g["mean"], g["t_low"], g["t_high"]) for g in rows if g["condition"] == name)
+            if not points:
+                continue
+            shift = 1 + 0.05 * (i - 1)  # side by side on the log axis
+            for n, mean, low, high in points:
+                clear = low > 0 or high < 0
+                ax.plot([n * shift] * 2, [low, high], color=f"C{i}", linewidth=1.6)
+                ax.plot(n * shift, mean, "o", color=f"C{i}", markerfacecolor=f"C{i}" if clear else "white",
+                        markersize=7, label=label if n == points[0][0] else None)
+        ax.axhline(0.0, color="black", linestyle="--", linewidth=1)
+        ticks = sorted({g["n"] for rows in sections.values() for g in rows if g["dataset"] == dataset})
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("real training images N")
+        ax.set_title(dataset, fontsize=10)
+    axes[0, 0].set_ylabel("test Dice change, paired by seed\n(mean, 95 % t interval; filled: clear of zero)")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     save_figure(fig, path)
 
