@@ -545,9 +545,6 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="reconstruction weight of the fine scales (default: the schedule's, 10; the fast "
                              "schedule's four coarsest scales keep it): 100 keeps more of the image's fine detail "
                              "(docs/quality.md, 'Blur')")
-    parser.add_argument("--rec-whole-image", action="store_true",
-                        help="with --crop-size: the reconstruction loss reads the whole image, not the window "
-                             "(docs/quality.md, 'Blur')")
     parser.add_argument("--padding", choices=PADDINGS, default=None,
                         help="how the generators pad their input (default: the schedule's; zeros is the reference "
                              "and leaves a dark frame and pinned corners in the samples: docs/quality.md)")
@@ -611,8 +608,6 @@ def _config(args: argparse.Namespace, pair) -> SinGANSegConfig:
             config.optim.crop_size = args.crop_size
         if args.rec_weight is not None:
             config.optim = config.optim.with_fine_rec_weight(args.rec_weight)
-        if args.rec_whole_image:
-            config.optim.rec_whole_image = True
         config.validate()
     except ValueError as err:
         raise SinGANSegInputError(f"invalid option: {err}") from err

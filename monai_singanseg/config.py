@@ -284,10 +284,6 @@ class OptimConfig:
             there is exactly what it gives on the whole image). The fine scales learn local texture and cost the
             most, so a model at the image's own size costs about what a model of ``crop_size`` pixels costs; the
             coarser scales, which lay out the image, still see all of it. 0 = whole images (the reference).
-        rec_whole_image: with ``crop_size``, the reconstruction loss reads the whole image at every scale, not the
-            update's window; the critic and the adversarial loss still see the window. A window's reconstruction
-            teaches the fine scales the detail of one window per update; the whole image's, all of it, for the cost
-            of one whole-image generator pass per update (docs/quality.md, "Blur"). No effect without ``crop_size``.
         schedule: the name of the :data:`SCHEDULES` entry these values came from (provenance only).
     """
 
@@ -311,7 +307,6 @@ class OptimConfig:
     coarse_scales: int = 0
     coarse: dict[str, Any] = field(default_factory=dict)
     crop_size: int = 0
-    rec_whole_image: bool = False
     schedule: str = "faithful"
 
     def __post_init__(self) -> None:
@@ -332,9 +327,9 @@ class OptimConfig:
             raise ValueError("plateau_window and plateau_tolerance must be >= 0.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}.")
-        for name in ("widen_from_previous", "rec_whole_image"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}.")  # noqa: TRY004
+        if not isinstance(self.widen_from_previous, bool):
+            flag = self.widen_from_previous
+            raise ValueError(f"widen_from_previous must be true or false, got {flag!r}.")  # noqa: TRY004
         if self.coarse_scales < 0 or self.concurrent_scales < 0:
             raise ValueError(f"coarse_scales and concurrent_scales must be >= 0, got {self.coarse_scales} and "
                              f"{self.concurrent_scales}.")

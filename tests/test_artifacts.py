@@ -206,26 +206,3 @@ def test_a_crop_as_large_as_every_scale_trains_exactly_as_whole_images(tmp_path,
     assert x.shape[2:] == cropped.shapes[-1] == (32, 32)  # trained on 16-px windows, samples whole images
     assert SinGANSeg.load(tmp_path / "cropped.pt").config.optim.crop_size == 16
 
-
-def test_rec_whole_image_reconstructs_the_whole_scale_while_the_critic_sees_windows(tmp_path, nuclei_pair,
-                                                                                   monkeypatch):
-    import monai_singanseg.training.trainer as trainer_module
-
-    seen: dict[bool, set] = {True: set(), False: set()}
-    original = trainer_module.reconstruction_loss
-
-    for whole in (False, True):
-        def recording(reconstruction, real, groups=1, whole=whole):
-            seen[whole].add(tuple(real.shape[2:]))
-            return original(reconstruction, real, groups)
-
-        monkeypatch.setattr(trainer_module, "reconstruction_loss", recording)
-        config = tiny_config(crop_size=16, iters=2, rec_whole_image=whole)
-        model = SinGANSegTrainer(config, progress=False).fit(nuclei_pair.real, nuclei_pair.intensity,
-                                                             nuclei_pair.labels, tmp_path / f"{whole}.pt")
-    shapes = {tuple(s) for s in model.shapes}
-    assert seen[True] == shapes  # every scale reconstructed whole
-    assert (16, 16) in seen[False] and not seen[False] >= shapes - {(16, 16)}  # windows at the scales above 16
-    assert SinGANSeg.load(tmp_path / "True.pt").config.optim.rec_whole_image
-    with pytest.raises(ValueError, match="rec_whole_image must be true or false"):
-        tiny_config(crop_size=16, rec_whole_image="yes")

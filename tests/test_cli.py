@@ -116,11 +116,6 @@ def test_schedule_option_sets_the_recipe(cli_model, tmp_path):
     assert main(TRAIN + ["--out", str(sharp_path), "--rec-weight", "100"]) == 0
     sharp, _ = load_model(sharp_path)
     assert sharp.config.optim.rec_weight == 100.0 and sharp.config.optim.coarse["rec_weight"] == 10.0
-    whole_path = tmp_path / "whole.pt"
-    assert main(TRAIN + ["--out", str(whole_path), "--crop-size", "16", "--rec-whole-image"]) == 0
-    whole, _ = load_model(whole_path)
-    assert whole.config.optim.rec_whole_image and whole.config.optim.crop_size == 16
-    assert not sharp.config.optim.rec_whole_image
 
 
 @pytest.mark.parametrize("extra, message", [

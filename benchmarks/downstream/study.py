@@ -172,7 +172,7 @@ def generator_kind(condition: dict | None) -> str | None:
 
 def recipe_of(condition: dict | None) -> dict:
     """The SinGAN-Seg training options a condition's generators differ by (``padding``, ``crop_size``,
-    ``rec_weight``: the fine scales' reconstruction weight, ``rec_whole_image``; ``{}``: the schedule's own)."""
+    ``rec_weight``: the fine scales' reconstruction weight; ``{}``: the schedule's own)."""
     return {} if condition is None else dict(condition.get("recipe", {}))
 
 
@@ -226,9 +226,8 @@ def train_generators(dataset: str, datalist: Path, args: argparse.Namespace, kin
                "--schedule", schedule, "--max-size", str(max_size), "--group-size", str(args.group_size), "--quiet"]
         if args.generator_iters is not None:
             cmd += ["--iters", str(args.generator_iters)]
-        for key in sorted(recipe):  # a flag for a true switch, an option and its value otherwise
-            flag = f"--{key.replace('_', '-')}"
-            cmd += [flag] if recipe[key] is True else [flag, str(recipe[key])]
+        for key in sorted(recipe):
+            cmd += [f"--{key.replace('_', '-')}", str(recipe[key])]
         print("$", " ".join(cmd), flush=True)
         # another study process of this dataset (other seeds) may hold some of the models: train-many reports those
         # as failed and trains the rest, so wait for the holders and ask again until every model is finished
@@ -262,19 +261,10 @@ def optim_settings(args: argparse.Namespace) -> OptimConfig:
     return SinGANSegConfig.for_schedule(args.schedule, iters_per_scale=args.generator_iters).optim
 
 
-# optimisation fields added after the study's digests were first used, with their defaults: left out of the digest
-# while at the default, so the generators and records of earlier runs keep their folders and settings
-LATER_FIELDS = {"rec_whole_image": False}
-
-
 def generator_settings(args: argparse.Namespace) -> str:
     """A short digest of :func:`optim_settings`. A schedule's name outlives its settings (the fast schedule gained its
     coarse scales on 2026-11-30), so models and results are kept apart by this, not by the name."""
-    settings = dataclasses.asdict(optim_settings(args))
-    for name, default in LATER_FIELDS.items():
-        if settings.get(name) == default:
-            del settings[name]
-    text = json.dumps(settings, sort_keys=True)
+    text = json.dumps(dataclasses.asdict(optim_settings(args)), sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -293,8 +283,7 @@ def check_recipe(path: Path, args: argparse.Namespace, recipe: dict | None = Non
     except SinGANSegInputError as err:  # a damaged or foreign file: one line, not a traceback
         raise SystemExit(str(err)) from None
     recipe = recipe or {}
-    optim = dataclasses.replace(optim_settings(args), crop_size=recipe.get("crop_size", OptimConfig.crop_size),
-                                rec_whole_image=recipe.get("rec_whole_image", OptimConfig.rec_whole_image))
+    optim = dataclasses.replace(optim_settings(args), crop_size=recipe.get("crop_size", OptimConfig.crop_size))
     if "rec_weight" in recipe:
         optim = optim.with_fine_rec_weight(recipe["rec_weight"])
     network = dataclasses.replace(stored.network, padding=recipe.get("padding", NetworkConfig.padding))

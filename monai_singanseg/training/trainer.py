@@ -394,7 +394,7 @@ class ScaleStep:
         adversarial = -per_model_mean(self.judge(self.generator(noise, previous, self.windows())), groups)
         adversarial.sum().backward()
         self.critic.requires_grad_(True)
-        windows = None if self.optim.rec_whole_image else self.windows()
+        windows = self.windows()
         rec = reconstruction_loss(self.generator(self.rec_noise, rec_previous, windows), self.real_in(windows), groups)
         (self.optim.rec_weight * rec.sum()).backward()
         self._step(self.opt_generator, self.optim.lr_g)
