@@ -712,7 +712,7 @@ def cost(records: list[dict], models: Path) -> list[dict]:
         seconds = {f.name: [s for s in map(generator_seconds, sorted(f.glob("*.pt"))) if s is not None]
                    for f in folders}
         rows.append({"dataset": dataset, "unet_runs": len(mine),
-                     "unet_core_hours": round(sum(r["seconds"] for r in mine) / 3600, 2),
+                     "unet_core_hours": round(sum(r.get("seconds", 0.0) for r in mine) / 3600, 2),  # early ones: none
                      "generators": {name: {"models": len(s), "core_hours": round(sum(s) / 3600, 2),
                                            "minutes_each": [round(min(s) / 60, 1), round(max(s) / 60, 1)] if s
                                            else []}
