@@ -550,7 +550,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                              "and leaves a dark frame and pinned corners in the samples: docs/quality.md)")
     parser.add_argument("--critic", choices=CRITICS, default=None,
                         help="patch (default: the reference's Markovian critic) or content_layout (adds One-Shot "
-                             "GAN's content and layout branches at the coarsest scales; pending measurement: "
+                             "GAN's content and layout branches at the coarsest scales; not measured downstream: "
                              "docs/quality.md, 'Layouts')")
     parser.add_argument("--critic-scales", type=int, default=None,
                         help=f"how many coarsest scales get the content and layout branches and the "
@@ -558,7 +558,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--critic-augment", nargs="+", choices=AUGMENT_OPS, default=None, metavar="OP",
                         help=f"DiffAugment operations ({', '.join(AUGMENT_OPS)}) through which the critics of the "
                              "--critic-scales coarsest scales, of either --critic, see real and generated inputs "
-                             "alike (default: none; pending measurement: docs/quality.md, 'Layouts')")
+                             "alike (default: none; not measured downstream: docs/quality.md, 'Layouts')")
     parser.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="map these intensity percentiles to the range ends (default: min and max)")
     parser.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),

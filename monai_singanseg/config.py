@@ -180,18 +180,19 @@ class NetworkConfig:
             to the critic of the ``critic_scales`` coarsest scales, after One-Shot GAN (Sushko et al., CVPR 2021): a
             content branch that scores the critic's features averaged over the whole image (what is there, not
             where) and a layout branch that scores a one-channel map of them with a receptive field of about the
-            coarsest scale (where things are, not what they look like). An option pending measurement
+            coarsest scale (where things are, not what they look like). An option, not measured downstream
             (docs/quality.md, "Layouts").
         critic_scales: how many of the coarsest scales get the content and layout branches (with
-            ``critic="content_layout"``) and the ``critic_augment`` operations (with either critic). The layout is decided there: the coarsest scales are 25-42 pixels with the
-            defaults at any ``max_size``, so the branches judge the whole image, while finer scales add detail to a
-            layout already drawn.
+            ``critic="content_layout"``) and the ``critic_augment`` operations (with either critic). The layout is
+            decided there: the coarsest scales are 25-42 pixels with the defaults at any ``max_size``, so the
+            branches judge the whole image, while finer scales add detail to a layout already drawn.
         critic_augment: DiffAugment operations (:data:`AUGMENT_OPS`) through which the critics of the
             ``critic_scales`` coarsest scales see every input, real and generated alike (their own random draws per
             model; the generator's gradient flows through them). There a critic sees the one real image whole, and a
             whole-image branch (``critic="content_layout"``) can learn it by heart; One-Shot GAN augments its
-            critic's inputs for this reason. Empty (the default): none, the reference. An option pending
-            measurement (docs/quality.md, "Layouts").
+            critic's inputs for this reason. Empty (the default): none, the reference. With the content and layout
+            critic and ``("translation", "cutout")`` the nuclei crop's samples vary more at a higher foreground error;
+            an option, not measured downstream (docs/quality.md, "Layouts").
     """
 
     num_layers: int = 5

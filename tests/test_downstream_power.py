@@ -249,7 +249,8 @@ def test_the_report_measures_the_cost_of_the_runs_and_of_the_generators_they_use
     models = tmp_path / "models"
     used, other = models / "d_fast_192_abc", models / "d_fast_192_zzz"
     neighbour = models / "d_x_fast_192_abc"  # another task whose name starts with this one's, same settings
-    for folder in (used, other, neighbour):
+    unused = models / "d_fast_192_abc_padding-reflect"  # a recipe no record ran
+    for folder in (used, other, neighbour, unused):
         folder.mkdir(parents=True)
         shutil.copy(nuclei_model[1], folder / "a.pt")
     SinGANSegTrainer(tiny_config(), progress=False, stop_after=1).fit(

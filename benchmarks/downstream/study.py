@@ -704,11 +704,12 @@ def cost(records: list[dict], models: Path) -> list[dict]:
     rows = []
     for dataset in sorted({r["dataset"] for r in records}):
         mine = [r for r in records if r["dataset"] == dataset]
-        # the folders train_generators names for these records: "<dataset>_<schedule>_<size>_<digest>[<recipe>]"
-        stems = {f"{dataset}_{r['schedule']}_{r['max_size']}_{r['generator_settings']}" for r in mine
-                 if r.get("generator_settings") and "schedule" in r and "max_size" in r}
-        folders = sorted(f for f in models.iterdir() if f.is_dir() and any(
-            f.name == stem or f.name.startswith(stem + "_") for stem in stems))
+        # the folders train_generators names for these records: "<dataset>_<schedule>_<size>_<digest><recipe>"
+        names = {f"{dataset}_{r['schedule']}_{r['max_size']}_{r['generator_settings']}"
+                 f"{recipe_suffix(recipe_of(CONDITIONS.get(r['condition'])))}" for r in mine
+                 if r.get("generator_settings") and "schedule" in r and "max_size" in r
+                 and generator_kind(CONDITIONS.get(r["condition"])) == "singanseg"}
+        folders = sorted(f for f in models.iterdir() if f.is_dir() and f.name in names)
         seconds = {f.name: [s for s in map(generator_seconds, sorted(f.glob("*.pt"))) if s is not None]
                    for f in folders}
         rows.append({"dataset": dataset, "unet_runs": len(mine),
