@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 
 import torch
@@ -86,6 +87,13 @@ def measure(model: SinGANSeg, real: torch.Tensor, real_full: torch.Tensor, sampl
         "fg_error": float((fractions - float(foreground_fraction(real_fg)[0])).abs().mean()),
         "diversity": float(ms_ssim_diversity(samples[:, :n])),
     }
+
+
+def short_label(variant: str, index: int) -> str:
+    """A sample's title in the picture: the variant's values (``content_layout, translation+cutout 0``), short
+    enough for one line of a grid cell."""
+    text = ", ".join(item.split("=", 1)[-1] for item in variant.split(",")) if variant else "default"
+    return textwrap.shorten(f"{text} {index}", 40, placeholder="…")
 
 
 def table(records: list[dict]) -> str:
@@ -212,7 +220,7 @@ def main() -> None:
                            torch.cat([s[1] for s in shown.values()]), columns=4,
                            title=f"{data}, {args.max_size} px: start-scale-0 samples (seed {args.seeds[0]} models)",
                            intensity_range=(first.intensity.lower, first.intensity.upper),
-                           names=[f"{k} {i}" for k in shown for i in range(4)])
+                           names=[short_label(k, i) for k in shown for i in range(4)])
     if missing:
         print("missing models (train them first, see the docstring):", ", ".join(missing))
     write_results(records, suffix, (

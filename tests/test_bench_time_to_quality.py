@@ -103,6 +103,9 @@ def test_artifact_benchmark_measures_and_tabulates_a_model(two_models):
     assert samples.shape[2:] == larger.shape[2:] == model.shapes[-1]
     record = bench_artifacts.measure(model, real, pair.real.unsqueeze(0), samples)
     assert set(bench_artifacts.COLUMNS) <= set(record) and record["frame"] >= 0 and 0 < record["sharpness"]
+    # a sample's title in the picture: the variant's values, one line
+    label = bench_artifacts.short_label("network.critic=content_layout,network.critic_augment=translation+cutout", 0)
+    assert label == "content_layout, translation+cutout 0" and bench_artifacts.short_label("", 1) == "default 1"
     rows = [{"data": "nuclei", "max_size": 32, "variant": "zeros", "seed": s, **record} for s in (0, 1)]
     text = bench_artifacts.table(rows)
     assert "| zeros | 2 |" in text and f"{record['swd']:.3f} ± 0.000" in text
