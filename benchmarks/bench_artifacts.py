@@ -36,6 +36,7 @@ from bench_time_to_quality import SWD_OPTIONS, load_pair, model_path, save_json
 from machine import machine
 
 from monai_singanseg import SinGANSeg, load_training_pair
+from monai_singanseg.errors import SinGANSegInputError
 from monai_singanseg.metrics import (
     foreground,
     foreground_fraction,
@@ -133,7 +134,8 @@ def folder_records(folders: list[Path], pairs: Path, num: int) -> list[dict]:
     the variant is the folder's name, the seed column the model's.
 
     Raises:
-        SystemExit: before measuring anything, naming a folder without models or a model without its pair.
+        SystemExit: before measuring anything, naming a folder without models or a model without its pair; and
+            naming a model file that cannot be read, before anything is written.
     """
     models = {folder: sorted(folder.glob("*.pt")) for folder in folders}
     for folder, paths in models.items():
@@ -146,7 +148,10 @@ def folder_records(folders: list[Path], pairs: Path, num: int) -> list[dict]:
     records = []
     for folder, paths in models.items():
         for path in paths:
-            model = SinGANSeg.load(path)
+            try:  # a damaged or foreign file: one line naming it (nothing is written before all are measured)
+                model = SinGANSeg.load(path)
+            except SinGANSegInputError as err:
+                raise SystemExit(str(err)) from None
             if model.trained_scales < model.num_scales:
                 print(f"{path}: unfinished, skipped")
                 continue

@@ -199,3 +199,10 @@ def test_the_artifact_benchmark_refuses_a_folder_whose_pairs_are_missing_before_
         bench_artifacts.folder_records([models], tmp_path / "task", 2)
     with pytest.raises(SystemExit, match="no models"):
         bench_artifacts.folder_records([tmp_path / "task"], tmp_path / "task", 2)
+    # a damaged model file: one line naming it, nothing written
+    for part in ("images", "labels"):
+        (tmp_path / "task" / part).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "task" / part / "crop.png").write_bytes(b"")
+    (models / "crop.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="crop.pt"):
+        bench_artifacts.folder_records([models], tmp_path / "task", 2)

@@ -255,6 +255,7 @@ def test_the_report_measures_the_cost_of_the_runs_and_of_the_generators_they_use
         shutil.copy(nuclei_model[1], folder / "a.pt")
     SinGANSegTrainer(tiny_config(), progress=False, stop_after=1).fit(
         nuclei_pair.real, nuclei_pair.intensity, nuclei_pair.labels, used / "partial.pt")
+    (used / "damaged.pt").write_bytes(b"not a checkpoint")  # left out with one line, the report goes on
     logged = sum(e["seconds"] for e in read_checkpoint(nuclei_model[1])["training"]["log"])
     protocol = {"iterations": 10, "pool_size": 16, "pool_refresh": 0.1, "generator_settings": "abc",
                 "schedule": "fast", "max_size": 192}
